@@ -1,0 +1,319 @@
+//! Test harness: the real Debian rsyslogd with our built module, on loopback.
+//!
+//! A test makes a [`TestDir`], starts a [`Daemon`] in it with the body of the `cm` ruleset
+//! (usually one omcmsync action), sends syslog lines over TCP or UDP, and reads what the module
+//! wrote. The daemon runs with its own config, work directory and pid file, is stopped by PID,
+//! and is killed if a test panics.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The built module: `$OMCMSYNC_MODULE`, else the `libomcmsync.so` cargo built with this test
+/// (in `deps/`, beside the test binary; the copy one level up is only refreshed by `cargo build`).
+pub fn module_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("OMCMSYNC_MODULE") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().unwrap();
+    let so = exe.parent().unwrap().join("libomcmsync.so");
+    assert!(so.exists(), "module not built: {}", so.display());
+    so
+}
+
+pub fn rsyslogd() -> &'static str {
+    "/usr/sbin/rsyslogd"
+}
+
+/// A fresh directory for one test's config, work directory and outputs.
+pub struct TestDir {
+    dir: tempfile::TempDir,
+    starts: std::cell::Cell<u32>,
+}
+
+impl TestDir {
+    pub fn new() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("omcm-test-")
+            .tempdir()
+            .unwrap();
+        std::fs::create_dir(dir.path().join("work")).unwrap();
+        TestDir {
+            dir,
+            starts: std::cell::Cell::new(0),
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// `path(name)` as a string, for config text.
+    pub fn p(&self, name: &str) -> String {
+        self.path(name).display().to_string()
+    }
+}
+
+/// Ports for one daemon start.
+#[derive(Clone, Copy)]
+pub struct Ports {
+    pub tcp: u16,
+    pub udp: u16,
+}
+
+impl Ports {
+    pub fn free() -> Ports {
+        let tcp = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let udp = UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        Ports { tcp, udp }
+    }
+}
+
+/// A complete rsyslog config: TCP and UDP inputs bound to ruleset `cm`, our module and
+/// template, and `ruleset_body` as the ruleset's content. rsyslog's own messages stay in the
+/// default ruleset, so only what the test sends reaches the action.
+pub fn config(dir: &TestDir, ports: Ports, ruleset_body: &str) -> String {
+    format!(
+        r#"global(workDirectory="{work}")
+module(load="imtcp")
+module(load="imudp")
+input(type="imtcp" address="127.0.0.1" port="{tcp}" ruleset="cm")
+input(type="imudp" address="127.0.0.1" port="{udp}" ruleset="cm")
+module(load="{module}")
+include(file="{template}")
+ruleset(name="cm") {{
+{ruleset_body}
+}}
+"#,
+        work = dir.p("work"),
+        tcp = ports.tcp,
+        udp = ports.udp,
+        module = module_path().display(),
+        template = repo().join("rsyslog-conf/omcmsync-template.conf").display(),
+    )
+}
+
+/// The usual action: omcmsync with a trace file and the given extra parameters.
+pub fn action(dir: &TestDir, extra: &str) -> String {
+    format!(
+        r#"action(type="omcmsync" name="omcmsync" smgr.url="http://127.0.0.1:9"
+       trace.file="{}" {extra})"#,
+        dir.p("trace.json")
+    )
+}
+
+/// Result of `rsyslogd -N1`.
+pub struct Check {
+    pub ok: bool,
+    pub output: String,
+}
+
+/// Validates a config text with `rsyslogd -N1` (extra args such as `-M dir` appended).
+pub fn check_config(dir: &TestDir, text: &str, extra_args: &[&str]) -> Check {
+    let conf = dir.path("check.conf");
+    std::fs::write(&conf, text).unwrap();
+    let out = Command::new(rsyslogd())
+        .args(["-N1", "-f"])
+        .arg(&conf)
+        .args(extra_args)
+        .output()
+        .expect("run rsyslogd -N1");
+    Check {
+        ok: out.status.success(),
+        output: String::from_utf8_lossy(&out.stderr).into_owned()
+            + &String::from_utf8_lossy(&out.stdout),
+    }
+}
+
+/// A running rsyslogd.
+pub struct Daemon {
+    child: Option<Child>,
+    pub ports: Ports,
+    stderr_path: PathBuf,
+}
+
+impl Daemon {
+    /// Starts rsyslogd in the foreground with `ruleset_body`, and waits until it listens.
+    pub fn start(dir: &TestDir, ruleset_body: &str) -> Daemon {
+        let ports = Ports::free();
+        Daemon::start_config(dir, ports, &config(dir, ports, ruleset_body))
+    }
+
+    pub fn start_config(dir: &TestDir, ports: Ports, text: &str) -> Daemon {
+        Daemon::start_wrapped(dir, ports, text, &[])
+    }
+
+    /// Starts rsyslogd under `wrapper` (e.g. valgrind and its options).
+    pub fn start_wrapped(dir: &TestDir, ports: Ports, text: &str, wrapper: &[&str]) -> Daemon {
+        let n = dir.starts.get() + 1;
+        dir.starts.set(n);
+        let conf = dir.path(&format!("rsyslog-{n}.conf"));
+        std::fs::write(&conf, text).unwrap();
+        let stderr_path = dir.path(&format!("rsyslogd-{n}.stderr"));
+        let mut argv = wrapper.to_vec();
+        argv.push(rsyslogd());
+        let child = Command::new(argv[0])
+            .args(&argv[1..])
+            .args(["-n", "-f"])
+            .arg(&conf)
+            .arg("-i")
+            .arg(dir.path(&format!("rsyslogd-{n}.pid")))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr_path).unwrap())
+            .spawn()
+            .expect("start rsyslogd");
+        let mut d = Daemon {
+            child: Some(child),
+            ports,
+            stderr_path,
+        };
+        d.wait_listening();
+        d
+    }
+
+    fn wait_listening(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while TcpStream::connect(("127.0.0.1", self.ports.tcp)).is_err() {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("rsyslogd exited at start ({status}):\n{}", self.stderr());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "rsyslogd not listening:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().unwrap().id() as i32
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// Sends raw bytes over one TCP connection and closes it.
+    pub fn send_tcp_bytes(&self, bytes: &[u8]) {
+        let mut s = TcpStream::connect(("127.0.0.1", self.ports.tcp)).unwrap();
+        s.write_all(bytes).unwrap();
+    }
+
+    /// Sends each line (newline-framed) over one TCP connection.
+    pub fn send_tcp(&self, lines: &[String]) {
+        let mut buf = Vec::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
+        for l in lines {
+            buf.extend_from_slice(l.as_bytes());
+            buf.push(b'\n');
+        }
+        self.send_tcp_bytes(&buf);
+    }
+
+    /// Sends each line as one datagram, paced so that loopback does not drop any.
+    pub fn send_udp(&self, lines: &[String]) {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        for (i, l) in lines.iter().enumerate() {
+            s.send_to(l.as_bytes(), ("127.0.0.1", self.ports.udp))
+                .unwrap();
+            if i % 50 == 49 {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+    }
+
+    pub fn signal(&self, sig: i32) {
+        unsafe { libc::kill(self.pid(), sig) };
+    }
+
+    /// SIGTERM, then waits up to `timeout` for the exit; panics on a hang.
+    pub fn stop(mut self, timeout: Duration) -> ExitStatus {
+        self.signal(libc::SIGTERM);
+        self.wait_exit(timeout)
+    }
+
+    /// SIGKILL: the daemon gets no chance to clean up.
+    pub fn kill9(mut self) {
+        self.signal(libc::SIGKILL);
+        self.wait_exit(Duration::from_secs(10));
+    }
+
+    fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        let child = self.child.as_mut().unwrap();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                self.child = None;
+                return status;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "rsyslogd did not exit within {timeout:?}:\n{}",
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A syslog line as CM's rsyslog would forward it.
+pub fn syslog_line(host: &str, tag: &str, msg: &str) -> String {
+    format!("<13>Nov 25 10:15:02 {host} {tag}: {msg}")
+}
+
+/// Waits until `path` holds at least `n` lines, and returns them parsed as JSON.
+pub fn wait_json_lines(path: &Path, n: usize, timeout: Duration) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let lines = read_json_lines(path);
+        if lines.len() >= n {
+            return lines;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}: {} of {n} lines after {timeout:?}",
+            path.display(),
+            lines.len()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Every complete (newline-terminated) line of a JSON-lines file.
+pub fn read_json_lines(path: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+    complete
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON {l:?}: {e}")))
+        .collect()
+}

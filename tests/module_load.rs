@@ -1,0 +1,156 @@
+//! The built module against the real rsyslogd: what it exports, how it loads, and how
+//! `rsyslogd -N1` judges good and bad configurations.
+
+mod common;
+
+use common::*;
+
+fn action_with(params: &str) -> String {
+    format!(r#"action(type="omcmsync" name="omcmsync" {params})"#)
+}
+
+#[test]
+fn exports_only_mod_init() {
+    let out = std::process::Command::new("nm")
+        .args(["-D", "--defined-only"])
+        .arg(module_path())
+        .output()
+        .expect("nm (binutils)");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let functions: Vec<&str> = text
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let (_addr, kind, name) = (f.next()?, f.next()?, f.next()?);
+            matches!(kind, "T" | "W" | "i").then_some(name)
+        })
+        .collect();
+    assert_eq!(functions, ["modInit"], "{text}");
+}
+
+#[test]
+fn good_config_passes_check() {
+    let dir = TestDir::new();
+    let text = config(&dir, Ports::free(), &action(&dir, ""));
+    let check = check_config(&dir, &text, &[]);
+    assert!(check.ok, "{}", check.output);
+    assert!(
+        !dir.path("trace.json").exists(),
+        "-N1 must not create files"
+    );
+}
+
+#[test]
+fn loads_by_name_from_the_module_path() {
+    let dir = TestDir::new();
+    let moddir = dir.path("modules");
+    std::fs::create_dir(&moddir).unwrap();
+    std::os::unix::fs::symlink(module_path(), moddir.join("omcmsync.so")).unwrap();
+    let text = config(&dir, Ports::free(), &action(&dir, "")).replace(
+        &format!("module(load=\"{}\")", module_path().display()),
+        "module(load=\"omcmsync\")",
+    );
+    assert!(text.contains("module(load=\"omcmsync\")"));
+    let search = format!("{}:/usr/lib/x86_64-linux-gnu/rsyslog", moddir.display());
+    let check = check_config(&dir, &text, &["-M", &search]);
+    assert!(check.ok, "{}", check.output);
+}
+
+#[test]
+fn bad_values_fail_check_naming_parameter_value_and_fix() {
+    let cases = [
+        (
+            r#"smgr.url="ftp://smgr.example.net""#,
+            "smgr.url",
+            "ftp://smgr.example.net",
+            "https://",
+        ),
+        (
+            r#"smgr.url="smgr.example.net""#,
+            "smgr.url",
+            "smgr.example.net",
+            "https://",
+        ),
+        (
+            r#"smgr.url="https://""#,
+            "smgr.url",
+            "https://",
+            "with a host",
+        ),
+        (
+            r#"smgr.url="http://h" trace.file="relative.json""#,
+            "trace.file",
+            "relative.json",
+            "absolute",
+        ),
+        (
+            r#"smgr.url="http://h" template="""#,
+            "template",
+            "",
+            "template name",
+        ),
+    ];
+    for (params, param, value, fix) in cases {
+        let dir = TestDir::new();
+        let check = check_config(
+            &dir,
+            &config(&dir, Ports::free(), &action_with(params)),
+            &[],
+        );
+        assert!(!check.ok, "{params} accepted");
+        let expected = format!("parameter '{param}' has invalid value '{value}'");
+        assert!(
+            check.output.contains(&expected),
+            "{params}: {}",
+            check.output
+        );
+        assert!(check.output.contains(fix), "{params}: {}", check.output);
+    }
+}
+
+#[test]
+fn missing_url_fails_check() {
+    let dir = TestDir::new();
+    let check = check_config(&dir, &config(&dir, Ports::free(), &action_with("")), &[]);
+    assert!(!check.ok);
+    assert!(
+        check.output.contains("parameter 'smgr.url' is required"),
+        "{}",
+        check.output
+    );
+}
+
+#[test]
+fn typo_in_parameter_name_fails_check() {
+    let dir = TestDir::new();
+    let params = r#"smgr.url="http://h" trace.fiel="/tmp/x.json""#;
+    let check = check_config(
+        &dir,
+        &config(&dir, Ports::free(), &action_with(params)),
+        &[],
+    );
+    assert!(!check.ok, "{}", check.output);
+    assert!(
+        check.output.contains("parameter 'trace.fiel' not known"),
+        "{}",
+        check.output
+    );
+}
+
+#[test]
+fn undefined_template_fails_check() {
+    let dir = TestDir::new();
+    let params = r#"smgr.url="http://h" template="no_such_template""#;
+    let check = check_config(
+        &dir,
+        &config(&dir, Ports::free(), &action_with(params)),
+        &[],
+    );
+    assert!(!check.ok, "{}", check.output);
+    assert!(
+        check.output.contains("no_such_template"),
+        "{}",
+        check.output
+    );
+}
