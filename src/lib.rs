@@ -14,6 +14,7 @@
 //! Alongside: `config` (every parameter, validated in one place), `counters` (what happened,
 //! as atomics) and `logging` (rsyslog's error log inside the daemon, stderr elsewhere).
 
+pub mod classify;
 pub mod config;
 pub mod counters;
 pub mod line;

@@ -1,0 +1,268 @@
+//! Who made a change, from where, and when: read from the words around a command.
+//!
+//! `key=value` words anywhere in the message win (`login=`, `port=`, `src=`). Otherwise the up
+//! to four words right before the verb are read back to front: an IP address is the admin's
+//! client, a session type (SAT, SSH, TTI, ...) the session, a date and time CM's timestamp, a
+//! login-shaped word the login; a word with `:` (a syslog tag, an ecs record header) ends the
+//! look-back. Only command lines get here, so this may take a second pass.
+
+use std::net::IpAddr;
+
+use super::tokens::{Token, Tokens};
+use super::Reason;
+use crate::line::parse_sender;
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Context<'a> {
+    pub login: Option<&'a str>,
+    pub session: Option<&'a str>,
+    pub client_ip: Option<IpAddr>,
+    pub cm_time: Option<&'a str>,
+}
+
+const SESSION_TYPES: &[&str] = &[
+    "sat", "ssh", "tti", "psa", "telnet", "web", "asa", "ossi", "ossis", "sftp", "https", "http",
+    "console", "cli",
+];
+
+const LOGIN_KEYS: &[&str] = &["login", "user", "usr", "username", "admin"];
+const SESSION_KEYS: &[&str] = &["port", "session", "sess"];
+const CLIENT_KEYS: &[&str] = &[
+    "src",
+    "ip",
+    "client",
+    "from",
+    "addr",
+    "srcip",
+    "client_ip",
+    "remote",
+];
+const COMMAND_KEYS: &[&str] = &["cmd", "command"];
+
+/// Reads the context of the command whose verb starts at byte `verb_start`.
+pub fn around(message: &[u8], verb_start: usize) -> Result<Context<'_>, Reason> {
+    let mut ctx = Context::default();
+    let mut before: [Option<Token>; 4] = [None; 4];
+    let mut first_words: [Option<Token>; 2] = [None; 2];
+    for (i, word) in Tokens::new(message).enumerate() {
+        if i < 2 {
+            first_words[i] = Some(word);
+        }
+        if let Some((key, value)) = word.key_value() {
+            key_value(&mut ctx, key, value);
+        } else if word.start < verb_start {
+            before.rotate_right(1);
+            before[0] = Some(word);
+        }
+    }
+    ctx.cm_time = first_words.iter().flatten().find_map(|w| ecs_time(w.text));
+    look_back(&mut ctx, before.iter().flatten().copied(), message)?;
+    Ok(ctx)
+}
+
+fn key_value<'a>(ctx: &mut Context<'a>, key: &[u8], value: &'a [u8]) {
+    let is = |keys: &[&str]| keys.iter().any(|k| k.as_bytes().eq_ignore_ascii_case(key));
+    if is(LOGIN_KEYS) && is_login(value) {
+        ctx.login = ctx.login.or(ascii(value));
+    } else if is(SESSION_KEYS) && !value.is_empty() && value.len() <= 32 {
+        ctx.session = ctx.session.or(ascii(value));
+    } else if is(CLIENT_KEYS) {
+        ctx.client_ip = ctx.client_ip.or_else(|| ip(value));
+    }
+}
+
+fn look_back<'a>(
+    ctx: &mut Context<'a>,
+    words: impl Iterator<Item = Token<'a>>,
+    message: &'a [u8],
+) -> Result<(), Reason> {
+    let mut time: Option<Token> = None;
+    for word in words {
+        let text = word.text;
+        if let Some(addr) = ip(text) {
+            ctx.client_ip = ctx.client_ip.or(Some(addr));
+        } else if SESSION_TYPES
+            .iter()
+            .any(|s| s.as_bytes().eq_ignore_ascii_case(text))
+        {
+            ctx.session = ctx.session.or(ascii(text));
+        } else if is_clock(text) {
+            time = Some(word);
+        } else if is_date(text) {
+            if let Some(t) = time {
+                ctx.cm_time = ctx
+                    .cm_time
+                    .or(ascii(&message[word.start..t.start + t.text.len()]));
+            }
+            break;
+        } else if is_login(text) {
+            if ctx.login.is_none() {
+                ctx.login = Some(std::str::from_utf8(text).map_err(|_| Reason::NotUtf8)?);
+            }
+        } else {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// `tti-m`, `psa-a`, ...: CM's pseudo-logins for phone-side station moves.
+pub fn is_station_login(word: &[u8]) -> bool {
+    word.len() >= 5
+        && word.len() <= 16
+        && (word[..4].eq_ignore_ascii_case(b"tti-") || word[..4].eq_ignore_ascii_case(b"psa-"))
+}
+
+/// A word that marks an admin record: `cmd=...`, `login=...`, an ecs `...:cmdhist` header.
+pub fn is_admin_key(word: &[u8]) -> bool {
+    let key = word.split(|&b| b == b'=').next().unwrap_or(word);
+    let is = |keys: &[&str]| keys.iter().any(|k| k.as_bytes().eq_ignore_ascii_case(key));
+    (word.contains(&b'=') && (is(COMMAND_KEYS) || is(LOGIN_KEYS)))
+        || word.windows(7).any(|w| w.eq_ignore_ascii_case(b"cmdhist"))
+}
+
+/// An object id: a letter or digit, then letters, digits or `._+*/-`; at most 32 bytes.
+pub fn is_id(word: &[u8]) -> bool {
+    !word.is_empty()
+        && word.len() <= 32
+        && word[0].is_ascii_alphanumeric()
+        && word
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"._+*/-".contains(b))
+}
+
+/// A station extension: digits, possibly with dots; at most 16 bytes.
+pub fn is_extension(word: &[u8]) -> bool {
+    !word.is_empty()
+        && word.len() <= 16
+        && word[0].is_ascii_digit()
+        && word.iter().all(|b| b.is_ascii_digit() || *b == b'.')
+}
+
+fn is_login(word: &[u8]) -> bool {
+    !word.is_empty()
+        && word.len() <= 32
+        && word[0].is_ascii_alphabetic()
+        && word
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(b))
+}
+
+/// `10:15` or `10:15:02`.
+fn is_clock(w: &[u8]) -> bool {
+    matches!(w.len(), 5 | 8)
+        && w.iter().enumerate().all(|(i, b)| {
+            if i % 3 == 2 {
+                *b == b':'
+            } else {
+                b.is_ascii_digit()
+            }
+        })
+}
+
+/// `11/25` (CM's history: month/day).
+fn is_date(w: &[u8]) -> bool {
+    w.len() == 5
+        && w[2] == b'/'
+        && w.iter()
+            .enumerate()
+            .all(|(i, b)| i == 2 || b.is_ascii_digit())
+}
+
+/// The `YYYYMMDD:HHMMSSmmm` that starts an ecs record.
+fn ecs_time(word: &[u8]) -> Option<&str> {
+    let t = word.get(..18)?;
+    let ok = t[8] == b':'
+        && t.iter()
+            .enumerate()
+            .all(|(i, b)| i == 8 || b.is_ascii_digit());
+    ok.then(|| ascii(t)).flatten()
+}
+
+fn ip(word: &[u8]) -> Option<IpAddr> {
+    if word.len() < 2
+        || word.len() > 45
+        || !word
+            .iter()
+            .all(|b| b.is_ascii_hexdigit() || b".:".contains(b))
+    {
+        return None;
+    }
+    parse_sender(std::str::from_utf8(word).ok()?)
+}
+
+fn ascii(b: &[u8]) -> Option<&str> {
+    std::str::from_utf8(b).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx_of(message: &str, verb: &str) -> Context<'static> {
+        let message: &'static str = Box::leak(message.to_owned().into_boxed_str());
+        around(message.as_bytes(), message.find(verb).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn ecs_record() {
+        let c = ctx_of(
+            "20261125:101502123:4711:cmdhist(2301):MED:[dadmin SAT 10.1.2.3 change station 1001]",
+            "change",
+        );
+        assert_eq!(c.login, Some("dadmin"));
+        assert_eq!(c.session, Some("SAT"));
+        assert_eq!(c.client_ip, Some("10.1.2.3".parse().unwrap()));
+        assert_eq!(c.cm_time, Some("20261125:101502123"));
+    }
+
+    #[test]
+    fn history_columns() {
+        let c = ctx_of("11/25 10:15 SAT dadmin chan station 1001", "chan");
+        assert_eq!(
+            (c.login, c.session, c.cm_time),
+            (Some("dadmin"), Some("SAT"), Some("11/25 10:15"))
+        );
+    }
+
+    #[test]
+    fn key_values_with_ipv6_and_mapped_addresses() {
+        let c = ctx_of(
+            r#"login=dadmin port=ssh src=2001:db8::7 cmd="change station 1001""#,
+            "change",
+        );
+        assert_eq!((c.login, c.session), (Some("dadmin"), Some("ssh")));
+        assert_eq!(c.client_ip, Some("2001:db8::7".parse().unwrap()));
+        let c = ctx_of("user=x src=::ffff:10.9.8.7 cmd=change station 1", "change");
+        assert_eq!(c.client_ip, Some("10.9.8.7".parse().unwrap()));
+    }
+
+    #[test]
+    fn tag_stops_the_look_back() {
+        let c = ctx_of("cmdhist: change station 1001", "change");
+        assert_eq!(c, Context::default());
+        let c = ctx_of(
+            "<13>Nov 25 10:15:02 cm-east cmdhist: change station 1001",
+            "change",
+        );
+        assert_eq!(c.login, None);
+    }
+
+    #[test]
+    fn word_shapes() {
+        assert!(
+            is_station_login(b"TTI-M") && is_station_login(b"psa-a") && !is_station_login(b"tti-")
+        );
+        assert!(
+            is_id(b"1001") && is_id(b"01A05") && is_id(b"1.2.3") && !is_id(b"-1") && !is_id(b"")
+        );
+        assert!(is_extension(b"2002") && !is_extension(b"a2"));
+        assert!(is_admin_key(b"cmd=") && is_admin_key(b"login=x") && is_admin_key(b"4711:CMDHIST"));
+        assert!(!is_admin_key(b"board=PROCR"));
+        assert_eq!(
+            ecs_time(b"20261125:101502123:4711:x"),
+            Some("20261125:101502123")
+        );
+        assert_eq!(ecs_time(b"2026112:101502123"), None);
+    }
+}

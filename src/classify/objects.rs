@@ -1,0 +1,377 @@
+//! The CM object types the classifier knows: one data table (`objects.json`, compiled in),
+//! extendable by an operator's rule file in the same format without recompiling.
+//!
+//! Each entry is a SAT object name of one or more words (`station`, `coverage path`,
+//! `system-parameters *` where `*` is any one word), optional aliases, whether the command names
+//! an id, and whether a change needs an element-level (full) resync. SAT lets every word be
+//! abbreviated to a unique prefix, and CM's history log cuts the object to 12 characters, so
+//! every word matches by prefix (at least two characters, or the whole word).
+
+use serde_json::Value;
+
+const BUILTIN: &str = include_str!("objects.json");
+
+/// Whether a command on this object names an id (its first qualifier word).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdRule {
+    /// `change station 1001`: without an id the line is incomplete.
+    Required,
+    /// `change cos [n]`: without an id, resync the whole type.
+    Optional,
+    /// A single object per element (`abbreviated-dialing system`): always a type-level resync.
+    None,
+}
+
+/// What a change to this object asks SMGR to resync.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// The object itself (or its type, see [`IdRule`]).
+    Object,
+    /// The whole element: incremental sync does not cover it.
+    Element,
+}
+
+/// One entry of the table, as written in `objects.json` or a rule file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectRule {
+    /// SAT spelling, words separated by spaces (`*` = any one word).
+    pub name: String,
+    pub aliases: Vec<String>,
+    pub id: IdRule,
+    pub scope: Scope,
+}
+
+impl ObjectRule {
+    /// The type name used in resync requests: the words joined by `-`, wildcards dropped.
+    pub fn type_name(&self) -> String {
+        self.name
+            .split_whitespace()
+            .filter(|w| *w != "*")
+            .collect::<Vec<_>>()
+            .join("-")
+    }
+}
+
+/// Parses a table in the `objects.json` format: `{"objects":[{"name":..., "aliases":[...],
+/// "id":"required|optional|none", "scope":"object|element"}]}`.
+pub fn parse_rules(json: &str) -> Result<Vec<ObjectRule>, String> {
+    let doc: Value = serde_json::from_str(json).map_err(|e| format!("not valid JSON: {e}"))?;
+    let list = doc
+        .get("objects")
+        .and_then(Value::as_array)
+        .ok_or("expected {\"objects\": [...]} at the top level")?;
+    list.iter()
+        .enumerate()
+        .map(|(i, v)| parse_rule(v).map_err(|e| format!("objects[{i}]: {e}")))
+        .collect()
+}
+
+fn parse_rule(v: &Value) -> Result<ObjectRule, String> {
+    let name = v
+        .get("name")
+        .and_then(Value::as_str)
+        .ok_or("\"name\" (a string) is required")?;
+    let valid_words = |s: &str| {
+        let words: Vec<&str> = s.split_whitespace().collect();
+        !words.is_empty()
+            && words[0] != "*"
+            && words
+                .iter()
+                .all(|w| *w == "*" || w.bytes().all(|b| b.is_ascii_graphic()))
+            && words[0].as_bytes()[0].is_ascii_alphabetic()
+    };
+    if !valid_words(name) {
+        return Err(format!(
+            "name '{name}': words of printable ASCII, the first starting with a letter"
+        ));
+    }
+    let aliases = match v.get("aliases") {
+        None => Vec::new(),
+        Some(a) => a
+            .as_array()
+            .ok_or("\"aliases\" must be a list of strings")?
+            .iter()
+            .map(|s| match s.as_str() {
+                Some(s) if valid_words(s) => Ok(s.to_owned()),
+                _ => Err(format!(
+                    "alias {s}: a string of words starting with a letter"
+                )),
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    let id = match v.get("id").map(|s| s.as_str()) {
+        None | Some(Some("required")) => IdRule::Required,
+        Some(Some("optional")) => IdRule::Optional,
+        Some(Some("none")) => IdRule::None,
+        Some(other) => {
+            return Err(format!(
+                "\"id\" {other:?}: expected \"required\", \"optional\" or \"none\""
+            ))
+        }
+    };
+    let scope = match v.get("scope").map(|s| s.as_str()) {
+        None | Some(Some("object")) => Scope::Object,
+        Some(Some("element")) => Scope::Element,
+        Some(other) => {
+            return Err(format!(
+                "\"scope\" {other:?}: expected \"object\" or \"element\""
+            ))
+        }
+    };
+    Ok(ObjectRule {
+        name: name.to_owned(),
+        aliases,
+        id,
+        scope,
+    })
+}
+
+/// One object type of the table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectType {
+    pub type_name: String,
+    pub id: IdRule,
+    pub scope: Scope,
+}
+
+/// One way of writing an object (its name or an alias), lower-cased words.
+struct Spelling {
+    words: Vec<Box<[u8]>>,
+    object: usize,
+}
+
+/// The object table, indexed by the first letter of each spelling.
+pub struct ObjectTable {
+    types: Vec<ObjectType>,
+    spellings: Vec<Spelling>,
+    by_letter: [Vec<usize>; 26],
+}
+
+/// What the words after a verb name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resolution {
+    /// Object type index and how many words its name took.
+    Found {
+        object: usize,
+        words: usize,
+    },
+    /// A prefix of several objects.
+    Ambiguous,
+    Unknown,
+}
+
+impl ObjectTable {
+    /// The built-in table.
+    pub fn builtin() -> Self {
+        Self::with_rules(&[])
+    }
+
+    /// The built-in table plus `extra`; an extra entry with a built-in type name replaces it.
+    pub fn with_rules(extra: &[ObjectRule]) -> Self {
+        let mut rules = parse_rules(BUILTIN).expect("built-in objects.json is valid");
+        for rule in extra {
+            let name = rule.type_name();
+            match rules.iter_mut().find(|r| r.type_name() == name) {
+                Some(existing) => *existing = rule.clone(),
+                None => rules.push(rule.clone()),
+            }
+        }
+        let mut table = ObjectTable {
+            types: Vec::new(),
+            spellings: Vec::new(),
+            by_letter: Default::default(),
+        };
+        for (object, rule) in rules.iter().enumerate() {
+            table.types.push(ObjectType {
+                type_name: rule.type_name(),
+                id: rule.id,
+                scope: rule.scope,
+            });
+            for spelling in std::iter::once(&rule.name).chain(&rule.aliases) {
+                let words: Vec<Box<[u8]>> = spelling
+                    .split_whitespace()
+                    .map(|w| w.to_ascii_lowercase().into_bytes().into())
+                    .collect();
+                let letter = (words[0][0] - b'a') as usize;
+                table.by_letter[letter].push(table.spellings.len());
+                table.spellings.push(Spelling { words, object });
+            }
+        }
+        table
+    }
+
+    pub fn get(&self, object: usize) -> &ObjectType {
+        &self.types[object]
+    }
+
+    pub fn len(&self) -> usize {
+        self.types.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.types.is_empty()
+    }
+
+    /// Resolves the word(s) after a verb: `first` and, for multi-word objects, `second`.
+    pub fn resolve(&self, first: &[u8], second: Option<&[u8]>) -> Resolution {
+        let Some(letter) = first.first().filter(|b| b.is_ascii_alphabetic()) else {
+            return Resolution::Unknown;
+        };
+        // (object, words taken, first word exact)
+        let mut best: Option<(usize, usize, bool)> = None;
+        let mut ambiguous = false;
+        for &s in &self.by_letter[(letter.to_ascii_lowercase() - b'a') as usize] {
+            let spelling = &self.spellings[s];
+            let Some(exact) = word_match(&spelling.words[0], first) else {
+                continue;
+            };
+            let words = match spelling.words.get(1).map(|w| &**w) {
+                None => 1,
+                Some(b"*") => 1 + usize::from(second.is_some_and(is_word)),
+                Some(w) => match second.and_then(|t| word_match(w, t)) {
+                    Some(_) => 2,
+                    None => continue,
+                },
+            };
+            let candidate = (spelling.object, words, exact);
+            match best {
+                None => best = Some(candidate),
+                Some(b) if (exact, words) > (b.2, b.1) => {
+                    (best, ambiguous) = (Some(candidate), false)
+                }
+                Some(b) if (exact, words) == (b.2, b.1) && b.0 != spelling.object => {
+                    ambiguous = true
+                }
+                Some(_) => {}
+            }
+        }
+        match best {
+            _ if ambiguous => Resolution::Ambiguous,
+            Some((object, words, _)) => Resolution::Found { object, words },
+            None => Resolution::Unknown,
+        }
+    }
+}
+
+/// `Some(exact)` when `token` abbreviates `word` (a prefix of 2+ characters, or all of it).
+fn word_match(word: &[u8], token: &[u8]) -> Option<bool> {
+    let ok = token.len() <= word.len()
+        && (token.len() >= 2 || token.len() == word.len())
+        && word[..token.len()].eq_ignore_ascii_case(token);
+    ok.then_some(token.len() == word.len())
+}
+
+fn is_word(token: &[u8]) -> bool {
+    token.first().is_some_and(u8::is_ascii_alphabetic)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(t: &ObjectTable, first: &str, second: Option<&str>) -> Option<(String, usize)> {
+        match t.resolve(first.as_bytes(), second.map(str::as_bytes)) {
+            Resolution::Found { object, words } => Some((t.get(object).type_name.clone(), words)),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn resolves_names_prefixes_and_multi_word_objects() {
+        let t = ObjectTable::builtin();
+        let cases: &[(&str, Option<&str>, &str, usize)] = &[
+            ("station", Some("1001"), "station", 1),
+            ("STA", Some("1001"), "station", 1),
+            ("st", None, "station", 1),
+            ("agent-loginID", Some("5000"), "agent-loginID", 1),
+            ("agent", Some("5000"), "agent-loginID", 1),
+            ("hunt", Some("1"), "hunt-group", 1),
+            ("coverage", Some("path"), "coverage-path", 2),
+            ("cov", Some("pa"), "coverage-path", 2),
+            ("coverage-path", Some("5"), "coverage-path", 1),
+            (
+                "abbreviated-dialing",
+                Some("personal"),
+                "abbreviated-dialing-personal",
+                2,
+            ),
+            ("abbreviated-", Some("sys"), "abbreviated-dialing-system", 2),
+            (
+                "off-pbx-tele",
+                Some("station-mapping"),
+                "off-pbx-telephone-station-mapping",
+                2,
+            ),
+            ("ars", Some("analysis"), "ars-analysis", 2),
+            ("aar", Some("an"), "aar-analysis", 2),
+            ("system-param", Some("features"), "system-parameters", 2),
+            ("sys", Some("feat"), "system-parameters", 2),
+            ("dialplan", Some("analysis"), "dialplan", 2),
+            ("dial-plan", None, "dialplan", 1),
+            ("cabinet", Some("1"), "cabinet", 1),
+            ("board", Some("01A05"), "board", 1),
+            ("cor", Some("1"), "cor", 1),
+            ("cos", None, "cos", 1),
+            ("vdn", Some("5000"), "vdn", 1),
+            ("vec", Some("1"), "vector", 1),
+            ("terminating-", Some("1"), "terminating-extension-group", 1),
+            ("ip-network-r", Some("1"), "ip-network-region", 1),
+            ("public-unkno", Some("4"), "public-unknown-numbering", 1),
+            ("uniform-dialplan", Some("0"), "uniform-dialplan", 1),
+        ];
+        for (first, second, want, words) in cases {
+            assert_eq!(
+                name(&t, first, *second),
+                Some((want.to_string(), *words)),
+                "{first} {second:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn ambiguous_and_unknown() {
+        let t = ObjectTable::builtin();
+        assert_eq!(t.resolve(b"co", Some(b"1")), Resolution::Ambiguous);
+        assert_eq!(t.resolve(b"s", Some(b"1")), Resolution::Unknown);
+        assert_eq!(t.resolve(b"history", None), Resolution::Unknown);
+        assert_eq!(t.resolve(b"1001", None), Resolution::Unknown);
+        assert_eq!(t.resolve(b"ars", Some(b"9")), Resolution::Unknown);
+        assert_eq!(t.resolve(b"", None), Resolution::Unknown);
+    }
+
+    #[test]
+    fn rule_file_adds_and_replaces() {
+        let rules = parse_rules(
+            r#"{"objects":[{"name":"vrt","id":"optional"},{"name":"station","scope":"element"},
+                {"name":"best-service-routing"}]}"#,
+        )
+        .unwrap();
+        let t = ObjectTable::with_rules(&rules);
+        assert_eq!(t.len(), ObjectTable::builtin().len() + 2);
+        let Resolution::Found { object, .. } = t.resolve(b"station", None) else {
+            panic!()
+        };
+        assert_eq!(t.get(object).scope, Scope::Element);
+        assert!(matches!(
+            t.resolve(b"vrt", Some(b"1")),
+            Resolution::Found { .. }
+        ));
+        assert!(matches!(t.resolve(b"best", None), Resolution::Found { .. }));
+    }
+
+    #[test]
+    fn bad_rule_files_say_what_is_wrong() {
+        for (json, says) in [
+            ("not json", "not valid JSON"),
+            ("{}", "objects"),
+            (r#"{"objects":[{"aliases":[]}]}"#, "objects[0]: \"name\""),
+            (r#"{"objects":[{"name":"x","id":"maybe"}]}"#, "\"id\""),
+            (r#"{"objects":[{"name":"x","scope":"all"}]}"#, "\"scope\""),
+            (r#"{"objects":[{"name":"1x"}]}"#, "starting with a letter"),
+            (r#"{"objects":[{"name":"x","aliases":[1]}]}"#, "alias"),
+        ] {
+            let e = parse_rules(json).unwrap_err();
+            assert!(e.contains(says), "{json}: {e}");
+        }
+    }
+}

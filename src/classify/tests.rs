@@ -1,0 +1,315 @@
+//! Table-driven tests: every shape of ../shared/spec/cm-notify-events.md §2, every rule of §3,
+//! the negative samples, IPv6.
+
+use super::*;
+
+/// A verdict in short form: `"change station 1001"`, `"type station add next"`,
+/// `"element system-parameters"`, `"range station 1010+5"`, or `"ignored <reason>"`.
+fn short(c: &Classifier, line: &str) -> String {
+    match c.classify(line.as_bytes()) {
+        Verdict::Ignored(r) => format!("ignored {}", r.as_str()),
+        Verdict::Event(e) => {
+            let t = &e.object.type_name;
+            match e.target {
+                Target::Object(id) => format!("{} {t} {id}", e.verb.as_str()),
+                Target::Range {
+                    start,
+                    count,
+                    width,
+                } => format!("range {t} {start:0width$}+{count}"),
+                Target::Type(r) => format!("type {t} {}", r.as_str()),
+                Target::Element => format!("element {t}"),
+            }
+        }
+    }
+}
+
+fn check(cases: &[(&str, &str)]) {
+    let c = Classifier::default();
+    for (line, want) in cases {
+        assert_eq!(short(&c, line), *want, "line: {line}");
+    }
+}
+
+#[test]
+fn the_five_shapes_of_the_spec() {
+    check(&[
+        ("change station 1001", "change station 1001"),
+        (
+            "20261125:101502123:4711:cmdhist(2301):MED:[dadmin SAT 10.1.2.3 change station 1001]",
+            "change station 1001",
+        ),
+        (
+            "11/25 10:15 SAT dadmin chan station 1001",
+            "change station 1001",
+        ),
+        (
+            r#"login=dadmin port=ssh src=2001:db8::7 cmd="change station 1001""#,
+            "change station 1001",
+        ),
+        (
+            "11/25 10:16 TTI tti-m chan station 2002",
+            "change station 2002",
+        ),
+        (
+            "11/25 10:16 PSA psa-a ext 2003 station 2003",
+            "change station 2003",
+        ),
+    ]);
+}
+
+#[test]
+fn tolerant_of_case_whitespace_headers_and_escapes() {
+    check(&[
+        ("CHANGE STATION 1001", "change station 1001"),
+        ("  Change \t Station\t\t1001  ", "change station 1001"),
+        ("cmdhist: cha sta 1001", "change station 1001"),
+        (
+            "<13>Nov 25 10:15:02 cm-east cmdhist: change station 1001",
+            "change station 1001",
+        ),
+        (
+            "<13>1 2026-11-25T10:15:02Z cm-east cmdhist 4711 - - change station 1001",
+            "change station 1001",
+        ),
+        ("change#011station#0111001", "change station 1001"),
+        ("cmd=change station 1001", "change station 1001"),
+        (
+            "MED:[dadmin SAT ::1 change station 1001]",
+            "change station 1001",
+        ),
+        (
+            "x: {\"cmd\":\"remove station 1001\"}",
+            "remove station 1001",
+        ),
+    ]);
+}
+
+#[test]
+fn verbs_and_abbreviations() {
+    check(&[
+        ("add station 1001", "add station 1001"),
+        ("ad sta 1001", "add station 1001"),
+        ("ch station 1001", "change station 1001"),
+        ("chan station 1001", "change station 1001"),
+        ("remove station 1001", "remove station 1001"),
+        ("rem station 1001", "remove station 1001"),
+        ("remo station 1001", "remove station 1001"),
+        ("delete station 1001", "delete station 1001"),
+        ("re station 1001", "ignored noise"),
+        ("display station 1001", "ignored read_only_verb"),
+        ("list station", "ignored read_only_verb"),
+        ("status station 1001", "ignored read_only_verb"),
+        ("monitor traffic", "ignored noise"),
+        ("11/25 10:14 SAT dadmin login", "ignored login_logoff"),
+        ("11/25 10:20 SAT dadmin logoff", "ignored login_logoff"),
+    ]);
+}
+
+#[test]
+fn objects_of_the_minimum_set() {
+    check(&[
+        ("change agent-loginID 5000", "change agent-loginID 5000"),
+        ("change hunt-group 12", "change hunt-group 12"),
+        ("change vdn 5001", "change vdn 5001"),
+        ("change vector 7", "change vector 7"),
+        ("change coverage path 3", "change coverage-path 3"),
+        ("cha cov pa 3", "change coverage-path 3"),
+        ("change announcement 3000", "change announcement 3000"),
+        ("change trunk-group 5", "change trunk-group 5"),
+        ("change signaling-group 5", "change signaling-group 5"),
+        ("change pickup-group 2", "change pickup-group 2"),
+        ("change intercom-group 2", "change intercom-group 2"),
+        (
+            "change terminating-extension-group 4",
+            "change terminating-extension-group 4",
+        ),
+        (
+            "change abbreviated-dialing personal 1001 1",
+            "change abbreviated-dialing-personal 1001",
+        ),
+        (
+            "change abbreviated-dialing group 3",
+            "change abbreviated-dialing-group 3",
+        ),
+        (
+            "change abbreviated-dialing system",
+            "type abbreviated-dialing-system no id",
+        ),
+        (
+            "change abbreviated-dialing enhanced",
+            "type abbreviated-dialing-enhanced no id",
+        ),
+        ("change cor 10", "change cor 10"),
+        ("change cos", "type cos no id"),
+        ("change data-module 3001", "change data-module 3001"),
+        (
+            "change off-pbx-telephone station-mapping 1001",
+            "change off-pbx-telephone-station-mapping 1001",
+        ),
+        ("change route-pattern 20", "change route-pattern 20"),
+        ("change ip-network-region 1", "change ip-network-region 1"),
+        ("change uniform-dialplan 0", "change uniform-dialplan 0"),
+        ("change ars analysis 9", "change ars-analysis 9"),
+        ("change aar analysis 2", "change aar-analysis 2"),
+        (
+            "change public-unknown-numbering 4",
+            "change public-unknown-numbering 4",
+        ),
+        ("change private-numbering 4", "change private-numbering 4"),
+        // history: object cut to 12 characters, further words in the qualifier
+        (
+            "11/25 10:15 SAT dadmin chan off-pbx-tele station-mapping 1001",
+            "change off-pbx-telephone-station-mapping 1001",
+        ),
+        (
+            "11/25 10:15 SAT dadmin chan agent-loginI 5000",
+            "change agent-loginID 5000",
+        ),
+    ]);
+}
+
+#[test]
+fn full_sync_objects_ask_for_the_element() {
+    check(&[
+        (
+            "change system-parameters features",
+            "element system-parameters",
+        ),
+        ("cha sys feat", "element system-parameters"),
+        ("change dialplan analysis", "element dialplan"),
+        ("add cabinet 2", "element cabinet"),
+        ("remove board 01A05", "element board"),
+        ("change system-parameters", "element system-parameters"),
+    ]);
+}
+
+#[test]
+fn qualifiers_next_and_duplicate() {
+    check(&[
+        ("add station next", "type station add next"),
+        ("add station NEXT", "type station add next"),
+        (
+            "duplicate station 1001 start 1010 count 5",
+            "range station 1010+5",
+        ),
+        ("dup sta 1001 st 0100 co 3", "range station 0100+3"),
+        (
+            "duplicate station 1001 count 5 start 1010",
+            "range station 1010+5",
+        ),
+        (
+            "duplicate station 1001",
+            "type station duplicate without start/count",
+        ),
+        (
+            "duplicate station 1001 start 1010 count 500",
+            "type station duplicate count over limit",
+        ),
+        (
+            "duplicate station 1001 start x count 5",
+            "type station duplicate without start/count",
+        ),
+        (
+            "duplicate station 1001 start 1010 count 0",
+            "type station duplicate without start/count",
+        ),
+    ]);
+}
+
+#[test]
+fn negative_samples() {
+    check(&[
+        (
+            "IPEVT IPT_REG board=PROCR ip=10.1.1.50 port=1719 ext=1001",
+            "ignored noise",
+        ),
+        (
+            "DENYEVT event=1234 d1=0 d2=0 ip=2001:db8::9",
+            "ignored noise",
+        ),
+        ("", "ignored noise"),
+        ("change", "ignored incomplete"),
+        ("change station", "ignored incomplete"),
+        ("change sta", "ignored incomplete"),
+        ("change widget 12", "ignored unknown_object"),
+        ("change co 1", "ignored unknown_object"),
+        ("cmdhist: something we cannot read", "ignored unclassified"),
+        ("login=dadmin cmd=\"\"", "ignored unclassified"),
+        ("tti-m merge", "ignored unclassified"),
+        ("the address was changed", "ignored noise"),
+    ]);
+}
+
+#[test]
+fn login_session_client_and_time_are_extracted() {
+    let c = Classifier::default();
+    let line =
+        "20261125:101502123:4711:cmdhist(2301):MED:[dadmin SAT 2001:db8::7 change station 1001]";
+    let Verdict::Event(e) = c.classify(line.as_bytes()) else {
+        panic!()
+    };
+    assert_eq!(e.login, Some("dadmin"));
+    assert_eq!(e.session, Some("SAT"));
+    assert_eq!(e.client_ip, Some("2001:db8::7".parse().unwrap()));
+    assert_eq!(e.cm_time, Some("20261125:101502123"));
+
+    let Verdict::Event(e) = c.classify(b"11/25 10:16 TTI tti-m chan station 2002") else {
+        panic!()
+    };
+    assert_eq!(
+        (e.login, e.session, e.verb),
+        (Some("tti-m"), Some("TTI"), Verb::Change)
+    );
+
+    let Verdict::Event(e) = c.classify(b"11/25 10:16 PSA psa-d 2004") else {
+        panic!()
+    };
+    assert_eq!((e.login, e.target), (Some("psa-d"), Target::Object("2004")));
+
+    let Verdict::Event(e) = c.classify(b"[x SSH ::ffff:10.1.2.3 add station 1]") else {
+        panic!()
+    };
+    assert_eq!(e.client_ip, Some("10.1.2.3".parse().unwrap()));
+}
+
+#[test]
+fn limits_and_encoding() {
+    let c = Classifier::new(
+        ObjectTable::builtin(),
+        Limits {
+            max_line: 64,
+            max_duplicate: 2,
+        },
+    );
+    let long = format!("change station 1001 {}", "x".repeat(64));
+    assert_eq!(short(&c, &long), "ignored too_long");
+    assert_eq!(
+        short(&c, "duplicate station 1 start 5 count 3"),
+        "type station duplicate count over limit"
+    );
+    let d = Classifier::default();
+    assert_eq!(
+        d.classify(b"change station 10\xff01"),
+        Verdict::Ignored(Reason::Incomplete)
+    );
+    let Verdict::Event(e) = d.classify(b"\xff\xfe change station 1001") else {
+        panic!()
+    };
+    assert_eq!(e.target, Target::Object("1001"));
+    let Verdict::Event(e) = d.classify(b"[\xc3\xa9admin SAT change station 1]") else {
+        panic!()
+    };
+    assert_eq!((e.login, e.session), (None, Some("SAT")));
+}
+
+#[test]
+fn rule_file_objects_classify() {
+    let rules = parse_rules(r#"{"objects":[{"name":"vrt","id":"required"},{"name":"feature-access-codes","id":"none"}]}"#).unwrap();
+    let c = Classifier::new(ObjectTable::with_rules(&rules), Limits::default());
+    assert_eq!(short(&c, "change vrt 5"), "change vrt 5");
+    assert_eq!(
+        short(&c, "cha feature-access-codes"),
+        "type feature-access-codes no id"
+    );
+}

@@ -1,0 +1,161 @@
+//! Splits a message into words in one pass, without allocating.
+//!
+//! Words are separated by whitespace, quotes, brackets, parentheses, `,`, `;` and `|`, and by
+//! rsyslog's escapes of control characters (`#011` for a TAB). `:` and `=` stay inside words
+//! (times, IPv6 addresses, `key=value`), but each word remembers where its *tail* starts —
+//! after the last `:` or `=` — so that `cmd=change` or `MED:change` still shows its verb.
+
+const SEP: u8 = 1;
+const TAIL: u8 = 2; // ':' or '='
+const HASH: u8 = 3;
+
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let seps = b" \t\r\n\x0b\x0c\"'[](){}<>,;|";
+    let mut i = 0;
+    while i < seps.len() {
+        t[seps[i] as usize] = SEP;
+        i += 1;
+    }
+    t[b':' as usize] = TAIL;
+    t[b'=' as usize] = TAIL;
+    t[b'#' as usize] = HASH;
+    t
+};
+
+/// One word of a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Token<'a> {
+    pub text: &'a [u8],
+    /// Byte offset of the word in the message.
+    pub start: usize,
+    tail: usize,
+}
+
+impl<'a> Token<'a> {
+    /// The part after the last `:` or `=` (the whole word when it has neither).
+    pub fn tail(&self) -> &'a [u8] {
+        &self.text[self.tail..]
+    }
+
+    /// `key=value` words: the key and the value.
+    pub fn key_value(&self) -> Option<(&'a [u8], &'a [u8])> {
+        let eq = self.text.iter().position(|&b| b == b'=')?;
+        Some((&self.text[..eq], &self.text[eq + 1..]))
+    }
+
+    /// `true` when the word contains `:` or `=`.
+    pub fn has_tail(&self) -> bool {
+        self.tail > 0
+    }
+}
+
+/// Iterator over the words of a message; `Copy`, so a parser can look ahead by copying it.
+#[derive(Clone, Copy, Debug)]
+pub struct Tokens<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Tokens<'a> {
+    pub fn new(bytes: &'a [u8]) -> Self {
+        Tokens { bytes, pos: 0 }
+    }
+
+    /// Length of the separator at `i` (0 when `bytes[i]` starts a word).
+    #[inline]
+    fn separator_len(&self, i: usize) -> usize {
+        match CLASS[self.bytes[i] as usize] {
+            SEP => 1,
+            HASH => usize::from(is_control_escape(&self.bytes[i..])) * 4,
+            _ => 0,
+        }
+    }
+}
+
+/// rsyslog writes a control character as `#` and three octal digits (`#011` for TAB).
+fn is_control_escape(b: &[u8]) -> bool {
+    b.len() >= 4
+        && b[1..4].iter().all(|c| (b'0'..=b'7').contains(c))
+        && matches!(
+            (b[1] - b'0') * 64 + (b[2] - b'0') * 8 + (b[3] - b'0'),
+            0..=31 | 127
+        )
+}
+
+impl<'a> Iterator for Tokens<'a> {
+    type Item = Token<'a>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Token<'a>> {
+        let n = self.bytes.len();
+        let mut i = self.pos;
+        loop {
+            if i >= n {
+                self.pos = n;
+                return None;
+            }
+            match self.separator_len(i) {
+                0 => break,
+                len => i += len,
+            }
+        }
+        let start = i;
+        let mut tail = 0;
+        while i < n {
+            match CLASS[self.bytes[i] as usize] {
+                0 => {}
+                TAIL => tail = i + 1 - start,
+                _ if self.separator_len(i) > 0 => break,
+                _ => {}
+            }
+            i += 1;
+        }
+        self.pos = i;
+        Some(Token {
+            text: &self.bytes[start..i],
+            start,
+            tail,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(s: &[u8]) -> Vec<&[u8]> {
+        Tokens::new(s).map(|t| t.text).collect()
+    }
+
+    #[test]
+    fn splits_on_whitespace_quotes_brackets_and_escapes() {
+        assert_eq!(
+            words(b"  change\tstation  1001 "),
+            [&b"change"[..], b"station", b"1001"]
+        );
+        assert_eq!(
+            words(b"cmd=\"cha sta 1\" [dadmin SAT]"),
+            [&b"cmd="[..], b"cha", b"sta", b"1", b"dadmin", b"SAT"]
+        );
+        assert_eq!(
+            words(b"change#011station#0111001"),
+            [&b"change"[..], b"station", b"1001"]
+        );
+        assert_eq!(words(b"a#123b #41"), [&b"a#123b"[..], b"#41"]);
+        assert_eq!(words(b""), Vec::<&[u8]>::new());
+        assert_eq!(words(b" \t "), Vec::<&[u8]>::new());
+    }
+
+    #[test]
+    fn tails_and_key_values() {
+        let t: Vec<Token> = Tokens::new(b"cmd=change MED:chan 2001:db8::7 plain").collect();
+        assert_eq!(t[0].tail(), b"change");
+        assert_eq!(t[0].key_value(), Some((&b"cmd"[..], &b"change"[..])));
+        assert_eq!(t[1].tail(), b"chan");
+        assert_eq!(t[2].tail(), b"7");
+        assert_eq!(t[3].tail(), b"plain");
+        assert!(!t[3].has_tail());
+        assert_eq!(t[3].start, 32);
+    }
+}
