@@ -21,4 +21,5 @@ pub mod line;
 pub mod logging;
 pub mod pipeline;
 mod rsyslog;
+pub mod sample;
 pub mod trace;

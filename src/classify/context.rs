@@ -39,25 +39,57 @@ const CLIENT_KEYS: &[&str] = &[
 ];
 const COMMAND_KEYS: &[&str] = &["cmd", "command"];
 
-/// Reads the context of the command whose verb starts at byte `verb_start`.
-pub fn around(message: &[u8], verb_start: usize) -> Result<Context<'_>, Reason> {
-    let mut ctx = Context::default();
-    let mut before: [Option<Token>; 4] = [None; 4];
-    let mut first_words: [Option<Token>; 2] = [None; 2];
-    for (i, word) in Tokens::new(message).enumerate() {
-        if i < 2 {
-            first_words[i] = Some(word);
+/// Gathers context while the classifier walks the words before a verb, so that a command
+/// line is split into words only once.
+#[derive(Default)]
+pub struct Collector<'a> {
+    ctx: Context<'a>,
+    /// The last four plain (not `key=value`) words, newest at `recent[(next + 3) % 4]`.
+    recent: [Option<Token<'a>>; 4],
+    next: usize,
+    words: usize,
+}
+
+impl<'a> Collector<'a> {
+    /// Takes the next word before the verb.
+    #[inline]
+    pub fn see(&mut self, word: Token<'a>) {
+        if self.words < 2 && self.ctx.cm_time.is_none() {
+            self.ctx.cm_time = ecs_time(word.text);
         }
-        if let Some((key, value)) = word.key_value() {
-            key_value(&mut ctx, key, value);
-        } else if word.start < verb_start {
-            before.rotate_right(1);
-            before[0] = Some(word);
+        self.words += 1;
+        match word.key_value() {
+            Some((key, value)) => key_value(&mut self.ctx, key, value),
+            None => {
+                self.recent[self.next] = Some(word);
+                self.next = (self.next + 1) % 4;
+            }
         }
     }
-    ctx.cm_time = first_words.iter().flatten().find_map(|w| ecs_time(w.text));
-    look_back(&mut ctx, before.iter().flatten().copied(), message)?;
-    Ok(ctx)
+
+    /// The context of a command whose words end at byte `rest_from`: the words seen, read back
+    /// from the verb, and any `key=value` after the command.
+    pub fn finish(mut self, message: &'a [u8], rest_from: usize) -> Result<Context<'a>, Reason> {
+        let rest = &message[rest_from.min(message.len())..];
+        if rest.contains(&b'=') {
+            for word in Tokens::new(rest) {
+                if let Some((key, value)) = word.key_value() {
+                    key_value(&mut self.ctx, key, value);
+                }
+            }
+        }
+        let newest_first = (1..=4).filter_map(|back| self.recent[(self.next + 4 - back) % 4]);
+        look_back(&mut self.ctx, newest_first, message)?;
+        Ok(self.ctx)
+    }
+}
+
+/// The context of a command whose verb starts at byte `verb_start` (for callers that did not
+/// collect it on the way).
+pub fn around(message: &[u8], verb_start: usize) -> Result<Context<'_>, Reason> {
+    let mut collector = Collector::default();
+    Tokens::new(&message[..verb_start]).for_each(|w| collector.see(w));
+    collector.finish(message, verb_start)
 }
 
 fn key_value<'a>(ctx: &mut Context<'a>, key: &[u8], value: &'a [u8]) {
@@ -113,12 +145,37 @@ pub fn is_station_login(word: &[u8]) -> bool {
         && (word[..4].eq_ignore_ascii_case(b"tti-") || word[..4].eq_ignore_ascii_case(b"psa-"))
 }
 
-/// A word that marks an admin record: `cmd=...`, `login=...`, an ecs `...:cmdhist` header.
-pub fn is_admin_key(word: &[u8]) -> bool {
-    let key = word.split(|&b| b == b'=').next().unwrap_or(word);
-    let is = |keys: &[&str]| keys.iter().any(|k| k.as_bytes().eq_ignore_ascii_case(key));
-    (word.contains(&b'=') && (is(COMMAND_KEYS) || is(LOGIN_KEYS)))
-        || word.windows(7).any(|w| w.eq_ignore_ascii_case(b"cmdhist"))
+/// A cheap first check for [`is_admin_key`] (most `key=value` words of noise fail it).
+#[inline]
+pub fn may_be_admin_key(word: &Token) -> bool {
+    let first = word.text[0] | 0x20;
+    let tail_c = word.tail().first().is_some_and(|b| b | 0x20 == b'c');
+    (tail_c || matches!(first, b'a' | b'c' | b'l' | b'u')) && is_admin_key(word)
+}
+
+/// A word that marks an admin record: `cmd=...`, `login=...`, a `cmdhist:` tag or an ecs
+/// `...:cmdhist` header.
+pub fn is_admin_key(word: &Token) -> bool {
+    let cmdhist = |w: &[u8]| w.len() >= 7 && w[..7].eq_ignore_ascii_case(b"cmdhist");
+    if cmdhist(word.tail()) || cmdhist(word.text) {
+        return true;
+    }
+    word.key_value().is_some_and(|(key, _)| is_admin_word(key))
+}
+
+/// `cmd`, `command`, `login`, `user`, ...: keys whose `key=value` marks an admin record.
+pub fn is_admin_word(key: &[u8]) -> bool {
+    let mut lower = [0u8; 8];
+    if key.len() > lower.len() {
+        return false;
+    }
+    lower[..key.len()].copy_from_slice(key);
+    lower.make_ascii_lowercase();
+    let key = &lower[..key.len()];
+    COMMAND_KEYS
+        .iter()
+        .chain(LOGIN_KEYS)
+        .any(|k| k.as_bytes() == key)
 }
 
 /// An object id: a letter or digit, then letters, digits or `._+*/-`; at most 32 bytes.
@@ -257,8 +314,9 @@ mod tests {
             is_id(b"1001") && is_id(b"01A05") && is_id(b"1.2.3") && !is_id(b"-1") && !is_id(b"")
         );
         assert!(is_extension(b"2002") && !is_extension(b"a2"));
-        assert!(is_admin_key(b"cmd=") && is_admin_key(b"login=x") && is_admin_key(b"4711:CMDHIST"));
-        assert!(!is_admin_key(b"board=PROCR"));
+        let admin = |w: &str| is_admin_key(&Tokens::new(w.as_bytes()).next().unwrap());
+        assert!(admin("cmd=") && admin("login=x") && admin("4711:CMDHIST") && admin("cmdhist:"));
+        assert!(!admin("board=PROCR") && !admin("10:15"));
         assert_eq!(
             ecs_time(b"20261125:101502123:4711:x"),
             Some("20261125:101502123")

@@ -9,6 +9,7 @@
 
 mod context;
 mod objects;
+mod prefilter;
 mod tokens;
 mod verbs;
 
@@ -153,6 +154,27 @@ pub struct Event<'a> {
     pub cm_time: Option<&'a str>,
 }
 
+/// What the words of a command say, before the context around them is added.
+struct Command<'a> {
+    verb: Verb,
+    object: &'a ObjectType,
+    target: Target<'a>,
+}
+
+impl<'a> Command<'a> {
+    fn with(self, ctx: context::Context<'a>) -> Event<'a> {
+        Event {
+            verb: self.verb,
+            object: self.object,
+            target: self.target,
+            login: ctx.login,
+            session: ctx.session,
+            client_ip: ctx.client_ip,
+            cm_time: ctx.cm_time,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict<'a> {
     Event(Event<'a>),
@@ -194,19 +216,29 @@ impl Classifier {
         if message.len() > self.limits.max_line {
             return Verdict::Ignored(Reason::TooLong);
         }
+        if !prefilter::may_matter(message, &self.objects) {
+            return Verdict::Ignored(Reason::Noise);
+        }
         let mut seen = Seen::default();
         let mut words = Tokens::new(message);
         let mut station_login = None;
+        let mut collector = context::Collector::default();
         while let Some(word) = words.next() {
-            if context::is_station_login(word.text) {
+            if word.text.len() >= 5 && word.text[3] == b'-' && context::is_station_login(word.text)
+            {
                 station_login.get_or_insert(word);
                 seen.admin_marker = true;
-            } else if word.has_tail() && context::is_admin_key(word.text) {
+            } else if !seen.admin_marker && word.has_tail() && context::may_be_admin_key(&word) {
                 seen.admin_marker = true;
             }
             match verbs::lookup(word.tail()) {
-                Some(VerbKind::Change(verb)) => match self.command(message, word, verb, words) {
-                    Ok(event) => return Verdict::Event(event),
+                Some(VerbKind::Change(verb)) => match self.command(verb, words) {
+                    Ok((command, rest_from)) => {
+                        return match collector.finish(message, rest_from) {
+                            Ok(ctx) => Verdict::Event(command.with(ctx)),
+                            Err(reason) => Verdict::Ignored(reason),
+                        };
+                    }
                     Err(reason) => {
                         seen.failure.get_or_insert(reason);
                     }
@@ -222,6 +254,7 @@ impl Classifier {
                 Some(VerbKind::Session) if !word.has_tail() => seen.session_word = true,
                 _ => {}
             }
+            collector.see(word);
         }
         if let Some(login) = station_login {
             if let Some(event) = self.station_move(message, login) {
@@ -246,14 +279,13 @@ impl Classifier {
         })
     }
 
-    /// Reads `object [id [qualifier...]]` after a changing verb.
+    /// Reads `object [id [qualifier...]]` after a changing verb; also returns where the words
+    /// it used end.
     fn command<'a>(
         &'a self,
-        message: &'a [u8],
-        verb_word: Token<'a>,
         verb: Verb,
         mut after: Tokens<'a>,
-    ) -> Result<Event<'a>, Reason> {
+    ) -> Result<(Command<'a>, usize), Reason> {
         let (first, second) = after.next_pair();
         let Some(first) = first else {
             return Err(Reason::Incomplete);
@@ -280,16 +312,15 @@ impl Classifier {
             (_, IdRule::Optional, None) => Target::Type(TypeReason::NoId),
             (_, IdRule::Required, None) => return Err(Reason::Incomplete),
         };
-        let ctx = context::around(message, verb_word.start)?;
-        Ok(Event {
-            verb,
-            object,
-            target,
-            login: ctx.login,
-            session: ctx.session,
-            client_ip: ctx.client_ip,
-            cm_time: ctx.cm_time,
-        })
+        let rest_from = id.map_or(first.start + first.text.len(), |t| t.start + t.text.len());
+        Ok((
+            Command {
+                verb,
+                object,
+                target,
+            },
+            rest_from,
+        ))
     }
 
     /// `duplicate X id start S count K`: the K new objects, or the type when K is unknown or

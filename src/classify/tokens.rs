@@ -30,6 +30,8 @@ pub struct Token<'a> {
     /// Byte offset of the word in the message.
     pub start: usize,
     tail: usize,
+    /// One past the first `=`, 0 when there is none.
+    eq: usize,
 }
 
 impl<'a> Token<'a> {
@@ -40,8 +42,7 @@ impl<'a> Token<'a> {
 
     /// `key=value` words: the key and the value.
     pub fn key_value(&self) -> Option<(&'a [u8], &'a [u8])> {
-        let eq = self.text.iter().position(|&b| b == b'=')?;
-        Some((&self.text[..eq], &self.text[eq + 1..]))
+        (self.eq > 0).then(|| (&self.text[..self.eq - 1], &self.text[self.eq..]))
     }
 
     /// `true` when the word contains `:` or `=`.
@@ -61,16 +62,6 @@ impl<'a> Tokens<'a> {
     pub fn new(bytes: &'a [u8]) -> Self {
         Tokens { bytes, pos: 0 }
     }
-
-    /// Length of the separator at `i` (0 when `bytes[i]` starts a word).
-    #[inline]
-    fn separator_len(&self, i: usize) -> usize {
-        match CLASS[self.bytes[i] as usize] {
-            SEP => 1,
-            HASH => usize::from(is_control_escape(&self.bytes[i..])) * 4,
-            _ => 0,
-        }
-    }
 }
 
 /// rsyslog writes a control character as `#` and three octal digits (`#011` for TAB).
@@ -88,34 +79,43 @@ impl<'a> Iterator for Tokens<'a> {
 
     #[inline]
     fn next(&mut self) -> Option<Token<'a>> {
-        let n = self.bytes.len();
+        let bytes = self.bytes;
+        let n = bytes.len();
         let mut i = self.pos;
-        loop {
-            if i >= n {
-                self.pos = n;
-                return None;
-            }
-            match self.separator_len(i) {
-                0 => break,
-                len => i += len,
+        while i < n {
+            match CLASS[bytes[i] as usize] {
+                SEP => i += 1,
+                HASH if is_control_escape(&bytes[i..]) => i += 4,
+                _ => break,
             }
         }
+        if i >= n {
+            self.pos = n;
+            return None;
+        }
         let start = i;
-        let mut tail = 0;
+        let (mut tail, mut eq) = (0, 0);
         while i < n {
-            match CLASS[self.bytes[i] as usize] {
+            match CLASS[bytes[i] as usize] {
                 0 => {}
-                TAIL => tail = i + 1 - start,
-                _ if self.separator_len(i) > 0 => break,
+                TAIL => {
+                    tail = i + 1 - start;
+                    if eq == 0 && bytes[i] == b'=' {
+                        eq = tail;
+                    }
+                }
+                SEP => break,
+                _ if is_control_escape(&bytes[i..]) => break,
                 _ => {}
             }
             i += 1;
         }
         self.pos = i;
         Some(Token {
-            text: &self.bytes[start..i],
+            text: &bytes[start..i],
             start,
             tail,
+            eq,
         })
     }
 }

@@ -37,20 +37,20 @@ pub enum VerbKind {
 use VerbKind::*;
 
 /// Every SAT verb we know, so that prefixes are judged unique against the real set.
-const VERBS: &[(&str, VerbKind)] = &[
+/// Sorted, so that [`BY_LETTER`] can index it.
+pub(super) const VERBS: &[(&str, VerbKind)] = &[
     ("add", Change(Verb::Add)),
-    ("change", Change(Verb::Change)),
-    ("duplicate", Change(Verb::Duplicate)),
-    ("remove", Change(Verb::Remove)),
-    ("delete", Change(Verb::Delete)),
     ("backup", ReadOnly),
     ("busyout", ReadOnly),
     ("campon-busyout", ReadOnly),
     ("cancel", ReadOnly),
+    ("change", Change(Verb::Change)),
     ("clear", ReadOnly),
     ("configure", ReadOnly),
+    ("delete", Change(Verb::Delete)),
     ("disable", ReadOnly),
     ("display", ReadOnly),
+    ("duplicate", Change(Verb::Duplicate)),
     ("enable", ReadOnly),
     ("erase", ReadOnly),
     ("export", ReadOnly),
@@ -60,6 +60,10 @@ const VERBS: &[(&str, VerbKind)] = &[
     ("help", ReadOnly),
     ("list", ReadOnly),
     ("load", ReadOnly),
+    ("login", Session),
+    ("logoff", Session),
+    ("logon", Session),
+    ("logout", Session),
     ("mark", ReadOnly),
     ("monitor", ReadOnly),
     ("netstat", ReadOnly),
@@ -68,6 +72,7 @@ const VERBS: &[(&str, VerbKind)] = &[
     ("recycle", ReadOnly),
     ("refresh", ReadOnly),
     ("release", ReadOnly),
+    ("remove", Change(Verb::Remove)),
     ("reset", ReadOnly),
     ("restore", ReadOnly),
     ("resume", ReadOnly),
@@ -77,25 +82,58 @@ const VERBS: &[(&str, VerbKind)] = &[
     ("test", ReadOnly),
     ("traceroute", ReadOnly),
     ("upgrade", ReadOnly),
-    ("login", Session),
-    ("logoff", Session),
-    ("logout", Session),
-    ("logon", Session),
 ];
 
-/// Looks up a word (any case). Cheap for the common case of noise words: most are rejected by
-/// their first letter or second character.
+/// `STARTS[a] & (1 << b)`: some verb starts with letters `a`, `b` (0 = 'a').
+pub(super) static STARTS: [u32; 26] = {
+    let mut t = [0u32; 26];
+    let mut i = 0;
+    while i < VERBS.len() {
+        let v = VERBS[i].0.as_bytes();
+        t[(v[0] - b'a') as usize] |= 1 << (v[1] - b'a');
+        i += 1;
+    }
+    t
+};
+
+/// Looks up a word (any case). Noise words cost a bounds check and one table lookup: almost
+/// none of them start with the two letters of a verb.
+#[inline]
 pub fn lookup(word: &[u8]) -> Option<VerbKind> {
-    if word.len() < 2 || word.len() > 14 || !word[0].is_ascii_alphabetic() {
+    if word.len() < 2 || word.len() > 14 {
         return None;
     }
+    let (a, b) = (word[0] | 0x20, word[1] | 0x20);
+    if !a.is_ascii_lowercase()
+        || !b.is_ascii_lowercase()
+        || STARTS[(a - b'a') as usize] & (1 << (b - b'a')) == 0
+    {
+        return None;
+    }
+    lookup_slow(word)
+}
+
+/// `BY_LETTER[a]`: the range of VERBS starting with letter `a`.
+static BY_LETTER: [(usize, usize); 26] = {
+    let mut t = [(0, 0); 26];
+    let mut i = 0;
+    while i < VERBS.len() {
+        let a = (VERBS[i].0.as_bytes()[0] - b'a') as usize;
+        if t[a].1 == 0 {
+            t[a].0 = i;
+        }
+        t[a].1 = i + 1;
+        i += 1;
+    }
+    t
+};
+
+fn lookup_slow(word: &[u8]) -> Option<VerbKind> {
+    let (from, to) = BY_LETTER[(word[0].to_ascii_lowercase() - b'a') as usize];
     let mut found = None;
-    for &(verb, kind) in VERBS {
+    for &(verb, kind) in &VERBS[from..to] {
         let v = verb.as_bytes();
-        if v[0] != word[0].to_ascii_lowercase()
-            || word.len() > v.len()
-            || !v[..word.len()].eq_ignore_ascii_case(word)
-        {
+        if word.len() > v.len() || !v[..word.len()].eq_ignore_ascii_case(word) {
             continue;
         }
         if v.len() == word.len() {
@@ -112,6 +150,11 @@ pub fn lookup(word: &[u8]) -> Option<VerbKind> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn table_is_sorted() {
+        assert!(VERBS.windows(2).all(|w| w[0].0 < w[1].0));
+    }
 
     #[test]
     fn full_words_and_unique_prefixes() {
