@@ -8,10 +8,14 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::classify::{parse_rules, Limits, ObjectRule};
+
 /// The template the rsyslog-conf snippet defines; used when `template` is not given.
 pub const DEFAULT_TEMPLATE: &str = "omcmsync_line";
 
-/// How rsyslog should type-check a parameter before we see it.
+/// How rsyslog should type-check a parameter before we see it. Numbers are taken as words and
+/// checked here: rsyslog's own number types reject a bad value with a misleading "parameter not
+/// known" (8.2302).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     /// A string without whitespace.
@@ -41,6 +45,26 @@ pub const PARAMS: &[Param] = &[
         name: "trace.file",
         kind: Kind::Text,
     },
+    Param {
+        name: "rules.file",
+        kind: Kind::Text,
+    },
+    Param {
+        name: "line.maxlength",
+        kind: Kind::Word,
+    },
+    Param {
+        name: "duplicate.maxcount",
+        kind: Kind::Word,
+    },
+    Param {
+        name: "capture.file",
+        kind: Kind::Text,
+    },
+    Param {
+        name: "capture.max",
+        kind: Kind::Word,
+    },
 ];
 
 /// A parameter value as the configuration source delivered it.
@@ -59,6 +83,14 @@ pub struct Config {
     pub smgr_url: url::Url,
     /// Where to write one JSON record per received line, if anywhere.
     pub trace_file: Option<PathBuf>,
+    /// Object types added to (or replacing) the built-in table, from `rules.file`.
+    pub rules: Vec<ObjectRule>,
+    /// Classifier limits (`line.maxlength`, `duplicate.maxcount`).
+    pub limits: Limits,
+    /// Where admin-looking lines that did not classify are sampled, if anywhere.
+    pub capture_file: Option<PathBuf>,
+    /// How many lines the capture file takes (per open; HUP reopens it).
+    pub capture_max: u64,
 }
 
 /// A rejected configuration: which parameter, what it held, and what would be right.
@@ -91,11 +123,24 @@ impl Config {
         let mut template = None;
         let mut smgr_url = None;
         let mut trace_file = None;
+        let mut rules = Vec::new();
+        let mut limits = Limits::default();
+        let mut capture_file = None;
+        let mut capture_max = 1000;
         for (name, value) in values {
             match name {
                 "template" => template = Some(text("template", value, "a template name")?),
                 "smgr.url" => smgr_url = Some(parse_smgr_url(value)?),
                 "trace.file" => trace_file = Some(parse_path("trace.file", value)?),
+                "rules.file" => rules = parse_rules_file(value)?,
+                "line.maxlength" => {
+                    limits.max_line = positive("line.maxlength", value, 1 << 20)? as usize
+                }
+                "duplicate.maxcount" => {
+                    limits.max_duplicate = positive("duplicate.maxcount", value, 100_000)? as u32
+                }
+                "capture.file" => capture_file = Some(parse_path("capture.file", value)?),
+                "capture.max" => capture_max = positive("capture.max", value, 1_000_000)? as u64,
                 _ => {}
             }
         }
@@ -107,6 +152,10 @@ impl Config {
                 expected: URL_EXPECTED.to_owned(),
             })?,
             trace_file,
+            rules,
+            limits,
+            capture_file,
+            capture_max,
         })
     }
 }
@@ -146,6 +195,39 @@ fn parse_smgr_url(value: Value) -> Result<url::Url, ConfigError> {
     } else {
         Err(bad())
     }
+}
+
+/// A whole number in `1..=max` (rsyslog hands numbers over as Int, files as text).
+fn positive(param: &'static str, value: Value, max: i64) -> Result<i64, ConfigError> {
+    let expected = format!("a whole number from 1 to {max}");
+    let n = match &value {
+        Value::Int(n) => Some(*n),
+        Value::Text(s) => s.trim().parse().ok(),
+    };
+    match n {
+        Some(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(invalid(param, value, &expected)),
+    }
+}
+
+/// Reads and checks the object rule file now, so that a broken one fails `rsyslogd -N1`.
+fn parse_rules_file(value: Value) -> Result<Vec<ObjectRule>, ConfigError> {
+    let path = parse_path("rules.file", value)?;
+    let shown = || Value::Text(path.display().to_string());
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        invalid(
+            "rules.file",
+            shown(),
+            &format!("a readable JSON rule file ({e})"),
+        )
+    })?;
+    parse_rules(&text).map_err(|e| {
+        invalid(
+            "rules.file",
+            shown(),
+            &format!("a rule file as in docs/configuration.md: {e}"),
+        )
+    })
 }
 
 fn parse_path(param: &'static str, value: Value) -> Result<PathBuf, ConfigError> {
@@ -220,6 +302,64 @@ mod tests {
         assert_eq!(e.param, "trace.file");
         let c = cfg(&[("smgr.url", "http://h"), ("trace.file", "/var/log/t.json")]).unwrap();
         assert_eq!(c.trace_file, Some(PathBuf::from("/var/log/t.json")));
+    }
+
+    #[test]
+    fn numbers_are_range_checked() {
+        for bad in ["0", "-1", "x", "99999999"] {
+            let e = cfg(&[("smgr.url", "http://h"), ("duplicate.maxcount", bad)]).unwrap_err();
+            assert_eq!(e.param, "duplicate.maxcount", "{bad}");
+            assert!(e.to_string().contains("whole number from 1 to"), "{e}");
+        }
+        let c = Config::from_values([
+            ("smgr.url", Value::Text("http://h".into())),
+            ("line.maxlength", Value::Int(4096)),
+            ("capture.max", Value::Int(5)),
+        ])
+        .unwrap();
+        assert_eq!((c.limits.max_line, c.capture_max), (4096, 5));
+    }
+
+    #[test]
+    fn rules_file_is_read_and_checked() {
+        let dir = std::env::temp_dir().join(format!("omcm-rules-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good.json");
+        std::fs::write(&good, r#"{"objects":[{"name":"vrt"}]}"#).unwrap();
+        let c = cfg(&[
+            ("smgr.url", "http://h"),
+            ("rules.file", good.to_str().unwrap()),
+        ])
+        .unwrap();
+        assert_eq!(c.rules.len(), 1);
+        let bad = dir.join("bad.json");
+        std::fs::write(&bad, r#"{"objects":[{"name":"vrt","scope":"x"}]}"#).unwrap();
+        let e = cfg(&[
+            ("smgr.url", "http://h"),
+            ("rules.file", bad.to_str().unwrap()),
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("scope"), "{e}");
+        let e = cfg(&[
+            ("smgr.url", "http://h"),
+            ("rules.file", "/nonexistent/r.json"),
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("readable"), "{e}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn every_param_is_documented_and_every_documented_one_exists() {
+        let doc = include_str!("../docs/configuration.md");
+        let mut documented: Vec<&str> = doc
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `")?.split('`').next())
+            .collect();
+        let mut params: Vec<&str> = PARAMS.iter().map(|p| p.name).collect();
+        documented.sort_unstable();
+        params.sort_unstable();
+        assert_eq!(documented, params, "docs/configuration.md table vs PARAMS");
     }
 
     #[test]

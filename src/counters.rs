@@ -1,7 +1,13 @@
 //! What the module has done, as plain atomic counters: read without locks by the stats export
-//! and by the tests, updated with relaxed atomic adds on the hot path.
+//! and by the tests, updated once per batch from a [`Tally`] so that workers do not contend on
+//! every line.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::classify::{Reason, Verb};
+
+const VERBS: usize = 5;
+const REASONS: usize = Reason::ALL.len();
 
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -11,14 +17,65 @@ pub struct Counters {
     pub lines_malformed: AtomicU64,
     /// Batches (rsyslog transactions) committed.
     pub batches_committed: AtomicU64,
+    /// Events, by verb.
+    pub events: [AtomicU64; VERBS],
+    /// Ignored lines, by reason.
+    pub ignored: [AtomicU64; REASONS],
+    /// Lines written to the capture file.
+    pub captured: AtomicU64,
+}
+
+/// One batch's counts, kept locally by the worker and added to [`Counters`] at its end.
+#[derive(Debug, Default)]
+pub struct Tally {
+    pub lines_received: u64,
+    pub lines_malformed: u64,
+    pub events: [u64; VERBS],
+    pub ignored: [u64; REASONS],
+    pub captured: u64,
+}
+
+impl Tally {
+    pub fn event(&mut self, verb: Verb) {
+        self.events[verb as usize] += 1;
+    }
+
+    pub fn ignored(&mut self, reason: Reason) {
+        self.ignored[reason as usize] += 1;
+    }
 }
 
 impl Counters {
-    pub fn add(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Ordering::Relaxed);
+    /// Adds one batch's tally.
+    pub fn add_batch(&self, t: &Tally) {
+        let add = |c: &AtomicU64, n: u64| {
+            if n > 0 {
+                c.fetch_add(n, Ordering::Relaxed);
+            }
+        };
+        add(&self.lines_received, t.lines_received);
+        add(&self.lines_malformed, t.lines_malformed);
+        add(&self.batches_committed, 1);
+        add(&self.captured, t.captured);
+        self.events
+            .iter()
+            .zip(t.events)
+            .for_each(|(c, n)| add(c, n));
+        self.ignored
+            .iter()
+            .zip(t.ignored)
+            .for_each(|(c, n)| add(c, n));
     }
 
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
+    }
+
+    pub fn event(&self, verb: Verb) -> u64 {
+        Self::get(&self.events[verb as usize])
+    }
+
+    pub fn ignored(&self, reason: Reason) -> u64 {
+        Self::get(&self.ignored[reason as usize])
     }
 }

@@ -5,14 +5,16 @@
 //! Data flows through the modules in one direction:
 //!
 //! ```text
-//! rsyslog   the FFI boundary: entry points, all unsafe code; converts to safe types at once
-//!   -> line      a rendered template line split into sender, hostname, time, message
-//!   -> pipeline  what one action does with a batch (trace, then classify/filter/queue/deliver)
-//!   -> trace     one JSON record per line for the operator
+//! rsyslog    the FFI boundary: entry points, all unsafe code; converts to safe types at once
+//!   -> pipeline  what one action does with a batch of lines:
+//!        line      split a rendered template line into sender, hostname, time, message
+//!        classify  read the message: an Event (verb, object, id, who, from where) or a Reason
+//!        records   trace and capture files for the operator
 //! ```
 //!
 //! Alongside: `config` (every parameter, validated in one place), `counters` (what happened,
-//! as atomics) and `logging` (rsyslog's error log inside the daemon, stderr elsewhere).
+//! as atomics), `logging` (rsyslog's error log inside the daemon, stderr elsewhere) and
+//! `sample` (synthetic CM traffic for benchmarks, load tests and the demo).
 
 pub mod classify;
 pub mod config;
@@ -20,6 +22,6 @@ pub mod counters;
 pub mod line;
 pub mod logging;
 pub mod pipeline;
+pub mod records;
 mod rsyslog;
 pub mod sample;
-pub mod trace;

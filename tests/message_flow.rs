@@ -42,7 +42,11 @@ fn exactly_once(n: usize, batch: usize, workers: usize) -> Vec<serde_json::Value
     assert_eq!(records.len(), n, "duplicates traced");
     let mut seen: HashMap<String, usize> = HashMap::new();
     for r in &records {
-        assert_eq!(r["verdict"], "received", "{r}");
+        assert_eq!(
+            (&r["verdict"], &r["verb"], &r["type"]),
+            (&"event".into(), &"change".into(), &"station".into()),
+            "{r}"
+        );
         assert_eq!(r["sender"], "127.0.0.1");
         assert_eq!(r["hostname"], "cm-east");
         *seen

@@ -90,6 +90,36 @@ fn bad_values_fail_check_naming_parameter_value_and_fix() {
             "",
             "template name",
         ),
+        (
+            r#"smgr.url="http://h" duplicate.maxcount="0""#,
+            "duplicate.maxcount",
+            "0",
+            "whole number from 1",
+        ),
+        (
+            r#"smgr.url="http://h" line.maxlength="abc""#,
+            "line.maxlength",
+            "abc",
+            "whole number from 1",
+        ),
+        (
+            r#"smgr.url="http://h" capture.max="-5""#,
+            "capture.max",
+            "-5",
+            "whole number from 1",
+        ),
+        (
+            r#"smgr.url="http://h" capture.file="cap.json""#,
+            "capture.file",
+            "cap.json",
+            "absolute",
+        ),
+        (
+            r#"smgr.url="http://h" rules.file="/nonexistent/rules.json""#,
+            "rules.file",
+            "/nonexistent/rules.json",
+            "readable JSON rule file",
+        ),
     ];
     for (params, param, value, fix) in cases {
         let dir = TestDir::new();
@@ -107,6 +137,32 @@ fn bad_values_fail_check_naming_parameter_value_and_fix() {
         );
         assert!(check.output.contains(fix), "{params}: {}", check.output);
     }
+}
+
+#[test]
+fn rule_file_is_checked_by_n1() {
+    let dir = TestDir::new();
+    std::fs::write(dir.path("good.json"), r#"{"objects":[{"name":"widget"}]}"#).unwrap();
+    std::fs::write(
+        dir.path("bad.json"),
+        r#"{"objects":[{"name":"widget","id":"sometimes"}]}"#,
+    )
+    .unwrap();
+    let good = format!(
+        r#"smgr.url="http://h" rules.file="{}" line.maxlength="4096""#,
+        dir.p("good.json")
+    );
+    let check = check_config(&dir, &config(&dir, Ports::free(), &action_with(&good)), &[]);
+    assert!(check.ok, "{}", check.output);
+    let bad = format!(r#"smgr.url="http://h" rules.file="{}""#, dir.p("bad.json"));
+    let check = check_config(&dir, &config(&dir, Ports::free(), &action_with(&bad)), &[]);
+    assert!(!check.ok);
+    assert!(
+        check.output.contains("parameter 'rules.file'")
+            && check.output.contains("objects[0]: \"id\""),
+        "{}",
+        check.output
+    );
 }
 
 #[test]

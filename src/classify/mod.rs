@@ -10,12 +10,14 @@
 mod context;
 mod objects;
 mod prefilter;
+mod report;
 mod tokens;
 mod verbs;
 
 use std::net::IpAddr;
 
 pub use objects::{parse_rules, IdRule, ObjectRule, ObjectTable, ObjectType, Resolution, Scope};
+pub use report::verdict_json;
 pub use verbs::Verb;
 
 use tokens::{Token, Tokens};
@@ -219,6 +221,11 @@ impl Classifier {
         if !prefilter::may_matter(message, &self.objects) {
             return Verdict::Ignored(Reason::Noise);
         }
+        self.grammar(message)
+    }
+
+    /// The full grammar, without the noise fast path.
+    fn grammar<'a>(&'a self, message: &'a [u8]) -> Verdict<'a> {
         let mut seen = Seen::default();
         let mut words = Tokens::new(message);
         let mut station_login = None;
@@ -425,5 +432,7 @@ fn utf8(b: &[u8]) -> Result<&str, Reason> {
     std::str::from_utf8(b).map_err(|_| Reason::NotUtf8)
 }
 
+#[cfg(test)]
+mod proptests;
 #[cfg(test)]
 mod tests;

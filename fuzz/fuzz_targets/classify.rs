@@ -1,0 +1,18 @@
+//! Fuzz target: any bytes, as a template line and as a bare message, through the line splitter
+//! and the classifier (and its JSON report). Run: `cargo fuzz run classify` (see fuzz/README.md).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use omcmsync::classify::{verdict_json, Classifier};
+use omcmsync::line::ReceivedLine;
+use once_cell::sync::Lazy;
+
+static CLASSIFIER: Lazy<Classifier> = Lazy::new(Classifier::default);
+
+fuzz_target!(|data: &[u8]| {
+    let verdict = CLASSIFIER.classify(data);
+    let _ = verdict_json(&verdict);
+    if let Ok(line) = ReceivedLine::parse(data) {
+        let _ = verdict_json(&CLASSIFIER.classify(line.message));
+    }
+});

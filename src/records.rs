@@ -1,0 +1,146 @@
+//! Record files for the operator: the trace (one JSON object per received line, saying what the
+//! pipeline did with it) and the capture (a bounded sample of admin-looking lines that did not
+//! classify).
+//!
+//! Debugging aids (and what the tests read), so they must never hold up or fail the pipeline: a
+//! write error is logged once and records are dropped until writing works again. Reopened on HUP
+//! so that logrotate can move them away; a bounded file takes `max` records per open.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use crate::logging;
+
+pub struct RecordFile {
+    path: PathBuf,
+    max: Option<u64>,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    file: Option<File>,
+    failing: bool,
+    written: u64,
+}
+
+impl RecordFile {
+    /// Nothing is opened until the first write (rsyslogd -N1 must not create files).
+    pub fn new(path: &Path) -> Self {
+        RecordFile {
+            path: path.to_owned(),
+            max: None,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// A file that takes at most `max` records per open.
+    pub fn bounded(path: &Path, max: u64) -> Self {
+        RecordFile {
+            max: Some(max),
+            ..RecordFile::new(path)
+        }
+    }
+
+    /// How many more records the file takes now (`u64::MAX` when unbounded).
+    pub fn room(&self) -> u64 {
+        let written = self.lock().written;
+        self.max.map_or(u64::MAX, |max| max.saturating_sub(written))
+    }
+
+    /// Appends `count` already-formatted records (each ending in a newline) in one write.
+    pub fn append(&self, records: &[u8], count: u64) {
+        if records.is_empty() {
+            return;
+        }
+        let mut state = self.lock();
+        state.written += count;
+        let result = match &mut state.file {
+            Some(f) => f.write_all(records),
+            None => open_append(&self.path).and_then(|mut f| {
+                f.write_all(records)?;
+                state.file = Some(f);
+                Ok(())
+            }),
+        };
+        let path = self.path.display();
+        match result {
+            Ok(()) if state.failing => {
+                state.failing = false;
+                logging::info(&format!("{path}: writing again"));
+            }
+            Ok(()) => {}
+            Err(e) => {
+                state.file = None;
+                if !state.failing {
+                    state.failing = true;
+                    logging::error(&format!(
+                        "{path}: {e}; records dropped until it is writable"
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Closes the file; the next write opens the path again (log rotation).
+    pub fn reopen(&self) {
+        let mut state = self.lock();
+        state.file = None;
+        state.written = 0;
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn open_append(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn appends_and_reopens_after_rotation() {
+        let dir = std::env::temp_dir().join(format!("omcm-trace-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.json");
+        let t = RecordFile::new(&path);
+        assert!(!path.exists(), "opened before first write");
+        t.append(b"{\"a\":1}\n", 1);
+        std::fs::rename(&path, dir.join("t.json.1")).unwrap();
+        t.append(b"{\"a\":2}\n", 1); // still the rotated file
+        t.reopen();
+        t.append(b"{\"a\":3}\n", 1);
+        assert_eq!(
+            std::fs::read_to_string(dir.join("t.json.1")).unwrap(),
+            "{\"a\":1}\n{\"a\":2}\n"
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"a\":3}\n");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn unwritable_path_does_not_fail_the_caller() {
+        let t = RecordFile::new(Path::new("/nonexistent-dir/omcm/t.json"));
+        t.append(b"x\n", 1);
+        t.append(b"y\n", 1);
+    }
+
+    #[test]
+    fn bounded_file_counts_room_per_open() {
+        let path = std::env::temp_dir().join(format!("omcm-bounded-{}.json", std::process::id()));
+        let t = RecordFile::bounded(&path, 3);
+        assert_eq!(t.room(), 3);
+        t.append(b"1\n2\n", 2);
+        assert_eq!(t.room(), 1);
+        t.reopen();
+        assert_eq!(t.room(), 3);
+        assert_eq!(RecordFile::new(&path).room(), u64::MAX);
+        std::fs::remove_file(path).unwrap();
+    }
+}

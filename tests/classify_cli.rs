@@ -1,0 +1,85 @@
+//! `omcmsync classify`: what a field engineer runs on a capture from a CM.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+fn run(args: &[&str], input: &str) -> (i32, Vec<serde_json::Value>, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_omcmsync"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let records = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (
+        out.status.code().unwrap(),
+        records,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn classifies_raw_and_template_lines_with_a_summary() {
+    let input = "change station 1001\r\n\
+                 10.1.1.10\tcm-east\t2026-11-25T10:15:02Z\t11/25 10:15 SAT dadmin chan station 1002\n\
+                 IPEVT IPT_REG board=PROCR ip=10.1.1.50\n\
+                 change widget 7\n";
+    let (code, records, stderr) = run(&["classify"], input);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(records.len(), 4);
+    assert_eq!(
+        (&records[0]["verdict"], &records[0]["id"]),
+        (&"event".into(), &"1001".into())
+    );
+    assert_eq!(records[0]["text"], "change station 1001");
+    assert_eq!(
+        (&records[1]["id"], &records[1]["login"]),
+        (&"1002".into(), &"dadmin".into())
+    );
+    assert_eq!(records[2]["reason"], "noise");
+    assert_eq!(records[3]["reason"], "unknown_object");
+    assert!(
+        stderr.contains("4 lines") && stderr.contains("2  event change"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn rule_file_teaches_new_objects() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.json");
+    std::fs::write(&rules, r#"{"objects":[{"name":"widget"}]}"#).unwrap();
+    let (code, records, _) = run(
+        &["classify", "--rules", rules.to_str().unwrap()],
+        "change widget 7\n",
+    );
+    assert_eq!(code, 0);
+    assert_eq!(
+        (&records[0]["type"], &records[0]["id"]),
+        (&"widget".into(), &"7".into())
+    );
+}
+
+#[test]
+fn bad_arguments_exit_2_with_usage() {
+    let (code, _, stderr) = run(&["classify", "--bogus"], "");
+    assert_eq!(code, 2);
+    assert!(stderr.contains("usage"), "{stderr}");
+    let (code, _, stderr) = run(&["classify", "/nonexistent/capture.log"], "");
+    assert_eq!(code, 2);
+    assert!(stderr.contains("/nonexistent/capture.log"), "{stderr}");
+    let (code, _, _) = run(&[], "");
+    assert_eq!(code, 2);
+}
