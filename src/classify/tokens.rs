@@ -69,7 +69,7 @@ fn is_control_escape(b: &[u8]) -> bool {
     b.len() >= 4
         && b[1..4].iter().all(|c| (b'0'..=b'7').contains(c))
         && matches!(
-            (b[1] - b'0') * 64 + (b[2] - b'0') * 8 + (b[3] - b'0'),
+            u16::from(b[1] - b'0') * 64 + u16::from(b[2] - b'0') * 8 + u16::from(b[3] - b'0'),
             0..=31 | 127
         )
 }
@@ -143,6 +143,8 @@ mod tests {
             [&b"change"[..], b"station", b"1001"]
         );
         assert_eq!(words(b"a#123b #41"), [&b"a#123b"[..], b"#41"]);
+        // #400 is 256, no control character (and no overflow); #177 is DEL.
+        assert_eq!(words(b"a#400b#177c"), [&b"a#400b"[..], b"c"]);
         assert_eq!(words(b""), Vec::<&[u8]>::new());
         assert_eq!(words(b" \t "), Vec::<&[u8]>::new());
     }
