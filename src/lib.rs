@@ -19,6 +19,7 @@
 pub mod classify;
 pub mod config;
 pub mod counters;
+pub mod elements;
 pub mod line;
 pub mod logging;
 pub mod pipeline;

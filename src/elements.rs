@@ -1,0 +1,288 @@
+//! Elements: the CMs whose changes this node resyncs, and which sender addresses belong to each.
+//!
+//! A line is for an element when its sender address is one of the element's hosts (a duplex CM
+//! has two servers, either may send). Host names are resolved when the list is loaded and again
+//! on every refresh; IPv4 and IPv4-mapped IPv6 addresses compare equal. The table is swapped as
+//! a whole, so the hot path takes one read lock per batch and never waits for DNS.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::SystemTime;
+
+use serde_json::Value;
+
+use crate::line::parse_sender;
+use crate::logging;
+
+/// One element as configured.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ElementSpec {
+    pub name: String,
+    pub hosts: Vec<String>,
+    pub notify: bool,
+    pub ignore_logins: Vec<String>,
+}
+
+/// Parses `{"elements":[{"name":..., "hosts":[...], "notify":true, "ignore_logins":[...]}]}`.
+pub fn parse_elements(json: &str) -> Result<Vec<ElementSpec>, String> {
+    let doc: Value = serde_json::from_str(json).map_err(|e| format!("not valid JSON: {e}"))?;
+    let list = doc
+        .get("elements")
+        .and_then(Value::as_array)
+        .ok_or("expected {\"elements\": [...]} at the top level")?;
+    let mut seen = std::collections::HashSet::new();
+    list.iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let spec = parse_element(v).map_err(|e| format!("elements[{i}]: {e}"))?;
+            if !seen.insert(spec.name.clone()) {
+                return Err(format!("elements[{i}]: name '{}' appears twice", spec.name));
+            }
+            Ok(spec)
+        })
+        .collect()
+}
+
+fn parse_element(v: &Value) -> Result<ElementSpec, String> {
+    let name = v.get("name").and_then(Value::as_str).ok_or("\"name\" (a string) is required")?;
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic()) || name.contains('/') {
+        return Err(format!("name '{name}': printable ASCII without spaces or '/'"));
+    }
+    let strings = |key: &str| -> Result<Vec<String>, String> {
+        match v.get(key) {
+            None => Ok(Vec::new()),
+            Some(a) => a
+                .as_array()
+                .and_then(|a| a.iter().map(|s| s.as_str().map(str::to_owned)).collect())
+                .ok_or(format!("\"{key}\" must be a list of strings")),
+        }
+    };
+    let hosts = strings("hosts")?;
+    if hosts.is_empty() {
+        return Err("\"hosts\" must name at least one address or host name".into());
+    }
+    let notify = match v.get("notify") {
+        None => true,
+        Some(b) => b.as_bool().ok_or("\"notify\" must be true or false")?,
+    };
+    Ok(ElementSpec { name: name.to_owned(), hosts, notify, ignore_logins: strings("ignore_logins")? })
+}
+
+/// One element, ready for the hot path.
+#[derive(Debug)]
+pub struct Element {
+    pub name: Arc<str>,
+    pub notify: bool,
+    /// Lower-cased: logins compare case-insensitively.
+    ignore_logins: Vec<String>,
+}
+
+impl Element {
+    /// A change by this login is System Manager's own, echoed back by CM.
+    pub fn ignores_login(&self, login: &str) -> bool {
+        self.ignore_logins.iter().any(|l| l.eq_ignore_ascii_case(login))
+    }
+}
+
+/// Elements by sender address.
+#[derive(Debug, Default)]
+pub struct ElementTable {
+    elements: Vec<Element>,
+    by_addr: HashMap<IpAddr, usize>,
+    /// Host names that resolved to nothing at the last refresh.
+    pub unresolved: Vec<String>,
+}
+
+impl ElementTable {
+    /// Builds the table; `resolve` turns a host name into addresses.
+    pub fn build(specs: &[ElementSpec], resolve: impl Fn(&str) -> Vec<IpAddr>) -> Self {
+        let mut table = ElementTable::default();
+        for spec in specs {
+            let index = table.elements.len();
+            table.elements.push(Element {
+                name: spec.name.as_str().into(),
+                notify: spec.notify,
+                ignore_logins: spec.ignore_logins.iter().map(|l| l.to_ascii_lowercase()).collect(),
+            });
+            for host in &spec.hosts {
+                let addrs = match parse_sender(host.trim_matches(|c| c == '[' || c == ']')) {
+                    Some(ip) => vec![ip],
+                    None => resolve(host).into_iter().map(normalize).collect(),
+                };
+                if addrs.is_empty() {
+                    table.unresolved.push(host.clone());
+                }
+                for addr in addrs {
+                    table.by_addr.entry(addr).or_insert(index);
+                }
+            }
+        }
+        table
+    }
+
+    /// The element a sender belongs to.
+    pub fn lookup(&self, sender: IpAddr) -> Option<&Element> {
+        self.by_addr.get(&normalize(sender)).map(|&i| &self.elements[i])
+    }
+
+    pub fn len(&self) -> usize {
+        self.elements.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.elements.is_empty()
+    }
+}
+
+fn normalize(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// Resolves a host name with the system resolver.
+pub fn system_resolve(host: &str) -> Vec<IpAddr> {
+    (host, 0).to_socket_addrs().map(|a| a.map(|s| s.ip()).collect()).unwrap_or_default()
+}
+
+/// The element list of one action, from `elements.file`: loaded at start, reloaded on HUP, when
+/// the file changes, and on every refresh (names resolved again).
+pub struct Elements {
+    path: PathBuf,
+    current: RwLock<Arc<ElementTable>>,
+    loaded_mtime: RwLock<Option<SystemTime>>,
+}
+
+impl Elements {
+    /// Reads the file now: a missing or broken file is a configuration error.
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let specs = read_specs(path)?;
+        let elements = Elements {
+            path: path.to_owned(),
+            current: RwLock::new(Arc::new(ElementTable::default())),
+            loaded_mtime: RwLock::new(mtime(path)),
+        };
+        elements.install(&specs);
+        Ok(elements)
+    }
+
+    /// The table in force (one read lock; cheap).
+    pub fn current(&self) -> Arc<ElementTable> {
+        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Reads the file again and resolves every name again. A broken file keeps the old table.
+    pub fn reload(&self) {
+        match read_specs(&self.path) {
+            Ok(specs) => {
+                *self.loaded_mtime.write().unwrap_or_else(|e| e.into_inner()) = mtime(&self.path);
+                self.install(&specs);
+            }
+            Err(e) => logging::error(&format!("elements.file {e}; keeping the elements in force")),
+        }
+    }
+
+    /// Reloads when the file changed since it was last read.
+    pub fn reload_if_changed(&self) {
+        let now = mtime(&self.path);
+        if now != *self.loaded_mtime.read().unwrap_or_else(|e| e.into_inner()) {
+            self.reload();
+        }
+    }
+
+    fn install(&self, specs: &[ElementSpec]) {
+        let table = ElementTable::build(specs, system_resolve);
+        for host in &table.unresolved {
+            logging::warning(&format!("elements.file: host '{host}' does not resolve; retried at the next refresh"));
+        }
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(table);
+    }
+}
+
+fn read_specs(path: &Path) -> Result<Vec<ElementSpec>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    parse_elements(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn mtime(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r#"{"elements":[
+        {"name":"cm-east","hosts":["cm-east-a.example.net","10.1.1.10","2001:db8::10"],
+         "notify":true,"ignore_logins":["SMGR-sync"]},
+        {"name":"cm-west","hosts":["[2001:db8::20]","::ffff:10.2.2.20"],"notify":false}]}"#;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn senders_map_to_elements_across_address_forms() {
+        let specs = parse_elements(SAMPLE).unwrap();
+        let t = ElementTable::build(&specs, |h| match h {
+            "cm-east-a.example.net" => vec![ip("10.1.1.11"), ip("::ffff:10.1.1.12")],
+            _ => vec![],
+        });
+        let name = |s: &str| t.lookup(ip(s)).map(|e| e.name.to_string());
+        assert_eq!(name("10.1.1.10").as_deref(), Some("cm-east"));
+        assert_eq!(name("::ffff:10.1.1.10").as_deref(), Some("cm-east"));
+        assert_eq!(name("10.1.1.11").as_deref(), Some("cm-east"));
+        assert_eq!(name("10.1.1.12").as_deref(), Some("cm-east"));
+        assert_eq!(name("2001:db8::10").as_deref(), Some("cm-east"));
+        assert_eq!(name("2001:db8::20").as_deref(), Some("cm-west"));
+        assert_eq!(name("10.2.2.20").as_deref(), Some("cm-west"));
+        assert_eq!(name("10.9.9.9"), None);
+        assert!(!t.lookup(ip("10.2.2.20")).unwrap().notify);
+        assert!(t.lookup(ip("10.1.1.10")).unwrap().ignores_login("smgr-SYNC"));
+        assert!(t.unresolved.is_empty());
+    }
+
+    #[test]
+    fn unresolved_names_are_reported() {
+        let specs = parse_elements(r#"{"elements":[{"name":"a","hosts":["nowhere.invalid"]}]}"#).unwrap();
+        let t = ElementTable::build(&specs, |_| vec![]);
+        assert_eq!(t.unresolved, ["nowhere.invalid"]);
+    }
+
+    #[test]
+    fn bad_element_files_say_what_is_wrong() {
+        for (json, says) in [
+            ("[]", "top level"),
+            (r#"{"elements":[{"hosts":["h"]}]}"#, "elements[0]: \"name\""),
+            (r#"{"elements":[{"name":"a"}]}"#, "hosts"),
+            (r#"{"elements":[{"name":"a","hosts":["h"],"notify":"yes"}]}"#, "notify"),
+            (r#"{"elements":[{"name":"a","hosts":["h"]},{"name":"a","hosts":["g"]}]}"#, "twice"),
+            (r#"{"elements":[{"name":"a b","hosts":["h"]}]}"#, "printable"),
+        ] {
+            let e = parse_elements(json).unwrap_err();
+            assert!(e.contains(says), "{json}: {e}");
+        }
+    }
+
+    #[test]
+    fn file_reload_on_change_and_broken_file_keeps_table() {
+        let dir = std::env::temp_dir().join(format!("omcm-elements-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("elements.json");
+        std::fs::write(&path, r#"{"elements":[{"name":"a","hosts":["10.0.0.1"]}]}"#).unwrap();
+        let e = Elements::load(&path).unwrap();
+        assert!(e.current().lookup(ip("10.0.0.1")).is_some());
+        std::fs::write(&path, r#"{"elements":[{"name":"b","hosts":["10.0.0.2"]}]}"#).unwrap();
+        e.reload();
+        assert!(e.current().lookup(ip("10.0.0.1")).is_none());
+        assert!(e.current().lookup(ip("10.0.0.2")).is_some());
+        std::fs::write(&path, "{broken").unwrap();
+        e.reload();
+        assert!(e.current().lookup(ip("10.0.0.2")).is_some());
+        assert!(Elements::load(&dir.join("missing.json")).is_err());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
