@@ -46,9 +46,14 @@ pub fn parse_elements(json: &str) -> Result<Vec<ElementSpec>, String> {
 }
 
 fn parse_element(v: &Value) -> Result<ElementSpec, String> {
-    let name = v.get("name").and_then(Value::as_str).ok_or("\"name\" (a string) is required")?;
+    let name = v
+        .get("name")
+        .and_then(Value::as_str)
+        .ok_or("\"name\" (a string) is required")?;
     if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic()) || name.contains('/') {
-        return Err(format!("name '{name}': printable ASCII without spaces or '/'"));
+        return Err(format!(
+            "name '{name}': printable ASCII without spaces or '/'"
+        ));
     }
     let strings = |key: &str| -> Result<Vec<String>, String> {
         match v.get(key) {
@@ -67,7 +72,12 @@ fn parse_element(v: &Value) -> Result<ElementSpec, String> {
         None => true,
         Some(b) => b.as_bool().ok_or("\"notify\" must be true or false")?,
     };
-    Ok(ElementSpec { name: name.to_owned(), hosts, notify, ignore_logins: strings("ignore_logins")? })
+    Ok(ElementSpec {
+        name: name.to_owned(),
+        hosts,
+        notify,
+        ignore_logins: strings("ignore_logins")?,
+    })
 }
 
 /// One element, ready for the hot path.
@@ -82,7 +92,9 @@ pub struct Element {
 impl Element {
     /// A change by this login is System Manager's own, echoed back by CM.
     pub fn ignores_login(&self, login: &str) -> bool {
-        self.ignore_logins.iter().any(|l| l.eq_ignore_ascii_case(login))
+        self.ignore_logins
+            .iter()
+            .any(|l| l.eq_ignore_ascii_case(login))
     }
 }
 
@@ -104,7 +116,11 @@ impl ElementTable {
             table.elements.push(Element {
                 name: spec.name.as_str().into(),
                 notify: spec.notify,
-                ignore_logins: spec.ignore_logins.iter().map(|l| l.to_ascii_lowercase()).collect(),
+                ignore_logins: spec
+                    .ignore_logins
+                    .iter()
+                    .map(|l| l.to_ascii_lowercase())
+                    .collect(),
             });
             for host in &spec.hosts {
                 let addrs = match parse_sender(host.trim_matches(|c| c == '[' || c == ']')) {
@@ -124,7 +140,9 @@ impl ElementTable {
 
     /// The element a sender belongs to.
     pub fn lookup(&self, sender: IpAddr) -> Option<&Element> {
-        self.by_addr.get(&normalize(sender)).map(|&i| &self.elements[i])
+        self.by_addr
+            .get(&normalize(sender))
+            .map(|&i| &self.elements[i])
     }
 
     pub fn len(&self) -> usize {
@@ -145,7 +163,10 @@ fn normalize(ip: IpAddr) -> IpAddr {
 
 /// Resolves a host name with the system resolver.
 pub fn system_resolve(host: &str) -> Vec<IpAddr> {
-    (host, 0).to_socket_addrs().map(|a| a.map(|s| s.ip()).collect()).unwrap_or_default()
+    (host, 0)
+        .to_socket_addrs()
+        .map(|a| a.map(|s| s.ip()).collect())
+        .unwrap_or_default()
 }
 
 /// The element list of one action, from `elements.file`: loaded at start, reloaded on HUP, when
@@ -171,7 +192,10 @@ impl Elements {
 
     /// The table in force (one read lock; cheap).
     pub fn current(&self) -> Arc<ElementTable> {
-        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Reads the file again and resolves every name again. A broken file keeps the old table.
@@ -196,7 +220,9 @@ impl Elements {
     fn install(&self, specs: &[ElementSpec]) {
         let table = ElementTable::build(specs, system_resolve);
         for host in &table.unresolved {
-            logging::warning(&format!("elements.file: host '{host}' does not resolve; retried at the next refresh"));
+            logging::warning(&format!(
+                "elements.file: host '{host}' does not resolve; retried at the next refresh"
+            ));
         }
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(table);
     }
@@ -241,13 +267,17 @@ mod tests {
         assert_eq!(name("10.2.2.20").as_deref(), Some("cm-west"));
         assert_eq!(name("10.9.9.9"), None);
         assert!(!t.lookup(ip("10.2.2.20")).unwrap().notify);
-        assert!(t.lookup(ip("10.1.1.10")).unwrap().ignores_login("smgr-SYNC"));
+        assert!(t
+            .lookup(ip("10.1.1.10"))
+            .unwrap()
+            .ignores_login("smgr-SYNC"));
         assert!(t.unresolved.is_empty());
     }
 
     #[test]
     fn unresolved_names_are_reported() {
-        let specs = parse_elements(r#"{"elements":[{"name":"a","hosts":["nowhere.invalid"]}]}"#).unwrap();
+        let specs =
+            parse_elements(r#"{"elements":[{"name":"a","hosts":["nowhere.invalid"]}]}"#).unwrap();
         let t = ElementTable::build(&specs, |_| vec![]);
         assert_eq!(t.unresolved, ["nowhere.invalid"]);
     }
@@ -258,9 +288,18 @@ mod tests {
             ("[]", "top level"),
             (r#"{"elements":[{"hosts":["h"]}]}"#, "elements[0]: \"name\""),
             (r#"{"elements":[{"name":"a"}]}"#, "hosts"),
-            (r#"{"elements":[{"name":"a","hosts":["h"],"notify":"yes"}]}"#, "notify"),
-            (r#"{"elements":[{"name":"a","hosts":["h"]},{"name":"a","hosts":["g"]}]}"#, "twice"),
-            (r#"{"elements":[{"name":"a b","hosts":["h"]}]}"#, "printable"),
+            (
+                r#"{"elements":[{"name":"a","hosts":["h"],"notify":"yes"}]}"#,
+                "notify",
+            ),
+            (
+                r#"{"elements":[{"name":"a","hosts":["h"]},{"name":"a","hosts":["g"]}]}"#,
+                "twice",
+            ),
+            (
+                r#"{"elements":[{"name":"a b","hosts":["h"]}]}"#,
+                "printable",
+            ),
         ] {
             let e = parse_elements(json).unwrap_err();
             assert!(e.contains(says), "{json}: {e}");

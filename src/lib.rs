@@ -23,6 +23,8 @@ pub mod elements;
 pub mod line;
 pub mod logging;
 pub mod pipeline;
+pub mod queue;
 pub mod records;
+pub mod resync;
 mod rsyslog;
 pub mod sample;

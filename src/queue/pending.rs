@@ -1,0 +1,415 @@
+//! The coalescing map: one entry per key, however many changes touched it.
+//!
+//! Pure data, no I/O: the queue's writer applies every mutation here in the same order as it
+//! writes them to the log, so replaying the log at start rebuilds exactly this state.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use crate::classify::Verb;
+use crate::resync::{rfc3339, Change, Key, Scope};
+
+/// At most this many logins are listed per request.
+const MAX_LOGINS: usize = 8;
+
+/// Everything known about one pending key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// Sequence number of the last change merged in.
+    pub seq: u64,
+    pub count: u64,
+    pub verbs: BTreeSet<Verb>,
+    pub logins: BTreeSet<String>,
+    pub reason: Option<String>,
+    pub first_ms: u64,
+    pub last_ms: u64,
+    /// When the key may be sent: the window counts from the first change, it does not restart.
+    pub due_ms: u64,
+    /// The `seq` a request in flight carries (runtime only).
+    pub in_flight: Option<u64>,
+}
+
+impl Entry {
+    /// The request object for this key (docs/smgr-api.md).
+    pub fn request(&self, scope: &Scope) -> Value {
+        let mut m = Map::new();
+        scope.write_json(&mut m);
+        if !matches!(scope, Scope::Object { .. }) {
+            m.insert(
+                "reason".into(),
+                self.reason.clone().unwrap_or_default().into(),
+            );
+        }
+        m.insert(
+            "verbs".into(),
+            self.verbs
+                .iter()
+                .map(|v| v.as_str())
+                .collect::<Vec<_>>()
+                .into(),
+        );
+        m.insert(
+            "logins".into(),
+            self.logins.iter().cloned().collect::<Vec<_>>().into(),
+        );
+        m.insert("count".into(), self.count.into());
+        m.insert("first_seen".into(), rfc3339(self.first_ms).into());
+        m.insert("last_seen".into(), rfc3339(self.last_ms).into());
+        Value::Object(m)
+    }
+}
+
+/// Keys due for sending, grouped by element.
+pub type DueBatch = (Arc<str>, Vec<(Key, Entry)>);
+
+pub struct Pending {
+    entries: BTreeMap<Key, Entry>,
+    per_element: HashMap<Arc<str>, usize>,
+    window_ms: u64,
+    burst_threshold: usize,
+}
+
+impl Pending {
+    pub fn new(window_ms: u64, burst_threshold: usize) -> Self {
+        Pending {
+            entries: BTreeMap::new(),
+            per_element: HashMap::new(),
+            window_ms,
+            burst_threshold,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn entries(&self) -> impl Iterator<Item = (&Key, &Entry)> {
+        self.entries.iter()
+    }
+
+    /// Merges one change. When an element passes the burst threshold, its keys are replaced by
+    /// one element-level key.
+    pub fn merge(&mut self, change: &Change, seq: u64) {
+        let at = change.at_ms;
+        // A pending (not yet sent) element-level resync already covers every object of it.
+        let element_key = Key {
+            element: change.key.element.clone(),
+            scope: Scope::Element,
+        };
+        let key = match self.entries.get(&element_key) {
+            Some(e) if e.in_flight.is_none() => element_key,
+            _ => change.key.clone(),
+        };
+        let entry = self.entries.entry(key.clone()).or_insert_with(|| {
+            *self
+                .per_element
+                .entry(change.key.element.clone())
+                .or_default() += 1;
+            Entry {
+                seq,
+                count: 0,
+                verbs: BTreeSet::new(),
+                logins: BTreeSet::new(),
+                reason: change.reason.clone(),
+                first_ms: at,
+                last_ms: at,
+                due_ms: at + self.window_ms,
+                in_flight: None,
+            }
+        });
+        entry.seq = entry.seq.max(seq);
+        entry.count += 1;
+        entry.verbs.insert(change.verb);
+        if let Some(login) = &change.login {
+            if entry.logins.len() < MAX_LOGINS {
+                entry.logins.insert(login.clone());
+            }
+        }
+        entry.first_ms = entry.first_ms.min(at);
+        entry.last_ms = entry.last_ms.max(at);
+        if key.scope != Scope::Element && self.per_element[&key.element] > self.burst_threshold {
+            self.escalate(&change.key.element);
+        }
+    }
+
+    /// Inserts a whole entry (a compacted log's snapshot).
+    pub fn restore(&mut self, key: Key, entry: Entry) {
+        if self.entries.insert(key.clone(), entry).is_none() {
+            *self.per_element.entry(key.element).or_default() += 1;
+        }
+    }
+
+    /// Replaces every key of `element` with one element-level key.
+    fn escalate(&mut self, element: &Arc<str>) {
+        let keys: Vec<Key> = self
+            .entries
+            .range(element_range(element))
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut merged: Option<Entry> = None;
+        for key in &keys {
+            let e = self.entries.remove(key).expect("listed key");
+            merged = Some(match merged {
+                None => e,
+                Some(mut m) => {
+                    m.seq = m.seq.max(e.seq);
+                    m.count += e.count;
+                    m.verbs.extend(e.verbs);
+                    m.logins.extend(
+                        e.logins
+                            .into_iter()
+                            .take(MAX_LOGINS.saturating_sub(m.logins.len())),
+                    );
+                    m.first_ms = m.first_ms.min(e.first_ms);
+                    m.last_ms = m.last_ms.max(e.last_ms);
+                    m.due_ms = m.due_ms.min(e.due_ms);
+                    m
+                }
+            });
+        }
+        let Some(mut entry) = merged else { return };
+        entry.reason = Some(format!(
+            "burst: {} changes on {} keys",
+            entry.count,
+            keys.len()
+        ));
+        entry.in_flight = None;
+        self.per_element.insert(element.clone(), 1);
+        self.entries.insert(
+            Key {
+                element: element.clone(),
+                scope: Scope::Element,
+            },
+            entry,
+        );
+    }
+
+    /// Removes `key` if no change newer than the request `sent_seq` arrived since.
+    /// Returns whether it was removed.
+    pub fn done(&mut self, key: &Key, sent_seq: u64) -> bool {
+        let newer = match self.entries.get_mut(key) {
+            None => return false,
+            Some(e) if e.seq > sent_seq => e,
+            Some(_) => {
+                self.entries.remove(key);
+                let n = self.per_element.get_mut(&key.element).expect("counted");
+                *n -= 1;
+                if *n == 0 {
+                    self.per_element.remove(&key.element);
+                }
+                return true;
+            }
+        };
+        // Changed while the request was in flight: send again, a window after the newer change.
+        newer.in_flight = None;
+        newer.due_ms = newer.last_ms + self.window_ms;
+        false
+    }
+
+    /// A request failed and will be retried: the keys wait until `retry_at_ms`.
+    pub fn retry(&mut self, key: &Key, retry_at_ms: u64) {
+        if let Some(e) = self.entries.get_mut(key) {
+            e.in_flight = None;
+            e.due_ms = e.due_ms.max(retry_at_ms);
+        }
+    }
+
+    /// Takes up to `max_per_element` due keys of each element that `ready` allows, marking
+    /// them in flight.
+    pub fn take_due(
+        &mut self,
+        now_ms: u64,
+        max_per_element: usize,
+        ready: impl Fn(&str) -> bool,
+    ) -> Vec<DueBatch> {
+        let mut batches: Vec<DueBatch> = Vec::new();
+        for (key, entry) in self.entries.iter_mut() {
+            if entry.in_flight.is_some() || entry.due_ms > now_ms || !ready(&key.element) {
+                continue;
+            }
+            let batch = match batches.last_mut() {
+                Some((el, items)) if *el == key.element => items,
+                _ => {
+                    batches.push((key.element.clone(), Vec::new()));
+                    &mut batches.last_mut().expect("pushed").1
+                }
+            };
+            if batch.len() < max_per_element {
+                entry.in_flight = Some(entry.seq);
+                batch.push((key.clone(), entry.clone()));
+            }
+        }
+        batches
+    }
+
+    /// The earliest time a key not in flight becomes due.
+    pub fn next_due_ms(&self) -> Option<u64> {
+        self.entries
+            .values()
+            .filter(|e| e.in_flight.is_none())
+            .map(|e| e.due_ms)
+            .min()
+    }
+
+    /// Pending keys of one element.
+    pub fn element_len(&self, element: &str) -> usize {
+        self.per_element.get(element).copied().unwrap_or(0)
+    }
+}
+
+/// All keys of one element (keys sort by element first).
+fn element_range(element: &Arc<str>) -> std::ops::RangeInclusive<Key> {
+    let lo = Key {
+        element: element.clone(),
+        scope: Scope::Object {
+            ty: String::new(),
+            id: String::new(),
+        },
+    };
+    let hi = Key {
+        element: element.clone(),
+        scope: Scope::Element,
+    };
+    lo..=hi
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(el: &str, scope: Scope, verb: Verb, at: u64) -> Change {
+        Change {
+            key: Key {
+                element: el.into(),
+                scope,
+            },
+            verb,
+            login: Some("dadmin".into()),
+            reason: None,
+            at_ms: at,
+        }
+    }
+
+    fn station(id: &str) -> Scope {
+        Scope::Object {
+            ty: "station".into(),
+            id: id.into(),
+        }
+    }
+
+    #[test]
+    fn many_changes_to_ten_stations_make_ten_keys() {
+        let mut p = Pending::new(1000, 500);
+        for i in 0..1000u64 {
+            p.merge(
+                &change("cm", station(&(i % 10).to_string()), Verb::Change, 100 + i),
+                i,
+            );
+        }
+        assert_eq!(p.len(), 10);
+        let (_, e) = p.entries().next().unwrap();
+        assert_eq!((e.count, e.first_ms, e.due_ms), (100, 100, 1100));
+        assert!(
+            p.take_due(1099, 100, |_| true).is_empty(),
+            "window caps from the first change"
+        );
+        let due = p.take_due(1200, 100, |_| true);
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].1.len(), 10);
+        assert!(p.take_due(5000, 100, |_| true).is_empty(), "in flight");
+    }
+
+    #[test]
+    fn done_removes_unless_changed_in_flight() {
+        let mut p = Pending::new(10, 100);
+        p.merge(&change("cm", station("1"), Verb::Change, 0), 1);
+        p.merge(&change("cm", station("2"), Verb::Add, 0), 2);
+        let due = p.take_due(10, 100, |_| true);
+        let sent: Vec<(Key, u64)> = due[0].1.iter().map(|(k, e)| (k.clone(), e.seq)).collect();
+        p.merge(&change("cm", station("2"), Verb::Change, 50), 3);
+        assert!(p.done(&sent[0].0, sent[0].1));
+        assert!(!p.done(&sent[1].0, sent[1].1), "changed while in flight");
+        assert_eq!(p.len(), 1);
+        assert_eq!(p.next_due_ms(), Some(60));
+        let again = p.take_due(60, 100, |_| true);
+        assert_eq!(again[0].1[0].1.verbs, [Verb::Add, Verb::Change].into());
+    }
+
+    #[test]
+    fn retry_waits_and_ready_filter_holds_elements_back() {
+        let mut p = Pending::new(0, 100);
+        p.merge(&change("a", station("1"), Verb::Change, 0), 1);
+        p.merge(&change("b", station("1"), Verb::Change, 0), 2);
+        let due = p.take_due(0, 100, |el| el == "a");
+        assert_eq!(due.len(), 1);
+        p.retry(&due[0].1[0].0, 500);
+        assert!(p.take_due(499, 100, |el| el == "a").is_empty());
+        assert_eq!(p.take_due(500, 100, |_| true).len(), 2);
+    }
+
+    #[test]
+    fn burst_escalates_to_one_element_key() {
+        let mut p = Pending::new(0, 3);
+        for i in 0..3 {
+            p.merge(&change("cm", station(&i.to_string()), Verb::Change, 0), i);
+        }
+        p.merge(&change("other", station("9"), Verb::Change, 0), 10);
+        assert_eq!(p.len(), 4);
+        p.merge(
+            &change(
+                "cm",
+                Scope::Type {
+                    ty: "station".into(),
+                },
+                Verb::Add,
+                5,
+            ),
+            11,
+        );
+        assert_eq!(p.len(), 2);
+        assert_eq!(p.element_len("cm"), 1);
+        let (key, entry) = p.entries().find(|(k, _)| &*k.element == "cm").unwrap();
+        assert_eq!(key.scope, Scope::Element);
+        assert_eq!((entry.count, entry.seq), (4, 11));
+        assert!(entry.reason.as_deref().unwrap().starts_with("burst"));
+        // Further changes of that element coalesce into the pending element key...
+        p.merge(&change("cm", station("77"), Verb::Change, 6), 12);
+        assert_eq!(p.element_len("cm"), 1);
+        assert_eq!(
+            p.entries()
+                .find(|(k, _)| &*k.element == "cm")
+                .unwrap()
+                .1
+                .count,
+            5
+        );
+        // ...but not into one already sent: that request may have read the state before them.
+        let due = p.take_due(100, 10, |el| el == "cm");
+        assert_eq!(due[0].1[0].0.scope, Scope::Element);
+        p.merge(&change("cm", station("78"), Verb::Change, 7), 13);
+        assert_eq!(p.element_len("cm"), 2);
+    }
+
+    #[test]
+    fn request_shape() {
+        let mut p = Pending::new(0, 10);
+        p.merge(
+            &change("cm", station("1001"), Verb::Change, 1_764_065_702_123),
+            1,
+        );
+        let (k, e) = p.entries().next().unwrap();
+        let r = e.request(&k.scope);
+        assert_eq!(
+            r,
+            serde_json::json!({"scope":"object","type":"station","id":"1001","verbs":["change"],
+                "logins":["dadmin"],"count":1,"first_seen":"2025-11-25T10:15:02.123Z",
+                "last_seen":"2025-11-25T10:15:02.123Z"})
+        );
+    }
+}

@@ -1,0 +1,199 @@
+//! What System Manager is asked to resync: keys (element plus object, type or whole element),
+//! the changes that touch them, and times as SMGR reads them.
+
+use std::sync::Arc;
+
+use serde_json::{json, Map, Value};
+
+use crate::classify::Verb;
+
+/// What a request covers within one element.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Scope {
+    Object { ty: String, id: String },
+    Type { ty: String },
+    Element,
+}
+
+/// The unit of coalescing: one element's object, type, or the element itself.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Key {
+    pub element: Arc<str>,
+    pub scope: Scope,
+}
+
+/// One accepted change, as the queue stores it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    pub key: Key,
+    pub verb: Verb,
+    pub login: Option<String>,
+    /// Why a type- or element-level resync (`add next`, `system-parameters`, ...).
+    pub reason: Option<String>,
+    /// When rsyslog received it, milliseconds since the Unix epoch.
+    pub at_ms: u64,
+}
+
+impl Scope {
+    /// The scope's fields as they appear in log records and requests.
+    pub fn write_json(&self, m: &mut Map<String, Value>) {
+        match self {
+            Scope::Object { ty, id } => {
+                m.insert("scope".into(), "object".into());
+                m.insert("type".into(), ty.as_str().into());
+                m.insert("id".into(), id.as_str().into());
+            }
+            Scope::Type { ty } => {
+                m.insert("scope".into(), "type".into());
+                m.insert("type".into(), ty.as_str().into());
+            }
+            Scope::Element => {
+                m.insert("scope".into(), "element".into());
+            }
+        }
+    }
+
+    pub fn read_json(v: &Value) -> Option<Scope> {
+        let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+        Some(match v.get("scope")?.as_str()? {
+            "object" => Scope::Object {
+                ty: s("type")?,
+                id: s("id")?,
+            },
+            "type" => Scope::Type { ty: s("type")? },
+            "element" => Scope::Element,
+            _ => return None,
+        })
+    }
+}
+
+impl Verb {
+    pub const ALL: [Verb; 5] = [
+        Verb::Add,
+        Verb::Change,
+        Verb::Duplicate,
+        Verb::Remove,
+        Verb::Delete,
+    ];
+
+    pub fn parse(s: &str) -> Option<Verb> {
+        Verb::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// RFC 3339 in UTC with milliseconds: `2026-11-25T10:15:02.123Z`.
+pub fn rfc3339(ms: u64) -> String {
+    let (days, rest) = ((ms / 86_400_000) as i64, ms % 86_400_000);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (h, m, s, milli) = (
+        rest / 3_600_000,
+        rest / 60_000 % 60,
+        rest / 1000 % 60,
+        rest % 1000,
+    );
+    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{milli:03}Z")
+}
+
+/// Parses the RFC 3339 receive time rsyslog renders (`2026-11-25T10:15:02.123456+01:00`).
+pub fn parse_rfc3339_ms(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        std::str::from_utf8(b.get(r)?).ok()?.parse().ok()
+    };
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let mut i = 19;
+    let mut millis = 0;
+    if b.get(i) == Some(&b'.') {
+        let start = i + 1;
+        i = start;
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        let frac = format!("{:0<3}", std::str::from_utf8(&b[start..i]).ok()?);
+        millis = frac[..3].parse().ok()?;
+    }
+    let offset_min = match b.get(i)? {
+        b'Z' | b'z' => 0,
+        sign @ (b'+' | b'-') => {
+            let m = num(i + 1..i + 3)? * 60 + num(i + 4..i + 6)?;
+            if *sign == b'-' {
+                -m
+            } else {
+                m
+            }
+        }
+        _ => return None,
+    };
+    // Days from civil (Hinnant).
+    let y = year - i64::from(month <= 2);
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset_min * 60;
+    u64::try_from(secs * 1000 + millis).ok()
+}
+
+/// The request body for a set of keys of one element (docs/smgr-api.md).
+pub fn request_body(element: &str, requests: &[Value]) -> Value {
+    json!({ "element": element, "requests": requests })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_round_trip() {
+        for ms in [0, 1_764_065_702_123, 951_782_400_000, 4_102_444_799_999] {
+            assert_eq!(parse_rfc3339_ms(&rfc3339(ms)), Some(ms), "{}", rfc3339(ms));
+        }
+        assert_eq!(rfc3339(1_764_065_702_123), "2025-11-25T10:15:02.123Z");
+        assert_eq!(
+            parse_rfc3339_ms("2025-11-25T11:15:02.123456+01:00"),
+            Some(1_764_065_702_123)
+        );
+        assert_eq!(
+            parse_rfc3339_ms("2025-11-25T10:15:02Z"),
+            Some(1_764_065_702_000)
+        );
+        assert_eq!(parse_rfc3339_ms("yesterday"), None);
+    }
+
+    #[test]
+    fn scope_json_round_trip() {
+        for scope in [
+            Scope::Object {
+                ty: "station".into(),
+                id: "1001".into(),
+            },
+            Scope::Type {
+                ty: "station".into(),
+            },
+            Scope::Element,
+        ] {
+            let mut m = Map::new();
+            scope.write_json(&mut m);
+            assert_eq!(Scope::read_json(&Value::Object(m)), Some(scope));
+        }
+    }
+}
