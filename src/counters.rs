@@ -23,6 +23,35 @@ pub struct Counters {
     pub ignored: [AtomicU64; REASONS],
     /// Lines written to the capture file.
     pub captured: AtomicU64,
+    /// Events dropped, by why (see [`Drop`]).
+    pub dropped: [AtomicU64; DROPS],
+    /// Changes made durable in the queue (after expanding duplicate ranges).
+    pub changes_queued: AtomicU64,
+}
+
+const DROPS: usize = 3;
+
+/// Why an event was dropped before the queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Drop {
+    /// The sender is no configured CM server.
+    UnknownSender,
+    /// The element has notifications off.
+    NotifyOff,
+    /// This node is the standby System Manager.
+    Standby,
+}
+
+impl Drop {
+    pub const ALL: [Drop; DROPS] = [Drop::UnknownSender, Drop::NotifyOff, Drop::Standby];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Drop::UnknownSender => "unknown_sender",
+            Drop::NotifyOff => "notify_off",
+            Drop::Standby => "standby",
+        }
+    }
 }
 
 /// One batch's counts, kept locally by the worker and added to [`Counters`] at its end.
@@ -33,6 +62,8 @@ pub struct Tally {
     pub events: [u64; VERBS],
     pub ignored: [u64; REASONS],
     pub captured: u64,
+    pub dropped: [u64; DROPS],
+    pub changes_queued: u64,
 }
 
 impl Tally {
@@ -42,6 +73,10 @@ impl Tally {
 
     pub fn ignored(&mut self, reason: Reason) {
         self.ignored[reason as usize] += 1;
+    }
+
+    pub fn dropped(&mut self, why: Drop) {
+        self.dropped[why as usize] += 1;
     }
 }
 
@@ -57,6 +92,11 @@ impl Counters {
         add(&self.lines_malformed, t.lines_malformed);
         add(&self.batches_committed, 1);
         add(&self.captured, t.captured);
+        add(&self.changes_queued, t.changes_queued);
+        self.dropped
+            .iter()
+            .zip(t.dropped)
+            .for_each(|(c, n)| add(c, n));
         self.events
             .iter()
             .zip(t.events)
@@ -77,5 +117,9 @@ impl Counters {
 
     pub fn ignored(&self, reason: Reason) -> u64 {
         Self::get(&self.ignored[reason as usize])
+    }
+
+    pub fn dropped(&self, why: Drop) -> u64 {
+        Self::get(&self.dropped[why as usize])
     }
 }

@@ -169,23 +169,44 @@ pub fn system_resolve(host: &str) -> Vec<IpAddr> {
         .unwrap_or_default()
 }
 
-/// The element list of one action, from `elements.file`: loaded at start, reloaded on HUP, when
-/// the file changes, and on every refresh (names resolved again).
+/// The element list of one action: from `elements.file` (loaded at start, reloaded on HUP, when
+/// the file changes, and on every refresh, names resolved again) or installed by the supervisor
+/// from System Manager's list.
 pub struct Elements {
-    path: PathBuf,
+    file: Option<PathBuf>,
     current: RwLock<Arc<ElementTable>>,
     loaded_mtime: RwLock<Option<SystemTime>>,
 }
 
 impl Elements {
-    /// Reads the file now: a missing or broken file is a configuration error.
+    /// No elements yet (System Manager's list arrives later).
+    pub fn empty() -> Self {
+        Elements {
+            file: None,
+            current: RwLock::default(),
+            loaded_mtime: RwLock::new(None),
+        }
+    }
+
+    /// The list in `path`, read by the first [`Elements::reload`].
+    pub fn for_file(path: &Path) -> Self {
+        Elements {
+            file: Some(path.to_owned()),
+            ..Elements::empty()
+        }
+    }
+
+    /// Reads the file now: a missing or broken file is an error.
     pub fn load(path: &Path) -> Result<Self, String> {
         let specs = read_specs(path)?;
         let elements = Elements {
-            path: path.to_owned(),
-            current: RwLock::new(Arc::new(ElementTable::default())),
-            loaded_mtime: RwLock::new(mtime(path)),
+            file: Some(path.to_owned()),
+            ..Elements::empty()
         };
+        *elements
+            .loaded_mtime
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = mtime(path);
         elements.install(&specs);
         Ok(elements)
     }
@@ -200,9 +221,10 @@ impl Elements {
 
     /// Reads the file again and resolves every name again. A broken file keeps the old table.
     pub fn reload(&self) {
-        match read_specs(&self.path) {
+        let Some(path) = &self.file else { return };
+        match read_specs(path) {
             Ok(specs) => {
-                *self.loaded_mtime.write().unwrap_or_else(|e| e.into_inner()) = mtime(&self.path);
+                *self.loaded_mtime.write().unwrap_or_else(|e| e.into_inner()) = mtime(path);
                 self.install(&specs);
             }
             Err(e) => logging::error(&format!("elements.file {e}; keeping the elements in force")),
@@ -211,17 +233,18 @@ impl Elements {
 
     /// Reloads when the file changed since it was last read.
     pub fn reload_if_changed(&self) {
-        let now = mtime(&self.path);
-        if now != *self.loaded_mtime.read().unwrap_or_else(|e| e.into_inner()) {
+        let Some(path) = &self.file else { return };
+        if mtime(path) != *self.loaded_mtime.read().unwrap_or_else(|e| e.into_inner()) {
             self.reload();
         }
     }
 
-    fn install(&self, specs: &[ElementSpec]) {
+    /// Installs a new list (resolving host names now).
+    pub fn install(&self, specs: &[ElementSpec]) {
         let table = ElementTable::build(specs, system_resolve);
         for host in &table.unresolved {
             logging::warning(&format!(
-                "elements.file: host '{host}' does not resolve; retried at the next refresh"
+                "elements: host '{host}' does not resolve; retried at the next refresh"
             ));
         }
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(table);

@@ -19,7 +19,9 @@
 pub mod classify;
 pub mod config;
 pub mod counters;
+pub mod deliver;
 pub mod elements;
+pub mod ha;
 pub mod line;
 pub mod logging;
 pub mod pipeline;
@@ -28,3 +30,4 @@ pub mod records;
 pub mod resync;
 mod rsyslog;
 pub mod sample;
+pub mod service;

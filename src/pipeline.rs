@@ -1,28 +1,69 @@
 //! The pipeline one action runs: what happens to each batch of received lines.
 //!
 //! It knows nothing of rsyslog: the boundary hands it borrowed byte lines and maps the result to
-//! a return code. Stages so far: split the rendered line, classify its message, count, record
-//! (trace and capture). Filtering, the durable queue and delivery plug in after classification.
+//! a return code. Per line: split the rendered line, classify its message, filter the event
+//! (known CM sender? notifications on? this node active? an ignored login?), turn it into
+//! changes; per batch: make the changes durable in the queue, count, write the record files.
+//! The batch is committed only once its changes are on disk.
+
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
-use crate::classify::{verdict_json, Classifier, ObjectTable, Reason, Verdict};
-use crate::config::Config;
-use crate::counters::{Counters, Tally};
+use crate::classify::{verdict_json, Classifier, Event, ObjectTable, Reason, Target, Verdict};
+use crate::config::{Config, ElementsSource};
+use crate::counters::{Counters, Drop, Tally};
+use crate::elements::{ElementTable, Elements};
+use crate::ha::Gate;
 use crate::line::{Malformed, ReceivedLine};
+use crate::logging;
+use crate::queue::Queue;
 use crate::records::RecordFile;
+use crate::resync::{now_ms, parse_rfc3339_ms, Change, Key, Scope};
+use crate::service::Service;
+
+/// How often a failed start of the background service is tried again.
+const RESTART_EVERY: Duration = Duration::from_secs(5);
 
 pub struct Pipeline {
     config: Config,
     classifier: Classifier,
+    elements: Arc<Elements>,
+    gate: Arc<Gate>,
     trace: Option<RecordFile>,
     capture: Option<RecordFile>,
     counters: Counters,
+    service: Mutex<ServiceState>,
+}
+
+#[derive(Default)]
+struct ServiceState {
+    running: Option<Service>,
+    last_attempt: Option<Instant>,
 }
 
 /// The batch could not be taken now; rsyslog keeps it and retries later.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Suspend;
+
+/// What became of an event after the filter.
+enum Outcome {
+    Queued,
+    Dropped(Drop),
+    IgnoredLogin,
+}
+
+impl Outcome {
+    fn as_str(&self) -> &'static str {
+        match self {
+            Outcome::Queued => "queued",
+            Outcome::Dropped(d) => d.as_str(),
+            Outcome::IgnoredLogin => "ignored_login",
+        }
+    }
+}
 
 /// One batch's output for the record files, written once at its end.
 #[derive(Default)]
@@ -34,8 +75,14 @@ struct BatchRecords {
 }
 
 impl Pipeline {
+    /// Builds the action's pipeline. Opens nothing and starts nothing (this runs in
+    /// `rsyslogd -N1` too): see [`Pipeline::start`].
     pub fn new(config: Config) -> Self {
         let classifier = Classifier::new(ObjectTable::with_rules(&config.rules), config.limits);
+        let elements = match &config.elements {
+            ElementsSource::File(path) => Elements::for_file(path),
+            ElementsSource::Smgr => Elements::empty(),
+        };
         Pipeline {
             trace: config.trace_file.as_deref().map(RecordFile::new),
             capture: config
@@ -43,7 +90,10 @@ impl Pipeline {
                 .as_deref()
                 .map(|p| RecordFile::bounded(p, config.capture_max)),
             classifier,
+            elements: Arc::new(elements),
+            gate: Arc::new(Gate::new(config.ha.clone())),
             counters: Counters::default(),
+            service: Mutex::default(),
             config,
         }
     }
@@ -56,45 +106,124 @@ impl Pipeline {
         &self.counters
     }
 
+    /// Starts the background service: element list, HA role, queue, delivery. Logs and returns
+    /// false on failure (tried again by the next batch).
+    pub fn start(&self) -> bool {
+        self.queue().is_some()
+    }
+
+    /// The running queue, starting the service first if needed.
+    fn queue(&self) -> Option<Arc<Queue>> {
+        let mut state = self.service.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = &state.running {
+            return Some(s.queue.clone());
+        }
+        if state
+            .last_attempt
+            .is_some_and(|t| t.elapsed() < RESTART_EVERY)
+        {
+            return None;
+        }
+        state.last_attempt = Some(Instant::now());
+        self.elements.reload();
+        match Service::start(&self.config, self.elements.clone(), self.gate.clone()) {
+            Ok(service) => {
+                let queue = service.queue.clone();
+                state.running = Some(service);
+                Some(queue)
+            }
+            Err(e) => {
+                logging::error(&format!(
+                    "cannot start: {e}; rsyslog keeps the messages and retries"
+                ));
+                None
+            }
+        }
+    }
+
+    /// Stops the background service (what is queued stays on disk).
+    pub fn stop(&self) {
+        self.service
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .running = None;
+    }
+
     /// Takes one rsyslog transaction. `worker` identifies the calling worker in the trace.
-    /// Returns only once the batch is taken care of: the lines are borrowed for this call only.
+    /// Returns only once the batch's changes are durable: the lines are borrowed for this call.
     pub fn process_batch<'a>(
         &self,
         worker: u64,
         lines: impl IntoIterator<Item = &'a [u8]>,
     ) -> Result<(), Suspend> {
+        let queue = self.queue().ok_or(Suspend)?;
+        let table = self.elements.current();
+        let gate_open = self.gate.open();
         let mut tally = Tally::default();
+        let mut changes = Vec::new();
         let mut out = BatchRecords {
             capture_room: self.capture.as_ref().map_or(0, RecordFile::room),
             ..BatchRecords::default()
         };
         for raw in lines {
             tally.lines_received += 1;
-            match ReceivedLine::parse(raw) {
+            let line = match ReceivedLine::parse(raw) {
+                Ok(line) => line,
                 Err(why) => {
                     tally.lines_malformed += 1;
                     if self.trace.is_some() {
                         write_malformed(&mut out.trace, worker, raw, why);
                     }
+                    continue;
                 }
-                Ok(line) => {
-                    let verdict = self.classifier.classify(line.message);
-                    match verdict {
-                        Verdict::Event(e) => tally.event(e.verb),
-                        Verdict::Ignored(reason) => {
-                            tally.ignored(reason);
-                            if reason.is_admin_looking() && out.captured < out.capture_room {
-                                out.captured += 1;
-                                write_line(&mut out.capture, None, &line, &verdict);
-                            }
+            };
+            let verdict = self.classifier.classify(line.message);
+            let outcome = match &verdict {
+                Verdict::Event(e) => {
+                    tally.event(e.verb);
+                    let outcome = filter(&table, gate_open, line.sender, e);
+                    match &outcome {
+                        Outcome::Queued => {
+                            let element = table
+                                .lookup(line.sender)
+                                .expect("filter found it")
+                                .name
+                                .clone();
+                            let at = parse_rfc3339_ms(line.received_at).unwrap_or_else(now_ms);
+                            let before = changes.len();
+                            push_changes(&mut changes, element, e, at);
+                            tally.changes_queued += (changes.len() - before) as u64;
                         }
+                        Outcome::Dropped(why) => tally.dropped(*why),
+                        Outcome::IgnoredLogin => tally.ignored(Reason::IgnoredLogin),
                     }
-                    if self.trace.is_some() {
-                        write_line(&mut out.trace, Some(worker), &line, &verdict);
-                    }
+                    Some(outcome)
                 }
+                Verdict::Ignored(reason) => {
+                    tally.ignored(*reason);
+                    if reason.is_admin_looking() && out.captured < out.capture_room {
+                        out.captured += 1;
+                        write_line(&mut out.capture, None, &line, &verdict, None);
+                    }
+                    None
+                }
+            };
+            if self.trace.is_some() {
+                write_line(
+                    &mut out.trace,
+                    Some(worker),
+                    &line,
+                    &verdict,
+                    outcome.as_ref(),
+                );
             }
         }
+        queue.submit(changes).map_err(|e| {
+            logging::warning(&format!(
+                "batch not committed, rsyslog will retry it: {e:?}"
+            ));
+            Suspend
+        })?;
         tally.captured = out.captured;
         if let Some(trace) = &self.trace {
             trace.append(&out.trace, tally.lines_received);
@@ -106,12 +235,19 @@ impl Pipeline {
         Ok(())
     }
 
-    /// HUP: reopen files so that log rotation works.
+    /// HUP: reopen files so that log rotation works, and read the element list again.
     pub fn reopen(&self) {
         self.trace
             .iter()
             .chain(&self.capture)
             .for_each(RecordFile::reopen);
+        self.elements.reload();
+    }
+
+    /// Keys waiting for delivery (0 before start).
+    pub fn keys_pending(&self) -> usize {
+        let state = self.service.lock().unwrap_or_else(|e| e.into_inner());
+        state.running.as_ref().map_or(0, |s| s.queue.len())
     }
 
     /// Ignored lines by reason, for summaries.
@@ -122,8 +258,68 @@ impl Pipeline {
     }
 }
 
-/// One trace or capture record: where the line came from, its message and the verdict.
-fn write_line(out: &mut Vec<u8>, worker: Option<u64>, line: &ReceivedLine, verdict: &Verdict) {
+/// Known CM sender? Notifications on? This node active? SMGR's own login echoed back?
+fn filter(table: &ElementTable, gate_open: bool, sender: IpAddr, event: &Event) -> Outcome {
+    match table.lookup(sender) {
+        None => Outcome::Dropped(Drop::UnknownSender),
+        Some(el) if !el.notify => Outcome::Dropped(Drop::NotifyOff),
+        Some(_) if !gate_open => Outcome::Dropped(Drop::Standby),
+        Some(el) if event.login.is_some_and(|l| el.ignores_login(l)) => Outcome::IgnoredLogin,
+        Some(_) => Outcome::Queued,
+    }
+}
+
+/// The changes one event makes: one per object (a duplicate range expands), or one type- or
+/// element-level change.
+fn push_changes(out: &mut Vec<Change>, element: Arc<str>, e: &Event, at_ms: u64) {
+    let ty = e.object.type_name.clone();
+    let change = |scope: Scope, reason: Option<String>| Change {
+        key: Key {
+            element: element.clone(),
+            scope,
+        },
+        verb: e.verb,
+        login: e.login.map(str::to_owned),
+        reason,
+        at_ms,
+    };
+    match e.target {
+        Target::Object(id) => out.push(change(
+            Scope::Object {
+                ty,
+                id: id.to_owned(),
+            },
+            None,
+        )),
+        Target::Range {
+            start,
+            count,
+            width,
+        } => out.extend((0..u64::from(count)).map(|i| {
+            change(
+                Scope::Object {
+                    ty: ty.clone(),
+                    id: format!("{:0width$}", start + i),
+                },
+                None,
+            )
+        })),
+        Target::Type(reason) => {
+            out.push(change(Scope::Type { ty }, Some(reason.as_str().to_owned())))
+        }
+        Target::Element => out.push(change(Scope::Element, Some(format!("{ty} changed")))),
+    }
+}
+
+/// One trace or capture record: where the line came from, its message, the verdict and, for
+/// events, what the filter did.
+fn write_line(
+    out: &mut Vec<u8>,
+    worker: Option<u64>,
+    line: &ReceivedLine,
+    verdict: &Verdict,
+    outcome: Option<&Outcome>,
+) {
     let mut record = Map::new();
     if let Some(w) = worker {
         record.insert("worker".into(), w.into());
@@ -136,6 +332,9 @@ fn write_line(out: &mut Vec<u8>, worker: Option<u64>, line: &ReceivedLine, verdi
         String::from_utf8_lossy(line.message).into(),
     );
     record.extend(verdict_json(verdict));
+    if let Some(o) = outcome {
+        record.insert("outcome".into(), o.as_str().into());
+    }
     push_json(out, &Value::Object(record));
 }
 
@@ -156,95 +355,4 @@ fn push_json(out: &mut Vec<u8>, record: &Value) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::classify::Verb;
-    use crate::config::Value as V;
-
-    fn pipeline(extra: &[(&str, String)]) -> Pipeline {
-        let mut values = vec![("smgr.url", V::Text("http://127.0.0.1:9".into()))];
-        values.extend(extra.iter().map(|(k, v)| (*k, V::Text(v.clone()))));
-        Pipeline::new(Config::from_values(values).unwrap())
-    }
-
-    fn temp(name: &str) -> std::path::PathBuf {
-        let p = std::env::temp_dir().join(format!("omcm-pipe-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_file(&p);
-        p
-    }
-
-    #[test]
-    fn counts_received_malformed_events_and_reasons() {
-        let p = pipeline(&[]);
-        let lines: [&[u8]; 5] = [
-            b"10.0.0.1\th\tt\tchange station 1",
-            b"garbage",
-            b"::1\th\tt\tIPEVT IPT_REG",
-            b"::1\th\tt\tadd station next",
-            b"::1\th\tt\tchange widget 5",
-        ];
-        p.process_batch(0, lines).unwrap();
-        let c = p.counters();
-        assert_eq!(Counters::get(&c.lines_received), 5);
-        assert_eq!(Counters::get(&c.lines_malformed), 1);
-        assert_eq!((c.event(Verb::Change), c.event(Verb::Add)), (1, 1));
-        assert_eq!(
-            (c.ignored(Reason::Noise), c.ignored(Reason::UnknownObject)),
-            (1, 1)
-        );
-        assert_eq!(Counters::get(&c.batches_committed), 1);
-    }
-
-    #[test]
-    fn traces_each_line_with_its_verdict() {
-        let path = temp("trace.json");
-        let p = pipeline(&[("trace.file", path.display().to_string())]);
-        p.process_batch(
-            7,
-            [&b"10.0.0.1\tcm\t2026\tx: cha sta 1001 \xff"[..], b"bad\xfe"],
-        )
-        .unwrap();
-        let text = std::fs::read_to_string(&path).unwrap();
-        let recs: Vec<Value> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        assert_eq!(recs.len(), 2);
-        assert_eq!(recs[0]["message"], "x: cha sta 1001 \u{fffd}");
-        assert_eq!(recs[0]["worker"], 7);
-        assert_eq!(
-            (&recs[0]["verdict"], &recs[0]["type"], &recs[0]["id"]),
-            (&"event".into(), &"station".into(), &"1001".into())
-        );
-        assert_eq!(recs[1]["verdict"], "malformed");
-        std::fs::remove_file(path).unwrap();
-    }
-
-    #[test]
-    fn capture_samples_admin_looking_lines_up_to_its_bound() {
-        let path = temp("capture.json");
-        let p = pipeline(&[
-            ("capture.file", path.display().to_string()),
-            ("capture.max", "2".into()),
-        ]);
-        let lines: [&[u8]; 4] = [
-            b"::1\th\tt\tchange widget 1",
-            b"::1\th\tt\tIPEVT noise",
-            b"::1\th\tt\tcmdhist: unreadable",
-            b"::1\th\tt\tchange station",
-        ];
-        p.process_batch(0, lines).unwrap();
-        p.process_batch(0, lines).unwrap();
-        let text = std::fs::read_to_string(&path).unwrap();
-        let reasons: Vec<String> = text
-            .lines()
-            .map(|l| serde_json::from_str::<Value>(l).unwrap()["reason"].to_string())
-            .collect();
-        assert_eq!(reasons, ["\"unknown_object\"", "\"unclassified\""]);
-        assert_eq!(Counters::get(&p.counters().captured), 2);
-        p.reopen();
-        p.process_batch(0, lines).unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 4);
-        std::fs::remove_file(path).unwrap();
-    }
-}
+mod tests;

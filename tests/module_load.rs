@@ -5,8 +5,12 @@ mod common;
 
 use common::*;
 
-fn action_with(params: &str) -> String {
-    format!(r#"action(type="omcmsync" name="omcmsync" {params})"#)
+/// An action with only `params` plus the test's elements file.
+fn action_with(dir: &TestDir, params: &str) -> String {
+    format!(
+        r#"action(type="omcmsync" name="omcmsync" elements.file="{}" {params})"#,
+        dir.p("elements.json")
+    )
 }
 
 #[test]
@@ -125,7 +129,7 @@ fn bad_values_fail_check_naming_parameter_value_and_fix() {
         let dir = TestDir::new();
         let check = check_config(
             &dir,
-            &config(&dir, Ports::free(), &action_with(params)),
+            &config(&dir, Ports::free(), &action_with(&dir, params)),
             &[],
         );
         assert!(!check.ok, "{params} accepted");
@@ -152,10 +156,18 @@ fn rule_file_is_checked_by_n1() {
         r#"smgr.url="http://h" rules.file="{}" line.maxlength="4096""#,
         dir.p("good.json")
     );
-    let check = check_config(&dir, &config(&dir, Ports::free(), &action_with(&good)), &[]);
+    let check = check_config(
+        &dir,
+        &config(&dir, Ports::free(), &action_with(&dir, &good)),
+        &[],
+    );
     assert!(check.ok, "{}", check.output);
     let bad = format!(r#"smgr.url="http://h" rules.file="{}""#, dir.p("bad.json"));
-    let check = check_config(&dir, &config(&dir, Ports::free(), &action_with(&bad)), &[]);
+    let check = check_config(
+        &dir,
+        &config(&dir, Ports::free(), &action_with(&dir, &bad)),
+        &[],
+    );
     assert!(!check.ok);
     assert!(
         check.output.contains("parameter 'rules.file'")
@@ -168,7 +180,11 @@ fn rule_file_is_checked_by_n1() {
 #[test]
 fn missing_url_fails_check() {
     let dir = TestDir::new();
-    let check = check_config(&dir, &config(&dir, Ports::free(), &action_with("")), &[]);
+    let check = check_config(
+        &dir,
+        &config(&dir, Ports::free(), &action_with(&dir, "")),
+        &[],
+    );
     assert!(!check.ok);
     assert!(
         check.output.contains("parameter 'smgr.url' is required"),
@@ -183,7 +199,7 @@ fn typo_in_parameter_name_fails_check() {
     let params = r#"smgr.url="http://h" trace.fiel="/tmp/x.json""#;
     let check = check_config(
         &dir,
-        &config(&dir, Ports::free(), &action_with(params)),
+        &config(&dir, Ports::free(), &action_with(&dir, params)),
         &[],
     );
     assert!(!check.ok, "{}", check.output);
@@ -200,7 +216,7 @@ fn undefined_template_fails_check() {
     let params = r#"smgr.url="http://h" template="no_such_template""#;
     let check = check_config(
         &dir,
-        &config(&dir, Ports::free(), &action_with(params)),
+        &config(&dir, Ports::free(), &action_with(&dir, params)),
         &[],
     );
     assert!(!check.ok, "{}", check.output);

@@ -7,7 +7,7 @@
 
 use std::ffi::{c_int, c_void, CStr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 
 use super::abi::*;
 use super::guard::guarded;
@@ -38,6 +38,10 @@ impl Instance {
 }
 
 const MODULE_NAME: &CStr = c"omcmsync";
+
+/// Actions created while a configuration is read; `activateCnf` starts them. Nothing starts
+/// earlier, so `rsyslogd -N1` (which never activates) opens and spawns nothing.
+static TO_ACTIVATE: Mutex<Vec<Weak<Instance>>> = Mutex::new(Vec::new());
 
 /// The module's one exported symbol: checks the interface version, resolves the host functions
 /// and hands rsyslog our lookup function.
@@ -98,6 +102,11 @@ unsafe extern "C" fn query_entry_point_fn(name: *mut u8, out: *mut omcm_entry_t)
             b"commitTransaction" => entry!(commit_transaction),
             b"doHUP" => entry!(do_hup),
             b"doHUPWrkr" => entry!(do_hup_wrkr),
+            b"beginCnfLoad" => entry!(begin_cnf_load),
+            b"endCnfLoad" => entry!(cnf_ok),
+            b"checkCnf" => entry!(cnf_ok),
+            b"activateCnf" => entry!(activate_cnf),
+            b"freeCnf" => entry!(free_cnf),
             _ => None,
         };
         *out = found;
@@ -182,7 +191,12 @@ unsafe extern "C" fn new_act_inst(
         if rc != RS_RET_OK {
             return rc;
         }
-        *inst = Arc::into_raw(Arc::new(Instance::new(config))) as *mut c_void;
+        let instance = Arc::new(Instance::new(config));
+        TO_ACTIVATE
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::downgrade(&instance));
+        *inst = Arc::into_raw(instance) as *mut c_void;
         RS_RET_OK
     })
 }
@@ -215,6 +229,40 @@ unsafe fn request_template(
     }
     *out = omsr;
     RS_RET_OK
+}
+
+/// The module's per-configuration data: we keep none, but rsyslog wants a pointer.
+unsafe extern "C" fn begin_cnf_load(mod_conf: *mut *mut c_void, _conf: *mut c_void) -> rsRetVal {
+    guarded("beginCnfLoad", RS_RET_ERR, || {
+        *mod_conf = Box::into_raw(Box::new(0u8)) as *mut c_void;
+        RS_RET_OK
+    })
+}
+
+unsafe extern "C" fn cnf_ok(_mod_conf: *mut c_void) -> rsRetVal {
+    guarded("endCnfLoad/checkCnf", RS_RET_ERR, || RS_RET_OK)
+}
+
+/// The configuration goes live: start each action's queue, delivery and supervision, so that
+/// what was queued before a restart is delivered even if no new message arrives.
+unsafe extern "C" fn activate_cnf(_mod_conf: *mut c_void) -> rsRetVal {
+    guarded("activateCnf", RS_RET_OK, || {
+        let instances = std::mem::take(&mut *TO_ACTIVATE.lock().unwrap_or_else(|e| e.into_inner()));
+        for instance in instances.iter().filter_map(Weak::upgrade) {
+            // A failure is logged and retried by the first batch; rsyslog keeps the messages.
+            instance.pipeline.start();
+        }
+        RS_RET_OK
+    })
+}
+
+unsafe extern "C" fn free_cnf(mod_conf: *mut c_void) -> rsRetVal {
+    guarded("freeCnf", RS_RET_ERR, || {
+        if !mod_conf.is_null() {
+            drop(Box::from_raw(mod_conf as *mut u8));
+        }
+        RS_RET_OK
+    })
 }
 
 unsafe extern "C" fn free_instance(inst: *mut c_void) -> rsRetVal {
@@ -304,8 +352,13 @@ mod tests {
     use crate::counters::Counters;
 
     fn instance() -> *mut c_void {
-        let config =
-            Config::from_values([("smgr.url", Value::Text("http://127.0.0.1:9".into()))]).unwrap();
+        let state = tempfile::tempdir().unwrap().keep();
+        let config = Config::from_values([
+            ("smgr.url", Value::Text("http://127.0.0.1:9".into())),
+            ("elements.source", Value::Text("smgr".into())),
+            ("state.dir", Value::Text(state.display().to_string())),
+        ])
+        .unwrap();
         Arc::into_raw(Arc::new(Instance::new(config))) as *mut c_void
     }
 

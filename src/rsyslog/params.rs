@@ -14,14 +14,14 @@ use crate::config::{Kind, Value, PARAMS};
 pub(super) unsafe fn read(host: &Host, lst: *mut nvlst) -> Result<Vec<(&'static str, Value)>, ()> {
     let names: Vec<CString> = PARAMS
         .iter()
-        .map(|p| CString::new(p.name).unwrap())
+        .map(|(name, _)| CString::new(*name).unwrap())
         .collect();
     let mut descr: Vec<cnfparamdescr> = PARAMS
         .iter()
         .zip(&names)
         .map(|(p, name)| cnfparamdescr {
             name: name.as_ptr(),
-            type_: match p.kind {
+            type_: match p.1 {
                 Kind::Word => OMCM_PARAM_WORD,
                 Kind::Text => OMCM_PARAM_STRING,
             },
@@ -42,7 +42,7 @@ pub(super) unsafe fn read(host: &Host, lst: *mut nvlst) -> Result<Vec<(&'static 
         .iter()
         .zip(vals_slice)
         .filter(|(_, v)| v.bUsed != 0)
-        .filter_map(|(p, v)| Some((p.name, value(&v.val)?)))
+        .filter_map(|((name, _), v)| Some((*name, value(&v.val)?)))
         .collect();
     (host.cnfparamvals_destruct)(vals, &blk);
     Ok(values)

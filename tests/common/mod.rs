@@ -34,7 +34,10 @@ pub fn rsyslogd() -> &'static str {
     "/usr/sbin/rsyslogd"
 }
 
-/// A fresh directory for one test's config, work directory and outputs.
+/// The element list every test starts with: one CM, sending from loopback (v4 and v6).
+pub const ELEMENTS: &str = r#"{"elements":[{"name":"cm-east","hosts":["127.0.0.1","::1"]}]}"#;
+
+/// A fresh directory for one test's config, work directory, state and outputs.
 pub struct TestDir {
     dir: tempfile::TempDir,
     starts: std::cell::Cell<u32>,
@@ -47,6 +50,7 @@ impl TestDir {
             .tempdir()
             .unwrap();
         std::fs::create_dir(dir.path().join("work")).unwrap();
+        std::fs::write(dir.path().join("elements.json"), ELEMENTS).unwrap();
         TestDir {
             dir,
             starts: std::cell::Cell::new(0),
@@ -68,21 +72,29 @@ impl TestDir {
 pub struct Ports {
     pub tcp: u16,
     pub udp: u16,
+    /// TCP on [::1]: lines from an IPv6 sender.
+    pub tcp6: u16,
 }
 
 impl Ports {
     pub fn free() -> Ports {
-        let tcp = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = |addr: &str| {
+            TcpListener::bind(addr)
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        };
         let udp = UdpSocket::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        Ports { tcp, udp }
+        Ports {
+            tcp: port("127.0.0.1:0"),
+            udp,
+            tcp6: port("[::1]:0"),
+        }
     }
 }
 
@@ -96,6 +108,7 @@ module(load="imtcp")
 module(load="imudp")
 input(type="imtcp" address="127.0.0.1" port="{tcp}" ruleset="cm")
 input(type="imudp" address="127.0.0.1" port="{udp}" ruleset="cm")
+input(type="imtcp" address="::1" port="{tcp6}" ruleset="cm")
 module(load="{module}")
 include(file="{template}")
 ruleset(name="cm") {{
@@ -105,16 +118,25 @@ ruleset(name="cm") {{
         work = dir.p("work"),
         tcp = ports.tcp,
         udp = ports.udp,
+        tcp6 = ports.tcp6,
         module = module_path().display(),
         template = repo().join("rsyslog-conf/omcmsync-template.conf").display(),
     )
 }
 
-/// The usual action: omcmsync with a trace file and the given extra parameters.
+/// The usual action, with no System Manager listening: omcmsync with the test's elements,
+/// state directory and trace file, and the given extra parameters.
 pub fn action(dir: &TestDir, extra: &str) -> String {
+    action_to(dir, "http://127.0.0.1:9", extra)
+}
+
+/// The usual action, posting to `smgr_url`.
+pub fn action_to(dir: &TestDir, smgr_url: &str, extra: &str) -> String {
     format!(
-        r#"action(type="omcmsync" name="omcmsync" smgr.url="http://127.0.0.1:9"
-       trace.file="{}" {extra})"#,
+        r#"action(type="omcmsync" name="omcmsync" smgr.url="{smgr_url}"
+       elements.file="{}" state.dir="{}" trace.file="{}" {extra})"#,
+        dir.p("elements.json"),
+        dir.p("state"),
         dir.p("trace.json")
     )
 }
@@ -216,6 +238,19 @@ impl Daemon {
     pub fn send_tcp_bytes(&self, bytes: &[u8]) {
         let mut s = TcpStream::connect(("127.0.0.1", self.ports.tcp)).unwrap();
         s.write_all(bytes).unwrap();
+    }
+
+    /// Sends each line over TCP to the [::1] listener (an IPv6 sender).
+    pub fn send_tcp6(&self, lines: &[String]) {
+        let mut s = TcpStream::connect(("::1", self.ports.tcp6)).unwrap();
+        s.write_all(
+            lines
+                .iter()
+                .map(|l| format!("{l}\n"))
+                .collect::<String>()
+                .as_bytes(),
+        )
+        .unwrap();
     }
 
     /// Sends each line (newline-framed) over one TCP connection.

@@ -1,0 +1,321 @@
+//! `smgr-sim`: a System Manager stand-in for tests and the demo (docs/smgr-api.md).
+//!
+//!     smgr-sim serve [--http ADDR] [--https ADDR --cert F --key F [--client-ca F]]
+//!                    [--record FILE] [--elements FILE] [--role active|standby]
+//!     smgr-sim gen-certs DIR
+//!
+//! Serves the resync contract over HTTP and HTTPS (optionally requiring client certificates),
+//! the elements list and the HA role, records every resync POST as one JSON line, and injects
+//! faults on command (`POST /sim/fault`). Prints `listening http=ADDR https=ADDR` once ready.
+
+mod certs;
+mod http;
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use serde_json::{json, Value};
+
+use http::{read_request, write_response, Request, Response};
+
+/// A fault to inject into resync POSTs.
+#[derive(Clone, Debug, Default)]
+struct Fault {
+    /// Answer with this status (and Retry-After) instead of 200.
+    status: Option<u16>,
+    retry_after: Option<u64>,
+    /// Close the connection without answering.
+    drop: bool,
+    /// Wait this long before answering.
+    delay_ms: u64,
+    /// Only for this element (all when None).
+    element: Option<String>,
+    /// How many requests it applies to (forever when None).
+    times: Option<u64>,
+}
+
+#[derive(Default)]
+struct State {
+    faults: Vec<Fault>,
+    down_until: Option<Instant>,
+    role: String,
+    elements: Option<PathBuf>,
+    record: Option<std::fs::File>,
+    received: u64,
+}
+
+type Shared = Arc<Mutex<State>>;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("gen-certs") => match args.get(1) {
+            Some(dir) => certs::generate(std::path::Path::new(dir)),
+            None => Err("usage: smgr-sim gen-certs DIR".into()),
+        },
+        Some("serve") => serve(&args[1..]),
+        _ => Err("usage: smgr-sim serve [--http ADDR] [--https ADDR --cert F --key F [--client-ca F]] \
+                  [--record FILE] [--elements FILE] [--role active|standby] | smgr-sim gen-certs DIR"
+            .into()),
+    };
+    if let Err(e) = result {
+        eprintln!("smgr-sim: {e}");
+        std::process::exit(2);
+    }
+}
+
+fn serve(args: &[String]) -> Result<(), String> {
+    let mut opts = std::collections::HashMap::new();
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let value = it.next().ok_or(format!("{flag} needs a value"))?;
+        opts.insert(flag.trim_start_matches("--").to_owned(), value.clone());
+    }
+    let state = Arc::new(Mutex::new(State {
+        role: opts.get("role").cloned().unwrap_or_else(|| "active".into()),
+        elements: opts.get("elements").map(PathBuf::from),
+        record: match opts.get("record") {
+            Some(p) => Some(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)
+                    .map_err(|e| format!("{p}: {e}"))?,
+            ),
+            None => None,
+        },
+        ..State::default()
+    }));
+    let mut listening = Vec::new();
+    let mut threads = Vec::new();
+    if let Some(addr) = opts.get("http") {
+        let listener = TcpListener::bind(addr).map_err(|e| format!("{addr}: {e}"))?;
+        listening.push(format!(
+            "http={}",
+            listener.local_addr().map_err(|e| e.to_string())?
+        ));
+        let state = state.clone();
+        threads.push(std::thread::spawn(move || accept(listener, None, state)));
+    }
+    if let Some(addr) = opts.get("https") {
+        let tls = server_tls(&opts)?;
+        let listener = TcpListener::bind(addr).map_err(|e| format!("{addr}: {e}"))?;
+        listening.push(format!(
+            "https={}",
+            listener.local_addr().map_err(|e| e.to_string())?
+        ));
+        let state = state.clone();
+        threads.push(std::thread::spawn(move || {
+            accept(listener, Some(tls), state)
+        }));
+    }
+    if threads.is_empty() {
+        return Err("give --http ADDR and/or --https ADDR".into());
+    }
+    println!("listening {}", listening.join(" "));
+    std::io::stdout().flush().map_err(|e| e.to_string())?;
+    threads.into_iter().for_each(|t| {
+        let _ = t.join();
+    });
+    Ok(())
+}
+
+fn server_tls(
+    opts: &std::collections::HashMap<String, String>,
+) -> Result<Arc<rustls::ServerConfig>, String> {
+    let need = |k: &str| opts.get(k).ok_or(format!("--https needs --{k}"));
+    let certs = CertificateDer::pem_file_iter(need("cert")?)
+        .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| e.to_string())?;
+    let key = PrivateKeyDer::from_pem_file(need("key")?).map_err(|e| e.to_string())?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?;
+    let builder = match opts.get("client-ca") {
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in CertificateDer::pem_file_iter(ca).map_err(|e| e.to_string())? {
+                roots
+                    .add(c.map_err(|e| e.to_string())?)
+                    .map_err(|e| e.to_string())?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .map_err(|e| e.to_string())?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    Ok(Arc::new(
+        builder
+            .with_single_cert(certs, key)
+            .map_err(|e| e.to_string())?,
+    ))
+}
+
+fn accept(listener: TcpListener, tls: Option<Arc<rustls::ServerConfig>>, state: Shared) {
+    for stream in listener.incoming().flatten() {
+        let (tls, state) = (tls.clone(), state.clone());
+        std::thread::spawn(move || {
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+            let peer = stream.peer_addr().ok();
+            match tls {
+                None => handle(stream, peer, false, &state),
+                Some(cfg) => {
+                    let Ok(conn) = rustls::ServerConnection::new(cfg) else {
+                        return;
+                    };
+                    handle(rustls::StreamOwned::new(conn, stream), peer, true, &state)
+                }
+            }
+        });
+    }
+}
+
+fn handle<S: std::io::Read + Write>(
+    mut stream: S,
+    peer: Option<SocketAddr>,
+    tls: bool,
+    state: &Shared,
+) {
+    let Some(request) = read_request(&mut stream) else {
+        return;
+    };
+    let Some(response) = route(&request, peer, tls, state) else {
+        return;
+    }; // dropped
+    let _ = write_response(&mut stream, &response);
+}
+
+fn lock(state: &Shared) -> std::sync::MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// `None`: drop the connection without an answer.
+fn route(req: &Request, peer: Option<SocketAddr>, tls: bool, state: &Shared) -> Option<Response> {
+    let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+    let path = req.path.split('?').next().unwrap_or("");
+    Some(match (req.method.as_str(), path) {
+        ("POST", "/sim/fault") => {
+            let mut s = lock(state);
+            if body.get("clear").is_some() {
+                s.faults.clear();
+                s.down_until = None;
+            } else if let Some(secs) = body.get("down_s").and_then(Value::as_f64) {
+                s.down_until = Some(Instant::now() + Duration::from_secs_f64(secs));
+            } else {
+                let u = |k: &str| body.get(k).and_then(Value::as_u64);
+                s.faults.push(Fault {
+                    status: u("status").map(|v| v as u16),
+                    retry_after: u("retry_after"),
+                    drop: body.get("drop").and_then(Value::as_bool).unwrap_or(false),
+                    delay_ms: u("delay_ms").unwrap_or(0),
+                    element: body
+                        .get("element")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
+                    times: u("times"),
+                });
+            }
+            Response::json(200, json!({"ok": true}))
+        }
+        ("POST", "/sim/role") => {
+            lock(state).role = body
+                .get("role")
+                .and_then(Value::as_str)
+                .unwrap_or("active")
+                .to_owned();
+            Response::json(200, json!({"ok": true}))
+        }
+        ("GET", "/sim/stats") => Response::json(200, json!({"received": lock(state).received})),
+        ("GET", "/ha") => Response::json(200, json!({"role": lock(state).role})),
+        ("GET", "/inventory/cm/v1/elements") => {
+            let path = lock(state).elements.clone();
+            match path.and_then(|p| std::fs::read_to_string(p).ok()) {
+                Some(text) => Response {
+                    status: 200,
+                    body: text,
+                    retry_after: None,
+                },
+                None => Response::json(404, json!({"error": "no elements configured"})),
+            }
+        }
+        ("POST", p) if p.ends_with("/resync") => return resync(req, p, &body, peer, tls, state),
+        _ => Response::json(404, json!({"error": "not found"})),
+    })
+}
+
+fn resync(
+    req: &Request,
+    path: &str,
+    body: &Value,
+    peer: Option<SocketAddr>,
+    tls: bool,
+    state: &Shared,
+) -> Option<Response> {
+    let element = path
+        .trim_end_matches("/resync")
+        .rsplit('/')
+        .next()
+        .unwrap_or("")
+        .to_owned();
+    let fault = {
+        let mut s = lock(state);
+        if s.down_until.is_some_and(|t| Instant::now() < t) {
+            return None;
+        }
+        let index = s
+            .faults
+            .iter()
+            .position(|f| f.element.as_ref().is_none_or(|e| *e == element));
+        index.map(|i| {
+            let f = s.faults[i].clone();
+            if let Some(times) = &mut s.faults[i].times {
+                *times -= 1;
+                if *times == 0 {
+                    s.faults.remove(i);
+                }
+            }
+            f
+        })
+    };
+    let fault = fault.unwrap_or_default();
+    std::thread::sleep(Duration::from_millis(fault.delay_ms));
+    if fault.drop {
+        return None;
+    }
+    if let Some(status) = fault.status {
+        let mut r = Response::json(status, json!({"error": "injected fault"}));
+        r.retry_after = fault.retry_after;
+        return Some(r);
+    }
+    let requests = body
+        .get("requests")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    let record = json!({
+        "time": omcmsync::resync::rfc3339(omcmsync::resync::now_ms()),
+        "element": element,
+        "tls": tls,
+        "peer": peer.map(|p| p.to_string()),
+        "idempotency_key": req.header("idempotency-key"),
+        "authorization": req.header("authorization"),
+        "body": body,
+    });
+    let mut s = lock(state);
+    s.received += 1;
+    if let Some(f) = &mut s.record {
+        let _ = writeln!(f, "{record}");
+        let _ = f.flush();
+    }
+    Some(Response::json(200, json!({"accepted": requests})))
+}

@@ -1,0 +1,435 @@
+//! Every parameter of the module, its type and default, validated in one place.
+//!
+//! rsyslog hands the action's parameters over as loosely typed values; the omprog mode and the
+//! tools read the same names from a file. Both paths end in [`Config::from_values`], so a value
+//! is accepted or rejected the same way everywhere, and the error names the parameter, the
+//! value and what is expected (that text is what an operator sees from `rsyslogd -N1`). Files
+//! the module needs (rules, elements, certificates, secrets) are read here too, so a missing or
+//! broken one fails the configuration check instead of the running daemon.
+
+mod values;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::classify::{parse_rules, Limits, ObjectRule};
+use crate::deliver::{client_config, Auth, ClientSettings, DeliverySettings, TlsFiles};
+use crate::elements::parse_elements;
+use values::*;
+
+/// The template the rsyslog-conf snippet defines; used when `template` is not given.
+pub const DEFAULT_TEMPLATE: &str = "omcmsync_line";
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/omcmsync";
+pub const DEFAULT_RESYNC_PATH: &str = "/inventory/cm/v1/elements/{element}/resync";
+/// Where `elements.source="smgr"` fetches the element list, under `smgr.url`.
+pub const ELEMENTS_PATH: &str = "/inventory/cm/v1/elements";
+
+/// How rsyslog should type-check a parameter before we see it. Numbers are taken as words and
+/// checked here: rsyslog's own number types reject a bad value with a misleading "parameter not
+/// known" (8.2302).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A string without whitespace.
+    Word,
+    /// Any string.
+    Text,
+}
+
+/// Every parameter `action(type="omcmsync" ...)` accepts (documented in docs/configuration.md).
+pub const PARAMS: &[(&str, Kind)] = &[
+    ("template", Kind::Word),
+    ("smgr.url", Kind::Word),
+    ("smgr.resyncpath", Kind::Word),
+    ("smgr.timeout.ms", Kind::Word),
+    ("smgr.tls.cacert", Kind::Text),
+    ("smgr.tls.mycert", Kind::Text),
+    ("smgr.tls.myprivkey", Kind::Text),
+    ("smgr.tokenfile", Kind::Text),
+    ("smgr.user", Kind::Word),
+    ("smgr.passwordfile", Kind::Text),
+    ("state.dir", Kind::Text),
+    ("elements.file", Kind::Text),
+    ("elements.source", Kind::Word),
+    ("elements.refresh.ms", Kind::Word),
+    ("ha.mode", Kind::Word),
+    ("ha.file", Kind::Text),
+    ("ha.url", Kind::Word),
+    ("ha.command", Kind::Text),
+    ("ha.interval.ms", Kind::Word),
+    ("ha.onunknown", Kind::Word),
+    ("coalesce.window.ms", Kind::Word),
+    ("burst.threshold", Kind::Word),
+    ("batch.maxrequests", Kind::Word),
+    ("retry.initial.ms", Kind::Word),
+    ("retry.max.ms", Kind::Word),
+    ("deadletter.file", Kind::Text),
+    ("rules.file", Kind::Text),
+    ("line.maxlength", Kind::Word),
+    ("duplicate.maxcount", Kind::Word),
+    ("trace.file", Kind::Text),
+    ("capture.file", Kind::Text),
+    ("capture.max", Kind::Word),
+];
+
+/// A parameter value as the configuration source delivered it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Value {
+    Text(String),
+    Int(i64),
+}
+
+/// Where the element list comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ElementsSource {
+    File(PathBuf),
+    /// `GET {smgr.url}/inventory/cm/v1/elements`, cached in `state.dir/elements.json`.
+    Smgr,
+}
+
+/// How this node learns whether it is the active System Manager.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HaMode {
+    Always,
+    File(PathBuf),
+    Http(url::Url),
+    Command(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HaSettings {
+    pub mode: HaMode,
+    pub interval: Duration,
+    /// Process lines when the role cannot be read (a duplicate resync is harmless; a missed one
+    /// is not).
+    pub process_when_unknown: bool,
+}
+
+/// The validated configuration of one action.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Name of the rsyslog template that renders each message for us.
+    pub template: String,
+    pub client: ClientSettings,
+    pub state_dir: PathBuf,
+    pub elements: ElementsSource,
+    pub elements_refresh: Duration,
+    pub ha: HaSettings,
+    pub window: Duration,
+    pub burst_threshold: usize,
+    pub delivery: DeliverySettings,
+    pub deadletter_file: PathBuf,
+    /// Object types added to (or replacing) the built-in table, from `rules.file`.
+    pub rules: Vec<ObjectRule>,
+    /// Classifier limits (`line.maxlength`, `duplicate.maxcount`).
+    pub limits: Limits,
+    /// Where to write one JSON record per received line, if anywhere.
+    pub trace_file: Option<PathBuf>,
+    /// Where admin-looking lines that did not classify are sampled, if anywhere.
+    pub capture_file: Option<PathBuf>,
+    /// How many lines the capture file takes (per open; HUP reopens it).
+    pub capture_max: u64,
+}
+
+/// A rejected configuration: which parameter, what it held, and what would be right.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub param: &'static str,
+    /// `None` when the parameter is missing.
+    pub value: Option<String>,
+    pub expected: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.value {
+            Some(v) => write!(f, "parameter '{}' has invalid value '{v}'", self.param)?,
+            None => write!(f, "parameter '{}' is required but not set", self.param)?,
+        }
+        write!(f, ": expected {}", self.expected)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The given values by parameter name; each is taken once by the field it configures.
+struct Given(HashMap<&'static str, Value>);
+
+impl Given {
+    fn take(&mut self, name: &'static str) -> Option<Value> {
+        self.0.remove(name)
+    }
+
+    fn required(&mut self, name: &'static str, expected: &str) -> Result<Value, ConfigError> {
+        self.take(name).ok_or_else(|| ConfigError {
+            param: name,
+            value: None,
+            expected: expected.to_owned(),
+        })
+    }
+
+    fn number(
+        &mut self,
+        name: &'static str,
+        default: u64,
+        min: i64,
+        max: i64,
+    ) -> Result<u64, ConfigError> {
+        self.take(name)
+            .map_or(Ok(default), |v| number(name, v, min, max))
+    }
+
+    fn path(&mut self, name: &'static str) -> Result<Option<PathBuf>, ConfigError> {
+        self.take(name).map(|v| path(name, v)).transpose()
+    }
+
+    fn millis(
+        &mut self,
+        name: &'static str,
+        default: u64,
+        min: i64,
+        max: i64,
+    ) -> Result<Duration, ConfigError> {
+        self.number(name, default, min, max)
+            .map(Duration::from_millis)
+    }
+}
+
+impl Config {
+    /// Builds a configuration from `(name, value)` pairs; unknown names are the caller's
+    /// business (rsyslog reports them itself), values are checked here.
+    pub fn from_values<'a>(
+        values: impl IntoIterator<Item = (&'a str, Value)>,
+    ) -> Result<Config, ConfigError> {
+        let mut given = Given(
+            values
+                .into_iter()
+                .filter_map(|(n, v)| PARAMS.iter().find(|(p, _)| *p == n).map(|(p, _)| (*p, v)))
+                .collect(),
+        );
+        let g = &mut given;
+        let template = match g.take("template") {
+            Some(v) => text("template", v, "a template name")?,
+            None => DEFAULT_TEMPLATE.to_owned(),
+        };
+        let base_url = http_url(
+            "smgr.url",
+            g.required("smgr.url", URL_EXPECTED)?,
+            URL_EXPECTED,
+        )?;
+        let client = client_settings(g, base_url)?;
+        let state_dir = match g.take("state.dir") {
+            Some(v) => state_dir("state.dir", v)?,
+            None => PathBuf::from(DEFAULT_STATE_DIR),
+        };
+        let elements = elements_source(g)?;
+        let config = Config {
+            template,
+            client,
+            elements,
+            elements_refresh: g.millis("elements.refresh.ms", 60_000, 1000, 86_400_000)?,
+            ha: ha_settings(g)?,
+            window: g.millis("coalesce.window.ms", 5000, 0, 3_600_000)?,
+            burst_threshold: g.number("burst.threshold", 500, 1, 1_000_000)? as usize,
+            delivery: DeliverySettings {
+                max_requests: g.number("batch.maxrequests", 100, 1, 10_000)? as usize,
+                retry_initial: g.millis("retry.initial.ms", 1000, 10, 3_600_000)?,
+                retry_max: g.millis("retry.max.ms", 300_000, 10, 86_400_000)?,
+            },
+            deadletter_file: g
+                .path("deadletter.file")?
+                .unwrap_or_else(|| state_dir.join("deadletter.json")),
+            state_dir,
+            rules: match g.take("rules.file") {
+                Some(v) => {
+                    let (p, json) = readable_file("rules.file", v, "JSON rule file")?;
+                    parse_rules(&json).map_err(|e| {
+                        invalid(
+                            "rules.file",
+                            Value::Text(p.display().to_string()),
+                            &format!("a rule file as in docs/classifier.md: {e}"),
+                        )
+                    })?
+                }
+                None => Vec::new(),
+            },
+            limits: Limits {
+                max_line: g.number("line.maxlength", 8192, 1, 1 << 20)? as usize,
+                max_duplicate: g.number("duplicate.maxcount", 100, 1, 100_000)? as u32,
+            },
+            trace_file: g.path("trace.file")?,
+            capture_file: g.path("capture.file")?,
+            capture_max: g.number("capture.max", 1000, 1, 1_000_000)?,
+        };
+        if config.delivery.retry_initial > config.delivery.retry_max {
+            let ms = config.delivery.retry_initial.as_millis().to_string();
+            return Err(invalid(
+                "retry.initial.ms",
+                Value::Text(ms),
+                "at most retry.max.ms",
+            ));
+        }
+        Ok(config)
+    }
+}
+
+fn client_settings(g: &mut Given, base_url: url::Url) -> Result<ClientSettings, ConfigError> {
+    let resync_path = match g.take("smgr.resyncpath") {
+        Some(v) => {
+            let expected = "a path starting with / that contains {element}";
+            let p = text("smgr.resyncpath", v, expected)?;
+            if !p.starts_with('/') || !p.contains("{element}") {
+                return Err(invalid("smgr.resyncpath", Value::Text(p), expected));
+            }
+            p
+        }
+        None => DEFAULT_RESYNC_PATH.to_owned(),
+    };
+    let tls = TlsFiles {
+        ca_cert: g.path("smgr.tls.cacert")?,
+        my_cert: g.path("smgr.tls.mycert")?,
+        my_key: g.path("smgr.tls.myprivkey")?,
+    };
+    if tls.my_cert.is_some() != tls.my_key.is_some() {
+        let (param, other) = if tls.my_cert.is_some() {
+            ("smgr.tls.myprivkey", "smgr.tls.mycert")
+        } else {
+            ("smgr.tls.mycert", "smgr.tls.myprivkey")
+        };
+        return Err(ConfigError {
+            param,
+            value: None,
+            expected: format!("it together with {other} (two-way TLS)"),
+        });
+    }
+    let tls_given = tls != TlsFiles::default();
+    if base_url.scheme() == "https" || tls_given {
+        if let Err(e) = client_config(&tls) {
+            let param = if tls_given { "smgr.tls.*" } else { "smgr.url" };
+            return Err(ConfigError {
+                param,
+                value: None,
+                expected: format!("usable TLS files: {e}"),
+            });
+        }
+    }
+    let auth = match (
+        g.take("smgr.tokenfile"),
+        g.take("smgr.user"),
+        g.take("smgr.passwordfile"),
+    ) {
+        (None, None, None) => Auth::None,
+        (Some(t), None, None) => {
+            let (_, token) = readable_file("smgr.tokenfile", t, "file holding the bearer token")?;
+            Auth::Bearer(token.trim().to_owned())
+        }
+        (None, Some(u), Some(p)) => {
+            let user = text("smgr.user", u, "a user name")?;
+            let (_, password) = readable_file("smgr.passwordfile", p, "file holding the password")?;
+            Auth::Basic {
+                user,
+                password: password.trim_end_matches(['\n', '\r']).to_owned(),
+            }
+        }
+        (Some(_), _, _) => {
+            return Err(ConfigError {
+                param: "smgr.tokenfile",
+                value: None,
+                expected: "either smgr.tokenfile or smgr.user with smgr.passwordfile, not both"
+                    .into(),
+            })
+        }
+        (None, u, _) => {
+            let param = if u.is_some() {
+                "smgr.passwordfile"
+            } else {
+                "smgr.user"
+            };
+            return Err(ConfigError {
+                param,
+                value: None,
+                expected: "smgr.user and smgr.passwordfile together".into(),
+            });
+        }
+    };
+    let timeout = g.millis("smgr.timeout.ms", 10_000, 100, 600_000)?;
+    Ok(ClientSettings {
+        base_url,
+        resync_path,
+        tls,
+        auth,
+        timeout,
+    })
+}
+
+fn elements_source(g: &mut Given) -> Result<ElementsSource, ConfigError> {
+    let source = match g.take("elements.source") {
+        Some(v) => choice("elements.source", v, &["file", "smgr"])?,
+        None => "file",
+    };
+    match source {
+        "smgr" => Ok(ElementsSource::Smgr),
+        _ => {
+            let expected = "the JSON file listing the CM elements (docs/configuration.md), or elements.source=\"smgr\"";
+            let (path, json) = readable_file(
+                "elements.file",
+                g.required("elements.file", expected)?,
+                "element list",
+            )?;
+            parse_elements(&json).map_err(|e| {
+                invalid(
+                    "elements.file",
+                    Value::Text(path.display().to_string()),
+                    &format!("an element list: {e}"),
+                )
+            })?;
+            Ok(ElementsSource::File(path))
+        }
+    }
+}
+
+fn ha_settings(g: &mut Given) -> Result<HaSettings, ConfigError> {
+    let mode = match g.take("ha.mode") {
+        Some(v) => choice("ha.mode", v, &["always", "file", "http", "command"])?,
+        None => "always",
+    };
+    let mode = match mode {
+        "file" => HaMode::File(path(
+            "ha.file",
+            g.required(
+                "ha.file",
+                "the file holding active or standby (ha.mode=\"file\")",
+            )?,
+        )?),
+        "http" => {
+            let expected = "the URL answering {\"role\":\"active\"} (ha.mode=\"http\")";
+            HaMode::Http(http_url(
+                "ha.url",
+                g.required("ha.url", expected)?,
+                expected,
+            )?)
+        }
+        "command" => {
+            let expected = "a command that exits 0 when this node is active (ha.mode=\"command\")";
+            HaMode::Command(text(
+                "ha.command",
+                g.required("ha.command", expected)?,
+                expected,
+            )?)
+        }
+        _ => HaMode::Always,
+    };
+    let process_when_unknown = match g.take("ha.onunknown") {
+        Some(v) => choice("ha.onunknown", v, &["process", "drop"])? == "process",
+        None => true,
+    };
+    Ok(HaSettings {
+        mode,
+        interval: g.millis("ha.interval.ms", 5000, 100, 3_600_000)?,
+        process_when_unknown,
+    })
+}
+
+#[cfg(test)]
+mod tests;

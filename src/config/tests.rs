@@ -1,0 +1,248 @@
+use super::*;
+
+/// A directory with a valid elements file; `pairs` are added to smgr.url and elements.file.
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("elements.json"),
+            r#"{"elements":[{"name":"cm","hosts":["10.0.0.1"]}]}"#,
+        )
+        .unwrap();
+        Fixture { dir }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+
+    fn cfg(&self, pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let mut values = vec![("smgr.url", "http://smgr.example.net".to_string())];
+        values.push(("elements.file", self.path("elements.json")));
+        values.extend(pairs.iter().map(|(k, v)| (*k, v.to_string())));
+        Config::from_values(values.iter().map(|(k, v)| (*k, Value::Text(v.clone()))))
+    }
+}
+
+#[test]
+fn minimal_config_takes_defaults() {
+    let f = Fixture::new();
+    let c = f.cfg(&[]).unwrap();
+    assert_eq!(c.template, DEFAULT_TEMPLATE);
+    assert_eq!(c.client.base_url.as_str(), "http://smgr.example.net/");
+    assert_eq!(c.client.resync_path, DEFAULT_RESYNC_PATH);
+    assert_eq!(c.state_dir, PathBuf::from(DEFAULT_STATE_DIR));
+    assert_eq!(
+        c.deadletter_file,
+        PathBuf::from(DEFAULT_STATE_DIR).join("deadletter.json")
+    );
+    assert_eq!(c.ha.mode, HaMode::Always);
+    assert!(c.ha.process_when_unknown);
+    assert_eq!((c.window, c.burst_threshold), (Duration::from_secs(5), 500));
+    assert_eq!(c.trace_file, None);
+}
+
+#[test]
+fn accepts_ipv6_and_port_urls() {
+    let f = Fixture::new();
+    for u in [
+        "http://[::1]:8443/base",
+        "http://10.0.0.1:443",
+        "http://smgr:80/x/",
+    ] {
+        assert!(f.cfg(&[("smgr.url", u)]).is_ok(), "{u}");
+    }
+}
+
+#[test]
+fn rejects_bad_values_naming_parameter_and_value() {
+    let f = Fixture::new();
+    let cases: &[(&str, &str, &str)] = &[
+        ("smgr.url", "ftp://smgr", "https://"),
+        ("smgr.url", "smgr.example.net", "https://"),
+        ("smgr.url", "http://h/?q=1", "https://"),
+        ("smgr.resyncpath", "/no/placeholder", "{element}"),
+        ("trace.file", "rel/trace", "absolute"),
+        ("duplicate.maxcount", "0", "whole number from 1"),
+        ("line.maxlength", "x", "whole number"),
+        ("ha.mode", "sometimes", "one of always, file, http, command"),
+        ("ha.onunknown", "maybe", "process, drop"),
+        ("elements.source", "ldap", "file, smgr"),
+        (
+            "state.dir",
+            "/nonexistent/deeper/state",
+            "parent directory exists",
+        ),
+        ("coalesce.window.ms", "-1", "from 0"),
+    ];
+    for (param, value, fix) in cases {
+        let e = f.cfg(&[(param, value)]).unwrap_err();
+        assert_eq!(e.param, *param, "{param}={value}: {e}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains(&format!("'{value}'")) && msg.contains(fix),
+            "{msg}"
+        );
+    }
+}
+
+#[test]
+fn required_and_paired_parameters() {
+    let f = Fixture::new();
+    let e =
+        Config::from_values([("elements.file", Value::Text(f.path("elements.json")))]).unwrap_err();
+    assert_eq!((e.param, e.value.clone()), ("smgr.url", None));
+    assert!(e.to_string().contains("required"));
+    let e = Config::from_values([("smgr.url", Value::Text("http://h".into()))]).unwrap_err();
+    assert_eq!(e.param, "elements.file");
+    assert!(Config::from_values([
+        ("smgr.url", Value::Text("http://h".into())),
+        ("elements.source", Value::Text("smgr".into())),
+    ])
+    .is_ok());
+    assert_eq!(f.cfg(&[("ha.mode", "file")]).unwrap_err().param, "ha.file");
+    assert_eq!(f.cfg(&[("ha.mode", "http")]).unwrap_err().param, "ha.url");
+    assert_eq!(
+        f.cfg(&[("ha.mode", "command")]).unwrap_err().param,
+        "ha.command"
+    );
+    assert_eq!(
+        f.cfg(&[("smgr.tls.mycert", "/x.pem")]).unwrap_err().param,
+        "smgr.tls.myprivkey"
+    );
+    assert_eq!(
+        f.cfg(&[("smgr.user", "u")]).unwrap_err().param,
+        "smgr.passwordfile"
+    );
+    assert_eq!(
+        f.cfg(&[("retry.initial.ms", "5000"), ("retry.max.ms", "1000")])
+            .unwrap_err()
+            .param,
+        "retry.initial.ms"
+    );
+}
+
+#[test]
+fn files_are_read_at_check_time() {
+    let f = Fixture::new();
+    std::fs::write(f.dir.path().join("token"), "s3cret\n").unwrap();
+    std::fs::write(f.dir.path().join("password"), "pa ss\n").unwrap();
+    let c = f.cfg(&[("smgr.tokenfile", &f.path("token"))]).unwrap();
+    assert_eq!(c.client.auth, Auth::Bearer("s3cret".into()));
+    assert!(
+        !format!("{c:?}").contains("s3cret"),
+        "secrets must not show in Debug"
+    );
+    let c = f
+        .cfg(&[
+            ("smgr.user", "admin"),
+            ("smgr.passwordfile", &f.path("password")),
+        ])
+        .unwrap();
+    assert_eq!(
+        c.client.auth,
+        Auth::Basic {
+            user: "admin".into(),
+            password: "pa ss".into()
+        }
+    );
+    let e = f
+        .cfg(&[("smgr.tokenfile", &f.path("missing"))])
+        .unwrap_err();
+    assert!(e.to_string().contains("readable"), "{e}");
+    std::fs::write(
+        f.dir.path().join("bad-elements.json"),
+        r#"{"elements":[{"name":"x"}]}"#,
+    )
+    .unwrap();
+    let e = f
+        .cfg(&[("elements.file", &f.path("bad-elements.json"))])
+        .unwrap_err();
+    assert!(e.to_string().contains("hosts"), "{e}");
+    let e = f
+        .cfg(&[
+            ("smgr.url", "https://smgr"),
+            ("smgr.tls.cacert", &f.path("missing.pem")),
+        ])
+        .unwrap_err();
+    assert_eq!(e.param, "smgr.tls.*");
+}
+
+#[test]
+fn rules_file_is_read_and_checked() {
+    let f = Fixture::new();
+    std::fs::write(
+        f.dir.path().join("good.json"),
+        r#"{"objects":[{"name":"vrt"}]}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        f.cfg(&[("rules.file", &f.path("good.json"))])
+            .unwrap()
+            .rules
+            .len(),
+        1
+    );
+    std::fs::write(
+        f.dir.path().join("bad.json"),
+        r#"{"objects":[{"name":"vrt","scope":"x"}]}"#,
+    )
+    .unwrap();
+    let e = f.cfg(&[("rules.file", &f.path("bad.json"))]).unwrap_err();
+    assert!(e.to_string().contains("scope"), "{e}");
+    let e = f.cfg(&[("rules.file", "/nonexistent/r.json")]).unwrap_err();
+    assert!(e.to_string().contains("readable"), "{e}");
+}
+
+#[test]
+fn numbers_arrive_as_text_or_int() {
+    let f = Fixture::new();
+    let c = f
+        .cfg(&[("line.maxlength", "4096"), ("capture.max", "5")])
+        .unwrap();
+    assert_eq!((c.limits.max_line, c.capture_max), (4096, 5));
+    let c = Config::from_values([
+        ("smgr.url", Value::Text("http://h".into())),
+        ("elements.source", Value::Text("smgr".into())),
+        ("burst.threshold", Value::Int(7)),
+    ])
+    .unwrap();
+    assert_eq!(c.burst_threshold, 7);
+}
+
+#[test]
+fn every_param_is_documented_and_every_documented_one_exists() {
+    let doc = include_str!("../../docs/configuration.md");
+    let mut documented: Vec<&str> = doc
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `")?.split('`').next())
+        .collect();
+    let mut params: Vec<&str> = PARAMS.iter().map(|(p, _)| *p).collect();
+    documented.sort_unstable();
+    params.sort_unstable();
+    assert_eq!(documented, params, "docs/configuration.md table vs PARAMS");
+}
+
+#[test]
+fn every_param_is_read() {
+    // A name in PARAMS that from_values never takes would be silently dropped configuration:
+    // an empty value must be rejected for every one of them.
+    let f = Fixture::new();
+    for (name, _) in PARAMS {
+        let mode = match *name {
+            "ha.file" => Some("file"),
+            "ha.url" => Some("http"),
+            "ha.command" => Some("command"),
+            _ => None,
+        };
+        let r = match mode {
+            Some(m) => f.cfg(&[("ha.mode", m), (name, "")]),
+            None => f.cfg(&[(name, "")]),
+        };
+        assert!(r.is_err(), "{name} is not read");
+    }
+}

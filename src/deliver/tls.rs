@@ -1,0 +1,64 @@
+//! TLS for the SMGR client: rustls with the ring provider, no OpenSSL. The server is verified
+//! against `smgr.tls.cacert` or, without it, the system's trusted roots; with
+//! `smgr.tls.mycert`/`smgr.tls.myprivkey` the module presents a client certificate. There is no
+//! switch to skip verification: an https URL is verified or not used.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::{ClientConfig, RootCertStore};
+
+/// Where the client's trust and identity come from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub ca_cert: Option<std::path::PathBuf>,
+    pub my_cert: Option<std::path::PathBuf>,
+    pub my_key: Option<std::path::PathBuf>,
+}
+
+/// Builds the client configuration; errors name the file and what is wrong with it.
+pub fn client_config(files: &TlsFiles) -> Result<Arc<ClientConfig>, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?;
+    let mut roots = RootCertStore::empty();
+    match &files.ca_cert {
+        Some(path) => {
+            for cert in read_certs(path)? {
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+            }
+        }
+        None => {
+            let native = rustls_native_certs::load_native_certs();
+            roots.add_parsable_certificates(native.certs);
+        }
+    }
+    let builder = builder.with_root_certificates(roots);
+    let config = match (&files.my_cert, &files.my_key) {
+        (Some(cert), Some(key)) => {
+            let key =
+                PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
+            builder
+                .with_client_auth_cert(read_certs(cert)?, key)
+                .map_err(|e| e.to_string())?
+        }
+        (None, None) => builder.with_no_client_auth(),
+        _ => return Err("smgr.tls.mycert and smgr.tls.myprivkey go together".into()),
+    };
+    Ok(Arc::new(config))
+}
+
+fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs: Vec<_> = CertificateDer::pem_file_iter(path)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{}: no PEM certificate in it", path.display()));
+    }
+    Ok(certs)
+}

@@ -1,0 +1,197 @@
+use super::*;
+use crate::classify::Verb;
+use crate::config::Value as V;
+
+/// A pipeline with two elements (cm-east at 10.1.1.10 and ::1, cm-off with notify off at
+/// 10.2.2.20), its state in a temp dir, and an SMGR that is not there.
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("elements.json"),
+            r#"{"elements":[{"name":"cm-east","hosts":["10.1.1.10","::1"],"ignore_logins":["smgr-sync"]},
+                            {"name":"cm-off","hosts":["10.2.2.20"],"notify":false}]}"#,
+        )
+        .unwrap();
+        Fixture { dir }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+
+    fn pipeline(&self, extra: &[(&str, String)]) -> Pipeline {
+        let mut values = vec![
+            ("smgr.url", "http://127.0.0.1:9".to_string()),
+            ("elements.file", self.path("elements.json")),
+            ("state.dir", self.path("state")),
+            ("coalesce.window.ms", "60000".into()),
+        ];
+        values.extend(extra.iter().cloned());
+        Pipeline::new(
+            Config::from_values(values.into_iter().map(|(k, v)| (k, V::Text(v)))).unwrap(),
+        )
+    }
+}
+
+fn tpl(sender: &str, msg: &str) -> Vec<u8> {
+    format!("{sender}\tcm\t2026-11-25T10:15:02.123+00:00\t{msg}").into_bytes()
+}
+
+#[test]
+fn counts_received_malformed_events_and_reasons() {
+    let f = Fixture::new();
+    let p = f.pipeline(&[]);
+    let lines = [
+        tpl("10.1.1.10", "change station 1"),
+        b"garbage".to_vec(),
+        tpl("::1", "IPEVT IPT_REG"),
+        tpl("::1", "add station next"),
+        tpl("::1", "change widget 5"),
+    ];
+    p.process_batch(0, lines.iter().map(Vec::as_slice)).unwrap();
+    let c = p.counters();
+    assert_eq!(Counters::get(&c.lines_received), 5);
+    assert_eq!(Counters::get(&c.lines_malformed), 1);
+    assert_eq!((c.event(Verb::Change), c.event(Verb::Add)), (1, 1));
+    assert_eq!(
+        (c.ignored(Reason::Noise), c.ignored(Reason::UnknownObject)),
+        (1, 1)
+    );
+    assert_eq!(Counters::get(&c.changes_queued), 2);
+    assert_eq!(p.keys_pending(), 2);
+}
+
+#[test]
+fn filter_drops_strangers_disabled_elements_and_echoes() {
+    let f = Fixture::new();
+    let p = f.pipeline(&[]);
+    let lines = [
+        tpl("10.9.9.9", "change station 1"),
+        tpl("10.2.2.20", "change station 2"),
+        tpl("::ffff:10.1.1.10", "[smgr-sync SAT change station 3]"),
+        tpl("::ffff:10.1.1.10", "[dadmin SAT change station 4]"),
+    ];
+    p.process_batch(0, lines.iter().map(Vec::as_slice)).unwrap();
+    let c = p.counters();
+    assert_eq!(c.dropped(Drop::UnknownSender), 1);
+    assert_eq!(c.dropped(Drop::NotifyOff), 1);
+    assert_eq!(c.ignored(Reason::IgnoredLogin), 1);
+    assert_eq!(p.keys_pending(), 1);
+}
+
+#[test]
+fn standby_node_drops_everything_until_active() {
+    let f = Fixture::new();
+    std::fs::write(f.dir.path().join("role"), "standby").unwrap();
+    let p = f.pipeline(&[
+        ("ha.mode", "file".into()),
+        ("ha.file", f.path("role")),
+        ("ha.interval.ms", "100".into()),
+    ]);
+    let line = [tpl("10.1.1.10", "change station 1")];
+    p.process_batch(0, line.iter().map(Vec::as_slice)).unwrap();
+    assert_eq!(p.counters().dropped(Drop::Standby), 1);
+    std::fs::write(f.dir.path().join("role"), "active").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while p.keys_pending() == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        p.process_batch(0, line.iter().map(Vec::as_slice)).unwrap();
+    }
+    assert_eq!(
+        p.keys_pending(),
+        1,
+        "switch to active takes effect without a restart"
+    );
+}
+
+#[test]
+fn duplicate_ranges_expand_and_everything_survives_a_restart() {
+    let f = Fixture::new();
+    let p = f.pipeline(&[]);
+    let line = [tpl(
+        "10.1.1.10",
+        "duplicate station 1001 start 2000 count 5",
+    )];
+    p.process_batch(0, line.iter().map(Vec::as_slice)).unwrap();
+    assert_eq!(p.keys_pending(), 5);
+    drop(p);
+    let p = f.pipeline(&[]);
+    assert!(p.start());
+    assert_eq!(p.keys_pending(), 5);
+}
+
+#[test]
+fn traces_each_line_with_verdict_and_outcome() {
+    let f = Fixture::new();
+    let p = f.pipeline(&[("trace.file", f.path("trace.json"))]);
+    let lines = [
+        tpl("10.1.1.10", "x: cha sta 1001 \u{1}"),
+        tpl("10.9.9.9", "change station 7"),
+        b"bad\xfe".to_vec(),
+    ];
+    p.process_batch(7, lines.iter().map(Vec::as_slice)).unwrap();
+    let text = std::fs::read_to_string(f.path("trace.json")).unwrap();
+    let recs: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(recs.len(), 3);
+    assert_eq!(recs[0]["worker"], 7);
+    assert_eq!(
+        (&recs[0]["type"], &recs[0]["id"], &recs[0]["outcome"]),
+        (&"station".into(), &"1001".into(), &"queued".into())
+    );
+    assert_eq!(recs[1]["outcome"], "unknown_sender");
+    assert_eq!(recs[2]["verdict"], "malformed");
+}
+
+#[test]
+fn capture_samples_admin_looking_lines_up_to_its_bound() {
+    let f = Fixture::new();
+    let p = f.pipeline(&[
+        ("capture.file", f.path("capture.json")),
+        ("capture.max", "2".into()),
+    ]);
+    let lines = [
+        tpl("::1", "change widget 1"),
+        tpl("::1", "IPEVT noise"),
+        tpl("::1", "cmdhist: unreadable"),
+        tpl("::1", "change station"),
+    ];
+    p.process_batch(0, lines.iter().map(Vec::as_slice)).unwrap();
+    p.process_batch(0, lines.iter().map(Vec::as_slice)).unwrap();
+    let text = std::fs::read_to_string(f.path("capture.json")).unwrap();
+    let reasons: Vec<String> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["reason"].to_string())
+        .collect();
+    assert_eq!(reasons, ["\"unknown_object\"", "\"unclassified\""]);
+    assert_eq!(Counters::get(&p.counters().captured), 2);
+    p.reopen();
+    p.process_batch(0, lines.iter().map(Vec::as_slice)).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(f.path("capture.json"))
+            .unwrap()
+            .lines()
+            .count(),
+        4
+    );
+}
+
+#[test]
+fn unusable_state_dir_suspends_instead_of_losing() {
+    let f = Fixture::new();
+    std::fs::write(f.dir.path().join("state"), "a file, not a directory").unwrap();
+    let values = vec![
+        ("smgr.url", V::Text("http://127.0.0.1:9".into())),
+        ("elements.file", V::Text(f.path("elements.json"))),
+        ("state.dir", V::Text(f.path("state/sub"))),
+    ];
+    // state/sub's parent is a file: config check refuses it.
+    assert!(Config::from_values(values).is_err());
+}
