@@ -352,3 +352,135 @@ pub fn read_json_lines(path: &Path) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON {l:?}: {e}")))
         .collect()
 }
+
+/// The SMGR simulator (`smgr-sim serve`), recording every resync POST.
+pub struct Sim {
+    child: Child,
+    /// `http://127.0.0.1:PORT`, when serving HTTP.
+    pub http: Option<String>,
+    /// `https://localhost:PORT`, when serving HTTPS.
+    pub https: Option<String>,
+    record: PathBuf,
+}
+
+impl Sim {
+    /// Starts the simulator on free loopback ports with extra `args` (e.g. `--https`).
+    pub fn start(dir: &TestDir, args: &[&str]) -> Sim {
+        Sim::start_on(dir, "127.0.0.1:0", args)
+    }
+
+    /// Starts it with HTTP on `http_addr`.
+    pub fn start_on(dir: &TestDir, http_addr: &str, args: &[&str]) -> Sim {
+        let record = dir.path("smgr-requests.json");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_smgr-sim"))
+            .args(["serve", "--http", http_addr, "--record"])
+            .arg(&record)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start smgr-sim");
+        let mut first = String::new();
+        use std::io::BufRead;
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let addr = |scheme: &str| {
+            first
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix(&format!("{scheme}=")))
+                .map(str::to_owned)
+        };
+        let http = addr("http").map(|a| format!("http://{a}"));
+        let https =
+            addr("https").map(|a| format!("https://localhost:{}", a.rsplit(':').next().unwrap()));
+        assert!(
+            http.is_some() || https.is_some(),
+            "smgr-sim did not start: {first}"
+        );
+        Sim {
+            child,
+            http,
+            https,
+            record,
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        self.http.as_deref().expect("serving http")
+    }
+
+    /// Every request recorded so far.
+    pub fn requests(&self) -> Vec<serde_json::Value> {
+        read_json_lines(&self.record)
+    }
+
+    /// Every resync request object (the body's `requests` items), with the element added.
+    pub fn resync_items(&self) -> Vec<serde_json::Value> {
+        self.requests()
+            .iter()
+            .flat_map(|r| {
+                let element = r["element"].clone();
+                r["body"]["requests"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(move |mut i| {
+                        i["element"] = element.clone();
+                        i
+                    })
+            })
+            .collect()
+    }
+
+    /// Waits until `done(items)` holds for the recorded resync items.
+    pub fn wait_items(
+        &self,
+        timeout: Duration,
+        done: impl Fn(&[serde_json::Value]) -> bool,
+    ) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let items = self.resync_items();
+            if done(&items) {
+                return items;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "SMGR simulator: condition not met after {timeout:?}; got {items:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// POSTs a control command (`/sim/fault`, `/sim/role`).
+    pub fn control(&self, path: &str, body: serde_json::Value) {
+        let base = self
+            .http
+            .as_deref()
+            .expect("control needs the http listener");
+        ureq::post(&format!("{base}{path}"))
+            .send_string(&body.to_string())
+            .expect("smgr-sim control");
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `id`s of the object-scope items for one element.
+pub fn object_ids(
+    items: &[serde_json::Value],
+    element: &str,
+) -> std::collections::BTreeSet<String> {
+    items
+        .iter()
+        .filter(|i| i["element"] == element && i["scope"] == "object")
+        .map(|i| i["id"].as_str().unwrap().to_owned())
+        .collect()
+}
