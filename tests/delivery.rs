@@ -309,3 +309,77 @@ fn burst_escalates_to_one_element_request() {
     assert!(items[0]["reason"].as_str().unwrap().starts_with("burst"));
     assert!(d.stop(WAIT).success());
 }
+
+#[test]
+fn element_list_from_smgr_is_fetched_and_cached() {
+    let dir = TestDir::new();
+    std::fs::write(dir.path("smgr-elements.json"), r#"{"elements":[{"name":"cm-from-smgr","hosts":["127.0.0.1"]}]}"#)
+        .unwrap();
+    let sim = Sim::start(&dir, &["--elements", &dir.p("smgr-elements.json")]);
+    let action = format!(
+        r#"action(type="omcmsync" name="omcmsync" smgr.url="{}" elements.source="smgr" state.dir="{}" {QUICK})"#,
+        sim.url(),
+        dir.p("state")
+    );
+    let d = Daemon::start(&dir, &action);
+    // The list arrives asynchronously: keep sending until the element knows the sender.
+    let mut n = 0;
+    let items = loop {
+        d.send_tcp(&[change(9900 + n)]);
+        n += 1;
+        std::thread::sleep(Duration::from_millis(300));
+        let items = sim.resync_items();
+        if !object_ids(&items, "cm-from-smgr").is_empty() || n > 100 {
+            break items;
+        }
+    };
+    assert!(!object_ids(&items, "cm-from-smgr").is_empty());
+    let cached = std::fs::read_to_string(dir.path("state/elements.json")).unwrap();
+    assert!(cached.contains("cm-from-smgr"));
+    assert!(d.stop(WAIT).success());
+}
+
+#[test]
+fn element_file_changes_take_effect_without_restart() {
+    let dir = TestDir::new();
+    std::fs::write(dir.path("elements.json"), r#"{"elements":[{"name":"cm-east","hosts":["127.0.0.1"]}]}"#).unwrap();
+    let sim = Sim::start(&dir, &[]);
+    let d = Daemon::start(&dir, &action_to(&dir, sim.url(), QUICK));
+    d.send_tcp6(&[change(9800)]);
+    wait_json_lines(&dir.path("trace.json"), 1, WAIT);
+    std::thread::sleep(Duration::from_millis(1100)); // a new mtime second
+    std::fs::write(dir.path("elements.json"), r#"{"elements":[{"name":"cm-east","hosts":["127.0.0.1","::1"]}]}"#)
+        .unwrap();
+    let mut n = 0;
+    let items = loop {
+        d.send_tcp6(&[change(9801 + n)]);
+        n += 1;
+        std::thread::sleep(Duration::from_millis(200));
+        let items = sim.resync_items();
+        if !items.is_empty() || n > 100 {
+            break items;
+        }
+    };
+    assert!(!object_ids(&items, "cm-east").contains("9800"), "sent before ::1 was an element's host");
+    assert!(!object_ids(&items, "cm-east").is_empty());
+    assert!(d.stop(WAIT).success());
+}
+
+#[test]
+fn ha_role_over_http() {
+    let dir = TestDir::new();
+    let sim = Sim::start(&dir, &[]);
+    sim.control("/sim/role", json!({"role": "standby"}));
+    let ha = format!(r#"{QUICK} ha.mode="http" ha.url="{}/ha" ha.interval.ms="200""#, sim.url());
+    let d = Daemon::start(&dir, &action_to(&dir, sim.url(), &ha));
+    d.send_tcp(&[change(9700)]);
+    wait_json_lines(&dir.path("trace.json"), 1, WAIT);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(sim.requests().is_empty());
+    sim.control("/sim/role", json!({"role": "active"}));
+    std::thread::sleep(Duration::from_millis(600));
+    d.send_tcp(&[change(9701)]);
+    let items = sim.wait_items(WAIT, |i| !i.is_empty());
+    assert_eq!(object_ids(&items, "cm-east"), ids(9701..9702));
+    assert!(d.stop(WAIT).success());
+}
