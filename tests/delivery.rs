@@ -313,8 +313,11 @@ fn burst_escalates_to_one_element_request() {
 #[test]
 fn element_list_from_smgr_is_fetched_and_cached() {
     let dir = TestDir::new();
-    std::fs::write(dir.path("smgr-elements.json"), r#"{"elements":[{"name":"cm-from-smgr","hosts":["127.0.0.1"]}]}"#)
-        .unwrap();
+    std::fs::write(
+        dir.path("smgr-elements.json"),
+        r#"{"elements":[{"name":"cm-from-smgr","hosts":["127.0.0.1"]}]}"#,
+    )
+    .unwrap();
     let sim = Sim::start(&dir, &["--elements", &dir.p("smgr-elements.json")]);
     let action = format!(
         r#"action(type="omcmsync" name="omcmsync" smgr.url="{}" elements.source="smgr" state.dir="{}" {QUICK})"#,
@@ -342,14 +345,21 @@ fn element_list_from_smgr_is_fetched_and_cached() {
 #[test]
 fn element_file_changes_take_effect_without_restart() {
     let dir = TestDir::new();
-    std::fs::write(dir.path("elements.json"), r#"{"elements":[{"name":"cm-east","hosts":["127.0.0.1"]}]}"#).unwrap();
+    std::fs::write(
+        dir.path("elements.json"),
+        r#"{"elements":[{"name":"cm-east","hosts":["127.0.0.1"]}]}"#,
+    )
+    .unwrap();
     let sim = Sim::start(&dir, &[]);
     let d = Daemon::start(&dir, &action_to(&dir, sim.url(), QUICK));
     d.send_tcp6(&[change(9800)]);
     wait_json_lines(&dir.path("trace.json"), 1, WAIT);
     std::thread::sleep(Duration::from_millis(1100)); // a new mtime second
-    std::fs::write(dir.path("elements.json"), r#"{"elements":[{"name":"cm-east","hosts":["127.0.0.1","::1"]}]}"#)
-        .unwrap();
+    std::fs::write(
+        dir.path("elements.json"),
+        r#"{"elements":[{"name":"cm-east","hosts":["127.0.0.1","::1"]}]}"#,
+    )
+    .unwrap();
     let mut n = 0;
     let items = loop {
         d.send_tcp6(&[change(9801 + n)]);
@@ -360,7 +370,10 @@ fn element_file_changes_take_effect_without_restart() {
             break items;
         }
     };
-    assert!(!object_ids(&items, "cm-east").contains("9800"), "sent before ::1 was an element's host");
+    assert!(
+        !object_ids(&items, "cm-east").contains("9800"),
+        "sent before ::1 was an element's host"
+    );
     assert!(!object_ids(&items, "cm-east").is_empty());
     assert!(d.stop(WAIT).success());
 }
@@ -370,7 +383,10 @@ fn ha_role_over_http() {
     let dir = TestDir::new();
     let sim = Sim::start(&dir, &[]);
     sim.control("/sim/role", json!({"role": "standby"}));
-    let ha = format!(r#"{QUICK} ha.mode="http" ha.url="{}/ha" ha.interval.ms="200""#, sim.url());
+    let ha = format!(
+        r#"{QUICK} ha.mode="http" ha.url="{}/ha" ha.interval.ms="200""#,
+        sim.url()
+    );
     let d = Daemon::start(&dir, &action_to(&dir, sim.url(), &ha));
     d.send_tcp(&[change(9700)]);
     wait_json_lines(&dir.path("trace.json"), 1, WAIT);

@@ -1,0 +1,78 @@
+//! Every rsyslog-conf snippet, as an operator would combine them, passes `rsyslogd -N1` with
+//! the built module (paths moved into a test directory, certificates from smgr-sim).
+
+mod common;
+
+use common::*;
+
+fn snippet(name: &str) -> String {
+    std::fs::read_to_string(repo().join("rsyslog-conf").join(name)).unwrap()
+}
+
+/// template + `input` + action, with /etc/omcmsync and the standard paths moved into `dir`.
+fn assembled(dir: &TestDir, input: &str) -> String {
+    let etc = dir.p("etc");
+    let moddir = dir.path("modules");
+    let _ = std::fs::create_dir(&moddir);
+    let _ = std::os::unix::fs::symlink(module_path(), moddir.join("omcmsync.so"));
+    format!(
+        "global(workDirectory=\"{}\")\n{}\n{}\n{}\n",
+        dir.p("work"),
+        snippet("omcmsync-template.conf"),
+        snippet(input),
+        snippet("omcmsync-action.conf"),
+    )
+    .replace("/etc/omcmsync", &etc)
+    .replace("/var/lib/omcmsync", &dir.p("state"))
+    .replace("/var/log/omcmsync", &dir.p("log"))
+    .replace("port=\"514\"", &format!("port=\"{}\"", Ports::free().tcp))
+    .replace("port=\"6514\"", &format!("port=\"{}\"", Ports::free().tcp))
+}
+
+fn prepare(dir: &TestDir) {
+    let etc = dir.path("etc");
+    std::fs::create_dir_all(etc.join("tls")).unwrap();
+    std::fs::create_dir_all(dir.path("log")).unwrap();
+    std::fs::write(etc.join("elements.json"), ELEMENTS).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_smgr-sim"))
+        .arg("gen-certs")
+        .arg(etc.join("tls"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    std::fs::copy(etc.join("tls/ca.pem"), etc.join("tls/smgr-ca.pem")).unwrap();
+}
+
+#[test]
+fn each_input_with_template_and_action_passes_n1() {
+    for input in [
+        "omcmsync-input-tls.conf",
+        "omcmsync-input-tls-mutual.conf",
+        "omcmsync-input-plain.conf",
+    ] {
+        let dir = TestDir::new();
+        prepare(&dir);
+        let text = assembled(&dir, input);
+        let search = format!("{}:/usr/lib/x86_64-linux-gnu/rsyslog", dir.p("modules"));
+        let check = check_config(&dir, &text, &["-M", &search]);
+        assert!(check.ok, "{input}:\n{}\n{text}", check.output);
+    }
+}
+
+#[test]
+fn a_broken_parameter_in_the_action_snippet_fails_n1_naming_it() {
+    let dir = TestDir::new();
+    prepare(&dir);
+    let text = assembled(&dir, "omcmsync-input-plain.conf")
+        .replace("https://smgr.example.net", "smgr.example.net");
+    let search = format!("{}:/usr/lib/x86_64-linux-gnu/rsyslog", dir.p("modules"));
+    let check = check_config(&dir, &text, &["-M", &search]);
+    assert!(!check.ok);
+    assert!(
+        check
+            .output
+            .contains("parameter 'smgr.url' has invalid value 'smgr.example.net'"),
+        "{}",
+        check.output
+    );
+}
