@@ -5,7 +5,7 @@ fn main() {
     println!("cargo:rerun-if-changed={header}");
     let bindings = bindgen::Builder::default()
         .header(header)
-        .allowlist_type("es_str_t|cnfparam.*|svar|omodStringRequest_t|actWrkrIParams_t|omcm_.*")
+        .allowlist_type("es_str_t|cnfparam.*|svar|omodStringRequest_t|actWrkrIParams_t|omcm_.*|obj_if_t|statsobj_if_t|interface_t")
         .allowlist_var("RS_RET_.*|OMCM_.*|PTHREAD_CANCEL_(EN|DIS)ABLE")
         .allowlist_function("pthread_setcancelstate")
         .default_macro_constant_type(bindgen::MacroTypeVariation::Signed)

@@ -109,3 +109,44 @@ typedef rsRetVal (*omcm_OMSRsetEntry_t)(omodStringRequest_t *req, int idx, uchar
 typedef rsRetVal (*omcm_OMSRdestruct_t)(omodStringRequest_t *req);
 typedef void (*omcm_LogError_t)(int errno_, rsRetVal code, const char *fmt, ...);
 typedef void (*omcm_LogMsg_t)(int errno_, rsRetVal code, int severity, const char *fmt, ...);
+
+/* The obj interface (runtime/obj.h, interface version 2), reached through the host query
+ * function's "objGetObjInterface"; only UseObj is called, the rest is room rsyslog fills. */
+typedef struct interface_s {
+    int ifVersion;
+    int ifIsLoaded;
+} interface_t;
+
+typedef struct obj_if_s {
+    int ifVersion;
+    int ifIsLoaded;
+    rsRetVal (*UseObj)(const char *srcFile, uchar *pObjName, uchar *pObjFile, interface_t *pIf);
+    rsRetVal (*ReleaseObj)(const char *srcFile, uchar *pObjName, uchar *pObjFile, interface_t *pIf);
+    void *others[13];
+} obj_if_t;
+
+typedef rsRetVal (*omcm_objGetObjInterface_t)(obj_if_t *pIf);
+
+#define OMCM_OBJ_IF_VERSION 2
+
+/* The statsobj interface (runtime/statsobj.h) in version 13, rsyslog 8.2302 to 8.2512. */
+#define OMCM_STATSOBJ_IF_VERSION 13
+#define OMCM_CTR_TYPE_INTCTR 0 /* uint64 counter */
+#define OMCM_CTR_FLAG_NONE 0
+
+typedef struct statsobj_if_s {
+    int ifVersion;
+    int ifIsLoaded;
+    void *DebugPrint;
+    rsRetVal (*Construct)(void **ppThis);
+    rsRetVal (*ConstructFinalize)(void *pThis);
+    rsRetVal (*Destruct)(void **ppThis);
+    rsRetVal (*SetName)(void *pThis, uchar *name);
+    rsRetVal (*SetOrigin)(void *pThis, uchar *name);
+    void *SetReadNotifier;
+    void *SetReportingNamespace;
+    void *SetStatsObjFlags;
+    void *GetAllStatsLines;
+    rsRetVal (*AddCounter)(void *pThis, const uchar *ctrName, int ctrType, signed char flags, void *pCtr);
+    void *rest[6];
+} statsobj_if_t;

@@ -27,6 +27,26 @@ pub struct Counters {
     pub dropped: [AtomicU64; DROPS],
     /// Changes made durable in the queue (after expanding duplicate ranges).
     pub changes_queued: AtomicU64,
+    /// Keys waiting for delivery, and the size of the queue's log (gauges).
+    pub keys_pending: AtomicU64,
+    pub queue_bytes: AtomicU64,
+    pub delivery: DeliveryCounters,
+}
+
+/// What delivery did.
+#[derive(Debug, Default)]
+pub struct DeliveryCounters {
+    /// POSTs answered 2xx.
+    pub posts_ok: AtomicU64,
+    /// Requests (keys) delivered.
+    pub requests_delivered: AtomicU64,
+    /// POSTs that failed and will be retried.
+    pub posts_retried: AtomicU64,
+    /// Requests (keys) dead-lettered.
+    pub requests_deadlettered: AtomicU64,
+    /// Sum and maximum of first change to delivery, milliseconds.
+    pub latency_ms_sum: AtomicU64,
+    pub latency_ms_max: AtomicU64,
 }
 
 const DROPS: usize = 3;
@@ -105,6 +125,52 @@ impl Counters {
             .iter()
             .zip(t.ignored)
             .for_each(|(c, n)| add(c, n));
+    }
+
+    pub fn set_queue_gauges(&self, keys: u64, bytes: u64) {
+        self.keys_pending.store(keys, Ordering::Relaxed);
+        self.queue_bytes.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Every counter with its stats name, for rsyslog's impstats (docs/counters.md).
+    pub fn named(&self) -> Vec<(String, &AtomicU64)> {
+        let mut v: Vec<(String, &AtomicU64)> = vec![
+            ("lines.received".into(), &self.lines_received),
+            ("lines.malformed".into(), &self.lines_malformed),
+            ("batches.committed".into(), &self.batches_committed),
+        ];
+        v.extend(Verb::ALL.iter().map(|verb| {
+            (
+                format!("events.{}", verb.as_str()),
+                &self.events[*verb as usize],
+            )
+        }));
+        v.extend(Reason::ALL.iter().map(|r| {
+            (
+                format!("ignored.{}", r.as_str()),
+                &self.ignored[*r as usize],
+            )
+        }));
+        v.extend(Drop::ALL.iter().map(|d| {
+            (
+                format!("dropped.{}", d.as_str()),
+                &self.dropped[*d as usize],
+            )
+        }));
+        let d = &self.delivery;
+        v.extend([
+            ("changes.queued".into(), &self.changes_queued),
+            ("captured".into(), &self.captured),
+            ("keys.pending".into(), &self.keys_pending),
+            ("queue.bytes".into(), &self.queue_bytes),
+            ("posts.ok".into(), &d.posts_ok),
+            ("posts.retried".into(), &d.posts_retried),
+            ("requests.delivered".into(), &d.requests_delivered),
+            ("requests.deadlettered".into(), &d.requests_deadlettered),
+            ("latency.ms.sum".into(), &d.latency_ms_sum),
+            ("latency.ms.max".into(), &d.latency_ms_max),
+        ]);
+        v
     }
 
     pub fn get(counter: &AtomicU64) -> u64 {

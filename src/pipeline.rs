@@ -34,7 +34,7 @@ pub struct Pipeline {
     gate: Arc<Gate>,
     trace: Option<RecordFile>,
     capture: Option<RecordFile>,
-    counters: Counters,
+    counters: Arc<Counters>,
     service: Mutex<ServiceState>,
 }
 
@@ -92,7 +92,7 @@ impl Pipeline {
             classifier,
             elements: Arc::new(elements),
             gate: Arc::new(Gate::new(config.ha.clone())),
-            counters: Counters::default(),
+            counters: Arc::default(),
             service: Mutex::default(),
             config,
         }
@@ -126,7 +126,12 @@ impl Pipeline {
         }
         state.last_attempt = Some(Instant::now());
         self.elements.reload();
-        match Service::start(&self.config, self.elements.clone(), self.gate.clone()) {
+        match Service::start(
+            &self.config,
+            self.elements.clone(),
+            self.gate.clone(),
+            self.counters.clone(),
+        ) {
             Ok(service) => {
                 let queue = service.queue.clone();
                 state.running = Some(service);

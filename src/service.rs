@@ -9,7 +9,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::config::{Config, ElementsSource, ELEMENTS_PATH};
-use crate::deliver::{Deliverer, DeliveryCounters, SmgrClient};
+use crate::counters::Counters;
+use crate::deliver::{Deliverer, SmgrClient};
 use crate::elements::{parse_elements, Elements};
 use crate::ha::Gate;
 use crate::logging;
@@ -18,7 +19,6 @@ use crate::records::RecordFile;
 
 pub struct Service {
     pub queue: Arc<Queue>,
-    pub delivery: Arc<DeliveryCounters>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
 }
@@ -29,6 +29,7 @@ impl Service {
         config: &Config,
         elements: Arc<Elements>,
         gate: Arc<Gate>,
+        counters: Arc<Counters>,
     ) -> Result<Service, String> {
         let dir = &config.state_dir;
         std::fs::create_dir_all(dir).map_err(|e| format!("state.dir {}: {e}", dir.display()))?;
@@ -54,13 +55,12 @@ impl Service {
         }
         let queue = Arc::new(queue);
         let stop = Arc::new(AtomicBool::new(false));
-        let delivery = Arc::new(DeliveryCounters::default());
         let deliverer = Deliverer::new(
             queue.clone(),
             SmgrClient::new(config.client.clone())?,
             config.delivery.clone(),
             RecordFile::new(&config.deadletter_file),
-            delivery.clone(),
+            counters,
             stop.clone(),
         );
         let client = SmgrClient::new(config.client.clone())?;
@@ -87,7 +87,6 @@ impl Service {
         ];
         Ok(Service {
             queue,
-            delivery,
             stop,
             threads,
         })

@@ -7,7 +7,7 @@ mod client;
 mod tls;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,27 +15,12 @@ use serde_json::{json, Value};
 
 pub use self::client::{idempotency_key, Auth, ClientSettings, Outcome, SmgrClient};
 pub use self::tls::{client_config, TlsFiles};
+use crate::counters::Counters;
 use crate::logging;
 use crate::queue::{DueBatch, Queue};
 use crate::records::RecordFile;
 use crate::resync::{now_ms, request_body, rfc3339, Scope};
 use crate::sample::Rng;
-
-/// Delivery counters (read by stats and tests).
-#[derive(Debug, Default)]
-pub struct DeliveryCounters {
-    /// POSTs answered 2xx.
-    pub posts_ok: AtomicU64,
-    /// Requests (keys) delivered.
-    pub requests_delivered: AtomicU64,
-    /// POSTs that failed and will be retried.
-    pub posts_retried: AtomicU64,
-    /// Requests (keys) dead-lettered.
-    pub requests_deadlettered: AtomicU64,
-    /// Sum and maximum of first change to delivery, milliseconds.
-    pub latency_ms_sum: AtomicU64,
-    pub latency_ms_max: AtomicU64,
-}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeliverySettings {
@@ -56,7 +41,7 @@ pub struct Deliverer {
     client: SmgrClient,
     settings: DeliverySettings,
     deadletter: RecordFile,
-    counters: Arc<DeliveryCounters>,
+    counters: Arc<Counters>,
     stop: Arc<AtomicBool>,
     backoff: HashMap<Arc<str>, Backoff>,
     rng: Rng,
@@ -68,7 +53,7 @@ impl Deliverer {
         client: SmgrClient,
         settings: DeliverySettings,
         deadletter: RecordFile,
-        counters: Arc<DeliveryCounters>,
+        counters: Arc<Counters>,
         stop: Arc<AtomicBool>,
     ) -> Self {
         Deliverer {
@@ -86,6 +71,8 @@ impl Deliverer {
     /// Runs until `stop` is set.
     pub fn run(mut self) {
         while !self.stop.load(Ordering::Relaxed) {
+            self.counters
+                .set_queue_gauges(self.queue.len() as u64, self.queue.log_bytes());
             let now = now_ms();
             let backoff = &self.backoff;
             let ready = |el: &str| backoff.get(el).is_none_or(|b| b.next_try_ms <= now);
@@ -113,16 +100,22 @@ impl Deliverer {
         match self.client.post(&element, &body, &idem) {
             Outcome::Done => {
                 let now = now_ms();
-                self.counters.posts_ok.fetch_add(1, Ordering::Relaxed);
                 self.counters
+                    .delivery
+                    .posts_ok
+                    .fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .delivery
                     .requests_delivered
                     .fetch_add(items.len() as u64, Ordering::Relaxed);
                 for (_, e) in &items {
                     let latency = now.saturating_sub(e.first_ms);
                     self.counters
+                        .delivery
                         .latency_ms_sum
                         .fetch_add(latency, Ordering::Relaxed);
                     self.counters
+                        .delivery
                         .latency_ms_max
                         .fetch_max(latency, Ordering::Relaxed);
                 }
@@ -132,7 +125,10 @@ impl Deliverer {
                 self.queue.delivered(sent);
             }
             Outcome::Retry { why, after } => {
-                self.counters.posts_retried.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .delivery
+                    .posts_retried
+                    .fetch_add(1, Ordering::Relaxed);
                 let delay = self.next_delay(&element, after);
                 let b = self.backoff.entry(element.clone()).or_default();
                 if b.failures == 1 || b.failures.is_multiple_of(20) {
@@ -152,6 +148,7 @@ impl Deliverer {
                 body: answer,
             } => {
                 self.counters
+                    .delivery
                     .requests_deadlettered
                     .fetch_add(items.len() as u64, Ordering::Relaxed);
                 logging::error(&format!(

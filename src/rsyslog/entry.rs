@@ -11,16 +11,22 @@ use std::sync::{Arc, Mutex, Weak};
 
 use super::abi::*;
 use super::guard::guarded;
-use super::{host, params};
+use super::stats::{object_name, StatsObject};
+use super::{host, params, stats};
 use crate::config::Config;
 use crate::logging::{self, Level};
 use crate::pipeline::Pipeline;
 
-/// What one `action(type="omcmsync")` holds.
+/// What one `action(type="omcmsync")` holds. `stats` is declared first so that it is dropped
+/// (unregistered from impstats) before the counters it points into.
 pub(super) struct Instance {
+    stats: Mutex<Option<StatsObject>>,
     pipeline: Pipeline,
     next_worker: AtomicU64,
 }
+
+/// Stats objects registered so far (for unique names).
+static STATS_OBJECTS: AtomicU64 = AtomicU64::new(0);
 
 /// What one rsyslog worker thread of that action holds.
 pub(super) struct Worker {
@@ -31,6 +37,7 @@ pub(super) struct Worker {
 impl Instance {
     pub(super) fn new(config: Config) -> Self {
         Instance {
+            stats: Mutex::new(None),
             pipeline: Pipeline::new(config),
             next_worker: AtomicU64::new(0),
         }
@@ -53,7 +60,7 @@ pub unsafe extern "C" fn modInit(
     _if_version_requested: c_int,
     if_version_provided: *mut c_int,
     query_entry_point: *mut omcm_query_t,
-    _host_query: *mut c_void,
+    host_query: omcm_query_t,
     _mod_info: *mut c_void,
 ) -> rsRetVal {
     guarded("modInit", RS_RET_ERR, || {
@@ -62,6 +69,7 @@ pub unsafe extern "C" fn modInit(
             return RS_RET_ERR;
         }
         host::install_logging();
+        stats::init(host_query);
         *if_version_provided = OMCM_MOD_IF_VERSION;
         *query_entry_point = Some(query_entry_point_fn);
         RS_RET_OK
@@ -251,6 +259,10 @@ unsafe extern "C" fn activate_cnf(_mod_conf: *mut c_void) -> rsRetVal {
         for instance in instances.iter().filter_map(Weak::upgrade) {
             // A failure is logged and retried by the first batch; rsyslog keeps the messages.
             instance.pipeline.start();
+            let n = STATS_OBJECTS.fetch_add(1, Ordering::Relaxed);
+            let counters = instance.pipeline.counters().named();
+            *instance.stats.lock().unwrap_or_else(|e| e.into_inner()) =
+                StatsObject::register(&object_name(n), &counters);
         }
         RS_RET_OK
     })

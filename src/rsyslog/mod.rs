@@ -21,3 +21,4 @@ mod entry;
 mod guard;
 mod host;
 mod params;
+mod stats;
