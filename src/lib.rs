@@ -9,8 +9,16 @@
 //!   -> pipeline  what one action does with a batch of lines:
 //!        line      split a rendered template line into sender, hostname, time, message
 //!        classify  read the message: an Event (verb, object, id, who, from where) or a Reason
+//!        filter    known CM sender (elements), notifications on, node active (ha), echo
+//!        queue     make the batch's changes durable before rsyslog hears "committed"
 //!        records   trace and capture files for the operator
+//!   -> deliver   POST due keys to System Manager, per element, with backoff
 //! ```
+//!
+//! After the pipeline: `queue` (durable coalescing, one writer thread), `deliver` (the SMGR
+//! client and delivery thread), `service` (starts and stops those threads and the supervisor),
+//! with `elements` (which sender is which CM), `ha` (is this node active) and `resync` (keys,
+//! changes, request bodies). `omprog` runs the same pipeline under rsyslog's omprog.
 //!
 //! Alongside: `config` (every parameter, validated in one place), `counters` (what happened,
 //! as atomics), `logging` (rsyslog's error log inside the daemon, stderr elsewhere) and
@@ -24,6 +32,7 @@ pub mod elements;
 pub mod ha;
 pub mod line;
 pub mod logging;
+pub mod omprog;
 pub mod pipeline;
 pub mod queue;
 pub mod records;

@@ -11,6 +11,10 @@ fn snippet(name: &str) -> String {
 
 /// template + `input` + action, with /etc/omcmsync and the standard paths moved into `dir`.
 fn assembled(dir: &TestDir, input: &str) -> String {
+    assembled_with(dir, input, "omcmsync-action.conf")
+}
+
+fn assembled_with(dir: &TestDir, input: &str, action: &str) -> String {
     let etc = dir.p("etc");
     let moddir = dir.path("modules");
     let _ = std::fs::create_dir(&moddir);
@@ -20,7 +24,7 @@ fn assembled(dir: &TestDir, input: &str) -> String {
         dir.p("work"),
         snippet("omcmsync-template.conf"),
         snippet(input),
-        snippet("omcmsync-action.conf"),
+        snippet(action),
     )
     .replace("/etc/omcmsync", &etc)
     .replace("/var/lib/omcmsync", &dir.p("state"))
@@ -75,4 +79,13 @@ fn a_broken_parameter_in_the_action_snippet_fails_n1_naming_it() {
         "{}",
         check.output
     );
+}
+
+#[test]
+fn omprog_snippet_passes_n1() {
+    let dir = TestDir::new();
+    prepare(&dir);
+    let text = assembled_with(&dir, "omcmsync-input-plain.conf", "omcmsync-omprog.conf");
+    let check = check_config(&dir, &text, &[]);
+    assert!(check.ok, "{}\n{text}", check.output);
 }

@@ -1,6 +1,7 @@
 //! `omcmsync`: the command-line companion of the rsyslog module.
 //!
 //!     omcmsync classify [--rules FILE] [FILE]
+//!     omcmsync omprog --config FILE
 //!
 //! Reads lines (a capture from a CM, or the module's own template lines) from FILE or standard
 //! input and prints, one JSON object per line, what the module would do with each; a summary
@@ -13,7 +14,8 @@ use std::process::ExitCode;
 use omcmsync::classify::{parse_rules, verdict_json, Classifier, Limits, ObjectTable, Verdict};
 use omcmsync::line::ReceivedLine;
 
-const USAGE: &str = "usage: omcmsync classify [--rules FILE] [FILE]";
+const USAGE: &str =
+    "usage: omcmsync classify [--rules FILE] [FILE] | omcmsync omprog --config FILE";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -22,6 +24,13 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("omcmsync classify: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Some("omprog") => match omprog(&args[1..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("omcmsync omprog: {e}");
                 ExitCode::from(2)
             }
         },
@@ -86,4 +95,16 @@ fn classify(args: &[String]) -> Result<(), String> {
         eprintln!("  {count:>8}  {what}");
     }
     Ok(())
+}
+
+/// The pipeline behind rsyslog's omprog (docs/omprog.md).
+fn omprog(args: &[String]) -> Result<(), String> {
+    let [flag, path] = args else {
+        return Err(USAGE.into());
+    };
+    if flag != "--config" {
+        return Err(USAGE.into());
+    }
+    let config = omcmsync::omprog::load_config(std::path::Path::new(path))?;
+    omcmsync::omprog::run(config, std::io::stdin().lock(), std::io::stdout().lock())
 }
