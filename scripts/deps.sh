@@ -1,6 +1,6 @@
 # Sourced by scripts/test and scripts/demo: installs the Debian packages the project needs when
 # they are missing (a fresh machine has none of them), then checks the Rust toolchain.
-omcm_packages="rsyslog rsyslog-gnutls libclang-dev valgrind binutils python3"
+omcm_packages="rsyslog rsyslog-gnutls libclang-dev valgrind binutils python3 rpm"
 
 omcm_install_deps() {
     local missing=()
@@ -16,4 +16,11 @@ omcm_install_deps() {
     fi
     # The distribution's rsyslog service is not ours to run: tests start their own daemons.
     command -v cargo >/dev/null || { echo "cargo not found: install the Rust toolchain (rustup)"; exit 1; }
+}
+
+# The packaging tools (cargo subcommands from crates.io), for the test suite.
+omcm_install_packaging_tools() {
+    for tool in cargo-deb cargo-generate-rpm; do
+        command -v "$tool" >/dev/null || { echo "== installing $tool"; cargo install --locked --quiet "$tool"; }
+    done
 }
