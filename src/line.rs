@@ -1,7 +1,8 @@
 //! A received line: the rsyslog template output split into its fields, borrowed, not copied.
 //!
 //! The template (`rsyslog-conf/omcmsync-template.conf`) renders
-//! `%fromhost-ip%<TAB>%hostname%<TAB>%timegenerated:::date-rfc3339%<TAB>%syslogtag%%msg%`.
+//! `%fromhost-ip%<TAB>%hostname%<TAB>%timegenerated:::date-rfc3339%<TAB>%syslogtag%%msg%` (with a
+//! space between tag and message when the message has none, as in RFC 5424).
 //! rsyslog escapes control characters in the message (a TAB becomes `#011`), and the first three
 //! fields never hold a TAB, so splitting at the first three TABs is exact. A line that does not
 //! have that shape means the action uses another template: it is counted as malformed.

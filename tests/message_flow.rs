@@ -231,3 +231,24 @@ fn other_template_lines_are_counted_malformed() {
         .all(|r| r["verdict"] == "malformed" && r["reason"] == "MissingFields"));
     assert!(d.stop(Duration::from_secs(30)).success());
 }
+
+#[test]
+fn rfc5424_messages_keep_tag_and_text_apart() {
+    let dir = TestDir::new();
+    let d = Daemon::start(&dir, &action(&dir, ""));
+    d.send_tcp(&[
+        r#"<13>1 2026-11-25T10:15:02Z cm-east cmdhist 4711 - - login=jdoe cmd="cha sta 1002""#
+            .to_string(),
+    ]);
+    let records = wait_json_lines(&dir.path("trace.json"), 1, WAIT);
+    let message = records[0]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("cmdhist") && message.contains(" login=jdoe"),
+        "{message}"
+    );
+    assert_eq!(
+        (&records[0]["id"], &records[0]["login"]),
+        (&"1002".into(), &"jdoe".into())
+    );
+    assert!(d.stop(Duration::from_secs(30)).success());
+}
