@@ -399,3 +399,41 @@ fn ha_role_over_http() {
     assert_eq!(object_ids(&items, "cm-east"), ids(9701..9702));
     assert!(d.stop(WAIT).success());
 }
+
+#[test]
+fn bearer_and_basic_authentication_reach_smgr() {
+    for (params, expected) in [
+        (r#"smgr.tokenfile="TOKEN""#, "Bearer s3cret-token"),
+        (
+            r#"smgr.user="omcm" smgr.passwordfile="PASSWORD""#,
+            "Basic b21jbTpwYSBzcw==",
+        ),
+    ] {
+        let dir = TestDir::new();
+        std::fs::write(dir.path("token"), "s3cret-token\n").unwrap();
+        std::fs::write(dir.path("password"), "pa ss\n").unwrap();
+        let sim = Sim::start(&dir, &[]);
+        let params = params
+            .replace("TOKEN", &dir.p("token"))
+            .replace("PASSWORD", &dir.p("password"));
+        let d = Daemon::start(
+            &dir,
+            &action_to(&dir, sim.url(), &format!("{QUICK} {params}")),
+        );
+        d.send_tcp(&[change(9600)]);
+        sim.wait_items(WAIT, |i| !i.is_empty());
+        assert!(
+            sim.requests()
+                .iter()
+                .all(|r| r["authorization"] == expected),
+            "{:?}",
+            sim.requests()
+        );
+        assert!(d.stop(WAIT).success());
+        let stderr = std::fs::read_to_string(dir.path("rsyslogd-1.stderr")).unwrap();
+        assert!(
+            !stderr.contains("s3cret") && !stderr.contains("pa ss"),
+            "secret in the log: {stderr}"
+        );
+    }
+}
