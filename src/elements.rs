@@ -174,6 +174,9 @@ pub fn system_resolve(host: &str) -> Vec<IpAddr> {
 /// from System Manager's list.
 pub struct Elements {
     file: Option<PathBuf>,
+    /// Set by HUP, served by the supervisor thread (reading and resolving can block on DNS:
+    /// not on rsyslog's main thread).
+    reload_requested: std::sync::atomic::AtomicBool,
     current: RwLock<Arc<ElementTable>>,
     loaded_mtime: RwLock<Option<SystemTime>>,
 }
@@ -183,6 +186,7 @@ impl Elements {
     pub fn empty() -> Self {
         Elements {
             file: None,
+            reload_requested: Default::default(),
             current: RwLock::default(),
             loaded_mtime: RwLock::new(None),
         }
@@ -217,6 +221,18 @@ impl Elements {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// Asks the supervisor to reload at its next round (HUP).
+    pub fn request_reload(&self) {
+        self.reload_requested
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether a reload was asked for since the last call.
+    pub fn take_reload_request(&self) -> bool {
+        self.reload_requested
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Reads the file again and resolves every name again. A broken file keeps the old table.

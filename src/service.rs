@@ -133,7 +133,7 @@ impl Supervisor {
                 self.gate.check(&self.client);
                 next_role = now + self.gate.interval();
             }
-            if now >= next_refresh {
+            if now >= next_refresh || self.elements.take_reload_request() {
                 match self.source {
                     ElementsSource::File(_) => self.elements.reload(),
                     ElementsSource::Smgr => self.fetch_list(),

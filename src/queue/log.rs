@@ -195,20 +195,7 @@ fn to_json(r: &Record) -> Value {
             m.insert("t".into(), "entry".into());
             m.insert("seq".into(), entry.seq.into());
             key_fields(&mut m, key);
-            m.insert("count".into(), entry.count.into());
-            m.insert(
-                "verbs".into(),
-                entry
-                    .verbs
-                    .iter()
-                    .map(|v| v.as_str())
-                    .collect::<Vec<_>>()
-                    .into(),
-            );
-            m.insert(
-                "logins".into(),
-                entry.logins.iter().cloned().collect::<Vec<_>>().into(),
-            );
+            entry.write_summary(&mut m);
             m.insert("reason".into(), entry.reason.clone().into());
             m.insert("first".into(), entry.first_ms.into());
             m.insert("last".into(), entry.last_ms.into());
@@ -260,7 +247,7 @@ fn from_json(v: &Value) -> Option<Record> {
                         .iter()
                         .filter_map(|x| Verb::parse(x))
                         .collect(),
-                    logins: strings("logins")?.into_iter().collect(),
+                    logins: strings("logins")?,
                     reason: s("reason"),
                     first_ms: n("first")?,
                     last_ms: n("last")?,

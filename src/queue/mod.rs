@@ -56,8 +56,10 @@ enum Command {
 
 struct Shared {
     pending: Mutex<Pending>,
-    /// Signalled when changes were added: the delivery thread may have work.
+    /// Signalled when a change becomes due before the delivery thread meant to wake up.
     added: Condvar,
+    /// When the delivery thread will look again by itself (ms since the epoch).
+    wake_at_ms: AtomicU64,
     /// Bytes in the log, for stats.
     log_bytes: AtomicU64,
 }
@@ -94,6 +96,7 @@ impl Queue {
         let shared = Arc::new(Shared {
             pending: Mutex::new(pending),
             added: Condvar::new(),
+            wake_at_ms: AtomicU64::new(0),
             log_bytes: AtomicU64::new(log.bytes()),
         });
         let (tx, rx) = crossbeam_channel::bounded(1024);
@@ -157,9 +160,11 @@ impl Queue {
         keys.iter().for_each(|k| p.retry(k, retry_at_ms));
     }
 
-    /// Waits until changes are added or `timeout` passes.
+    /// Waits until a change becomes due earlier than `timeout` from now, or `timeout` passes.
     pub fn wait_for_changes(&self, timeout: Duration) {
         let guard = self.lock();
+        let wake_at = crate::resync::now_ms() + timeout.as_millis() as u64;
+        self.shared.wake_at_ms.store(wake_at, Ordering::Relaxed);
         let _ = self.shared.added.wait_timeout(guard, timeout);
     }
 
@@ -264,9 +269,12 @@ impl Writer {
                     .pending
                     .lock()
                     .unwrap_or_else(|e| e.into_inner());
+                let mut earliest_due = u64::MAX;
                 for record in &records {
                     match record {
-                        Record::Add { seq, change } => pending.merge(change, *seq),
+                        Record::Add { seq, change } => {
+                            earliest_due = earliest_due.min(pending.merge(change, *seq));
+                        }
                         Record::Done { seq, key } => {
                             pending.done(key, *seq);
                         }
@@ -274,7 +282,9 @@ impl Writer {
                     }
                 }
                 drop(pending);
-                if sync {
+                // Wake the delivery thread only when it would otherwise look too late: under a
+                // flood of changes it is not woken per batch.
+                if earliest_due < self.shared.wake_at_ms.load(Ordering::Relaxed) {
                     self.shared.added.notify_all();
                 }
             }

@@ -21,7 +21,9 @@ pub struct Entry {
     pub seq: u64,
     pub count: u64,
     pub verbs: BTreeSet<Verb>,
-    pub logins: BTreeSet<String>,
+    /// Sorted, without repeats, at most MAX_LOGINS (a Vec: a BTreeSet node for one login would
+    /// cost some 300 bytes per key, and there can be 100,000 keys during an outage).
+    pub logins: Vec<String>,
     pub reason: Option<String>,
     pub first_ms: u64,
     pub last_ms: u64,
@@ -32,6 +34,20 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// `verbs`, `logins` and `count`: the fields the log record and the request share.
+    pub fn write_summary(&self, m: &mut Map<String, Value>) {
+        m.insert(
+            "verbs".into(),
+            self.verbs
+                .iter()
+                .map(|v| v.as_str())
+                .collect::<Vec<_>>()
+                .into(),
+        );
+        m.insert("logins".into(), self.logins.clone().into());
+        m.insert("count".into(), self.count.into());
+    }
+
     /// The request object for this key (docs/smgr-api.md).
     pub fn request(&self, scope: &Scope) -> Value {
         let mut m = Map::new();
@@ -42,22 +58,19 @@ impl Entry {
                 self.reason.clone().unwrap_or_default().into(),
             );
         }
-        m.insert(
-            "verbs".into(),
-            self.verbs
-                .iter()
-                .map(|v| v.as_str())
-                .collect::<Vec<_>>()
-                .into(),
-        );
-        m.insert(
-            "logins".into(),
-            self.logins.iter().cloned().collect::<Vec<_>>().into(),
-        );
-        m.insert("count".into(), self.count.into());
+        self.write_summary(&mut m);
         m.insert("first_seen".into(), rfc3339(self.first_ms).into());
         m.insert("last_seen".into(), rfc3339(self.last_ms).into());
         Value::Object(m)
+    }
+}
+
+/// Adds a login to a sorted, repeat-free list of at most MAX_LOGINS.
+fn add_login(logins: &mut Vec<String>, login: &str) {
+    if let Err(at) = logins.binary_search_by(|l| l.as_str().cmp(login)) {
+        if logins.len() < MAX_LOGINS {
+            logins.insert(at, login.to_owned());
+        }
     }
 }
 
@@ -69,6 +82,9 @@ pub struct Pending {
     per_element: HashMap<Arc<str>, usize>,
     window_ms: u64,
     burst_threshold: usize,
+    /// No key that is not in flight is due before this: lets `take_due` and `next_due_ms`
+    /// answer without walking every key (the delivery thread asks several times a second).
+    earliest_due_ms: u64,
 }
 
 impl Pending {
@@ -78,6 +94,7 @@ impl Pending {
             per_element: HashMap::new(),
             window_ms,
             burst_threshold,
+            earliest_due_ms: u64::MAX,
         }
     }
 
@@ -94,8 +111,8 @@ impl Pending {
     }
 
     /// Merges one change. When an element passes the burst threshold, its keys are replaced by
-    /// one element-level key.
-    pub fn merge(&mut self, change: &Change, seq: u64) {
+    /// one element-level key. Returns when the key it joined is due.
+    pub fn merge(&mut self, change: &Change, seq: u64) -> u64 {
         let at = change.at_ms;
         // A pending (not yet sent) element-level resync already covers every object of it.
         let element_key = Key {
@@ -115,7 +132,7 @@ impl Pending {
                 seq,
                 count: 0,
                 verbs: BTreeSet::new(),
-                logins: BTreeSet::new(),
+                logins: Vec::new(),
                 reason: change.reason.clone(),
                 first_ms: at,
                 last_ms: at,
@@ -127,19 +144,23 @@ impl Pending {
         entry.count += 1;
         entry.verbs.insert(change.verb);
         if let Some(login) = &change.login {
-            if entry.logins.len() < MAX_LOGINS {
-                entry.logins.insert(login.clone());
-            }
+            add_login(&mut entry.logins, login);
         }
         entry.first_ms = entry.first_ms.min(at);
         entry.last_ms = entry.last_ms.max(at);
+        let due = entry.due_ms;
+        if entry.in_flight.is_none() {
+            self.earliest_due_ms = self.earliest_due_ms.min(due);
+        }
         if key.scope != Scope::Element && self.per_element[&key.element] > self.burst_threshold {
             self.escalate(&change.key.element);
         }
+        due
     }
 
     /// Inserts a whole entry (a compacted log's snapshot).
     pub fn restore(&mut self, key: Key, entry: Entry) {
+        self.earliest_due_ms = self.earliest_due_ms.min(entry.due_ms);
         if self.entries.insert(key.clone(), entry).is_none() {
             *self.per_element.entry(key.element).or_default() += 1;
         }
@@ -161,11 +182,7 @@ impl Pending {
                     m.seq = m.seq.max(e.seq);
                     m.count += e.count;
                     m.verbs.extend(e.verbs);
-                    m.logins.extend(
-                        e.logins
-                            .into_iter()
-                            .take(MAX_LOGINS.saturating_sub(m.logins.len())),
-                    );
+                    e.logins.iter().for_each(|l| add_login(&mut m.logins, l));
                     m.first_ms = m.first_ms.min(e.first_ms);
                     m.last_ms = m.last_ms.max(e.last_ms);
                     m.due_ms = m.due_ms.min(e.due_ms);
@@ -209,6 +226,7 @@ impl Pending {
         // Changed while the request was in flight: send again, a window after the newer change.
         newer.in_flight = None;
         newer.due_ms = newer.last_ms + self.window_ms;
+        self.earliest_due_ms = self.earliest_due_ms.min(newer.due_ms);
         false
     }
 
@@ -217,6 +235,7 @@ impl Pending {
         if let Some(e) = self.entries.get_mut(key) {
             e.in_flight = None;
             e.due_ms = e.due_ms.max(retry_at_ms);
+            self.earliest_due_ms = self.earliest_due_ms.min(e.due_ms);
         }
     }
 
@@ -229,8 +248,16 @@ impl Pending {
         ready: impl Fn(&str) -> bool,
     ) -> Vec<DueBatch> {
         let mut batches: Vec<DueBatch> = Vec::new();
+        if now_ms < self.earliest_due_ms {
+            return batches;
+        }
+        let mut earliest = u64::MAX;
         for (key, entry) in self.entries.iter_mut() {
-            if entry.in_flight.is_some() || entry.due_ms > now_ms || !ready(&key.element) {
+            if entry.in_flight.is_some() {
+                continue;
+            }
+            if entry.due_ms > now_ms || !ready(&key.element) {
+                earliest = earliest.min(entry.due_ms);
                 continue;
             }
             let batch = match batches.last_mut() {
@@ -243,18 +270,17 @@ impl Pending {
             if batch.len() < max_per_element {
                 entry.in_flight = Some(entry.seq);
                 batch.push((key.clone(), entry.clone()));
+            } else {
+                earliest = earliest.min(entry.due_ms);
             }
         }
+        self.earliest_due_ms = earliest;
         batches
     }
 
-    /// The earliest time a key not in flight becomes due.
+    /// The earliest time a key not in flight becomes due (a lower bound: never later).
     pub fn next_due_ms(&self) -> Option<u64> {
-        self.entries
-            .values()
-            .filter(|e| e.in_flight.is_none())
-            .map(|e| e.due_ms)
-            .min()
+        (self.earliest_due_ms != u64::MAX).then_some(self.earliest_due_ms)
     }
 
     /// Pending keys of one element.

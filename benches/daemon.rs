@@ -1,0 +1,423 @@
+//! The module inside the real rsyslogd, measured beside baselines in the same run:
+//!
+//! 1. throughput: a TCP flood (95 % CM noise, 5 % commands) into rsyslogd with an omfile action
+//!    (a) and with omcmsync posting to smgr-sim (b), interleaved a b a b ...; messages/s and
+//!    rsyslogd CPU-seconds per million messages, and the ratios b/a. The load generator's rate
+//!    into a discard sink shows it is not the bottleneck.
+//! 2. coalescing: 100,000 changes over 1,000 stations in one window -> requests at the simulator.
+//! 3. memory under outage: SMGR down, 1,000,000 changes over 100,000 stations -> rsyslogd RSS
+//!    growth, state.dir size, then the time to drain once SMGR is back.
+//! 4. latency at 1,000 changes/s with a zero window: receipt by rsyslogd to the request at the
+//!    simulator, p50/p99/max.
+//!
+//!     cargo bench --bench daemon            (OMCM_BENCH_SCALE=0.1 for a quick look)
+//!
+//! Figures go to docs/benchmarks.md; nothing here asserts a time.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+use common::*;
+use omcmsync::resync::parse_rfc3339_ms;
+use omcmsync::sample::{command_line, noise_line, Rng};
+
+fn scale(n: usize) -> usize {
+    let f: f64 = std::env::var("OMCM_BENCH_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1.0);
+    ((n as f64 * f) as usize).max(1)
+}
+
+/// Syslog lines as CM's rsyslog forwards them, newline-framed, in one buffer.
+fn flood(n: usize, command_percent: u64, seed: u64) -> Vec<u8> {
+    let mut rng = Rng::new(seed);
+    let mut out = Vec::with_capacity(n * 110);
+    for _ in 0..n {
+        let msg = if rng.below(100) < command_percent {
+            command_line(&mut rng)
+        } else {
+            noise_line(&mut rng)
+        };
+        out.extend_from_slice(format!("<13>Nov 25 10:15:02 cm-east {msg}\n").as_bytes());
+    }
+    out
+}
+
+fn send(port: u16, bytes: &[u8]) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    for chunk in bytes.chunks(1 << 20) {
+        s.write_all(chunk).unwrap();
+    }
+}
+
+/// The generator's own rate: the same bytes into a sink that reads and drops them.
+fn generator_rate(bytes: &[u8], lines: usize) -> f64 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let sink = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut buf = vec![0u8; 1 << 20];
+        while s.read(&mut buf).unwrap() > 0 {}
+    });
+    let started = Instant::now();
+    send(port, bytes);
+    sink.join().unwrap();
+    lines as f64 / started.elapsed().as_secs_f64()
+}
+
+/// utime + stime of a process, seconds.
+fn cpu_seconds(pid: i32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..]
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
+/// The last MiB of a file (polling must not cost rsyslogd much CPU by rereading everything; the
+/// end marker can be written a little before the last lines: rsyslog's main queue has several
+/// workers, so the order is not exact).
+fn tail(path: &std::path::Path) -> Vec<u8> {
+    use std::io::{Seek, SeekFrom};
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
+    let len = f.metadata().map_or(0, |m| m.len());
+    let _ = f.seek(SeekFrom::Start(len.saturating_sub(1 << 20)));
+    let mut buf = Vec::new();
+    let _ = f.read_to_end(&mut buf);
+    buf
+}
+
+fn rss_kib(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .unwrap()
+        .trim()
+        .trim_end_matches(" kB")
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+fn dir_bytes(path: &std::path::Path) -> u64 {
+    std::fs::read_dir(path).map_or(0, |d| {
+        d.flatten()
+            .map(|e| e.metadata().map_or(0, |m| m.len()))
+            .sum()
+    })
+}
+
+fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "benchmark step did not finish within {timeout:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The action queue both actions get (`$OMCM_BENCH_QUEUE` to try others).
+fn queue_settings() -> String {
+    std::env::var("OMCM_BENCH_QUEUE").unwrap_or_else(|_| {
+        r#"queue.type="LinkedList" queue.size="200000" queue.dequeueBatchSize="1024" queue.workerThreads="1""#.into()
+    })
+}
+
+/// The last line of a flood: it classifies as `unknown_object`, so omcmsync writes it to its
+/// capture file as soon as its batch is committed (the flood has no other such line).
+const MARKER: &str = "change widget 424242";
+
+struct Run {
+    rate: f64,
+    cpu_per_million: f64,
+}
+
+/// One flood through rsyslogd with `with_module` deciding the action; ends at the marker.
+fn throughput_run(flood_bytes: &[u8], lines: usize, with_module: bool) -> Run {
+    let dir = TestDir::new();
+    let sim = Sim::start(&dir, &[]);
+    let body = if with_module {
+        action_to(
+            &dir,
+            sim.url(),
+            &format!(
+                r#"burst.threshold="100000" capture.file="{}" {}"#,
+                dir.p("capture.json"),
+                queue_settings()
+            ),
+        )
+        .replace(&format!(" trace.file=\"{}\"", dir.p("trace.json")), "")
+    } else {
+        format!(
+            r#"action(type="omfile" file="{}" template="omcmsync_line" {})"#,
+            dir.p("out.log"),
+            queue_settings()
+        )
+    };
+    let d = Daemon::start(&dir, &body);
+    let mut bytes = flood_bytes.to_vec();
+    bytes.extend_from_slice(format!("<13>Nov 25 10:15:02 cm-east cmdhist: {MARKER}\n").as_bytes());
+    let cpu_before = cpu_seconds(d.pid());
+    let started = Instant::now();
+    send(d.ports.tcp, &bytes);
+    let out = dir.path(if with_module {
+        "capture.json"
+    } else {
+        "out.log"
+    });
+    wait_until(Duration::from_secs(300), || {
+        tail(&out)
+            .windows(MARKER.len())
+            .any(|w| w == MARKER.as_bytes())
+    });
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds(d.pid()) - cpu_before;
+    assert!(d.stop(Duration::from_secs(60)).success());
+    Run {
+        rate: (lines + 1) as f64 / elapsed,
+        cpu_per_million: cpu / ((lines + 1) as f64 / 1e6),
+    }
+}
+
+fn throughput() {
+    let lines = scale(1_000_000);
+    let percent: u64 = std::env::var("OMCM_BENCH_COMMANDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let bytes = flood(lines, percent, 7);
+    println!(
+        "1. throughput: {lines} messages, {percent} % commands, the rest noise, {:.0} B/message; action queue: {}",
+        bytes.len() as f64 / lines as f64,
+        queue_settings()
+    );
+    println!(
+        "   load generator into a discard sink: {:.2} M msg/s",
+        generator_rate(&bytes, lines) / 1e6
+    );
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for round in 0..3 {
+        a.push(throughput_run(&bytes, lines, false));
+        b.push(throughput_run(&bytes, lines, true));
+        let (ra, rb) = (a.last().unwrap(), b.last().unwrap());
+        println!(
+            "   round {}: omfile {:.3} M msg/s {:.2} CPU-s/M | omcmsync {:.3} M msg/s {:.2} CPU-s/M",
+            round + 1,
+            ra.rate / 1e6,
+            ra.cpu_per_million,
+            rb.rate / 1e6,
+            rb.cpu_per_million
+        );
+    }
+    let median = |v: &[Run], f: fn(&Run) -> f64| {
+        let mut x: Vec<f64> = v.iter().map(f).collect();
+        x.sort_by(f64::total_cmp);
+        x[x.len() / 2]
+    };
+    let (ar, br) = (median(&a, |r| r.rate), median(&b, |r| r.rate));
+    let (ac, bc) = (
+        median(&a, |r| r.cpu_per_million),
+        median(&b, |r| r.cpu_per_million),
+    );
+    println!(
+        "   median: omfile {:.3} M msg/s, {ac:.2} CPU-s/M; omcmsync {:.3} M msg/s, {bc:.2} CPU-s/M",
+        ar / 1e6,
+        br / 1e6
+    );
+    println!("   ratio omcmsync/omfile: throughput {:.3} (target >= 0.95), CPU per message {:.3} (target <= 1.1)", br / ar, bc / ac);
+}
+
+fn coalescing() {
+    let changes = scale(100_000);
+    let dir = TestDir::new();
+    let sim = Sim::start(&dir, &[]);
+    let d = Daemon::start(
+        &dir,
+        &action_to(
+            &dir,
+            sim.url(),
+            r#"coalesce.window.ms="20000" burst.threshold="100000""#,
+        )
+        .replace(&format!(" trace.file=\"{}\"", dir.p("trace.json")), ""),
+    );
+    let mut bytes = Vec::new();
+    for i in 0..changes {
+        bytes.extend_from_slice(
+            format!(
+                "<13>Nov 25 10:15:02 cm-east cmdhist: change station {}\n",
+                10_000 + i % 1000
+            )
+            .as_bytes(),
+        );
+    }
+    let started = Instant::now();
+    send(d.ports.tcp, &bytes);
+    wait_until(Duration::from_secs(120), || {
+        object_ids(&sim.resync_items(), "cm-east").len() >= 1000
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let items = sim.resync_items();
+    let ids = object_ids(&items, "cm-east");
+    let want: BTreeSet<String> = (10_000..11_000).map(|i| i.to_string()).collect();
+    let counted: u64 = items.iter().map(|i| i["count"].as_u64().unwrap()).sum();
+    println!(
+        "2. coalescing: {changes} changes over 1000 stations -> {} requests in {} POSTs ({} missing, counts add up to {counted}), {:.1} s",
+        items.len(),
+        sim.requests().len(),
+        want.difference(&ids).count(),
+        started.elapsed().as_secs_f64()
+    );
+    assert!(d.stop(Duration::from_secs(60)).success());
+}
+
+fn outage() {
+    let changes = scale(1_000_000);
+    let objects = scale(100_000);
+    let dir = TestDir::new();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let d = Daemon::start(
+        &dir,
+        &action_to(
+            &dir,
+            &format!("http://127.0.0.1:{port}"),
+            r#"coalesce.window.ms="1000" burst.threshold="1000000" retry.max.ms="1000""#,
+        )
+        .replace(&format!(" trace.file=\"{}\"", dir.p("trace.json")), ""),
+    );
+    let rss_before = rss_kib(d.pid());
+    let mut bytes = Vec::new();
+    for i in 0..changes {
+        bytes.extend_from_slice(
+            format!(
+                "<13>Nov 25 10:15:02 cm-east cmdhist: change station {}\n",
+                1_000_000 + i % objects
+            )
+            .as_bytes(),
+        );
+    }
+    let started = Instant::now();
+    send(d.ports.tcp, &bytes);
+    // Everything is in the queue once the log stops growing for a while.
+    let state = dir.path("state");
+    let mut last = (0, Instant::now());
+    wait_until(Duration::from_secs(600), || {
+        let size = dir_bytes(&state);
+        if size != last.0 {
+            last = (size, Instant::now());
+        }
+        last.1.elapsed() > Duration::from_secs(3)
+    });
+    let ingest = started.elapsed().as_secs_f64() - 3.0;
+    let rss_after = rss_kib(d.pid());
+    let state_bytes = dir_bytes(&state);
+    let sim = Sim::start_on(&dir, &format!("127.0.0.1:{port}"), &[]);
+    let back = Instant::now();
+    wait_until(Duration::from_secs(600), || {
+        sim.resync_items().len() >= objects
+    });
+    let drain = back.elapsed().as_secs_f64();
+    let delivered = object_ids(&sim.resync_items(), "cm-east").len();
+    println!(
+        "3. outage: {changes} changes over {objects} stations with SMGR down: queued in {ingest:.1} s; rsyslogd RSS {} -> {} MiB (growth {:.1} MiB, target <= 64); state.dir {:.1} MiB",
+        rss_before / 1024,
+        rss_after / 1024,
+        (rss_after as f64 - rss_before as f64) / 1024.0,
+        state_bytes as f64 / (1 << 20) as f64
+    );
+    println!(
+        "   SMGR back: {delivered} of {objects} stations delivered in {drain:.1} s ({} POSTs)",
+        sim.requests().len()
+    );
+    assert!(d.stop(Duration::from_secs(60)).success());
+}
+
+fn latency() {
+    let seconds = scale(10).max(3);
+    let dir = TestDir::new();
+    let sim = Sim::start(&dir, &[]);
+    let d = Daemon::start(
+        &dir,
+        &action_to(&dir, sim.url(), r#"coalesce.window.ms="0""#)
+            .replace(&format!(" trace.file=\"{}\"", dir.p("trace.json")), ""),
+    );
+    let mut s = TcpStream::connect(("127.0.0.1", d.ports.tcp)).unwrap();
+    let total = seconds * 1000;
+    let started = Instant::now();
+    for i in 0..total {
+        let due = started + Duration::from_micros(i as u64 * 1000);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        s.write_all(
+            format!(
+                "<13>Nov 25 10:15:02 cm-east cmdhist: change station {}\n",
+                2_000_000 + i
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+    }
+    wait_until(Duration::from_secs(120), || {
+        sim.resync_items().len() >= total
+    });
+    let mut latencies: Vec<u64> = sim
+        .requests()
+        .iter()
+        .flat_map(|r| {
+            let at = parse_rfc3339_ms(r["time"].as_str().unwrap()).unwrap();
+            r["body"]["requests"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(move |q| at - parse_rfc3339_ms(q["first_seen"].as_str().unwrap()).unwrap())
+        })
+        .collect();
+    latencies.sort_unstable();
+    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+    println!(
+        "4. latency: {total} changes at 1000/s, window 0: receipt by rsyslogd -> request at SMGR p50 {} ms, p99 {} ms, max {} ms ({} POSTs)",
+        pct(0.5),
+        pct(0.99),
+        latencies.last().unwrap(),
+        sim.requests().len()
+    );
+    assert!(d.stop(Duration::from_secs(60)).success());
+}
+
+fn main() {
+    // `cargo test --all-targets` runs benches too: do nothing then.
+    if std::env::args().any(|a| a == "--bench") || std::env::var_os("OMCM_BENCH").is_some() {
+        println!(
+            "omcmsync inside rsyslogd {} on {} cores",
+            rsyslogd(),
+            std::thread::available_parallelism().map_or(0, |n| n.get())
+        );
+        let which = std::env::var("OMCM_BENCH_ONLY").unwrap_or_default();
+        for (name, f) in [
+            ("throughput", throughput as fn()),
+            ("coalescing", coalescing),
+            ("outage", outage),
+            ("latency", latency),
+        ] {
+            if which.is_empty() || which.split(',').any(|w| w == name) {
+                f();
+            }
+        }
+    }
+}
