@@ -144,14 +144,6 @@ impl ElementTable {
             .get(&normalize(sender))
             .map(|&i| &self.elements[i])
     }
-
-    pub fn len(&self) -> usize {
-        self.elements.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.elements.is_empty()
-    }
 }
 
 fn normalize(ip: IpAddr) -> IpAddr {

@@ -50,7 +50,8 @@ pub struct Suspend;
 
 /// What became of an event after the filter.
 enum Outcome {
-    Queued,
+    /// For this element.
+    Queued(Arc<str>),
     Dropped(Drop),
     IgnoredLogin,
 }
@@ -58,7 +59,7 @@ enum Outcome {
 impl Outcome {
     fn as_str(&self) -> &'static str {
         match self {
-            Outcome::Queued => "queued",
+            Outcome::Queued(_) => "queued",
             Outcome::Dropped(d) => d.as_str(),
             Outcome::IgnoredLogin => "ignored_login",
         }
@@ -96,10 +97,6 @@ impl Pipeline {
             service: Mutex::default(),
             config,
         }
-    }
-
-    pub fn config(&self) -> &Config {
-        &self.config
     }
 
     pub fn counters(&self) -> &Counters {
@@ -188,15 +185,10 @@ impl Pipeline {
                     tally.event(e.verb);
                     let outcome = filter(&table, gate_open, line.sender, e);
                     match &outcome {
-                        Outcome::Queued => {
-                            let element = table
-                                .lookup(line.sender)
-                                .expect("filter found it")
-                                .name
-                                .clone();
+                        Outcome::Queued(element) => {
                             let at = parse_rfc3339_ms(line.received_at).unwrap_or_else(now_ms);
                             let before = changes.len();
-                            push_changes(&mut changes, element, e, at);
+                            push_changes(&mut changes, element.clone(), e, at);
                             tally.changes_queued += (changes.len() - before) as u64;
                         }
                         Outcome::Dropped(why) => tally.dropped(*why),
@@ -254,13 +246,6 @@ impl Pipeline {
         let state = self.service.lock().unwrap_or_else(|e| e.into_inner());
         state.running.as_ref().map_or(0, |s| s.queue.len())
     }
-
-    /// Ignored lines by reason, for summaries.
-    pub fn ignored_by_reason(&self) -> impl Iterator<Item = (Reason, u64)> + '_ {
-        Reason::ALL
-            .into_iter()
-            .map(|r| (r, self.counters.ignored(r)))
-    }
 }
 
 /// Known CM sender? Notifications on? This node active? SMGR's own login echoed back?
@@ -270,7 +255,7 @@ fn filter(table: &ElementTable, gate_open: bool, sender: IpAddr, event: &Event) 
         Some(el) if !el.notify => Outcome::Dropped(Drop::NotifyOff),
         Some(_) if !gate_open => Outcome::Dropped(Drop::Standby),
         Some(el) if event.login.is_some_and(|l| el.ignores_login(l)) => Outcome::IgnoredLogin,
-        Some(_) => Outcome::Queued,
+        Some(el) => Outcome::Queued(el.name.clone()),
     }
 }
 
