@@ -286,11 +286,7 @@ fn outage() {
     let changes = scale(1_000_000);
     let objects = scale(100_000);
     let dir = TestDir::new();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let d = Daemon::start(
         &dir,
         &action_to(

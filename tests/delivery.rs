@@ -102,11 +102,7 @@ fn thousand_changes_to_ten_stations_make_ten_requests() {
 fn smgr_down_then_up_delivers_everything() {
     let dir = TestDir::new();
     // Reserve a port for SMGR, with nothing listening yet.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let d = Daemon::start(
         &dir,
         &action_to(&dir, &format!("http://127.0.0.1:{port}"), QUICK),
@@ -139,11 +135,7 @@ fn retryable_answers_are_retried_with_retry_after() {
 #[test]
 fn kill9_loses_nothing_committed() {
     let dir = TestDir::new();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
     // SMGR is down while the stream arrives, so everything is still queued at the kill; the
     // burst threshold is raised so that every station keeps its own key.

@@ -5,6 +5,15 @@ mod common;
 
 use common::*;
 
+/// `rsyslogd -N1` on the standard config with an action of only `params` (plus the elements file).
+fn check_action(dir: &TestDir, params: &str) -> Check {
+    check_config(
+        dir,
+        &config(dir, Ports::free(), &action_with(dir, params)),
+        &[],
+    )
+}
+
 /// An action with only `params` plus the test's elements file.
 fn action_with(dir: &TestDir, params: &str) -> String {
     format!(
@@ -127,11 +136,7 @@ fn bad_values_fail_check_naming_parameter_value_and_fix() {
     ];
     for (params, param, value, fix) in cases {
         let dir = TestDir::new();
-        let check = check_config(
-            &dir,
-            &config(&dir, Ports::free(), &action_with(&dir, params)),
-            &[],
-        );
+        let check = check_action(&dir, params);
         assert!(!check.ok, "{params} accepted");
         let expected = format!("parameter '{param}' has invalid value '{value}'");
         assert!(
@@ -156,18 +161,10 @@ fn rule_file_is_checked_by_n1() {
         r#"smgr.url="http://h" rules.file="{}" line.maxlength="4096""#,
         dir.p("good.json")
     );
-    let check = check_config(
-        &dir,
-        &config(&dir, Ports::free(), &action_with(&dir, &good)),
-        &[],
-    );
+    let check = check_action(&dir, &good);
     assert!(check.ok, "{}", check.output);
     let bad = format!(r#"smgr.url="http://h" rules.file="{}""#, dir.p("bad.json"));
-    let check = check_config(
-        &dir,
-        &config(&dir, Ports::free(), &action_with(&dir, &bad)),
-        &[],
-    );
+    let check = check_action(&dir, &bad);
     assert!(!check.ok);
     assert!(
         check.output.contains("parameter 'rules.file'")
@@ -180,11 +177,7 @@ fn rule_file_is_checked_by_n1() {
 #[test]
 fn missing_url_fails_check() {
     let dir = TestDir::new();
-    let check = check_config(
-        &dir,
-        &config(&dir, Ports::free(), &action_with(&dir, "")),
-        &[],
-    );
+    let check = check_action(&dir, "");
     assert!(!check.ok);
     assert!(
         check.output.contains("parameter 'smgr.url' is required"),
@@ -197,11 +190,7 @@ fn missing_url_fails_check() {
 fn typo_in_parameter_name_fails_check() {
     let dir = TestDir::new();
     let params = r#"smgr.url="http://h" trace.fiel="/tmp/x.json""#;
-    let check = check_config(
-        &dir,
-        &config(&dir, Ports::free(), &action_with(&dir, params)),
-        &[],
-    );
+    let check = check_action(&dir, params);
     assert!(!check.ok, "{}", check.output);
     assert!(
         check.output.contains("parameter 'trace.fiel' not known"),
@@ -214,11 +203,7 @@ fn typo_in_parameter_name_fails_check() {
 fn undefined_template_fails_check() {
     let dir = TestDir::new();
     let params = r#"smgr.url="http://h" template="no_such_template""#;
-    let check = check_config(
-        &dir,
-        &config(&dir, Ports::free(), &action_with(&dir, params)),
-        &[],
-    );
+    let check = check_action(&dir, params);
     assert!(!check.ok, "{}", check.output);
     assert!(
         check.output.contains("no_such_template"),

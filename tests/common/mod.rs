@@ -67,6 +67,15 @@ impl TestDir {
     }
 }
 
+/// A free TCP port on 127.0.0.1 (bound, then released: nothing listens there yet).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// Ports for one daemon start.
 #[derive(Clone, Copy)]
 pub struct Ports {
