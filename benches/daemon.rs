@@ -169,6 +169,7 @@ fn throughput_run(flood_bytes: &[u8], lines: usize, with_module: bool) -> Run {
     let d = Daemon::start(&dir, &body);
     let mut bytes = flood_bytes.to_vec();
     bytes.extend_from_slice(format!("<13>Nov 25 10:15:02 cm-east cmdhist: {MARKER}\n").as_bytes());
+    let perf = profile(d.pid(), with_module);
     let cpu_before = cpu_seconds(d.pid());
     let started = Instant::now();
     send(d.ports.tcp, &bytes);
@@ -184,11 +185,33 @@ fn throughput_run(flood_bytes: &[u8], lines: usize, with_module: bool) -> Run {
     });
     let elapsed = started.elapsed().as_secs_f64();
     let cpu = cpu_seconds(d.pid()) - cpu_before;
+    if let Some(mut p) = perf {
+        unsafe { libc::kill(p.id() as i32, libc::SIGINT) };
+        let _ = p.wait();
+    }
     assert!(d.stop(Duration::from_secs(60)).success());
     Run {
         rate: (lines + 1) as f64 / elapsed,
         cpu_per_million: cpu / ((lines + 1) as f64 / 1e6),
     }
+}
+
+/// `OMCM_BENCH_PERF=<dir>`: records a call-graph profile of rsyslogd during each run into
+/// `<dir>/{omfile,omcmsync}-<pid>.data` (for `perf report -i ... --sort comm,dso,sym`).
+fn profile(pid: i32, with_module: bool) -> Option<std::process::Child> {
+    let dir = std::env::var("OMCM_BENCH_PERF").ok()?;
+    let name = if with_module { "omcmsync" } else { "omfile" };
+    let child = std::process::Command::new("perf")
+        .args(["record", "-q", "-e", "cpu-clock", "-F", "1999", "-g", "-p"])
+        .arg(pid.to_string())
+        .arg("-o")
+        .arg(format!("{dir}/{name}-{pid}.data"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    std::thread::sleep(Duration::from_millis(300));
+    Some(child)
 }
 
 fn throughput() {
@@ -208,7 +231,11 @@ fn throughput() {
         generator_rate(&bytes, lines) / 1e6
     );
     let (mut a, mut b) = (Vec::new(), Vec::new());
-    for round in 0..3 {
+    let rounds: usize = std::env::var("OMCM_BENCH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
+    for round in 0..rounds {
         a.push(throughput_run(&bytes, lines, false));
         b.push(throughput_run(&bytes, lines, true));
         let (ra, rb) = (a.last().unwrap(), b.last().unwrap());

@@ -1,0 +1,123 @@
+//! The module's whole per-batch path outside rsyslogd: `Pipeline::process_batch` on batches of
+//! 1,024 rendered lines (split, classify, filter, queue with its fsync), beside a baseline that
+//! does what omfile does with the same lines (append them to a file, flush per batch). Prints
+//! wall time and CPU time (all threads, so the queue writer counts) per message, and the ratios.
+//!
+//!     cargo bench --bench pipeline
+//!
+//! This isolates the module's own cost from rsyslog's and the VM's: the daemon benchmark shows
+//! the effect inside rsyslogd. Figures go to docs/benchmarks.md; nothing here asserts a time.
+
+use std::io::Write;
+use std::time::Instant;
+
+use omcmsync::config::{Config, Value};
+use omcmsync::pipeline::Pipeline;
+use omcmsync::sample::{command_line, noise_line, Rng};
+
+const LINES: usize = 200_000;
+const BATCH: usize = 1024;
+const TRIALS: usize = 5;
+
+/// Lines as the module's template renders them: sender, hostname, time, message.
+fn rendered(n: usize, command_percent: u64) -> Vec<Vec<u8>> {
+    let mut rng = Rng::new(11);
+    (0..n)
+        .map(|_| {
+            let msg = if rng.below(100) < command_percent {
+                command_line(&mut rng)
+            } else {
+                noise_line(&mut rng)
+            };
+            format!("10.1.1.10\tcm-east\t2026-11-25T10:15:02.123+00:00\t{msg}").into_bytes()
+        })
+        .collect()
+}
+
+/// Process CPU seconds (user + system, all threads).
+fn cpu_seconds() -> f64 {
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    t(u.ru_utime) + t(u.ru_stime)
+}
+
+/// (wall ns/msg, CPU ns/msg): medians of TRIALS runs of `f` over all lines.
+fn measure(lines: &[Vec<u8>], mut f: impl FnMut(&[Vec<u8>])) -> (f64, f64) {
+    let (mut wall, mut cpu): (Vec<f64>, Vec<f64>) = (0..TRIALS)
+        .map(|_| {
+            let (t0, c0) = (Instant::now(), cpu_seconds());
+            lines.chunks(BATCH).for_each(&mut f);
+            let n = lines.len() as f64;
+            (
+                t0.elapsed().as_secs_f64() * 1e9 / n,
+                (cpu_seconds() - c0) * 1e9 / n,
+            )
+        })
+        .unzip();
+    wall.sort_by(f64::total_cmp);
+    cpu.sort_by(f64::total_cmp);
+    (wall[TRIALS / 2], cpu[TRIALS / 2])
+}
+
+fn pipeline(dir: &std::path::Path, name: &str) -> Pipeline {
+    let elements = dir.join("elements.json");
+    std::fs::write(
+        &elements,
+        r#"{"elements":[{"name":"cm-east","hosts":["10.1.1.10"]}]}"#,
+    )
+    .unwrap();
+    let values = [
+        ("smgr.url", "http://127.0.0.1:9".to_string()),
+        ("elements.file", elements.display().to_string()),
+        ("state.dir", dir.join(name).display().to_string()),
+        ("coalesce.window.ms", "3600000".into()),
+        ("burst.threshold", "1000000".into()),
+    ];
+    let config = Config::from_values(values.into_iter().map(|(k, v)| (k, Value::Text(v))));
+    let p = Pipeline::new(config.unwrap());
+    assert!(p.start());
+    p
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    println!(
+        "pipeline on {LINES} rendered lines in batches of {BATCH}, median of {TRIALS} trials, state in {}",
+        dir.path().display()
+    );
+    // `OMCM_BENCH_COMMANDS=N`: only that command share (for profiling one case).
+    let shares = match std::env::var("OMCM_BENCH_COMMANDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        Some(n) => vec![n],
+        None => vec![0, 5, 100],
+    };
+    for percent in shares {
+        let lines = rendered(LINES, percent);
+        let mut file = std::io::BufWriter::with_capacity(
+            64 << 10,
+            std::fs::File::create(dir.path().join(format!("out-{percent}.log"))).unwrap(),
+        );
+        let (fw, fc) = measure(&lines, |batch| {
+            for l in batch {
+                file.write_all(l).unwrap();
+                file.write_all(b"\n").unwrap();
+            }
+            file.flush().unwrap();
+        });
+        let p = pipeline(dir.path(), &format!("state-{percent}"));
+        let (pw, pc) = measure(&lines, |batch| {
+            p.process_batch(0, batch.iter().map(Vec::as_slice)).unwrap()
+        });
+        println!(
+            "{percent:>3} % commands: file append {fw:>6.0} ns/msg wall {fc:>6.0} CPU | pipeline {pw:>6.0} ns/msg wall {pc:>6.0} CPU | ratio wall {:.2} CPU {:.2}",
+            pw / fw,
+            pc / fc
+        );
+    }
+}
