@@ -6,50 +6,75 @@
 //! rsyslog escapes control characters in the message (a TAB becomes `#011`), and the first three
 //! fields never hold a TAB, so splitting at the first three TABs is exact. A line that does not
 //! have that shape means the action uses another template: it is counted as malformed.
+//!
+//! Splitting is all that happens to every line: the sender address and the time are parsed
+//! only for the few lines that are events (or traced), since most lines are noise.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 /// One message as rendered by the omcmsync template.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReceivedLine<'a> {
-    /// The address the message came from (the CM server that sent it).
-    pub sender: IpAddr,
-    /// The syslog hostname the sender claimed.
-    pub hostname: &'a str,
-    /// When rsyslog received it (RFC 3339).
-    pub received_at: &'a str,
+    sender: &'a [u8],
+    hostname: &'a [u8],
+    received_at: &'a [u8],
     /// Syslog tag and message text, i.e. everything after the syslog header.
     pub message: &'a [u8],
 }
 
-/// Why a rendered line could not be split.
+/// Why a rendered line is not usable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Malformed {
     /// Fewer than four TAB-separated fields: the action is not using the omcmsync template.
     MissingFields,
     /// The first field is not an IPv4 or IPv6 address.
     BadSender,
-    /// Hostname or time is not UTF-8.
-    NotUtf8,
 }
 
 impl<'a> ReceivedLine<'a> {
     /// Splits one rendered line (a trailing newline is ignored).
     pub fn parse(line: &'a [u8]) -> Result<Self, Malformed> {
         let line = line.strip_suffix(b"\n").unwrap_or(line);
-        let mut fields = line.splitn(4, |&b| b == b'\t');
-        let (Some(sender), Some(hostname), Some(time), Some(message)) =
-            (fields.next(), fields.next(), fields.next(), fields.next())
-        else {
+        let mut rest = line;
+        let mut field = || {
+            let tab = rest.iter().position(|&b| b == b'\t')?;
+            let (f, r) = (&rest[..tab], &rest[tab + 1..]);
+            rest = r;
+            Some(f)
+        };
+        let (Some(sender), Some(hostname), Some(received_at)) = (field(), field(), field()) else {
             return Err(Malformed::MissingFields);
         };
-        let sender = std::str::from_utf8(sender).map_err(|_| Malformed::BadSender)?;
         Ok(ReceivedLine {
-            sender: parse_sender(sender).ok_or(Malformed::BadSender)?,
-            hostname: std::str::from_utf8(hostname).map_err(|_| Malformed::NotUtf8)?,
-            received_at: std::str::from_utf8(time).map_err(|_| Malformed::NotUtf8)?,
-            message,
+            sender,
+            hostname,
+            received_at,
+            message: rest,
         })
+    }
+
+    /// The address the message came from (the CM server that sent it).
+    pub fn sender(&self) -> Result<IpAddr, Malformed> {
+        std::str::from_utf8(self.sender)
+            .ok()
+            .and_then(parse_sender)
+            .ok_or(Malformed::BadSender)
+    }
+
+    /// The first field as it arrived, for records.
+    pub fn sender_text(&self) -> Cow<'a, str> {
+        String::from_utf8_lossy(self.sender)
+    }
+
+    /// The syslog hostname the sender claimed.
+    pub fn hostname(&self) -> Cow<'a, str> {
+        String::from_utf8_lossy(self.hostname)
+    }
+
+    /// When rsyslog received it (RFC 3339), if the field is text.
+    pub fn received_at(&self) -> Option<&'a str> {
+        std::str::from_utf8(self.received_at).ok()
     }
 }
 
@@ -73,9 +98,9 @@ mod tests {
             b"10.1.1.10\tcm-east\t2026-11-25T10:15:02+00:00\tx: change station 1001\n",
         )
         .unwrap();
-        assert_eq!(l.sender, "10.1.1.10".parse::<IpAddr>().unwrap());
-        assert_eq!(l.hostname, "cm-east");
-        assert_eq!(l.received_at, "2026-11-25T10:15:02+00:00");
+        assert_eq!(l.sender(), Ok("10.1.1.10".parse::<IpAddr>().unwrap()));
+        assert_eq!(l.hostname(), "cm-east");
+        assert_eq!(l.received_at(), Some("2026-11-25T10:15:02+00:00"));
         assert_eq!(l.message, b"x: change station 1001");
     }
 
@@ -89,9 +114,9 @@ mod tests {
     #[test]
     fn ipv6_and_mapped_senders() {
         let l = ReceivedLine::parse(b"2001:db8::10\th\tt\tm").unwrap();
-        assert_eq!(l.sender, "2001:db8::10".parse::<IpAddr>().unwrap());
+        assert_eq!(l.sender(), Ok("2001:db8::10".parse::<IpAddr>().unwrap()));
         let l = ReceivedLine::parse(b"::ffff:10.1.1.10\th\tt\tm").unwrap();
-        assert_eq!(l.sender, "10.1.1.10".parse::<IpAddr>().unwrap());
+        assert_eq!(l.sender(), Ok("10.1.1.10".parse::<IpAddr>().unwrap()));
     }
 
     #[test]
@@ -100,18 +125,15 @@ mod tests {
             ReceivedLine::parse(b"Nov 25 10:00:00 host prog: msg"),
             Err(Malformed::MissingFields)
         );
-        assert_eq!(
-            ReceivedLine::parse(b"cm-east\th\tt\tm"),
-            Err(Malformed::BadSender)
-        );
-        assert_eq!(
-            ReceivedLine::parse(b"\xff\th\tt\tm"),
-            Err(Malformed::BadSender)
-        );
-        assert_eq!(
-            ReceivedLine::parse(b"::1\t\xff\tt\tm"),
-            Err(Malformed::NotUtf8)
-        );
         assert_eq!(ReceivedLine::parse(b""), Err(Malformed::MissingFields));
+        assert_eq!(
+            ReceivedLine::parse(b"::1\th\tt"),
+            Err(Malformed::MissingFields)
+        );
+        let sender = |raw: &[u8]| ReceivedLine::parse(raw).unwrap().sender();
+        assert_eq!(sender(b"cm-east\th\tt\tm"), Err(Malformed::BadSender));
+        assert_eq!(sender(b"\xff\th\tt\tm"), Err(Malformed::BadSender));
+        let l = ReceivedLine::parse(b"::1\t\xff\t\xfe\tm").unwrap();
+        assert_eq!((l.hostname(), l.received_at()), ("\u{fffd}".into(), None));
     }
 }

@@ -169,24 +169,37 @@ impl Pipeline {
         };
         for raw in lines {
             tally.lines_received += 1;
+            let mut malformed = |tally: &mut Tally, why| {
+                tally.lines_malformed += 1;
+                if self.trace.is_some() {
+                    write_malformed(&mut out.trace, worker, raw, why);
+                }
+            };
             let line = match ReceivedLine::parse(raw) {
                 Ok(line) => line,
                 Err(why) => {
-                    tally.lines_malformed += 1;
-                    if self.trace.is_some() {
-                        write_malformed(&mut out.trace, worker, raw, why);
-                    }
+                    malformed(&mut tally, why);
                     continue;
                 }
             };
             let verdict = self.classifier.classify(line.message);
             let outcome = match &verdict {
                 Verdict::Event(e) => {
+                    let sender = match line.sender() {
+                        Ok(sender) => sender,
+                        Err(why) => {
+                            malformed(&mut tally, why);
+                            continue;
+                        }
+                    };
                     tally.event(e.verb);
-                    let outcome = filter(&table, gate_open, line.sender, e);
+                    let outcome = filter(&table, gate_open, sender, e);
                     match &outcome {
                         Outcome::Queued(element) => {
-                            let at = parse_rfc3339_ms(line.received_at).unwrap_or_else(now_ms);
+                            let at = line
+                                .received_at()
+                                .and_then(parse_rfc3339_ms)
+                                .unwrap_or_else(now_ms);
                             let before = changes.len();
                             push_changes(&mut changes, element.clone(), e, at);
                             tally.changes_queued += (changes.len() - before) as u64;
@@ -314,9 +327,12 @@ fn write_line(
     if let Some(w) = worker {
         record.insert("worker".into(), w.into());
     }
-    record.insert("sender".into(), line.sender.to_string().into());
-    record.insert("hostname".into(), line.hostname.into());
-    record.insert("received_at".into(), line.received_at.into());
+    record.insert("sender".into(), line.sender_text().into());
+    record.insert("hostname".into(), line.hostname().into());
+    record.insert(
+        "received_at".into(),
+        line.received_at().unwrap_or_default().into(),
+    );
     record.insert(
         "message".into(),
         String::from_utf8_lossy(line.message).into(),
