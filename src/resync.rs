@@ -81,6 +81,41 @@ impl Verb {
     }
 }
 
+/// The verbs that touched a key: a bit per verb (a `BTreeSet` allocated a node per key).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VerbSet(u8);
+
+impl VerbSet {
+    pub fn insert(&mut self, verb: Verb) {
+        self.0 |= 1 << verb as u8;
+    }
+
+    pub fn union(self, other: VerbSet) -> VerbSet {
+        VerbSet(self.0 | other.0)
+    }
+
+    /// In `Verb::ALL` order.
+    pub fn iter(self) -> impl Iterator<Item = Verb> {
+        Verb::ALL
+            .into_iter()
+            .filter(move |&v| self.0 & (1 << v as u8) != 0)
+    }
+}
+
+impl FromIterator<Verb> for VerbSet {
+    fn from_iter<I: IntoIterator<Item = Verb>>(verbs: I) -> Self {
+        let mut set = VerbSet::default();
+        verbs.into_iter().for_each(|v| set.insert(v));
+        set
+    }
+}
+
+impl<const N: usize> From<[Verb; N]> for VerbSet {
+    fn from(verbs: [Verb; N]) -> Self {
+        verbs.into_iter().collect()
+    }
+}
+
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()

@@ -36,6 +36,7 @@ impl Service {
         let queue_config = QueueConfig {
             dir: dir.clone(),
             window_ms: config.window.as_millis() as u64,
+            fsync_every: config.fsync_every,
             burst_threshold: config.burst_threshold,
         };
         let (queue, recovery) =

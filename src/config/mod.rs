@@ -60,6 +60,7 @@ pub const PARAMS: &[(&str, Kind)] = &[
     ("ha.interval.ms", Kind::Word),
     ("ha.onunknown", Kind::Word),
     ("coalesce.window.ms", Kind::Word),
+    ("queue.fsync.ms", Kind::Word),
     ("burst.threshold", Kind::Word),
     ("batch.maxrequests", Kind::Word),
     ("retry.initial.ms", Kind::Word),
@@ -117,6 +118,8 @@ pub struct Config {
     pub elements_refresh: Duration,
     pub ha: HaSettings,
     pub window: Duration,
+    /// How long an accepted change may wait for its fsync (0: before the batch is committed).
+    pub fsync_every: Duration,
     pub burst_threshold: usize,
     pub delivery: DeliverySettings,
     pub deadletter_file: PathBuf,
@@ -231,6 +234,7 @@ impl Config {
             elements_refresh: g.millis("elements.refresh.ms", 60_000, 1000, 86_400_000)?,
             ha: ha_settings(g)?,
             window: g.millis("coalesce.window.ms", 5000, 0, 3_600_000)?,
+            fsync_every: g.millis("queue.fsync.ms", 200, 0, 60_000)?,
             burst_threshold: g.number("burst.threshold", 500, 1, 1_000_000)? as usize,
             delivery: DeliverySettings {
                 max_requests: g.number("batch.maxrequests", 100, 1, 10_000)? as usize,

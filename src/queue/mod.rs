@@ -3,8 +3,10 @@
 //!
 //! rsyslog's worker threads hand their batch's changes to one writer thread over a channel and
 //! wait for its answer, never for SMGR. The writer takes whatever has queued up meanwhile, writes
-//! it in one append and one fsync (group commit), applies it to the [`Pending`] map in the same
-//! order, and answers. The delivery thread takes due keys from the map and reports back through
+//! it in one append, applies it to the [`Pending`] map in the same order, and answers. Once
+//! written, a change survives any crash of rsyslogd (the kernel holds it); the fsync that makes
+//! it survive a crash of the host follows within `fsync_every`, or, with a zero interval, comes
+//! before the answer (group commit). The delivery thread takes due keys from the map and reports back through
 //! the same writer, so the log holds every mutation in the order it happened.
 
 mod log;
@@ -15,9 +17,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 pub use self::log::Recovery;
 use self::log::{Log, Record};
@@ -37,6 +39,8 @@ pub struct QueueConfig {
     pub dir: PathBuf,
     pub window_ms: u64,
     pub burst_threshold: usize,
+    /// Longest time written changes wait for an fsync; zero: fsync before answering.
+    pub fsync_every: Duration,
 }
 
 /// Why a batch could not be made durable.
@@ -80,7 +84,7 @@ impl Queue {
             match record {
                 Record::Seq(n) => next_seq = next_seq.max(n),
                 Record::Add { seq, change } => {
-                    pending.merge(&change, seq);
+                    pending.merge(change, seq);
                     next_seq = next_seq.max(seq + 1);
                 }
                 Record::Done { seq, key } => {
@@ -101,6 +105,7 @@ impl Queue {
         });
         let (tx, rx) = crossbeam_channel::bounded(1024);
         let writer_shared = shared.clone();
+        let fsync_every = config.fsync_every;
         let writer = std::thread::Builder::new()
             .name("omcmsync-queue".into())
             .spawn(move || {
@@ -109,6 +114,8 @@ impl Queue {
                     rx,
                     shared: writer_shared,
                     next_seq,
+                    fsync_every,
+                    unsynced_since: None,
                 }
                 .run()
             })?;
@@ -205,8 +212,8 @@ impl Drop for Queue {
 
 fn snapshot(pending: &Pending, next_seq: u64) -> Vec<Record> {
     std::iter::once(Record::Seq(next_seq))
-        .chain(pending.entries().map(|(k, e)| Record::Entry {
-            key: k.clone(),
+        .chain(pending.entries().map(|(key, e)| Record::Entry {
+            key,
             entry: e.clone(),
         }))
         .collect()
@@ -217,17 +224,59 @@ struct Writer {
     rx: Receiver<Command>,
     shared: Arc<Shared>,
     next_seq: u64,
+    fsync_every: Duration,
+    /// When the oldest change not yet fsynced was written.
+    unsynced_since: Option<Instant>,
 }
 
 impl Writer {
     fn run(mut self) {
-        while let Ok(first) = self.rx.recv() {
+        loop {
+            let first = match self.unsynced_since {
+                None => self.rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                Some(t) => self
+                    .rx
+                    .recv_timeout(self.fsync_every.saturating_sub(t.elapsed())),
+            };
+            let first = match first {
+                Ok(command) => command,
+                Err(RecvTimeoutError::Timeout) => {
+                    self.sync();
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
             let mut group = vec![first];
             group.extend(self.rx.try_iter().take(GROUP_MAX));
             if self.write_group(group) {
-                return;
+                break;
+            }
+            if self
+                .unsynced_since
+                .is_some_and(|t| t.elapsed() >= self.fsync_every)
+            {
+                self.sync();
             }
             self.maybe_compact();
+        }
+        if self.unsynced_since.is_some() {
+            self.sync();
+        }
+    }
+
+    /// Forces what was written to disk. A failure is logged and tried again: what was written
+    /// stays in the kernel's cache, so only a crash of the host could still lose it.
+    fn sync(&mut self) {
+        match self.log.sync() {
+            Ok(()) => self.unsynced_since = None,
+            Err(e) => {
+                logging::error(&format!(
+                    "queue: fsync of {} failed: {e}; changes written since {} ms may be lost if the host crashes",
+                    self.log_path(),
+                    self.unsynced_since.map_or(0, |t| t.elapsed().as_millis())
+                ));
+                self.unsynced_since = Some(Instant::now());
+            }
         }
     }
 
@@ -258,10 +307,14 @@ impl Writer {
             }
         }
         // Done records need no fsync of their own: losing one only sends a key again.
+        let sync_now = sync && self.fsync_every.is_zero();
         let result = self
             .log
-            .append(&records, sync)
+            .append(&records, sync_now)
             .map_err(|e| QueueError::Io(e.to_string()));
+        if result.is_ok() && sync && !sync_now {
+            self.unsynced_since.get_or_insert_with(Instant::now);
+        }
         match &result {
             Ok(()) => {
                 let mut pending = self
@@ -270,13 +323,13 @@ impl Writer {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner());
                 let mut earliest_due = u64::MAX;
-                for record in &records {
+                for record in records {
                     match record {
                         Record::Add { seq, change } => {
-                            earliest_due = earliest_due.min(pending.merge(change, *seq));
+                            earliest_due = earliest_due.min(pending.merge(change, seq));
                         }
                         Record::Done { seq, key } => {
-                            pending.done(key, *seq);
+                            pending.done(&key, seq);
                         }
                         Record::Seq(_) | Record::Entry { .. } => {}
                     }
@@ -324,11 +377,13 @@ impl Writer {
                 .unwrap_or_else(|e| e.into_inner()),
             self.next_seq,
         );
-        if let Err(e) = self.log.compact(&snap) {
-            logging::warning(&format!(
+        match self.log.compact(&snap) {
+            // The compacted file was fsynced before it replaced the log.
+            Ok(()) => self.unsynced_since = None,
+            Err(e) => logging::warning(&format!(
                 "queue: compacting {} failed: {e}; will try again",
                 self.log_path()
-            ));
+            )),
         }
         self.shared
             .log_bytes
@@ -367,6 +422,7 @@ mod tests {
             dir: dir.to_owned(),
             window_ms: 0,
             burst_threshold: 1000,
+            fsync_every: Duration::from_millis(50),
         }
     }
 
@@ -396,6 +452,22 @@ mod tests {
             })
             .collect();
         assert_eq!(ids, ["4", "5", "6", "7", "8", "9"]);
+    }
+
+    #[test]
+    fn a_committed_batch_is_in_the_file_before_its_fsync() {
+        // What a kill -9 leaves: the file as written, the writer never finishing.
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config(dir.path());
+        cfg.fsync_every = Duration::from_secs(3600);
+        let (q, _) = Queue::open(&cfg).unwrap();
+        q.submit((0..5).map(|i| change("cm", &i.to_string(), 1)).collect())
+            .unwrap();
+        let copy = tempfile::tempdir().unwrap();
+        std::fs::copy(dir.path().join("queue.log"), copy.path().join("queue.log")).unwrap();
+        let (crashed, recovery) = Queue::open(&config(copy.path())).unwrap();
+        assert_eq!((crashed.len(), recovery.bad_lines), (5, 0));
+        drop(q);
     }
 
     #[test]

@@ -3,13 +3,12 @@
 //! Pure data, no I/O: the queue's writer applies every mutation here in the same order as it
 //! writes them to the log, so replaying the log at start rebuilds exactly this state.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use crate::classify::Verb;
-use crate::resync::{rfc3339, Change, Key, Scope};
+use crate::resync::{rfc3339, Change, Key, Scope, VerbSet};
 
 /// At most this many logins are listed per request.
 const MAX_LOGINS: usize = 8;
@@ -20,7 +19,7 @@ pub struct Entry {
     /// Sequence number of the last change merged in.
     pub seq: u64,
     pub count: u64,
-    pub verbs: BTreeSet<Verb>,
+    pub verbs: VerbSet,
     /// Sorted, without repeats, at most MAX_LOGINS (a Vec: a BTreeSet node for one login would
     /// cost some 300 bytes per key, and there can be 100,000 keys during an outage).
     pub logins: Vec<String>,
@@ -77,9 +76,13 @@ fn add_login(logins: &mut Vec<String>, login: &str) {
 /// Keys due for sending, grouped by element.
 pub type DueBatch = (Arc<str>, Vec<(Key, Entry)>);
 
+/// Keys of one element. Hashed, not ordered: a flood merges tens of thousands of changes a
+/// second, and comparing keys string by string down a B-tree was the writer's largest cost.
+type Scopes = HashMap<Scope, Entry>;
+
 pub struct Pending {
-    entries: BTreeMap<Key, Entry>,
-    per_element: HashMap<Arc<str>, usize>,
+    elements: HashMap<Arc<str>, Scopes>,
+    len: usize,
     window_ms: u64,
     burst_threshold: usize,
     /// No key that is not in flight is due before this: lets `take_due` and `next_due_ms`
@@ -90,8 +93,8 @@ pub struct Pending {
 impl Pending {
     pub fn new(window_ms: u64, burst_threshold: usize) -> Self {
         Pending {
-            entries: BTreeMap::new(),
-            per_element: HashMap::new(),
+            elements: HashMap::new(),
+            len: 0,
             window_ms,
             burst_threshold,
             earliest_due_ms: u64::MAX,
@@ -99,47 +102,56 @@ impl Pending {
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len == 0
     }
 
-    pub fn entries(&self) -> impl Iterator<Item = (&Key, &Entry)> {
-        self.entries.iter()
+    /// Every key, in no particular order.
+    pub fn entries(&self) -> impl Iterator<Item = (Key, &Entry)> {
+        self.elements.iter().flat_map(|(element, scopes)| {
+            scopes.iter().map(|(scope, entry)| {
+                let key = Key {
+                    element: element.clone(),
+                    scope: scope.clone(),
+                };
+                (key, entry)
+            })
+        })
     }
 
     /// Merges one change. When an element passes the burst threshold, its keys are replaced by
     /// one element-level key. Returns when the key it joined is due.
-    pub fn merge(&mut self, change: &Change, seq: u64) -> u64 {
+    pub fn merge(&mut self, change: Change, seq: u64) -> u64 {
         let at = change.at_ms;
+        let window_ms = self.window_ms;
+        let Key { element, scope } = change.key;
+        let scopes = self.elements.entry(element.clone()).or_default();
         // A pending (not yet sent) element-level resync already covers every object of it.
-        let element_key = Key {
-            element: change.key.element.clone(),
-            scope: Scope::Element,
+        let scope = match scopes.get(&Scope::Element) {
+            Some(e) if e.in_flight.is_none() => Scope::Element,
+            _ => scope,
         };
-        let key = match self.entries.get(&element_key) {
-            Some(e) if e.in_flight.is_none() => element_key,
-            _ => change.key.clone(),
-        };
-        let entry = self.entries.entry(key.clone()).or_insert_with(|| {
-            *self
-                .per_element
-                .entry(change.key.element.clone())
-                .or_default() += 1;
-            Entry {
-                seq,
-                count: 0,
-                verbs: BTreeSet::new(),
-                logins: Vec::new(),
-                reason: change.reason.clone(),
-                first_ms: at,
-                last_ms: at,
-                due_ms: at + self.window_ms,
-                in_flight: None,
+        let escalates = scope != Scope::Element;
+        let entry = match scopes.entry(scope) {
+            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                self.len += 1;
+                v.insert(Entry {
+                    seq,
+                    count: 0,
+                    verbs: VerbSet::default(),
+                    logins: Vec::new(),
+                    reason: change.reason,
+                    first_ms: at,
+                    last_ms: at,
+                    due_ms: at + window_ms,
+                    in_flight: None,
+                })
             }
-        });
+        };
         entry.seq = entry.seq.max(seq);
         entry.count += 1;
         entry.verbs.insert(change.verb);
@@ -152,8 +164,8 @@ impl Pending {
         if entry.in_flight.is_none() {
             self.earliest_due_ms = self.earliest_due_ms.min(due);
         }
-        if key.scope != Scope::Element && self.per_element[&key.element] > self.burst_threshold {
-            self.escalate(&change.key.element);
+        if escalates && scopes.len() > self.burst_threshold {
+            self.escalate(&element);
         }
         due
     }
@@ -161,27 +173,26 @@ impl Pending {
     /// Inserts a whole entry (a compacted log's snapshot).
     pub fn restore(&mut self, key: Key, entry: Entry) {
         self.earliest_due_ms = self.earliest_due_ms.min(entry.due_ms);
-        if self.entries.insert(key.clone(), entry).is_none() {
-            *self.per_element.entry(key.element).or_default() += 1;
+        let scopes = self.elements.entry(key.element).or_default();
+        if scopes.insert(key.scope, entry).is_none() {
+            self.len += 1;
         }
     }
 
     /// Replaces every key of `element` with one element-level key.
     fn escalate(&mut self, element: &Arc<str>) {
-        let keys: Vec<Key> = self
-            .entries
-            .range(element_range(element))
-            .map(|(k, _)| k.clone())
-            .collect();
+        let Some(scopes) = self.elements.get_mut(element) else {
+            return;
+        };
+        let keys = scopes.len();
         let mut merged: Option<Entry> = None;
-        for key in &keys {
-            let e = self.entries.remove(key).expect("listed key");
+        for (_, e) in scopes.drain() {
             merged = Some(match merged {
                 None => e,
                 Some(mut m) => {
                     m.seq = m.seq.max(e.seq);
                     m.count += e.count;
-                    m.verbs.extend(e.verbs);
+                    m.verbs = m.verbs.union(e.verbs);
                     e.logins.iter().for_each(|l| add_login(&mut m.logins, l));
                     m.first_ms = m.first_ms.min(e.first_ms);
                     m.last_ms = m.last_ms.max(e.last_ms);
@@ -191,34 +202,27 @@ impl Pending {
             });
         }
         let Some(mut entry) = merged else { return };
-        entry.reason = Some(format!(
-            "burst: {} changes on {} keys",
-            entry.count,
-            keys.len()
-        ));
+        entry.reason = Some(format!("burst: {} changes on {keys} keys", entry.count));
         entry.in_flight = None;
-        self.per_element.insert(element.clone(), 1);
-        self.entries.insert(
-            Key {
-                element: element.clone(),
-                scope: Scope::Element,
-            },
-            entry,
-        );
+        self.earliest_due_ms = self.earliest_due_ms.min(entry.due_ms);
+        scopes.insert(Scope::Element, entry);
+        self.len = self.len + 1 - keys;
     }
 
     /// Removes `key` if no change newer than the request `sent_seq` arrived since.
     /// Returns whether it was removed.
     pub fn done(&mut self, key: &Key, sent_seq: u64) -> bool {
-        let newer = match self.entries.get_mut(key) {
+        let Some(scopes) = self.elements.get_mut(&key.element) else {
+            return false;
+        };
+        let newer = match scopes.get_mut(&key.scope) {
             None => return false,
             Some(e) if e.seq > sent_seq => e,
             Some(_) => {
-                self.entries.remove(key);
-                let n = self.per_element.get_mut(&key.element).expect("counted");
-                *n -= 1;
-                if *n == 0 {
-                    self.per_element.remove(&key.element);
+                scopes.remove(&key.scope);
+                self.len -= 1;
+                if scopes.is_empty() {
+                    self.elements.remove(&key.element);
                 }
                 return true;
             }
@@ -232,7 +236,11 @@ impl Pending {
 
     /// A request failed and will be retried: the keys wait until `retry_at_ms`.
     pub fn retry(&mut self, key: &Key, retry_at_ms: u64) {
-        if let Some(e) = self.entries.get_mut(key) {
+        let entry = self
+            .elements
+            .get_mut(&key.element)
+            .and_then(|scopes| scopes.get_mut(&key.scope));
+        if let Some(e) = entry {
             e.in_flight = None;
             e.due_ms = e.due_ms.max(retry_at_ms);
             self.earliest_due_ms = self.earliest_due_ms.min(e.due_ms);
@@ -240,7 +248,7 @@ impl Pending {
     }
 
     /// Takes up to `max_per_element` due keys of each element that `ready` allows, marking
-    /// them in flight.
+    /// them in flight: those due longest first (then in key order), so none waits forever.
     pub fn take_due(
         &mut self,
         now_ms: u64,
@@ -252,27 +260,51 @@ impl Pending {
             return batches;
         }
         let mut earliest = u64::MAX;
-        for (key, entry) in self.entries.iter_mut() {
-            if entry.in_flight.is_some() {
-                continue;
-            }
-            if entry.due_ms > now_ms || !ready(&key.element) {
-                earliest = earliest.min(entry.due_ms);
-                continue;
-            }
-            let batch = match batches.last_mut() {
-                Some((el, items)) if *el == key.element => items,
-                _ => {
-                    batches.push((key.element.clone(), Vec::new()));
-                    &mut batches.last_mut().expect("pushed").1
+        let mut elements: Vec<&Arc<str>> = self.elements.keys().collect();
+        elements.sort();
+        let elements: Vec<Arc<str>> = elements.into_iter().cloned().collect();
+        for element in elements {
+            let scopes = self.elements.get_mut(&element).expect("listed element");
+            let mut due: Vec<(u64, &Scope)> = Vec::new();
+            for (scope, entry) in scopes.iter() {
+                if entry.in_flight.is_some() {
+                    continue;
                 }
-            };
-            if batch.len() < max_per_element {
-                entry.in_flight = Some(entry.seq);
-                batch.push((key.clone(), entry.clone()));
-            } else {
-                earliest = earliest.min(entry.due_ms);
+                if entry.due_ms > now_ms || !ready(&element) {
+                    earliest = earliest.min(entry.due_ms);
+                } else {
+                    due.push((entry.due_ms, scope));
+                }
             }
+            if due.len() > max_per_element {
+                due.select_nth_unstable(max_per_element);
+                earliest = earliest.min(
+                    due[max_per_element..]
+                        .iter()
+                        .map(|d| d.0)
+                        .min()
+                        .unwrap_or(u64::MAX),
+                );
+                due.truncate(max_per_element);
+            }
+            if due.is_empty() {
+                continue;
+            }
+            due.sort_unstable();
+            let taken: Vec<Scope> = due.into_iter().map(|(_, s)| s.clone()).collect();
+            let items = taken
+                .into_iter()
+                .map(|scope| {
+                    let entry = scopes.get_mut(&scope).expect("listed scope");
+                    entry.in_flight = Some(entry.seq);
+                    let key = Key {
+                        element: element.clone(),
+                        scope,
+                    };
+                    (key, entry.clone())
+                })
+                .collect();
+            batches.push((element, items));
         }
         self.earliest_due_ms = earliest;
         batches
@@ -285,29 +317,14 @@ impl Pending {
 
     /// Pending keys of one element.
     pub fn element_len(&self, element: &str) -> usize {
-        self.per_element.get(element).copied().unwrap_or(0)
+        self.elements.get(element).map_or(0, HashMap::len)
     }
-}
-
-/// All keys of one element (keys sort by element first).
-fn element_range(element: &Arc<str>) -> std::ops::RangeInclusive<Key> {
-    let lo = Key {
-        element: element.clone(),
-        scope: Scope::Object {
-            ty: String::new(),
-            id: String::new(),
-        },
-    };
-    let hi = Key {
-        element: element.clone(),
-        scope: Scope::Element,
-    };
-    lo..=hi
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::classify::Verb;
 
     fn change(el: &str, scope: Scope, verb: Verb, at: u64) -> Change {
         Change {
@@ -334,12 +351,12 @@ mod tests {
         let mut p = Pending::new(1000, 500);
         for i in 0..1000u64 {
             p.merge(
-                &change("cm", station(&(i % 10).to_string()), Verb::Change, 100 + i),
+                change("cm", station(&(i % 10).to_string()), Verb::Change, 100 + i),
                 i,
             );
         }
         assert_eq!(p.len(), 10);
-        let (_, e) = p.entries().next().unwrap();
+        let (_, e) = p.entries().find(|(k, _)| k.scope == station("0")).unwrap();
         assert_eq!((e.count, e.first_ms, e.due_ms), (100, 100, 1100));
         assert!(
             p.take_due(1099, 100, |_| true).is_empty(),
@@ -354,11 +371,11 @@ mod tests {
     #[test]
     fn done_removes_unless_changed_in_flight() {
         let mut p = Pending::new(10, 100);
-        p.merge(&change("cm", station("1"), Verb::Change, 0), 1);
-        p.merge(&change("cm", station("2"), Verb::Add, 0), 2);
+        p.merge(change("cm", station("1"), Verb::Change, 0), 1);
+        p.merge(change("cm", station("2"), Verb::Add, 0), 2);
         let due = p.take_due(10, 100, |_| true);
         let sent: Vec<(Key, u64)> = due[0].1.iter().map(|(k, e)| (k.clone(), e.seq)).collect();
-        p.merge(&change("cm", station("2"), Verb::Change, 50), 3);
+        p.merge(change("cm", station("2"), Verb::Change, 50), 3);
         assert!(p.done(&sent[0].0, sent[0].1));
         assert!(!p.done(&sent[1].0, sent[1].1), "changed while in flight");
         assert_eq!(p.len(), 1);
@@ -370,8 +387,8 @@ mod tests {
     #[test]
     fn retry_waits_and_ready_filter_holds_elements_back() {
         let mut p = Pending::new(0, 100);
-        p.merge(&change("a", station("1"), Verb::Change, 0), 1);
-        p.merge(&change("b", station("1"), Verb::Change, 0), 2);
+        p.merge(change("a", station("1"), Verb::Change, 0), 1);
+        p.merge(change("b", station("1"), Verb::Change, 0), 2);
         let due = p.take_due(0, 100, |el| el == "a");
         assert_eq!(due.len(), 1);
         p.retry(&due[0].1[0].0, 500);
@@ -383,12 +400,12 @@ mod tests {
     fn burst_escalates_to_one_element_key() {
         let mut p = Pending::new(0, 3);
         for i in 0..3 {
-            p.merge(&change("cm", station(&i.to_string()), Verb::Change, 0), i);
+            p.merge(change("cm", station(&i.to_string()), Verb::Change, 0), i);
         }
-        p.merge(&change("other", station("9"), Verb::Change, 0), 10);
+        p.merge(change("other", station("9"), Verb::Change, 0), 10);
         assert_eq!(p.len(), 4);
         p.merge(
-            &change(
+            change(
                 "cm",
                 Scope::Type {
                     ty: "station".into(),
@@ -405,7 +422,7 @@ mod tests {
         assert_eq!((entry.count, entry.seq), (4, 11));
         assert!(entry.reason.as_deref().unwrap().starts_with("burst"));
         // Further changes of that element coalesce into the pending element key...
-        p.merge(&change("cm", station("77"), Verb::Change, 6), 12);
+        p.merge(change("cm", station("77"), Verb::Change, 6), 12);
         assert_eq!(p.element_len("cm"), 1);
         assert_eq!(
             p.entries()
@@ -418,7 +435,7 @@ mod tests {
         // ...but not into one already sent: that request may have read the state before them.
         let due = p.take_due(100, 10, |el| el == "cm");
         assert_eq!(due[0].1[0].0.scope, Scope::Element);
-        p.merge(&change("cm", station("78"), Verb::Change, 7), 13);
+        p.merge(change("cm", station("78"), Verb::Change, 7), 13);
         assert_eq!(p.element_len("cm"), 2);
     }
 
@@ -426,7 +443,7 @@ mod tests {
     fn request_shape() {
         let mut p = Pending::new(0, 10);
         p.merge(
-            &change("cm", station("1001"), Verb::Change, 1_764_065_702_123),
+            change("cm", station("1001"), Verb::Change, 1_764_065_702_123),
             1,
         );
         let (k, e) = p.entries().next().unwrap();
