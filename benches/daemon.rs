@@ -202,7 +202,17 @@ fn profile(pid: i32, with_module: bool) -> Option<std::process::Child> {
     let dir = std::env::var("OMCM_BENCH_PERF").ok()?;
     let name = if with_module { "omcmsync" } else { "omfile" };
     let child = std::process::Command::new("perf")
-        .args(["record", "-q", "-e", "cpu-clock", "-F", "1999", "-g", "-p"])
+        .args([
+            "record",
+            "-q",
+            "-e",
+            "cpu-clock",
+            "-F",
+            "499",
+            "--call-graph",
+            "dwarf,16384",
+            "-p",
+        ])
         .arg(pid.to_string())
         .arg("-o")
         .arg(format!("{dir}/{name}-{pid}.data"))

@@ -260,17 +260,16 @@ impl Pending {
             return batches;
         }
         let mut earliest = u64::MAX;
-        let mut elements: Vec<&Arc<str>> = self.elements.keys().collect();
+        let mut elements: Vec<Arc<str>> = self.elements.keys().cloned().collect();
         elements.sort();
-        let elements: Vec<Arc<str>> = elements.into_iter().cloned().collect();
         for element in elements {
-            let scopes = self.elements.get_mut(&element).expect("listed element");
+            let Some(scopes) = self.elements.get_mut(&element) else {
+                continue;
+            };
+            let ready = ready(&element);
             let mut due: Vec<(u64, &Scope)> = Vec::new();
-            for (scope, entry) in scopes.iter() {
-                if entry.in_flight.is_some() {
-                    continue;
-                }
-                if entry.due_ms > now_ms || !ready(&element) {
+            for (scope, entry) in scopes.iter().filter(|(_, e)| e.in_flight.is_none()) {
+                if entry.due_ms > now_ms || !ready {
                     earliest = earliest.min(entry.due_ms);
                 } else {
                     due.push((entry.due_ms, scope));
@@ -278,14 +277,8 @@ impl Pending {
             }
             if due.len() > max_per_element {
                 due.select_nth_unstable(max_per_element);
-                earliest = earliest.min(
-                    due[max_per_element..]
-                        .iter()
-                        .map(|d| d.0)
-                        .min()
-                        .unwrap_or(u64::MAX),
-                );
-                due.truncate(max_per_element);
+                let left = due.drain(max_per_element..).map(|(due_ms, _)| due_ms);
+                earliest = earliest.min(left.min().unwrap_or(u64::MAX));
             }
             if due.is_empty() {
                 continue;
@@ -294,14 +287,12 @@ impl Pending {
             let taken: Vec<Scope> = due.into_iter().map(|(_, s)| s.clone()).collect();
             let items = taken
                 .into_iter()
-                .map(|scope| {
-                    let entry = scopes.get_mut(&scope).expect("listed scope");
+                .filter_map(|scope| {
+                    let entry = scopes.get_mut(&scope)?;
                     entry.in_flight = Some(entry.seq);
-                    let key = Key {
-                        element: element.clone(),
-                        scope,
-                    };
-                    (key, entry.clone())
+                    let entry = entry.clone();
+                    let element = element.clone();
+                    Some((Key { element, scope }, entry))
                 })
                 .collect();
             batches.push((element, items));
@@ -394,6 +385,34 @@ mod tests {
         p.retry(&due[0].1[0].0, 500);
         assert!(p.take_due(499, 100, |el| el == "a").is_empty());
         assert_eq!(p.take_due(500, 100, |_| true).len(), 2);
+    }
+
+    #[test]
+    fn keys_due_longest_go_first_when_a_post_cannot_hold_all() {
+        let mut p = Pending::new(10, 100);
+        for (id, at) in [("1003", 5), ("1001", 7), ("1002", 1), ("1000", 9)] {
+            p.merge(change("cm", station(id), Verb::Change, at), 1);
+        }
+        let ids = |due: Vec<DueBatch>| -> Vec<Scope> {
+            due.into_iter()
+                .flat_map(|(_, items)| items)
+                .map(|(k, _)| k.scope)
+                .collect()
+        };
+        assert_eq!(
+            ids(p.take_due(100, 2, |_| true)),
+            [station("1002"), station("1003")]
+        );
+        assert_eq!(
+            p.next_due_ms(),
+            Some(17),
+            "the keys left over are due already"
+        );
+        assert_eq!(
+            ids(p.take_due(100, 2, |_| true)),
+            [station("1001"), station("1000")]
+        );
+        assert_eq!(p.next_due_ms(), None);
     }
 
     #[test]
