@@ -60,7 +60,7 @@ fn measure(lines: &[Vec<u8>], mut f: impl FnMut(&[Vec<u8>])) -> (f64, f64) {
     (wall[TRIALS / 2], cpu[TRIALS / 2])
 }
 
-fn pipeline(dir: &std::path::Path, name: &str) -> Pipeline {
+fn pipeline(dir: &std::path::Path, name: &str, fsync_ms: &str) -> Pipeline {
     let elements = dir.join("elements.json");
     std::fs::write(
         &elements,
@@ -73,6 +73,7 @@ fn pipeline(dir: &std::path::Path, name: &str) -> Pipeline {
         ("state.dir", dir.join(name).display().to_string()),
         ("coalesce.window.ms", "3600000".into()),
         ("burst.threshold", "1000000".into()),
+        ("queue.fsync.ms", fsync_ms.into()),
     ];
     let config = Config::from_values(values.into_iter().map(|(k, v)| (k, Value::Text(v))));
     let p = Pipeline::new(config.unwrap());
@@ -97,7 +98,9 @@ fn main() {
         Some(n) => vec![n],
         None => vec![0, 5, 100],
     };
-    for percent in shares {
+    // (share, queue.fsync.ms): the default, and an fsync before every commit.
+    let runs = shares.into_iter().map(|p| (p, "200")).chain([(5, "0")]);
+    for (percent, fsync_ms) in runs {
         let lines = rendered(LINES, percent);
         let mut file = std::io::BufWriter::with_capacity(
             64 << 10,
@@ -110,12 +113,12 @@ fn main() {
             }
             file.flush().unwrap();
         });
-        let p = pipeline(dir.path(), &format!("state-{percent}"));
+        let p = pipeline(dir.path(), &format!("state-{percent}-{fsync_ms}"), fsync_ms);
         let (pw, pc) = measure(&lines, |batch| {
             p.process_batch(0, batch.iter().map(Vec::as_slice)).unwrap()
         });
         println!(
-            "{percent:>3} % commands: file append {fw:>6.0} ns/msg wall {fc:>6.0} CPU | pipeline {pw:>6.0} ns/msg wall {pc:>6.0} CPU | ratio wall {:.2} CPU {:.2}",
+            "{percent:>3} % commands, queue.fsync.ms={fsync_ms:<3}: file append {fw:>6.0} ns/msg wall {fc:>6.0} CPU | pipeline {pw:>6.0} ns/msg wall {pc:>6.0} CPU | ratio wall {:.2} CPU {:.2}",
             pw / fw,
             pc / fc
         );
