@@ -10,8 +10,8 @@ use crate::classify::Verb;
 /// What a request covers within one element.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Scope {
-    Object { ty: String, id: String },
-    Type { ty: String },
+    Object { ty: Arc<str>, id: String },
+    Type { ty: Arc<str> },
     Element,
 }
 
@@ -40,12 +40,12 @@ impl Scope {
         match self {
             Scope::Object { ty, id } => {
                 m.insert("scope".into(), "object".into());
-                m.insert("type".into(), ty.as_str().into());
+                m.insert("type".into(), (**ty).into());
                 m.insert("id".into(), id.as_str().into());
             }
             Scope::Type { ty } => {
                 m.insert("scope".into(), "type".into());
-                m.insert("type".into(), ty.as_str().into());
+                m.insert("type".into(), (**ty).into());
             }
             Scope::Element => {
                 m.insert("scope".into(), "element".into());
@@ -57,10 +57,12 @@ impl Scope {
         let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
         Some(match v.get("scope")?.as_str()? {
             "object" => Scope::Object {
-                ty: s("type")?,
+                ty: s("type")?.into(),
                 id: s("id")?,
             },
-            "type" => Scope::Type { ty: s("type")? },
+            "type" => Scope::Type {
+                ty: s("type")?.into(),
+            },
             "element" => Scope::Element,
             _ => return None,
         })

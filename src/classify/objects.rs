@@ -7,6 +7,8 @@
 //! abbreviated to a unique prefix, and CM's history log cuts the object to 12 characters, so
 //! every word matches by prefix (at least two characters, or the whole word).
 
+use std::sync::Arc;
+
 use serde_json::Value;
 
 const BUILTIN: &str = include_str!("objects.json");
@@ -129,7 +131,8 @@ fn parse_rule(v: &Value) -> Result<ObjectRule, String> {
 /// One object type of the table.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ObjectType {
-    pub type_name: String,
+    /// Shared by every pending key of the type.
+    pub type_name: Arc<str>,
     pub id: IdRule,
     pub scope: Scope,
 }
@@ -183,7 +186,7 @@ impl ObjectTable {
         };
         for (object, rule) in rules.iter().enumerate() {
             table.types.push(ObjectType {
-                type_name: rule.type_name(),
+                type_name: rule.type_name().into(),
                 id: rule.id,
                 scope: rule.scope,
             });
@@ -271,7 +274,9 @@ mod tests {
 
     fn name(t: &ObjectTable, first: &str, second: Option<&str>) -> Option<(String, usize)> {
         match t.resolve(first.as_bytes(), second.map(str::as_bytes)) {
-            Resolution::Found { object, words } => Some((t.get(object).type_name.clone(), words)),
+            Resolution::Found { object, words } => {
+                Some((t.get(object).type_name.to_string(), words))
+            }
             _ => None,
         }
     }

@@ -139,7 +139,7 @@ proptest! {
         match c.classify(line.as_bytes()) {
             Verdict::Event(e) => {
                 prop_assert_eq!(e.verb, verb.1, "{}", line);
-                prop_assert_eq!(&e.object.type_name, object.1, "{}", line);
+                prop_assert_eq!(&*e.object.type_name, object.1, "{}", line);
                 prop_assert_eq!(e.target, Target::Object(&id), "{}", line);
                 if shape == 1 || shape == 2 || shape == 3 {
                     prop_assert_eq!(e.login, Some("dadmin"), "{}", line);

@@ -22,7 +22,7 @@ fn event_json(e: &Event) -> Map<String, Value> {
     let mut m = Map::new();
     m.insert("verdict".into(), "event".into());
     m.insert("verb".into(), e.verb.as_str().into());
-    m.insert("type".into(), e.object.type_name.clone().into());
+    m.insert("type".into(), (*e.object.type_name).into());
     let (scope, detail) = match e.target {
         Target::Object(id) => ("object", json!({ "id": id })),
         Target::Range {

@@ -68,6 +68,8 @@ impl Entry {
 fn add_login(logins: &mut Vec<String>, login: &str) {
     if let Err(at) = logins.binary_search_by(|l| l.as_str().cmp(login)) {
         if logins.len() < MAX_LOGINS {
+            // Exactly one more slot: a Vec would grow to four (96 bytes) for the usual one login.
+            logins.reserve_exact(1);
             logins.insert(at, login.to_owned());
         }
     }
