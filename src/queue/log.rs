@@ -126,20 +126,35 @@ impl Log {
         self.file.sync_data()
     }
 
-    /// Replaces the log with `snapshot` (the live state), atomically.
-    pub fn compact(&mut self, snapshot: &[Record]) -> io::Result<()> {
+    /// Replaces the log with the live state, atomically: `seq` first, then one `entry` record
+    /// per key. Streamed from the map in 64 KiB writes: a copy of 100,000 keys (and their
+    /// encoding) held at once was the largest peak of the module's memory in an outage.
+    pub fn compact<'p>(
+        &mut self,
+        next_seq: u64,
+        entries: impl Iterator<Item = (&'p str, &'p Scope, &'p Entry)>,
+    ) -> io::Result<()> {
+        const CHUNK: usize = 64 << 10;
         let tmp = self.dir.join("queue.log.compact");
-        let mut buf = Vec::new();
-        for r in snapshot {
-            encode(r, &mut buf);
-        }
         let mut f = File::create(&tmp)?;
+        let mut buf = Vec::with_capacity(CHUNK + 1024);
+        let mut len = 0;
+        encode(&Record::Seq(next_seq), &mut buf);
+        for (element, scope, entry) in entries {
+            encode_entry(element, scope, entry, &mut buf);
+            if buf.len() >= CHUNK {
+                f.write_all(&buf)?;
+                len += buf.len();
+                buf.clear();
+            }
+        }
         f.write_all(&buf)?;
+        len += buf.len();
         f.sync_all()?;
         std::fs::rename(&tmp, &self.path)?;
         sync_dir(&self.dir)?;
         self.file = OpenOptions::new().append(true).open(&self.path)?;
-        self.good_len = buf.len() as u64;
+        self.good_len = len as u64;
         self.appended = 0;
         Ok(())
     }
@@ -157,42 +172,52 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 /// Appends `<crc> <json>\n`. Written field by field, straight into `out`: building a
 /// `serde_json::Map` per record cost more than everything else the writer does.
 fn encode(r: &Record, out: &mut Vec<u8>) {
-    let crc_at = out.len();
-    out.extend_from_slice(b"00000000 ");
-    let json_at = out.len();
-    let mut o = Object::new(out);
     match r {
-        Record::Seq(next) => {
+        Record::Seq(next) => framed(out, |o| {
             o.str("t", "seq");
             o.num("next", *next);
-        }
-        Record::Add { seq, change } => {
+        }),
+        Record::Add { seq, change } => framed(out, |o| {
             o.str("t", "add");
             o.num("seq", *seq);
-            o.key(&change.key);
+            o.key(&change.key.element, &change.key.scope);
             o.str("verb", change.verb.as_str());
             o.opt_str("login", change.login.as_deref());
             o.opt_str("reason", change.reason.as_deref());
             o.num("at", change.at_ms);
-        }
-        Record::Done { seq, key } => {
+        }),
+        Record::Done { seq, key } => framed(out, |o| {
             o.str("t", "done");
             o.num("seq", *seq);
-            o.key(key);
-        }
-        Record::Entry { key, entry } => {
-            o.str("t", "entry");
-            o.num("seq", entry.seq);
-            o.key(key);
-            o.strs("verbs", entry.verbs.iter().map(|v| v.as_str()));
-            o.strs("logins", entry.logins.iter().map(String::as_str));
-            o.num("count", entry.count);
-            o.opt_str("reason", entry.reason.as_deref());
-            o.num("first", entry.first_ms);
-            o.num("last", entry.last_ms);
-            o.num("due", entry.due_ms);
-        }
+            o.key(&key.element, &key.scope);
+        }),
+        Record::Entry { key, entry } => encode_entry(&key.element, &key.scope, entry, out),
     }
+}
+
+/// An `entry` record from borrowed parts (compaction writes them straight from the map).
+fn encode_entry(element: &str, scope: &Scope, entry: &Entry, out: &mut Vec<u8>) {
+    framed(out, |o| {
+        o.str("t", "entry");
+        o.num("seq", entry.seq);
+        o.key(element, scope);
+        o.strs("verbs", entry.verbs.iter().map(|v| v.as_str()));
+        o.strs("logins", entry.logins.iter().map(|l| &**l));
+        o.num("count", entry.count);
+        o.opt_str("reason", entry.reason.as_deref());
+        o.num("first", entry.first_ms);
+        o.num("last", entry.last_ms);
+        o.num("due", entry.due_ms);
+    })
+}
+
+/// One line: the object `fields` writes, its CRC in front, a newline after.
+fn framed(out: &mut Vec<u8>, fields: impl FnOnce(&mut Object)) {
+    let crc_at = out.len();
+    out.extend_from_slice(b"00000000 ");
+    let json_at = out.len();
+    let mut o = Object::new(out);
+    fields(&mut o);
     o.end();
     let crc = crc32fast::hash(&out[json_at..]);
     // Eight hex digits fill the placeholder exactly (no allocation per record).
@@ -240,7 +265,8 @@ impl<'a> Object<'a> {
 
     fn num(&mut self, name: &str, value: u64) {
         self.name(name);
-        let _ = write!(self.out, "{value}");
+        // serde_json formats integers with itoa, without core::fmt's machinery.
+        let _ = serde_json::to_writer(&mut *self.out, &value);
     }
 
     fn strs<'s>(&mut self, name: &str, values: impl Iterator<Item = &'s str>) {
@@ -256,9 +282,9 @@ impl<'a> Object<'a> {
     }
 
     /// The key's fields, named as `Scope::write_json` names them for requests.
-    fn key(&mut self, key: &Key) {
-        self.str("el", &key.element);
-        match &key.scope {
+    fn key(&mut self, element: &str, scope: &Scope) {
+        self.str("el", element);
+        match scope {
             Scope::Object { ty, id } => {
                 self.str("scope", "object");
                 self.str("type", ty);
@@ -477,10 +503,24 @@ mod tests {
             log.append(&[add(i, &i.to_string())], false).unwrap();
         }
         let big = log.bytes();
-        log.compact(&[Record::Seq(100), add(99, "99")]).unwrap();
+        let mut live = super::super::Pending::new(10, 100);
+        let Record::Add { seq, change } = add(99, "99") else {
+            unreachable!()
+        };
+        let key = change.key.clone();
+        live.merge(change, seq);
+        log.compact(100, live.iter()).unwrap();
         assert!(log.bytes() < big / 10);
         log.append(&[add(100, "100")], true).unwrap();
         let (_, recs, _) = Log::open(dir.path()).unwrap();
-        assert_eq!(recs, [Record::Seq(100), add(99, "99"), add(100, "100")]);
+        let entry = live.iter().next().unwrap().2.clone();
+        assert_eq!(
+            recs,
+            [
+                Record::Seq(100),
+                Record::Entry { key, entry },
+                add(100, "100")
+            ]
+        );
     }
 }

@@ -96,7 +96,7 @@ impl Queue {
                 }
             }
         }
-        log.compact(&snapshot(&pending, next_seq))?;
+        log.compact(next_seq, pending.iter())?;
         let shared = Arc::new(Shared {
             pending: Mutex::new(pending),
             added: Condvar::new(),
@@ -208,15 +208,6 @@ impl Drop for Queue {
             let _ = w.join();
         }
     }
-}
-
-fn snapshot(pending: &Pending, next_seq: u64) -> Vec<Record> {
-    std::iter::once(Record::Seq(next_seq))
-        .chain(pending.entries().map(|(key, e)| Record::Entry {
-            key,
-            entry: e.clone(),
-        }))
-        .collect()
 }
 
 struct Writer {
@@ -369,15 +360,16 @@ impl Writer {
         if self.log.appended < 4096 || self.log.appended < 4 * live {
             return;
         }
-        let snap = snapshot(
-            &self
-                .shared
-                .pending
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()),
-            self.next_seq,
-        );
-        match self.log.compact(&snap) {
+        // The delivery thread waits for the map meanwhile; rsyslog's workers wait for this
+        // thread anyway.
+        let pending = self
+            .shared
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let compacted = self.log.compact(self.next_seq, pending.iter());
+        drop(pending);
+        match compacted {
             // The compacted file was fsynced before it replaced the log.
             Ok(()) => self.unsynced_since = None,
             Err(e) => logging::warning(&format!(

@@ -111,16 +111,12 @@ impl Pending {
         self.len == 0
     }
 
-    /// Every key, in no particular order.
-    pub fn entries(&self) -> impl Iterator<Item = (Key, &Entry)> {
+    /// Every key, borrowed, in no particular order (what compaction writes).
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Scope, &Entry)> {
         self.elements.iter().flat_map(|(element, scopes)| {
-            scopes.iter().map(|(scope, entry)| {
-                let key = Key {
-                    element: element.clone(),
-                    scope: scope.clone(),
-                };
-                (key, entry)
-            })
+            scopes
+                .iter()
+                .map(move |(scope, entry)| (&**element, scope, entry))
         })
     }
 
@@ -349,7 +345,7 @@ mod tests {
             );
         }
         assert_eq!(p.len(), 10);
-        let (_, e) = p.entries().find(|(k, _)| k.scope == station("0")).unwrap();
+        let (_, _, e) = p.iter().find(|(_, s, _)| **s == station("0")).unwrap();
         assert_eq!((e.count, e.first_ms, e.due_ms), (100, 100, 1100));
         assert!(
             p.take_due(1099, 100, |_| true).is_empty(),
@@ -438,21 +434,14 @@ mod tests {
         );
         assert_eq!(p.len(), 2);
         assert_eq!(p.element_len("cm"), 1);
-        let (key, entry) = p.entries().find(|(k, _)| &*k.element == "cm").unwrap();
-        assert_eq!(key.scope, Scope::Element);
+        let (_, scope, entry) = p.iter().find(|(el, _, _)| *el == "cm").unwrap();
+        assert_eq!(*scope, Scope::Element);
         assert_eq!((entry.count, entry.seq), (4, 11));
         assert!(entry.reason.as_deref().unwrap().starts_with("burst"));
         // Further changes of that element coalesce into the pending element key...
         p.merge(change("cm", station("77"), Verb::Change, 6), 12);
         assert_eq!(p.element_len("cm"), 1);
-        assert_eq!(
-            p.entries()
-                .find(|(k, _)| &*k.element == "cm")
-                .unwrap()
-                .1
-                .count,
-            5
-        );
+        assert_eq!(p.iter().find(|(el, _, _)| *el == "cm").unwrap().2.count, 5);
         // ...but not into one already sent: that request may have read the state before them.
         let due = p.take_due(100, 10, |el| el == "cm");
         assert_eq!(due[0].1[0].0.scope, Scope::Element);
@@ -467,8 +456,8 @@ mod tests {
             change("cm", station("1001"), Verb::Change, 1_764_065_702_123),
             1,
         );
-        let (k, e) = p.entries().next().unwrap();
-        let r = e.request(&k.scope);
+        let (_, scope, e) = p.iter().next().unwrap();
+        let r = e.request(scope);
         assert_eq!(
             r,
             serde_json::json!({"scope":"object","type":"station","id":"1001","verbs":["change"],
