@@ -148,27 +148,44 @@ pub fn rfc3339(ms: u64) -> String {
 }
 
 /// Parses the RFC 3339 receive time rsyslog renders (`2026-11-25T10:15:02.123456+01:00`).
+/// Byte by byte, without allocating: it runs for every change in a flood.
 pub fn parse_rfc3339_ms(s: &str) -> Option<u64> {
     let b = s.as_bytes();
     let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        std::str::from_utf8(b.get(r)?).ok()?.parse().ok()
+        b.get(r)?.iter().try_fold(0, |n, d| {
+            d.is_ascii_digit().then(|| n * 10 + i64::from(d - b'0'))
+        })
     };
+    let sep = |i: usize, c: u8| (b.get(i) == Some(&c)).then_some(());
     let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    sep(4, b'-')
+        .and(sep(7, b'-'))
+        .and(sep(13, b':'))
+        .and(sep(16, b':'))?;
+    if !matches!(b.get(10), Some(b'T' | b't' | b' ')) {
+        return None;
+    }
     let mut i = 19;
     let mut millis = 0;
     if b.get(i) == Some(&b'.') {
-        let start = i + 1;
-        i = start;
-        while b.get(i).is_some_and(u8::is_ascii_digit) {
-            i += 1;
-        }
-        let frac = format!("{:0<3}", std::str::from_utf8(&b[start..i]).ok()?);
-        millis = frac[..3].parse().ok()?;
+        i += 1;
+        let digits = b[i..].iter().take_while(|d| d.is_ascii_digit()).count();
+        // Milliseconds: the first three digits, padded with zeros when there are fewer.
+        millis = (0..3).fold(0, |m, k| {
+            m * 10
+                + if k < digits {
+                    i64::from(b[i + k] - b'0')
+                } else {
+                    0
+                }
+        });
+        i += digits;
     }
     let offset_min = match b.get(i)? {
         b'Z' | b'z' => 0,
         sign @ (b'+' | b'-') => {
+            sep(i + 3, b':')?;
             let m = num(i + 1..i + 3)? * 60 + num(i + 4..i + 6)?;
             if *sign == b'-' {
                 -m
@@ -213,7 +230,20 @@ mod tests {
             parse_rfc3339_ms("2025-11-25T10:15:02Z"),
             Some(1_764_065_702_000)
         );
-        assert_eq!(parse_rfc3339_ms("yesterday"), None);
+        assert_eq!(
+            parse_rfc3339_ms("2025-11-25T11:15:02.1+01:00"),
+            Some(1_764_065_702_100)
+        );
+        for bad in [
+            "yesterday",
+            "2025-11-25T10:15:02",
+            "2025-11-25T10:15:+2Z",
+            "2025/11/25T10:15:02Z",
+            "2025-11-25T10:15:02.5+0100",
+            "",
+        ] {
+            assert_eq!(parse_rfc3339_ms(bad), None, "{bad}");
+        }
     }
 
     #[test]
