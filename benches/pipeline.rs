@@ -5,14 +5,20 @@
 //!
 //!     cargo bench --bench pipeline
 //!
+//! Then the coalescing map's memory per pending key (heap in use, from glibc's `mallinfo2`),
+//! the module's share of rsyslogd's memory during an SMGR outage.
+//!
 //! This isolates the module's own cost from rsyslog's and the VM's: the daemon benchmark shows
 //! the effect inside rsyslogd. Figures go to docs/benchmarks.md; nothing here asserts a time.
 
 use std::io::Write;
 use std::time::Instant;
 
+use omcmsync::classify::Verb;
 use omcmsync::config::{Config, Value};
 use omcmsync::pipeline::Pipeline;
+use omcmsync::queue::Pending;
+use omcmsync::resync::{Change, Key, Scope};
 use omcmsync::sample::{command_line, noise_line, Rng};
 
 const LINES: usize = 200_000;
@@ -81,6 +87,39 @@ fn pipeline(dir: &std::path::Path, name: &str, fsync_ms: &str) -> Pipeline {
     p
 }
 
+/// Bytes the allocator has handed out and not had back.
+fn heap_in_use() -> usize {
+    let m = unsafe { libc::mallinfo2() };
+    m.uordblks + m.hblkhd
+}
+
+/// Heap bytes per key of a map holding `keys` stations, each changed twice by one login.
+fn map_bytes_per_key(keys: usize) -> f64 {
+    let station: std::sync::Arc<str> = "station".into();
+    let element: std::sync::Arc<str> = "cm-east".into();
+    let before = heap_in_use();
+    let mut pending = Pending::new(3_600_000, usize::MAX);
+    for seq in 0..2 * keys as u64 {
+        let change = Change {
+            key: Key {
+                element: element.clone(),
+                scope: Scope::Object {
+                    ty: station.clone(),
+                    id: (1_000_000 + seq % keys as u64).to_string().into(),
+                },
+            },
+            verb: Verb::Change,
+            login: Some("dadmin".into()),
+            reason: None,
+            at_ms: 1_764_065_702_123 + seq,
+        };
+        pending.merge(change, seq);
+    }
+    let per_key = (heap_in_use() - before) as f64 / keys as f64;
+    assert_eq!(pending.len(), keys);
+    per_key
+}
+
 fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
@@ -123,4 +162,9 @@ fn main() {
             pc / fc
         );
     }
+    let keys = 100_000;
+    println!(
+        "coalescing map: {keys} pending keys, {:.0} heap bytes per key",
+        map_bytes_per_key(keys)
+    );
 }

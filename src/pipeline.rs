@@ -21,7 +21,7 @@ use crate::line::{Malformed, ReceivedLine};
 use crate::logging;
 use crate::queue::Queue;
 use crate::records::RecordFile;
-use crate::resync::{now_ms, parse_rfc3339_ms, Change, Key, Scope};
+use crate::resync::{now_ms, parse_rfc3339_ms, Change, Key, Scope, ShortText};
 use crate::service::Service;
 
 /// How often a failed start of the background service is tried again.
@@ -282,18 +282,12 @@ fn push_changes(out: &mut Vec<Change>, element: Arc<str>, e: &Event, at_ms: u64)
             scope,
         },
         verb: e.verb,
-        login: e.login.map(str::to_owned),
+        login: e.login.map(ShortText::from),
         reason,
         at_ms,
     };
     match e.target {
-        Target::Object(id) => out.push(change(
-            Scope::Object {
-                ty,
-                id: id.to_owned(),
-            },
-            None,
-        )),
+        Target::Object(id) => out.push(change(Scope::Object { ty, id: id.into() }, None)),
         Target::Range {
             start,
             count,
@@ -302,7 +296,7 @@ fn push_changes(out: &mut Vec<Change>, element: Arc<str>, e: &Event, at_ms: u64)
             change(
                 Scope::Object {
                     ty: ty.clone(),
-                    id: format!("{:0width$}", start + i),
+                    id: compact_str::format_compact!("{:0width$}", start + i),
                 },
                 None,
             )

@@ -3,14 +3,19 @@
 
 use std::sync::Arc;
 
+pub use compact_str::CompactString as ShortText;
 use serde_json::{json, Map, Value};
 
 use crate::classify::Verb;
 
 /// What a request covers within one element.
+///
+/// Object ids and logins are [`ShortText`]: held inline up to 24 bytes (every extension,
+/// agent id and login CM has), so a change allocates nothing for them and the coalescing map
+/// compares keys without following a pointer.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Scope {
-    Object { ty: Arc<str>, id: String },
+    Object { ty: Arc<str>, id: ShortText },
     Type { ty: Arc<str> },
     Element,
 }
@@ -27,7 +32,7 @@ pub struct Key {
 pub struct Change {
     pub key: Key,
     pub verb: Verb,
-    pub login: Option<String>,
+    pub login: Option<ShortText>,
     /// Why a type- or element-level resync (`add next`, `system-parameters`, ...).
     pub reason: Option<String>,
     /// When rsyslog received it, milliseconds since the Unix epoch.
@@ -54,11 +59,11 @@ impl Scope {
     }
 
     pub fn read_json(v: &Value) -> Option<Scope> {
-        let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+        let s = |k: &str| v.get(k).and_then(Value::as_str);
         Some(match v.get("scope")?.as_str()? {
             "object" => Scope::Object {
                 ty: s("type")?.into(),
-                id: s("id")?,
+                id: s("id")?.into(),
             },
             "type" => Scope::Type {
                 ty: s("type")?.into(),

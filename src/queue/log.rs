@@ -328,7 +328,7 @@ fn from_json(v: &Value) -> Option<Record> {
             change: Change {
                 key: key()?,
                 verb: Verb::parse(v.get("verb")?.as_str()?)?,
-                login: s("login"),
+                login: v.get("login").and_then(Value::as_str).map(Into::into),
                 reason: s("reason"),
                 at_ms: n("at")?,
             },
@@ -338,12 +338,8 @@ fn from_json(v: &Value) -> Option<Record> {
             key: key()?,
         },
         "entry" => {
-            let strings = |k: &str| -> Option<Vec<String>> {
-                v.get(k)?
-                    .as_array()?
-                    .iter()
-                    .map(|x| x.as_str().map(str::to_owned))
-                    .collect()
+            let strings = |k: &str| -> Option<Vec<&str>> {
+                v.get(k)?.as_array()?.iter().map(Value::as_str).collect()
             };
             Record::Entry {
                 key: key()?,
@@ -351,10 +347,10 @@ fn from_json(v: &Value) -> Option<Record> {
                     seq: n("seq")?,
                     count: n("count")?,
                     verbs: strings("verbs")?
-                        .iter()
-                        .filter_map(|x| Verb::parse(x))
+                        .into_iter()
+                        .filter_map(Verb::parse)
                         .collect(),
-                    logins: strings("logins")?,
+                    logins: strings("logins")?.into_iter().map(Into::into).collect(),
                     reason: s("reason"),
                     first_ms: n("first")?,
                     last_ms: n("last")?,
@@ -459,7 +455,7 @@ mod tests {
                     seq: 10,
                     count: 3,
                     verbs: [Verb::Add, Verb::Remove].into(),
-                    logins: vec!["a".into(), "b\"".into()],
+                    logins: ["a".into(), "b\"".into()].into_iter().collect(),
                     reason: None,
                     first_ms: 1,
                     last_ms: 2,

@@ -434,7 +434,7 @@ mod tests {
         let (q, recovery) = Queue::open(&config(dir.path())).unwrap();
         assert_eq!(recovery.bad_lines, 0);
         assert_eq!(q.len(), 6);
-        let ids: Vec<String> = q
+        let ids: Vec<crate::resync::ShortText> = q
             .take_due(10, 100, |_| true)
             .into_iter()
             .flat_map(|(_, items)| items)

@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use crate::resync::{rfc3339, Change, Key, Scope, VerbSet};
+use smallvec::SmallVec;
+
+use crate::resync::{rfc3339, Change, Key, Scope, ShortText, VerbSet};
 
 /// At most this many logins are listed per request.
 const MAX_LOGINS: usize = 8;
@@ -20,9 +22,10 @@ pub struct Entry {
     pub seq: u64,
     pub count: u64,
     pub verbs: VerbSet,
-    /// Sorted, without repeats, at most MAX_LOGINS (a Vec: a BTreeSet node for one login would
-    /// cost some 300 bytes per key, and there can be 100,000 keys during an outage).
-    pub logins: Vec<String>,
+    /// Sorted, without repeats, at most MAX_LOGINS. The usual one login is held inline: there
+    /// can be 100,000 keys during an outage, and a heap block per key for it (a BTreeSet node
+    /// cost some 300 bytes) showed in rsyslogd's memory.
+    pub logins: Logins,
     pub reason: Option<String>,
     pub first_ms: u64,
     pub last_ms: u64,
@@ -43,7 +46,10 @@ impl Entry {
                 .collect::<Vec<_>>()
                 .into(),
         );
-        m.insert("logins".into(), self.logins.clone().into());
+        m.insert(
+            "logins".into(),
+            self.logins.iter().map(ShortText::as_str).collect(),
+        );
         m.insert("count".into(), self.count.into());
     }
 
@@ -64,13 +70,14 @@ impl Entry {
     }
 }
 
+/// The logins of one key.
+pub type Logins = SmallVec<[ShortText; 1]>;
+
 /// Adds a login to a sorted, repeat-free list of at most MAX_LOGINS.
-fn add_login(logins: &mut Vec<String>, login: &str) {
+fn add_login(logins: &mut Logins, login: &str) {
     if let Err(at) = logins.binary_search_by(|l| l.as_str().cmp(login)) {
         if logins.len() < MAX_LOGINS {
-            // Exactly one more slot: a Vec would grow to four (96 bytes) for the usual one login.
-            logins.reserve_exact(1);
-            logins.insert(at, login.to_owned());
+            logins.insert(at, login.into());
         }
     }
 }
@@ -141,7 +148,7 @@ impl Pending {
                     seq,
                     count: 0,
                     verbs: VerbSet::default(),
-                    logins: Vec::new(),
+                    logins: Logins::new(),
                     reason: change.reason,
                     first_ms: at,
                     last_ms: at,
