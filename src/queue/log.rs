@@ -351,11 +351,11 @@ fn from_json(v: &Value) -> Option<Record> {
                         .filter_map(Verb::parse)
                         .collect(),
                     logins: strings("logins")?.into_iter().map(Into::into).collect(),
-                    reason: s("reason"),
+                    reason: s("reason").map(Into::into),
                     first_ms: n("first")?,
                     last_ms: n("last")?,
                     due_ms: n("due")?,
-                    in_flight: None,
+                    in_flight: false,
                 },
             }
         }
@@ -460,7 +460,7 @@ mod tests {
                     first_ms: 1,
                     last_ms: 2,
                     due_ms: 3,
-                    in_flight: None,
+                    in_flight: false,
                 },
             },
         ];

@@ -26,13 +26,13 @@ pub struct Entry {
     /// can be 100,000 keys during an outage, and a heap block per key for it (a BTreeSet node
     /// cost some 300 bytes) showed in rsyslogd's memory.
     pub logins: Logins,
-    pub reason: Option<String>,
+    pub reason: Option<Box<str>>,
     pub first_ms: u64,
     pub last_ms: u64,
     /// When the key may be sent: the window counts from the first change, it does not restart.
     pub due_ms: u64,
-    /// The `seq` a request in flight carries (runtime only).
-    pub in_flight: Option<u64>,
+    /// A request for it is in flight (runtime only).
+    pub in_flight: bool,
 }
 
 impl Entry {
@@ -60,7 +60,7 @@ impl Entry {
         if !matches!(scope, Scope::Object { .. }) {
             m.insert(
                 "reason".into(),
-                self.reason.clone().unwrap_or_default().into(),
+                self.reason.as_deref().unwrap_or_default().into(),
             );
         }
         self.write_summary(&mut m);
@@ -136,7 +136,7 @@ impl Pending {
         let scopes = self.elements.entry(element.clone()).or_default();
         // A pending (not yet sent) element-level resync already covers every object of it.
         let scope = match scopes.get(&Scope::Element) {
-            Some(e) if e.in_flight.is_none() => Scope::Element,
+            Some(e) if !e.in_flight => Scope::Element,
             _ => scope,
         };
         let escalates = scope != Scope::Element;
@@ -149,11 +149,11 @@ impl Pending {
                     count: 0,
                     verbs: VerbSet::default(),
                     logins: Logins::new(),
-                    reason: change.reason,
+                    reason: change.reason.map(String::into_boxed_str),
                     first_ms: at,
                     last_ms: at,
                     due_ms: at + window_ms,
-                    in_flight: None,
+                    in_flight: false,
                 })
             }
         };
@@ -166,7 +166,7 @@ impl Pending {
         entry.first_ms = entry.first_ms.min(at);
         entry.last_ms = entry.last_ms.max(at);
         let due = entry.due_ms;
-        if entry.in_flight.is_none() {
+        if !entry.in_flight {
             self.earliest_due_ms = self.earliest_due_ms.min(due);
         }
         if escalates && scopes.len() > self.burst_threshold {
@@ -207,8 +207,8 @@ impl Pending {
             });
         }
         let Some(mut entry) = merged else { return };
-        entry.reason = Some(format!("burst: {} changes on {keys} keys", entry.count));
-        entry.in_flight = None;
+        entry.reason = Some(format!("burst: {} changes on {keys} keys", entry.count).into());
+        entry.in_flight = false;
         self.earliest_due_ms = self.earliest_due_ms.min(entry.due_ms);
         scopes.insert(Scope::Element, entry);
         self.len = self.len + 1 - keys;
@@ -233,7 +233,7 @@ impl Pending {
             }
         };
         // Changed while the request was in flight: send again, a window after the newer change.
-        newer.in_flight = None;
+        newer.in_flight = false;
         newer.due_ms = newer.last_ms + self.window_ms;
         self.earliest_due_ms = self.earliest_due_ms.min(newer.due_ms);
         false
@@ -246,7 +246,7 @@ impl Pending {
             .get_mut(&key.element)
             .and_then(|scopes| scopes.get_mut(&key.scope));
         if let Some(e) = entry {
-            e.in_flight = None;
+            e.in_flight = false;
             e.due_ms = e.due_ms.max(retry_at_ms);
             self.earliest_due_ms = self.earliest_due_ms.min(e.due_ms);
         }
@@ -273,7 +273,7 @@ impl Pending {
             };
             let ready = ready(&element);
             let mut due: Vec<(u64, &Scope)> = Vec::new();
-            for (scope, entry) in scopes.iter().filter(|(_, e)| e.in_flight.is_none()) {
+            for (scope, entry) in scopes.iter().filter(|(_, e)| !e.in_flight) {
                 if entry.due_ms > now_ms || !ready {
                     earliest = earliest.min(entry.due_ms);
                 } else {
@@ -294,7 +294,7 @@ impl Pending {
                 .into_iter()
                 .filter_map(|scope| {
                     let entry = scopes.get_mut(&scope)?;
-                    entry.in_flight = Some(entry.seq);
+                    entry.in_flight = true;
                     let entry = entry.clone();
                     let element = element.clone();
                     Some((Key { element, scope }, entry))
