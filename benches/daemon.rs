@@ -96,11 +96,12 @@ fn tail(path: &std::path::Path) -> Vec<u8> {
     buf
 }
 
-fn rss_kib(pid: i32) -> u64 {
+/// A `/proc/<pid>/status` figure in KiB (`VmRSS:` now, `VmHWM:` the peak).
+fn rss_kib(pid: i32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .unwrap()
         .trim()
         .trim_end_matches(" kB")
@@ -319,9 +320,79 @@ fn coalescing() {
     assert!(d.stop(Duration::from_secs(60)).success());
 }
 
+/// rsyslogd's memory over one outage flood: (RSS before, RSS after, peak RSS) in KiB, and the
+/// seconds until the output stopped growing.
+struct Flooded {
+    rss_before: u64,
+    rss_after: u64,
+    peak: u64,
+    ingest: f64,
+}
+
+impl Flooded {
+    fn growth_mib(&self) -> f64 {
+        (self.rss_after as f64 - self.rss_before as f64) / 1024.0
+    }
+
+    fn peak_growth_mib(&self) -> f64 {
+        (self.peak as f64 - self.rss_before as f64) / 1024.0
+    }
+}
+
+/// Sends `bytes` to rsyslogd `d` and waits until `output` (a file or directory) has not grown
+/// for three seconds: everything is then written.
+fn flood_into(d: &Daemon, bytes: &[u8], output: &std::path::Path) -> Flooded {
+    let rss_before = rss_kib(d.pid(), "VmRSS:");
+    let started = Instant::now();
+    send(d.ports.tcp, bytes);
+    let mut last = (0, Instant::now());
+    wait_until(Duration::from_secs(600), || {
+        let size = if output.is_dir() {
+            dir_bytes(output)
+        } else {
+            std::fs::metadata(output).map_or(0, |m| m.len())
+        };
+        if size != last.0 {
+            last = (size, Instant::now());
+        }
+        last.1.elapsed() > Duration::from_secs(3)
+    });
+    Flooded {
+        rss_before,
+        rss_after: rss_kib(d.pid(), "VmRSS:"),
+        peak: rss_kib(d.pid(), "VmHWM:"),
+        ingest: started.elapsed().as_secs_f64() - 3.0,
+    }
+}
+
 fn outage() {
     let changes = scale(1_000_000);
     let objects = scale(100_000);
+    let mut bytes = Vec::new();
+    for i in 0..changes {
+        bytes.extend_from_slice(
+            format!(
+                "<13>Nov 25 10:15:02 cm-east cmdhist: change station {}\n",
+                1_000_000 + i % objects
+            )
+            .as_bytes(),
+        );
+    }
+    // Baseline: the same flood into rsyslogd writing it to a file with omfile (rsyslog's own
+    // memory for taking it in).
+    let base = {
+        let dir = TestDir::new();
+        let d = Daemon::start(
+            &dir,
+            &format!(
+                r#"action(type="omfile" file="{}" template="omcmsync_line")"#,
+                dir.p("out.log")
+            ),
+        );
+        let f = flood_into(&d, &bytes, &dir.path("out.log"));
+        assert!(d.stop(Duration::from_secs(60)).success());
+        f
+    };
     let dir = TestDir::new();
     let port = free_port();
     let d = Daemon::start(
@@ -333,31 +404,8 @@ fn outage() {
         )
         .replace(&format!(" trace.file=\"{}\"", dir.p("trace.json")), ""),
     );
-    let rss_before = rss_kib(d.pid());
-    let mut bytes = Vec::new();
-    for i in 0..changes {
-        bytes.extend_from_slice(
-            format!(
-                "<13>Nov 25 10:15:02 cm-east cmdhist: change station {}\n",
-                1_000_000 + i % objects
-            )
-            .as_bytes(),
-        );
-    }
-    let started = Instant::now();
-    send(d.ports.tcp, &bytes);
-    // Everything is in the queue once the log stops growing for a while.
     let state = dir.path("state");
-    let mut last = (0, Instant::now());
-    wait_until(Duration::from_secs(600), || {
-        let size = dir_bytes(&state);
-        if size != last.0 {
-            last = (size, Instant::now());
-        }
-        last.1.elapsed() > Duration::from_secs(3)
-    });
-    let ingest = started.elapsed().as_secs_f64() - 3.0;
-    let rss_after = rss_kib(d.pid());
+    let f = flood_into(&d, &bytes, &state);
     let state_bytes = dir_bytes(&state);
     let sim = Sim::start_on(&dir, &format!("127.0.0.1:{port}"), &[]);
     let back = Instant::now();
@@ -367,11 +415,19 @@ fn outage() {
     let drain = back.elapsed().as_secs_f64();
     let delivered = object_ids(&sim.resync_items(), "cm-east").len();
     println!(
-        "3. outage: {changes} changes over {objects} stations with SMGR down: queued in {ingest:.1} s; rsyslogd RSS {} -> {} MiB (growth {:.1} MiB, target <= 64); state.dir {:.1} MiB",
-        rss_before / 1024,
-        rss_after / 1024,
-        (rss_after as f64 - rss_before as f64) / 1024.0,
+        "3. outage: {changes} changes over {objects} stations with SMGR down: queued in {:.1} s; rsyslogd RSS {} -> {} MiB (growth {:.1} MiB, target <= 64; peak growth {:.1} MiB); state.dir {:.1} MiB",
+        f.ingest,
+        f.rss_before / 1024,
+        f.rss_after / 1024,
+        f.growth_mib(),
+        f.peak_growth_mib(),
         state_bytes as f64 / (1 << 20) as f64
+    );
+    println!(
+        "   baseline, the same flood into omfile: taken in {:.1} s; RSS growth {:.1} MiB (peak growth {:.1} MiB)",
+        base.ingest,
+        base.growth_mib(),
+        base.peak_growth_mib()
     );
     println!(
         "   SMGR back: {delivered} of {objects} stations delivered in {drain:.1} s ({} POSTs)",
