@@ -23,7 +23,7 @@ use omcmsync::sample::{command_line, noise_line, Rng};
 
 const LINES: usize = 200_000;
 const BATCH: usize = 1024;
-const TRIALS: usize = 5;
+const TRIALS: usize = 7;
 
 /// Lines as the module's template renders them: sender, hostname, time, message.
 fn rendered(n: usize, command_percent: u64) -> Vec<Vec<u8>> {
@@ -48,22 +48,36 @@ fn cpu_seconds() -> f64 {
     t(u.ru_utime) + t(u.ru_stime)
 }
 
-/// (wall ns/msg, CPU ns/msg): medians of TRIALS runs of `f` over all lines.
-fn measure(lines: &[Vec<u8>], mut f: impl FnMut(&[Vec<u8>])) -> (f64, f64) {
-    let (mut wall, mut cpu): (Vec<f64>, Vec<f64>) = (0..TRIALS)
-        .map(|_| {
-            let (t0, c0) = (Instant::now(), cpu_seconds());
-            lines.chunks(BATCH).for_each(&mut f);
-            let n = lines.len() as f64;
-            (
-                t0.elapsed().as_secs_f64() * 1e9 / n,
-                (cpu_seconds() - c0) * 1e9 / n,
-            )
-        })
-        .unzip();
-    wall.sort_by(f64::total_cmp);
-    cpu.sort_by(f64::total_cmp);
-    (wall[TRIALS / 2], cpu[TRIALS / 2])
+/// One pass of `f` over all lines: (wall ns/msg, CPU ns/msg).
+fn pass(lines: &[Vec<u8>], f: &mut impl FnMut(&[Vec<u8>])) -> (f64, f64) {
+    let (t0, c0) = (Instant::now(), cpu_seconds());
+    lines.chunks(BATCH).for_each(f);
+    let n = lines.len() as f64;
+    (
+        t0.elapsed().as_secs_f64() * 1e9 / n,
+        (cpu_seconds() - c0) * 1e9 / n,
+    )
+}
+
+/// Medians of TRIALS passes of the baseline `a` and of `b`, taken in turns (a b a b ...) so
+/// that a change of the VM's speed weighs on both: [(wall, CPU) of a, (wall, CPU) of b].
+fn measure(
+    lines: &[Vec<u8>],
+    mut a: impl FnMut(&[Vec<u8>]),
+    mut b: impl FnMut(&[Vec<u8>]),
+) -> [(f64, f64); 2] {
+    let mut runs = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
+    for _ in 0..TRIALS {
+        let ((aw, ac), (bw, bc)) = (pass(lines, &mut a), pass(lines, &mut b));
+        for (v, x) in runs.iter_mut().zip([aw, ac, bw, bc]) {
+            v.push(x);
+        }
+    }
+    let [aw, ac, bw, bc] = runs.map(|mut v| {
+        v.sort_by(f64::total_cmp);
+        v[TRIALS / 2]
+    });
+    [(aw, ac), (bw, bc)]
 }
 
 fn pipeline(dir: &std::path::Path, name: &str, fsync_ms: &str) -> Pipeline {
@@ -145,17 +159,18 @@ fn main() {
             64 << 10,
             std::fs::File::create(dir.path().join(format!("out-{percent}.log"))).unwrap(),
         );
-        let (fw, fc) = measure(&lines, |batch| {
-            for l in batch {
-                file.write_all(l).unwrap();
-                file.write_all(b"\n").unwrap();
-            }
-            file.flush().unwrap();
-        });
         let p = pipeline(dir.path(), &format!("state-{percent}-{fsync_ms}"), fsync_ms);
-        let (pw, pc) = measure(&lines, |batch| {
-            p.process_batch(0, batch.iter().map(Vec::as_slice)).unwrap()
-        });
+        let [(fw, fc), (pw, pc)] = measure(
+            &lines,
+            |batch| {
+                for l in batch {
+                    file.write_all(l).unwrap();
+                    file.write_all(b"\n").unwrap();
+                }
+                file.flush().unwrap();
+            },
+            |batch| p.process_batch(0, batch.iter().map(Vec::as_slice)).unwrap(),
+        );
         println!(
             "{percent:>3} % commands, queue.fsync.ms={fsync_ms:<3}: file append {fw:>6.0} ns/msg wall {fc:>6.0} CPU | pipeline {pw:>6.0} ns/msg wall {pc:>6.0} CPU | ratio wall {:.2} CPU {:.2}",
             pw / fw,

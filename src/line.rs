@@ -36,21 +36,15 @@ impl<'a> ReceivedLine<'a> {
     /// Splits one rendered line (a trailing newline is ignored).
     pub fn parse(line: &'a [u8]) -> Result<Self, Malformed> {
         let line = line.strip_suffix(b"\n").unwrap_or(line);
-        let mut rest = line;
-        let mut field = || {
-            let tab = rest.iter().position(|&b| b == b'\t')?;
-            let (f, r) = (&rest[..tab], &rest[tab + 1..]);
-            rest = r;
-            Some(f)
-        };
-        let (Some(sender), Some(hostname), Some(received_at)) = (field(), field(), field()) else {
+        let mut tabs = memchr::memchr_iter(b'\t', line);
+        let (Some(a), Some(b), Some(c)) = (tabs.next(), tabs.next(), tabs.next()) else {
             return Err(Malformed::MissingFields);
         };
         Ok(ReceivedLine {
-            sender,
-            hostname,
-            received_at,
-            message: rest,
+            sender: &line[..a],
+            hostname: &line[a + 1..b],
+            received_at: &line[b + 1..c],
+            message: &line[c + 1..],
         })
     }
 
