@@ -170,16 +170,15 @@ struct Run {
     cpu_per_million: f64,
 }
 
-/// One flood through rsyslogd with `with_module` deciding the action; ends at the marker.
-fn throughput_run(flood_bytes: &[u8], lines: usize, with_module: bool) -> Run {
-    let dir = TestDir::new();
-    let sim = Sim::start(&dir, &[]);
-    let body = if with_module {
+/// The action under test: omcmsync posting to `smgr_url` with `extra` parameters (b), or
+/// omfile (a); same template and action queue.
+fn action_body(dir: &TestDir, smgr_url: &str, with_module: bool, extra: &str) -> String {
+    if with_module {
         action_to(
-            &dir,
-            sim.url(),
+            dir,
+            smgr_url,
             &format!(
-                r#"burst.threshold="100000" capture.file="{}" {}"#,
+                r#"burst.threshold="100000" capture.file="{}" {} {extra}"#,
                 dir.p("capture.json"),
                 queue_settings()
             ),
@@ -191,22 +190,21 @@ fn throughput_run(flood_bytes: &[u8], lines: usize, with_module: bool) -> Run {
             dir.p("out.log"),
             queue_settings()
         )
-    };
-    let d = Daemon::start(&dir, &body);
-    let mut bytes = flood_bytes.to_vec();
+    }
+}
+
+/// Sends a flood and then the end marker; returns once the action has handled the marker.
+fn send_and_wait(d: &Daemon, dir: &TestDir, flood: &[u8], with_module: bool, timeout: Duration) {
+    let mut bytes = flood.to_vec();
     bytes.extend_from_slice(format!("<13>Nov 25 10:15:02 cm-east cmdhist: {MARKER}\n").as_bytes());
-    let perf = profile(d.pid(), with_module);
-    let cpu_before = cpu_seconds(d.pid());
-    let threads_before = thread_cpu_seconds(d.pid());
-    let started = Instant::now();
     send(d.ports.tcp, &bytes);
     let out = dir.path(if with_module {
         "capture.json"
     } else {
         "out.log"
     });
-    // Polled every 5 ms: the run takes one to three seconds.
-    let deadline = Instant::now() + Duration::from_secs(300);
+    // Polled every 5 ms: a throughput run takes one to three seconds.
+    let deadline = Instant::now() + timeout;
     while !tail(&out)
         .windows(MARKER.len())
         .any(|w| w == MARKER.as_bytes())
@@ -217,6 +215,18 @@ fn throughput_run(flood_bytes: &[u8], lines: usize, with_module: bool) -> Run {
         );
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// One flood through rsyslogd with `with_module` deciding the action; ends at the marker.
+fn throughput_run(flood: &[u8], lines: usize, with_module: bool) -> Run {
+    let dir = TestDir::new();
+    let sim = Sim::start(&dir, &[]);
+    let d = Daemon::start(&dir, &action_body(&dir, sim.url(), with_module, ""));
+    let perf = profile(d.pid(), with_module);
+    let cpu_before = cpu_seconds(d.pid());
+    let threads_before = thread_cpu_seconds(d.pid());
+    let started = Instant::now();
+    send_and_wait(&d, &dir, flood, with_module, Duration::from_secs(300));
     let elapsed = started.elapsed().as_secs_f64();
     let cpu = cpu_seconds(d.pid()) - cpu_before;
     // `OMCM_BENCH_THREADS=1`: how busy each of rsyslogd's threads was during the run.
@@ -337,6 +347,74 @@ fn throughput() {
         "   median of the rounds' ratios: throughput {:.3}, CPU per message {:.3}",
         per_round(|r| r.rate),
         per_round(|r| r.cpu_per_million)
+    );
+}
+
+/// Instructions rsyslogd executes per message of the flood (callgrind counts them, so the VM's
+/// speed does not enter): omfile (a) and omcmsync (b), same messages, same action queue. With
+/// `OMCM_BENCH_PERF=<dir>` the callgrind files are kept there for `callgrind_annotate`.
+fn instructions() {
+    let lines = scale(100_000);
+    let bytes = flood(lines, 5, 7);
+    let count = |with_module: bool| -> f64 {
+        let dir = TestDir::new();
+        let sim = Sim::start(&dir, &[]);
+        let ports = Ports::free();
+        let out_file = dir.p("callgrind.out");
+        let out_opt = format!("--callgrind-out-file={out_file}");
+        let wrapper = [
+            "valgrind",
+            "--tool=callgrind",
+            "--instr-atstart=no",
+            &out_opt,
+        ];
+        let d = Daemon::start_wrapped(
+            &dir,
+            ports,
+            // A window longer than the run: what the throughput runs measure, where no key
+            // becomes due before the flood is in (delivery is counted apart, by the
+            // coalescing and outage steps).
+            &config(
+                &dir,
+                ports,
+                &action_body(
+                    &dir,
+                    sim.url(),
+                    with_module,
+                    r#"coalesce.window.ms="3600000""#,
+                ),
+            ),
+            &wrapper,
+        );
+        let toggle = |on: &str| {
+            let ok = std::process::Command::new("callgrind_control")
+                .args(["-i", on, &d.pid().to_string()])
+                .stdout(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "callgrind_control -i {on} failed");
+        };
+        toggle("on");
+        send_and_wait(&d, &dir, &bytes, with_module, Duration::from_secs(600));
+        toggle("off");
+        assert!(d.stop(Duration::from_secs(120)).success());
+        let text = std::fs::read_to_string(&out_file).unwrap();
+        // Kept for `callgrind_annotate` when profiles are asked for.
+        if let Ok(keep) = std::env::var("OMCM_BENCH_PERF") {
+            let name = if with_module { "omcmsync" } else { "omfile" };
+            let _ = std::fs::copy(&out_file, format!("{keep}/callgrind-{name}.out"));
+        }
+        let total: f64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("totals: "))
+            .and_then(|n| n.split_whitespace().next()?.parse().ok())
+            .expect("callgrind summary");
+        total / (lines + 1) as f64
+    };
+    let (a, b) = (count(false), count(true));
+    println!(
+        "5. instructions (callgrind, {lines} messages, 5 % commands): omfile {a:.0} per message | omcmsync {b:.0} per message | ratio {:.3}",
+        b / a
     );
 }
 
@@ -566,6 +644,7 @@ fn main() {
             ("coalescing", coalescing),
             ("outage", outage),
             ("latency", latency),
+            ("instructions", instructions),
         ] {
             if which.is_empty() || which.split(',').any(|w| w == name) {
                 f();
