@@ -390,6 +390,7 @@ fn instructions() {
             let ok = std::process::Command::new("callgrind_control")
                 .args(["-i", on, &d.pid().to_string()])
                 .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
                 .status()
                 .is_ok_and(|s| s.success());
             assert!(ok, "callgrind_control -i {on} failed");

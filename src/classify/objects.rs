@@ -148,6 +148,10 @@ pub struct ObjectTable {
     types: Vec<ObjectType>,
     spellings: Vec<Spelling>,
     by_letter: [Vec<usize>; 26],
+    /// `second[letter]`: bit `b` set when a spelling's first word starts with that letter and
+    /// the ASCII byte `b`. Rejects most words after a read-only verb in noise (`status up`)
+    /// before they are compared with every spelling.
+    second: [u128; 26],
 }
 
 /// What the words after a verb name.
@@ -183,6 +187,7 @@ impl ObjectTable {
             types: Vec::new(),
             spellings: Vec::new(),
             by_letter: Default::default(),
+            second: [0; 26],
         };
         for (object, rule) in rules.iter().enumerate() {
             table.types.push(ObjectType {
@@ -197,6 +202,9 @@ impl ObjectTable {
                     .collect();
                 let letter = (words[0][0] - b'a') as usize;
                 table.by_letter[letter].push(table.spellings.len());
+                if let Some(&b) = words[0].get(1) {
+                    table.second[letter] |= 1 << second_bit(b);
+                }
                 table.spellings.push(Spelling { words, object });
             }
         }
@@ -217,6 +225,9 @@ impl ObjectTable {
 
     /// Resolves the word(s) after a verb: `first` and, for multi-word objects, `second`.
     pub fn resolve(&self, first: &[u8], second: Option<&[u8]>) -> Resolution {
+        if !self.may_name(first) {
+            return Resolution::Unknown;
+        }
         let Some(letter) = first.first().filter(|b| b.is_ascii_alphabetic()) else {
             return Resolution::Unknown;
         };
@@ -256,6 +267,31 @@ impl ObjectTable {
     }
 }
 
+impl ObjectTable {
+    /// `false` when no object name can start with `first` (its first two bytes decide; a
+    /// one-byte word could still be a whole one-letter name).
+    #[inline]
+    pub fn may_name(&self, first: &[u8]) -> bool {
+        match first {
+            [a, b, ..] if a.is_ascii_alphabetic() => {
+                self.second[(a.to_ascii_lowercase() - b'a') as usize] & (1 << second_bit(*b)) != 0
+            }
+            [_, _, ..] => false,
+            _ => true,
+        }
+    }
+}
+
+/// The bit of a name's second byte in `ObjectTable::second`: the lower-case ASCII byte; every
+/// non-ASCII byte shares bit 127 (DEL, never part of a name).
+fn second_bit(b: u8) -> u32 {
+    if b.is_ascii() {
+        u32::from(b.to_ascii_lowercase())
+    } else {
+        127
+    }
+}
+
 /// `Some(exact)` when `token` abbreviates `word` (a prefix of 2+ characters, or all of it).
 fn word_match(word: &[u8], token: &[u8]) -> Option<bool> {
     let ok = token.len() <= word.len()
@@ -279,6 +315,26 @@ mod tests {
             }
             _ => None,
         }
+    }
+
+    #[test]
+    fn may_name_is_a_superset_of_resolve() {
+        let rules = parse_rules(
+            r#"{"objects":[{"name":"x9-trunk","id":"required"},{"name":"q","id":"required"}]}"#,
+        )
+        .unwrap();
+        let t = ObjectTable::with_rules(&rules);
+        for word in ["st", "STA", "station", "hunt-group", "X9", "x9-t", "q", "Q"] {
+            assert!(
+                !matches!(t.resolve(word.as_bytes(), Some(b"1")), Resolution::Unknown),
+                "{word} names an object"
+            );
+            assert!(t.may_name(word.as_bytes()), "{word}");
+        }
+        for noise in ["up", "1001", "zz", "\u{e9}t"] {
+            assert!(!t.may_name(noise.as_bytes()), "{noise}");
+        }
+        assert!(t.may_name(b"q"), "a one-letter word may be a whole name");
     }
 
     #[test]

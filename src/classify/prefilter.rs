@@ -212,12 +212,12 @@ fn word_matters(rest: &[u8], objects: &ObjectTable) -> bool {
         // A read-only verb only counts when an object follows it.
         Some(VerbKind::ReadOnly) => {
             let mut next = Tokens::new(&rest[end..]);
-            let (a, b) = (next.next(), next.next());
-            a.is_some_and(|a| {
-                matches!(
-                    objects.resolve(a.text, b.map(|b| b.text)),
-                    Resolution::Found { .. }
-                )
+            next.next().is_some_and(|a| {
+                objects.may_name(a.text)
+                    && matches!(
+                        objects.resolve(a.text, next.next().map(|b| b.text)),
+                        Resolution::Found { .. }
+                    )
             })
         }
         Some(_) => true,
