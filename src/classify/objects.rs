@@ -265,9 +265,7 @@ impl ObjectTable {
             None => Resolution::Unknown,
         }
     }
-}
 
-impl ObjectTable {
     /// `false` when no object name can start with `first` (its first two bytes decide; a
     /// one-byte word could still be a whole one-letter name).
     #[inline]

@@ -212,6 +212,8 @@ fn word_matters(rest: &[u8], objects: &ObjectTable) -> bool {
         // A read-only verb only counts when an object follows it.
         Some(VerbKind::ReadOnly) => {
             let mut next = Tokens::new(&rest[end..]);
+            // `may_name` first: most noise words after such a verb end it before the second
+            // word is read.
             next.next().is_some_and(|a| {
                 objects.may_name(a.text)
                     && matches!(

@@ -360,8 +360,9 @@ impl Writer {
         if self.log.appended < 4096 || self.log.appended < 4 * live {
             return;
         }
-        // The delivery thread waits for the map meanwhile; rsyslog's workers wait for this
-        // thread anyway.
+        // The delivery thread waits for the map meanwhile, including the new file's fsync (one
+        // per compaction, when the log is four times the live state); rsyslog's workers wait for
+        // this thread anyway.
         let pending = self
             .shared
             .pending
