@@ -73,7 +73,11 @@ fn generator_rate(bytes: &[u8], lines: usize) -> f64 {
 
 /// utime + stime of a process, seconds.
 fn cpu_seconds(pid: i32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    stat_cpu_seconds(&std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap())
+}
+
+/// utime + stime, seconds, from the text of a `/proc/.../stat` file.
+fn stat_cpu_seconds(stat: &str) -> f64 {
     let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..]
         .split_whitespace()
         .collect();
@@ -96,12 +100,7 @@ fn thread_cpu_seconds(pid: i32) -> std::collections::BTreeMap<String, f64> {
         ) else {
             continue;
         };
-        let f: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..]
-            .split_whitespace()
-            .collect();
-        let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
-        *out.entry(comm.trim().to_owned()).or_default() +=
-            ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        *out.entry(comm.trim().to_owned()).or_default() += stat_cpu_seconds(&stat);
     }
     out
 }
