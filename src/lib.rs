@@ -21,8 +21,9 @@
 //! changes, request bodies). `omprog` runs the same pipeline under rsyslog's omprog.
 //!
 //! Alongside: `config` (every parameter, validated in one place), `counters` (what happened,
-//! as atomics), `logging` (rsyslog's error log inside the daemon, stderr elsewhere) and
-//! `sample` (synthetic CM traffic for benchmarks, load tests and the demo).
+//! as atomics), `logging` (rsyslog's error log inside the daemon, stderr elsewhere), `scan`
+//! (the 32-bytes-at-a-time byte tests under `line` and `classify`) and `sample` (synthetic CM
+//! traffic for benchmarks, load tests and the demo).
 
 pub mod classify;
 pub mod config;
@@ -39,4 +40,5 @@ pub mod records;
 pub mod resync;
 mod rsyslog;
 pub mod sample;
+mod scan;
 pub mod service;

@@ -13,6 +13,8 @@
 use std::borrow::Cow;
 use std::net::IpAddr;
 
+use crate::scan;
+
 /// One message as rendered by the omcmsync template.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReceivedLine<'a> {
@@ -36,8 +38,7 @@ impl<'a> ReceivedLine<'a> {
     /// Splits one rendered line (a trailing newline is ignored).
     pub fn parse(line: &'a [u8]) -> Result<Self, Malformed> {
         let line = line.strip_suffix(b"\n").unwrap_or(line);
-        let mut tabs = memchr::memchr_iter(b'\t', line);
-        let (Some(a), Some(b), Some(c)) = (tabs.next(), tabs.next(), tabs.next()) else {
+        let Some([a, b, c]) = first_tabs(line) else {
             return Err(Malformed::MissingFields);
         };
         Ok(ReceivedLine {
@@ -72,6 +73,25 @@ impl<'a> ReceivedLine<'a> {
     }
 }
 
+/// Where the first three TABs are: the fields before the message are short, so this reads
+/// some 50 bytes.
+fn first_tabs(line: &[u8]) -> Option<[usize; 3]> {
+    let mut found = [0; 3];
+    let mut n = 0;
+    for base in (0..line.len()).step_by(scan::WIDTH) {
+        let mut tabs = scan::mask(line, base, scan::equal_to(b'\t'));
+        while tabs != 0 {
+            found[n] = base + tabs.trailing_zeros() as usize;
+            n += 1;
+            if n == 3 {
+                return Some(found);
+            }
+            tabs &= tabs - 1;
+        }
+    }
+    None
+}
+
 /// Parses a sender address; an IPv4-mapped IPv6 address (`::ffff:10.1.1.10`, what a dual-stack
 /// listener reports for IPv4 peers) is taken as the IPv4 address it is.
 pub fn parse_sender(s: &str) -> Option<IpAddr> {
@@ -103,6 +123,20 @@ mod tests {
         let l = ReceivedLine::parse(b"::1\th\tt\ta\tb").unwrap();
         assert_eq!(l.message, b"a\tb");
         assert_eq!(ReceivedLine::parse(b"::1\th\tt\t").unwrap().message, b"");
+    }
+
+    #[test]
+    fn first_tabs_wherever_they_fall() {
+        for len in 0..40 {
+            for (i, j, k) in [(0, 1, 2), (3, 8, 9), (7, 15, 16), (1, 20, 38), (5, 6, 39)] {
+                let mut line = vec![b'x'; len];
+                let tabs: Vec<usize> = [i, j, k].into_iter().filter(|&p| p < len).collect();
+                tabs.iter().for_each(|&p| line[p] = b'\t');
+                line.extend_from_slice(b"\t\t\t");
+                let want: Vec<usize> = memchr::memchr_iter(b'\t', &line).take(3).collect();
+                assert_eq!(first_tabs(&line).map(Vec::from), Some(want), "{len} {i}");
+            }
+        }
     }
 
     #[test]

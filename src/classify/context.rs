@@ -166,7 +166,9 @@ pub fn is_admin_key(word: &Token) -> bool {
 /// `cmd`, `command`, `login`, `user`, ...: keys whose `key=value` marks an admin record.
 pub fn is_admin_word(key: &[u8]) -> bool {
     let mut lower = [0u8; 8];
-    if key.len() > lower.len() {
+    // Every such key starts with one of these letters (a test below keeps that true).
+    let first = key.first().map(|b| b | 0x20);
+    if key.len() > lower.len() || !matches!(first, Some(b'a' | b'c' | b'l' | b'u')) {
         return false;
     }
     lower[..key.len()].copy_from_slice(key);
@@ -259,6 +261,15 @@ mod tests {
     fn ctx_of(message: &str, verb: &str) -> Context<'static> {
         let message: &'static str = Box::leak(message.to_owned().into_boxed_str());
         around(message.as_bytes(), message.find(verb).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn admin_words_start_with_the_letters_checked_first() {
+        for key in COMMAND_KEYS.iter().chain(LOGIN_KEYS) {
+            assert!(is_admin_word(key.as_bytes()), "{key}");
+            assert!(is_admin_word(key.to_ascii_uppercase().as_bytes()), "{key}");
+        }
+        assert!(!is_admin_word(b"state"));
     }
 
     #[test]

@@ -152,6 +152,9 @@ pub struct ObjectTable {
     /// the ASCII byte `b`. Rejects most words after a read-only verb in noise (`status up`)
     /// before they are compared with every spelling.
     second: [u128; 26],
+    /// Bits of the hashed first three bytes of every spelling's first word ([`three_bit`]):
+    /// rejects most of the rest (`up ip=...`: `ip-...` names exist, `ip=` starts none).
+    three: [u64; 64],
 }
 
 /// What the words after a verb name.
@@ -188,6 +191,7 @@ impl ObjectTable {
             spellings: Vec::new(),
             by_letter: Default::default(),
             second: [0; 26],
+            three: [0; 64],
         };
         for (object, rule) in rules.iter().enumerate() {
             table.types.push(ObjectType {
@@ -204,6 +208,10 @@ impl ObjectTable {
                 table.by_letter[letter].push(table.spellings.len());
                 if let Some(&b) = words[0].get(1) {
                     table.second[letter] |= 1 << second_bit(b);
+                }
+                if let [a, b, c, ..] = *words[0] {
+                    let bit = three_bit(a, b, c);
+                    table.three[bit / 64] |= 1 << (bit % 64);
                 }
                 table.spellings.push(Spelling { words, object });
             }
@@ -266,15 +274,21 @@ impl ObjectTable {
         }
     }
 
-    /// `false` when no object name can start with `first` (its first two bytes decide; a
-    /// one-byte word could still be a whole one-letter name).
+    /// `false` when no object name can start with `first` (its first three bytes decide; a
+    /// one-byte word could still be a whole one-letter name). `first` may be just the start of
+    /// a word ([`Tokens::head`](super::tokens::Tokens::head)).
     #[inline]
     pub fn may_name(&self, first: &[u8]) -> bool {
-        match first {
-            [a, b, ..] if a.is_ascii_alphabetic() => {
-                self.second[(a.to_ascii_lowercase() - b'a') as usize] & (1 << second_bit(*b)) != 0
+        let two = |a: u8, b: u8| {
+            a.is_ascii_alphabetic()
+                && self.second[(a.to_ascii_lowercase() - b'a') as usize] & (1 << second_bit(b)) != 0
+        };
+        match *first {
+            [a, b, c, ..] => {
+                let bit = three_bit(a, b, c);
+                two(a, b) && self.three[bit / 64] & (1 << (bit % 64)) != 0
             }
-            [_, _, ..] => false,
+            [a, b] => two(a, b),
             _ => true,
         }
     }
@@ -288,6 +302,17 @@ fn second_bit(b: u8) -> u32 {
     } else {
         127
     }
+}
+
+/// A hash of three bytes (any case) into `0..4096`, for `ObjectTable::three`.
+fn three_bit(a: u8, b: u8, c: u8) -> usize {
+    let key = u32::from_le_bytes([
+        a.to_ascii_lowercase(),
+        b.to_ascii_lowercase(),
+        c.to_ascii_lowercase(),
+        0,
+    ]);
+    (key.wrapping_mul(0x9e37_79b1) >> 20) as usize
 }
 
 /// `Some(exact)` when `token` abbreviates `word` (a prefix of 2+ characters, or all of it).
@@ -329,7 +354,7 @@ mod tests {
             );
             assert!(t.may_name(word.as_bytes()), "{word}");
         }
-        for noise in ["up", "1001", "zz", "\u{e9}t"] {
+        for noise in ["up", "1001", "zz", "\u{e9}t", "ip=10.1.2.3", "stx"] {
             assert!(!t.may_name(noise.as_bytes()), "{noise}");
         }
         assert!(t.may_name(b"q"), "a one-letter word may be a whole name");

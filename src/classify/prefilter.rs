@@ -12,6 +12,7 @@ use super::context;
 use super::objects::{ObjectTable, Resolution};
 use super::tokens::Tokens;
 use super::verbs::{self, VerbKind};
+use crate::scan;
 
 /// Words that end a word read at a candidate: separators, `:`, `=`, `#`.
 static WORD_END: [bool; 256] = {
@@ -25,77 +26,71 @@ static WORD_END: [bool; 256] = {
     t
 };
 
-/// Starts worth a look besides verbs: `tti-`, `psa-`, `cmd`(hist), `command`, `login`,
-/// `user`/`usr`/`username`, `admin` (their first three letters).
-const OTHER_STARTS: &[&[u8; 3]] = &[
-    b"tti", b"psa", b"cmd", b"com", b"log", b"use", b"usr", b"adm",
+/// Words worth a look besides verbs: station logins (`tti-`, `psa-`), `cmdhist`, and the keys
+/// of admin `key=value` words (`context::is_admin_word`).
+const OTHER_WORDS: &[&[u8]] = &[
+    b"tti-",
+    b"psa-",
+    b"cmdhist",
+    b"cmd",
+    b"command",
+    b"login",
+    b"user",
+    b"usr",
+    b"username",
+    b"admin",
 ];
 
-/// First four letters of the words worth a look besides verbs (see [`OTHER_STARTS`]).
-const OTHER_FOURS: &[&[u8; 4]] = &[b"cmdh", b"comm", b"logi", b"user", b"admi"];
-
-/// A 1024-bit set of hashed four-letter starts of verbs and [`OTHER_FOURS`]: a word of four or
-/// more letters whose start is not in it cannot matter (a collision only costs a closer look).
-static FOURS: [u64; 16] = {
-    let mut t = [0u64; 16];
+/// A 2048-bit set of the hashed four- and five-letter starts of verbs and [`OTHER_WORDS`]: a
+/// word of four or more letters whose start is not in it cannot matter (a collision only costs
+/// a closer look).
+static LONG: [u64; 32] = {
+    let mut t = [0u64; 32];
     let mut i = 0;
-    while i < verbs::VERBS.len() {
-        let v = verbs::VERBS[i].0.as_bytes();
-        if v.len() >= 4 {
-            let h = four_hash([v[0], v[1], v[2], v[3]]);
-            t[h / 64] |= 1 << (h % 64);
+    while i < verbs::VERBS.len() + OTHER_WORDS.len() {
+        let w = if i < verbs::VERBS.len() {
+            verbs::VERBS[i].0.as_bytes()
+        } else {
+            OTHER_WORDS[i - verbs::VERBS.len()]
+        };
+        let mut head = 0u64;
+        let mut n = 0;
+        while n < w.len() && n < 5 && w[n].is_ascii_alphabetic() {
+            head |= (w[n] as u64) << (8 * n);
+            n += 1;
+            if n >= 4 {
+                let h = long_hash(head, n);
+                t[h / 64] |= 1 << (h % 64);
+            }
         }
-        i += 1;
-    }
-    let mut i = 0;
-    while i < OTHER_FOURS.len() {
-        let h = four_hash(*OTHER_FOURS[i]);
-        t[h / 64] |= 1 << (h % 64);
         i += 1;
     }
     t
 };
 
-/// Hash of four lower-case bytes into 0..1024.
-const fn four_hash(b: [u8; 4]) -> usize {
-    (u32::from_le_bytes(b).wrapping_mul(0x9e37_79b1) >> 22) as usize
+/// Hash of the first `n` bytes of `head` (letters, any case) into 0..2048.
+const fn long_hash(head: u64, n: usize) -> usize {
+    let key = (head | 0x2020_2020_2020_2020) & (u64::MAX >> (64 - 8 * n));
+    (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 53) as usize
 }
-
-/// `false` when the word at the start of `rest` has four letters that start nothing we know.
-#[inline]
-fn four_ok(rest: &[u8]) -> bool {
-    match rest {
-        [a, b, c, d, ..] if c.is_ascii_alphabetic() && d.is_ascii_alphabetic() => {
-            let h = four_hash([a | 0x20, b | 0x20, c | 0x20, d | 0x20]);
-            FOURS[h / 64] & (1 << (h % 64)) != 0
-        }
-        _ => true,
-    }
-}
-
-/// Letter index of a byte, any case; 26 for everything else.
-static LETTER: [u8; 256] = {
-    let mut t = [26u8; 256];
-    let mut a = 0;
-    while a < 26 {
-        t[b'a' as usize + a] = a as u8;
-        t[b'A' as usize + a] = a as u8;
-        a += 1;
-    }
-    t
-};
 
 /// Bit 26 stands for "not a letter" in the third position: a two-letter verb abbreviation.
 const NOT_LETTER: u32 = 1 << 26;
 
-/// `THIRD[27 * l0 + l1]`: the set of third bytes (letter bits, NOT_LETTER) after which the
-/// letters `l0 l1` start a word worth a look. Rows with a non-letter index stay empty.
-static THIRD: [u32; 27 * 27] = {
-    let mut t = [0u32; 27 * 27];
+/// The row of [`THIRD`] for a word's first two bytes: the low five bits of each, which tell
+/// letters apart in either case (the scan only asks where both are letters, or cannot tell).
+const fn third_row(b0: u8, b1: u8) -> usize {
+    32 * (b0 & 31) as usize + (b1 & 31) as usize
+}
+
+/// `THIRD[third_row(b0, b1)]`: the set of third bytes (letter bits, NOT_LETTER) after which the
+/// letters `b0 b1` start a word worth a look.
+static THIRD: [u32; 32 * 32] = {
+    let mut t = [0u32; 32 * 32];
     let mut i = 0;
     while i < verbs::VERBS.len() {
         let v = verbs::VERBS[i].0.as_bytes();
-        let row = 27 * (v[0] - b'a') as usize + (v[1] - b'a') as usize;
+        let row = third_row(v[0], v[1]);
         t[row] |= NOT_LETTER;
         if v.len() > 2 && v[2] >= b'a' && v[2] <= b'z' {
             t[row] |= 1 << (v[2] - b'a');
@@ -105,9 +100,9 @@ static THIRD: [u32; 27 * 27] = {
         i += 1;
     }
     let mut i = 0;
-    while i < OTHER_STARTS.len() {
-        let w = OTHER_STARTS[i];
-        t[27 * (w[0] - b'a') as usize + (w[1] - b'a') as usize] |= 1 << (w[2] - b'a');
+    while i < OTHER_WORDS.len() {
+        let w = OTHER_WORDS[i];
+        t[third_row(w[0], w[1])] |= 1 << (w[2] - b'a');
         i += 1;
     }
     t
@@ -127,77 +122,50 @@ static THIRD_BIT: [u32; 256] = {
 
 /// `false` when the line certainly holds nothing the grammar acts on.
 ///
-/// Eight bytes at a time, the scan finds word starts — a letter after a non-letter — with a few
-/// integer operations (a superset of where the grammar's words start: after separators, `:`,
-/// `=`, escapes), then checks the first three letters of each through [`THIRD`].
+/// Thirty-two bytes at a time, the scan finds word starts — a letter after a non-letter — (a
+/// superset of where the grammar's words start: after separators, `:`, `=`, escapes), then
+/// checks the first letters of each ([`is_candidate`]).
 #[inline]
 pub fn may_matter(line: &[u8], objects: &ObjectTable) -> bool {
-    let mut prev_letter = 0u64; // high bit of byte 0 set when the byte before the chunk is a letter
-    let mut chunks = line.chunks_exact(8);
+    let mut after_letter = 0; // 1 when the byte before the block is a letter
     let mut base = 0;
-    for chunk in &mut chunks {
-        let word = u64::from_le_bytes(chunk.try_into().expect("chunks of 8"));
-        if word_starts(word, &mut prev_letter, line, base, objects) {
-            return true;
+    while base < line.len() {
+        let letters = scan::mask(line, base, scan::letters);
+        // A letter after a non-letter, followed by a letter (every word worth a look has two;
+        // the next block's first byte is unknown here).
+        let mut starts = letters & !((letters << 1) | after_letter) & (letters >> 1 | 1 << 31);
+        after_letter = letters >> (scan::WIDTH - 1);
+        while starts != 0 {
+            let p = base + starts.trailing_zeros() as usize;
+            starts &= starts - 1;
+            if is_candidate(scan::head(line, p)) && word_matters(&line[p..], objects) {
+                return true;
+            }
         }
-        base += 8;
-    }
-    let rest = chunks.remainder();
-    let mut last = [0u8; 8];
-    last[..rest.len()].copy_from_slice(rest);
-    !rest.is_empty()
-        && word_starts(
-            u64::from_le_bytes(last),
-            &mut prev_letter,
-            line,
-            base,
-            objects,
-        )
-}
-
-const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-const HIGH: u64 = 0x8080_8080_8080_8080;
-const fn splat(b: u8) -> u64 {
-    b as u64 * 0x0101_0101_0101_0101
-}
-
-/// Checks the word starts among the 8 bytes of `word` (little-endian: byte i is `line[base+i]`;
-/// zero-padded past the end of the line, which reads like a separator).
-#[inline(always)]
-fn word_starts(
-    word: u64,
-    prev_letter: &mut u64,
-    line: &[u8],
-    base: usize,
-    objects: &ObjectTable,
-) -> bool {
-    // ASCII letters: (b | 0x20) in 'a'..='z', computed per byte without carries across bytes.
-    let lower = (word | splat(0x20)) & LOW7;
-    let ge_a = lower + splat(0x80 - b'a');
-    let gt_z = lower + splat(0x80 - b'z' - 1);
-    let letters = ge_a & !gt_z & !word & HIGH;
-    let mut starts = letters & !((letters << 8) | *prev_letter);
-    *prev_letter = (letters >> 56) & 0x80;
-    while starts != 0 {
-        let offset = (starts.trailing_zeros() / 8) as usize;
-        starts &= starts - 1;
-        let p = base + offset;
-        let (b0, b1, b2) = if offset <= 5 {
-            let x = word >> (8 * offset);
-            (x as u8, (x >> 8) as u8, (x >> 16) as u8)
-        } else {
-            let at = |i: usize| line.get(p + i).copied().unwrap_or(b' ');
-            (at(0), at(1), at(2))
-        };
-        let row = 27 * LETTER[b0 as usize] as usize + LETTER[b1 as usize] as usize;
-        if THIRD[row] & THIRD_BIT[b2 as usize] != 0
-            && four_ok(&line[p..])
-            && word_matters(&line[p..], objects)
-        {
-            return true;
-        }
+        base += scan::WIDTH;
     }
     false
+}
+
+/// `false` when the word whose first bytes are `head` (little-endian) starts nothing we know.
+/// Two letters must start a verb or another word worth a look (with the third byte, through
+/// [`THIRD`]); what follows them must be a letter or the word's end (or the `-` of `tti-`);
+/// four or five letters must be in [`LONG`].
+#[inline(always)]
+fn is_candidate(head: u64) -> bool {
+    let [b0, b1, b2, b3, b4, ..] = head.to_le_bytes();
+    if THIRD[third_row(b0, b1)] & THIRD_BIT[b2 as usize] == 0 {
+        return false;
+    }
+    let ends = |b: u8| b == 0 || WORD_END[b as usize];
+    if !b2.is_ascii_alphabetic() {
+        return ends(b2);
+    }
+    if !b3.is_ascii_alphabetic() {
+        return ends(b3) || b3 == b'-';
+    }
+    let h = long_hash(head, if b4.is_ascii_alphabetic() { 5 } else { 4 });
+    LONG[h / 64] & (1 << (h % 64)) != 0
 }
 
 /// The exact check of the word that starts `rest` (as the full grammar would judge it).
@@ -209,18 +177,17 @@ fn word_matters(rest: &[u8], objects: &ObjectTable) -> bool {
         .unwrap_or(rest.len());
     let word = &rest[..end];
     match verbs::lookup(word) {
-        // A read-only verb only counts when an object follows it.
+        // A read-only verb only counts when an object follows it. The head of the next word
+        // rules out most noise (`status up`) before that word is read.
         Some(VerbKind::ReadOnly) => {
             let mut next = Tokens::new(&rest[end..]);
-            // `may_name` first: most noise words after such a verb end it before the second
-            // word is read.
-            next.next().is_some_and(|a| {
-                objects.may_name(a.text)
-                    && matches!(
+            objects.may_name(next.head())
+                && next.next().is_some_and(|a| {
+                    matches!(
                         objects.resolve(a.text, next.next().map(|b| b.text)),
                         Resolution::Found { .. }
                     )
-            })
+                })
         }
         Some(_) => true,
         None => {

@@ -37,7 +37,7 @@ pub enum VerbKind {
 use VerbKind::*;
 
 /// Every SAT verb we know, so that prefixes are judged unique against the real set.
-/// Sorted, so that [`BY_LETTER`] can index it.
+/// Sorted, so that [`BY_PAIR`] can index it.
 pub(super) const VERBS: &[(&str, VerbKind)] = &[
     ("add", Change(Verb::Add)),
     ("backup", ReadOnly),
@@ -84,56 +84,40 @@ pub(super) const VERBS: &[(&str, VerbKind)] = &[
     ("upgrade", ReadOnly),
 ];
 
-/// `STARTS[a] & (1 << b)`: some verb starts with letters `a`, `b` (0 = 'a').
-pub(super) static STARTS: [u32; 26] = {
-    let mut t = [0u32; 26];
+/// `BY_PAIR[26 * a + b]`: the range of [`VERBS`] starting with the letters `a`, `b` (0 = 'a');
+/// empty for the pairs no verb starts with, which is almost every pair in noise.
+static BY_PAIR: [(u8, u8); 26 * 26] = {
+    let mut t = [(0u8, 0u8); 26 * 26];
     let mut i = 0;
     while i < VERBS.len() {
         let v = VERBS[i].0.as_bytes();
-        t[(v[0] - b'a') as usize] |= 1 << (v[1] - b'a');
+        let pair = 26 * (v[0] - b'a') as usize + (v[1] - b'a') as usize;
+        if t[pair].1 == 0 {
+            t[pair].0 = i as u8;
+        }
+        t[pair].1 = i as u8 + 1;
         i += 1;
     }
     t
 };
 
 /// Looks up a word (any case). Noise words cost a bounds check and one table lookup: almost
-/// none of them start with the two letters of a verb.
+/// none of them start with the two letters of a verb, and those that do are compared with the
+/// one to three verbs sharing those letters.
 #[inline]
 pub fn lookup(word: &[u8]) -> Option<VerbKind> {
-    if word.len() < 2 || word.len() > 14 {
+    let [a, b, ..] = *word else {
+        return None;
+    };
+    let (a, b) = ((a | 0x20).wrapping_sub(b'a'), (b | 0x20).wrapping_sub(b'a'));
+    if a >= 26 || b >= 26 || word.len() > 14 {
         return None;
     }
-    let (a, b) = (word[0] | 0x20, word[1] | 0x20);
-    if !a.is_ascii_lowercase()
-        || !b.is_ascii_lowercase()
-        || STARTS[(a - b'a') as usize] & (1 << (b - b'a')) == 0
-    {
-        return None;
-    }
-    lookup_slow(word)
-}
-
-/// `BY_LETTER[a]`: the range of VERBS starting with letter `a`.
-static BY_LETTER: [(usize, usize); 26] = {
-    let mut t = [(0, 0); 26];
-    let mut i = 0;
-    while i < VERBS.len() {
-        let a = (VERBS[i].0.as_bytes()[0] - b'a') as usize;
-        if t[a].1 == 0 {
-            t[a].0 = i;
-        }
-        t[a].1 = i + 1;
-        i += 1;
-    }
-    t
-};
-
-fn lookup_slow(word: &[u8]) -> Option<VerbKind> {
-    let (from, to) = BY_LETTER[(word[0].to_ascii_lowercase() - b'a') as usize];
+    let (from, to) = BY_PAIR[26 * a as usize + b as usize];
     let mut found = None;
-    for &(verb, kind) in &VERBS[from..to] {
+    for &(verb, kind) in &VERBS[from as usize..to as usize] {
         let v = verb.as_bytes();
-        if word.len() > v.len() || !v[..word.len()].eq_ignore_ascii_case(word) {
+        if word.len() > v.len() || !v[2..word.len()].eq_ignore_ascii_case(&word[2..]) {
             continue;
         }
         if v.len() == word.len() {
