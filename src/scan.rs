@@ -50,6 +50,11 @@ pub fn equal_to(b: u8) -> impl Fn(Block) -> Block {
 pub fn head(line: &[u8], at: usize) -> u64 {
     match line.get(at..at + 8) {
         Some(eight) => u64::from_le_bytes(eight.try_into().expect("8")),
+        // The last eight bytes, shifted down (`at` is inside them).
+        None if line.len() >= 8 && at < line.len() => {
+            let last = u64::from_le_bytes(line[line.len() - 8..].try_into().expect("8"));
+            last >> (8 * (at + 8 - line.len()))
+        }
         None => line
             .get(at..)
             .unwrap_or_default()
@@ -94,5 +99,8 @@ mod tests {
         assert_eq!(head(b"abcdefghi", 1), u64::from_le_bytes(*b"bcdefghi"));
         assert_eq!(head(b"abcde", 3), u64::from_le_bytes(*b"de\0\0\0\0\0\0"));
         assert_eq!(head(b"abc", 3), 0);
+        assert_eq!(head(b"abc", 1), u64::from_le_bytes(*b"bc\0\0\0\0\0\0"));
+        assert_eq!(head(b"abcdefghij", 9), u64::from(b'j'));
+        assert_eq!(head(b"abcdefghij", 10), 0);
     }
 }

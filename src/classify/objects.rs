@@ -277,7 +277,7 @@ impl ObjectTable {
     /// `false` when no object name can start with `first` (its first three bytes decide; a
     /// one-byte word could still be a whole one-letter name). `first` may be just the start of
     /// a word ([`Tokens::head`](super::tokens::Tokens::head)).
-    #[inline]
+    #[inline(always)]
     pub fn may_name(&self, first: &[u8]) -> bool {
         let two = |a: u8, b: u8| {
             a.is_ascii_alphabetic()

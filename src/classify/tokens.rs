@@ -77,11 +77,10 @@ impl<'a> Tokens<'a> {
             }
         }
         let word = &self.bytes[i.min(n)..];
-        let len = word
-            .iter()
-            .take(3)
-            .position(|&b| matches!(CLASS[b as usize], SEP | HASH))
-            .unwrap_or(word.len().min(3));
+        let mut len = 0;
+        while len < 3 && len < word.len() && !matches!(CLASS[word[len] as usize], SEP | HASH) {
+            len += 1;
+        }
         &word[..len]
     }
 }
