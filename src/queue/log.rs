@@ -220,8 +220,10 @@ fn framed(out: &mut Vec<u8>, fields: impl FnOnce(&mut Object)) {
     fields(&mut o);
     o.end();
     let crc = crc32fast::hash(&out[json_at..]);
-    // Eight hex digits fill the placeholder exactly (no allocation per record).
-    let _ = write!(&mut out[crc_at..crc_at + 8], "{crc:08x}");
+    // Eight hex digits fill the placeholder exactly.
+    for (i, digit) in out[crc_at..crc_at + 8].iter_mut().enumerate() {
+        *digit = b"0123456789abcdef"[(crc >> (28 - 4 * i) & 0xf) as usize];
+    }
     out.push(b'\n');
 }
 
@@ -249,8 +251,23 @@ impl<'a> Object<'a> {
 
     fn str(&mut self, name: &str, value: &str) {
         self.name(name);
-        // Writing into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut *self.out, value);
+        self.string(value);
+    }
+
+    fn string(&mut self, value: &str) {
+        // Names, ids and logins are almost always printable ASCII that needs no escape.
+        if value
+            .bytes()
+            .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
+        {
+            self.out.reserve(value.len() + 2);
+            self.out.push(b'"');
+            self.out.extend_from_slice(value.as_bytes());
+            self.out.push(b'"');
+        } else {
+            // Writing into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut *self.out, value);
+        }
     }
 
     fn opt_str(&mut self, name: &str, value: Option<&str>) {
@@ -265,8 +282,8 @@ impl<'a> Object<'a> {
 
     fn num(&mut self, name: &str, value: u64) {
         self.name(name);
-        // serde_json formats integers with itoa, without core::fmt's machinery.
-        let _ = serde_json::to_writer(&mut *self.out, &value);
+        self.out
+            .extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
     }
 
     fn strs<'s>(&mut self, name: &str, values: impl Iterator<Item = &'s str>) {
@@ -276,7 +293,7 @@ impl<'a> Object<'a> {
             if i > 0 {
                 self.out.push(b',');
             }
-            let _ = serde_json::to_writer(&mut *self.out, v);
+            self.string(v);
         }
         self.out.push(b']');
     }
