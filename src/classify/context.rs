@@ -148,9 +148,17 @@ pub fn is_station_login(word: &[u8]) -> bool {
 /// A cheap first check for [`is_admin_key`] (most `key=value` words of noise fail it).
 #[inline]
 pub fn may_be_admin_key(word: &Token) -> bool {
-    let first = word.text[0] | 0x20;
     let tail_c = word.tail().first().is_some_and(|b| b | 0x20 == b'c');
-    (tail_c || matches!(first, b'a' | b'c' | b'l' | b'u')) && is_admin_key(word)
+    (tail_c || starts_like_admin_word(word.text)) && is_admin_key(word)
+}
+
+/// Every key of [`is_admin_word`] (and `cmdhist`) starts with one of these letters (a test
+/// keeps that true).
+fn starts_like_admin_word(word: &[u8]) -> bool {
+    matches!(
+        word.first().map(|b| b | 0x20),
+        Some(b'a' | b'c' | b'l' | b'u')
+    )
 }
 
 /// A word that marks an admin record: `cmd=...`, `login=...`, a `cmdhist:` tag or an ecs
@@ -166,9 +174,7 @@ pub fn is_admin_key(word: &Token) -> bool {
 /// `cmd`, `command`, `login`, `user`, ...: keys whose `key=value` marks an admin record.
 pub fn is_admin_word(key: &[u8]) -> bool {
     let mut lower = [0u8; 8];
-    // Every such key starts with one of these letters (a test below keeps that true).
-    let first = key.first().map(|b| b | 0x20);
-    if key.len() > lower.len() || !matches!(first, Some(b'a' | b'c' | b'l' | b'u')) {
+    if key.len() > lower.len() || !starts_like_admin_word(key) {
         return false;
     }
     lower[..key.len()].copy_from_slice(key);

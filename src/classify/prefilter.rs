@@ -1,12 +1,13 @@
-//! The noise fast path: one branch-light pass over the bytes that proves most lines hold no word
-//! the grammar could act on, without splitting them into words.
+//! The noise fast path: one pass over the bytes that proves most lines hold no word the grammar
+//! could act on, without splitting them into words.
 //!
 //! Everything the grammar reacts to — a verb, a `tti-`/`psa-` login, `cmd=`, `login=`,
 //! `cmdhist` — starts at a word start (after a separator, `:`, `=`, or an rsyslog `#ooo`
-//! escape) with two letters from a small set. The pass looks at every position's byte pair
-//! and the byte before it through three small tables; only where all three agree does it read
-//! the word and check it exactly. A line with no such word is noise. This is a superset test:
-//! whatever the full grammar would notice passes it (the property tests check that).
+//! escape) with two letters from a small set. The pass finds word starts 32 bytes at a time
+//! ([`scan`]), tests the first five bytes of each through small tables ([`is_candidate`]), and
+//! only where they agree reads the word and checks it exactly. A line with no such word is
+//! noise. This is a superset test: whatever the full grammar would notice passes it (the
+//! property tests check that).
 
 use super::context;
 use super::objects::{ObjectTable, Resolution};
