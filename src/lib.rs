@@ -15,7 +15,7 @@
 //!   -> deliver   POST due keys to System Manager, per element, with backoff
 //! ```
 //!
-//! After the pipeline: `queue` (durable coalescing, one writer thread), `deliver` (the SMGR
+//! After the pipeline: `queue` (durable coalescing; its thread fsyncs and compacts), `deliver` (the SMGR
 //! client and delivery thread), `service` (starts and stops those threads and the supervisor),
 //! with `elements` (which sender is which CM), `ha` (is this node active) and `resync` (keys,
 //! changes, request bodies). `omprog` runs the same pipeline under rsyslog's omprog.

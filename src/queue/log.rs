@@ -35,7 +35,8 @@ pub struct Recovery {
 }
 
 pub struct Log {
-    file: File,
+    /// Shared with the syncer, which fsyncs it without holding the queue's lock.
+    file: Arc<File>,
     path: PathBuf,
     dir: PathBuf,
     /// Length of the file up to the last record known to be whole.
@@ -85,7 +86,7 @@ impl Log {
         sync_dir(dir)?;
         Ok((
             Log {
-                file,
+                file: Arc::new(file),
                 path,
                 dir: dir.to_owned(),
                 good_len,
@@ -96,18 +97,14 @@ impl Log {
         ))
     }
 
-    /// Appends records in one write; with `sync`, returns only once they are on disk. On
-    /// failure the file is cut back to its last whole record, so a later append starts clean.
-    pub fn append(&mut self, records: &[Record], sync: bool) -> io::Result<()> {
+    /// Appends records in one write (into the kernel's cache: the syncer fsyncs). On failure
+    /// the file is cut back to its last whole record, so a later append starts clean.
+    pub fn append(&mut self, records: &[Record]) -> io::Result<()> {
         let mut buf = Vec::with_capacity(records.len() * 160);
         for r in records {
             encode(r, &mut buf);
         }
-        let result =
-            self.file
-                .write_all(&buf)
-                .and_then(|()| if sync { self.file.sync_data() } else { Ok(()) });
-        match result {
+        match (&*self.file).write_all(&buf) {
             Ok(()) => {
                 self.good_len += buf.len() as u64;
                 self.appended += records.len() as u64;
@@ -115,15 +112,15 @@ impl Log {
             }
             Err(e) => {
                 let _ = self.file.set_len(self.good_len);
-                let _ = self.file.seek(SeekFrom::End(0));
+                let _ = (&*self.file).seek(SeekFrom::End(0));
                 Err(e)
             }
         }
     }
 
-    /// Forces everything appended so far to disk.
-    pub fn sync(&self) -> io::Result<()> {
-        self.file.sync_data()
+    /// The file appends go to (until the next compaction), for an fsync outside the lock.
+    pub fn file(&self) -> Arc<File> {
+        self.file.clone()
     }
 
     /// Replaces the log with the live state, atomically: `seq` first, then one `entry` record
@@ -153,7 +150,7 @@ impl Log {
         f.sync_all()?;
         std::fs::rename(&tmp, &self.path)?;
         sync_dir(&self.dir)?;
-        self.file = OpenOptions::new().append(true).open(&self.path)?;
+        self.file = Arc::new(OpenOptions::new().append(true).open(&self.path)?);
         self.good_len = len as u64;
         self.appended = 0;
         Ok(())
@@ -408,7 +405,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (mut log, recs, _) = Log::open(dir.path()).unwrap();
         assert!(recs.is_empty());
-        log.append(&[add(1, "1001"), add(2, "1002")], true).unwrap();
+        log.append(&[add(1, "1001"), add(2, "1002")]).unwrap();
         let done = Record::Done {
             seq: 1,
             key: match add(1, "1001") {
@@ -416,7 +413,7 @@ mod tests {
                 _ => unreachable!(),
             },
         };
-        log.append(std::slice::from_ref(&done), false).unwrap();
+        log.append(std::slice::from_ref(&done)).unwrap();
         drop(log);
         // A crash in the middle of a write: half a line at the end.
         let path = dir.path().join("queue.log");
@@ -433,7 +430,7 @@ mod tests {
             }
         );
         // The torn tail was cut: the next append starts on its own line.
-        log.append(&[add(3, "1003")], true).unwrap();
+        log.append(&[add(3, "1003")]).unwrap();
         let (_, recs, recovery) = Log::open(dir.path()).unwrap();
         assert_eq!(recs.len(), 4);
         assert_eq!(recovery.bad_lines, 0);
@@ -494,7 +491,7 @@ mod tests {
     fn damaged_line_is_skipped_not_fatal() {
         let dir = tempfile::tempdir().unwrap();
         let (mut log, _, _) = Log::open(dir.path()).unwrap();
-        log.append(&[add(1, "1"), add(2, "2"), add(3, "3")], true)
+        log.append(&[add(1, "1"), add(2, "2"), add(3, "3")])
             .unwrap();
         drop(log);
         let path = dir.path().join("queue.log");
@@ -513,7 +510,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (mut log, _, _) = Log::open(dir.path()).unwrap();
         for i in 0..100 {
-            log.append(&[add(i, &i.to_string())], false).unwrap();
+            log.append(&[add(i, &i.to_string())]).unwrap();
         }
         let big = log.bytes();
         let mut live = super::super::Pending::new(10, 100);
@@ -524,7 +521,7 @@ mod tests {
         live.merge(change, seq);
         log.compact(100, live.iter()).unwrap();
         assert!(log.bytes() < big / 10);
-        log.append(&[add(100, "100")], true).unwrap();
+        log.append(&[add(100, "100")]).unwrap();
         let (_, recs, _) = Log::open(dir.path()).unwrap();
         let entry = live.iter().next().unwrap().2.clone();
         assert_eq!(

@@ -1,38 +1,38 @@
 //! The durable coalescing queue: every accepted change is on disk before rsyslog is told the
 //! batch is committed, and stays there, coalesced per key, until System Manager has it.
 //!
-//! rsyslog's worker threads hand their batch's changes to one writer thread over a channel and
-//! wait for its answer, never for SMGR. The writer takes whatever has queued up meanwhile, writes
-//! it in one append, applies it to the [`Pending`] map in the same order, and answers. Once
-//! written, a change survives any crash of rsyslogd (the kernel holds it); the fsync that makes
-//! it survive a crash of the host follows within `fsync_every`, or, with a zero interval, comes
-//! before the answer (group commit). The delivery thread takes due keys from the map and reports back through
-//! the same writer, so the log holds every mutation in the order it happened.
+//! One lock guards the log and the [`Pending`] map, so the log holds every mutation in the order
+//! the map saw it. An rsyslog worker appends its batch's changes to the log in one write and
+//! merges them into the map, both on its own thread and never waiting for SMGR. Once written, a
+//! change survives any crash of rsyslogd (the kernel holds it); the fsync that makes it survive
+//! a crash of the host comes from the queue's thread ([`sync`]) within `fsync_every`, or, with a
+//! zero interval, before the worker returns (group commit). The delivery thread takes due keys
+//! from the map and records deliveries in the log the same way.
 
 mod log;
 mod pending;
+mod sync;
 
 use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use parking_lot::{Condvar, Mutex, MutexGuard};
 
 pub use self::log::Recovery;
 use self::log::{Log, Record};
 pub use self::pending::{DueBatch, Entry, Pending};
+use self::sync::Durability;
 use crate::logging;
 use crate::resync::{Change, Key};
 
-/// How long a worker waits for its batch to become durable before giving up (rsyslog then
-/// retries the batch: at-least-once).
+/// The longest a worker waits for the queue (a compaction holding it, a slow disk, an fsync
+/// with `fsync_every` zero) before giving up; rsyslog then retries the batch: at-least-once.
+/// Every wait of a worker is bounded: rsyslog's shutdown waits for it (ABI spec §11.8).
 pub const SUBMIT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Most commands the writer folds into one write.
-const GROUP_MAX: usize = 256;
 
 #[derive(Clone, Debug)]
 pub struct QueueConfig {
@@ -48,34 +48,84 @@ pub struct QueueConfig {
 pub enum QueueError {
     /// Writing or syncing the log failed (disk full, I/O error).
     Io(String),
-    /// No answer within [`SUBMIT_TIMEOUT`], or the queue is stopping.
+    /// Not done within [`SUBMIT_TIMEOUT`], or the queue is stopping.
     Unavailable,
 }
 
-enum Command {
-    Append(Vec<Change>, Sender<Result<(), QueueError>>),
-    Done(Vec<(Key, u64)>),
-    Stop,
+/// What the lock guards: the log and the map, mutated together.
+struct State {
+    log: Log,
+    pending: Pending,
+    next_seq: u64,
+}
+
+impl State {
+    /// Applies written `records` to the map; returns the earliest due time they set.
+    fn apply(&mut self, records: Vec<Record>) -> u64 {
+        let mut earliest_due = u64::MAX;
+        for record in records {
+            match record {
+                Record::Add { seq, change } => {
+                    earliest_due = earliest_due.min(self.pending.merge(change, seq));
+                }
+                Record::Done { seq, key } => {
+                    self.pending.done(&key, seq);
+                }
+                Record::Seq(_) | Record::Entry { .. } => {}
+            }
+        }
+        earliest_due
+    }
+
+    /// The log is mostly history: worth rewriting from the map.
+    fn wants_compaction(&self) -> bool {
+        self.log.appended >= 4096 && self.log.appended >= 4 * self.pending.len() as u64
+    }
+
+    fn compact(&mut self) -> io::Result<()> {
+        self.log.compact(self.next_seq, self.pending.iter())
+    }
 }
 
 struct Shared {
-    pending: Mutex<Pending>,
+    state: Mutex<State>,
     /// Signalled when a change becomes due before the delivery thread meant to wake up.
     added: Condvar,
     /// When the delivery thread will look again by itself (ms since the epoch).
     wake_at_ms: AtomicU64,
     /// Bytes in the log, for stats.
     log_bytes: AtomicU64,
+    durability: Durability,
+}
+
+impl Shared {
+    /// After a write: stats, the delivery thread if a change is due sooner than it will look,
+    /// the queue's thread if the log wants compacting.
+    fn after_write(&self, state: &State, earliest_due: u64) {
+        self.note_log_bytes(state);
+        // Under a flood of changes the delivery thread is not woken per batch.
+        if earliest_due < self.wake_at_ms.load(Ordering::Relaxed) {
+            self.added.notify_all();
+        }
+        if state.wants_compaction() {
+            self.durability.compact();
+        }
+    }
+
+    fn note_log_bytes(&self, state: &State) {
+        self.log_bytes.store(state.log.bytes(), Ordering::Relaxed);
+    }
 }
 
 pub struct Queue {
     shared: Arc<Shared>,
-    tx: Sender<Command>,
-    writer: Option<JoinHandle<()>>,
+    fsync_every: Duration,
+    thread: Option<JoinHandle<()>>,
 }
 
 impl Queue {
-    /// Opens the log in `config.dir`, rebuilds the pending keys from it, and starts the writer.
+    /// Opens the log in `config.dir`, rebuilds the pending keys from it, and starts the
+    /// queue's thread.
     pub fn open(config: &QueueConfig) -> io::Result<(Queue, Recovery)> {
         let (mut log, records, recovery) = Log::open(&config.dir)?;
         let mut pending = Pending::new(config.window_ms, config.burst_threshold);
@@ -98,49 +148,61 @@ impl Queue {
         }
         log.compact(next_seq, pending.iter())?;
         let shared = Arc::new(Shared {
-            pending: Mutex::new(pending),
+            log_bytes: AtomicU64::new(log.bytes()),
+            state: Mutex::new(State {
+                log,
+                pending,
+                next_seq,
+            }),
             added: Condvar::new(),
             wake_at_ms: AtomicU64::new(0),
-            log_bytes: AtomicU64::new(log.bytes()),
+            durability: Durability::default(),
         });
-        let (tx, rx) = crossbeam_channel::bounded(1024);
-        let writer_shared = shared.clone();
+        let thread_shared = shared.clone();
         let fsync_every = config.fsync_every;
-        let writer = std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("omcmsync-queue".into())
-            .spawn(move || {
-                Writer {
-                    log,
-                    rx,
-                    shared: writer_shared,
-                    next_seq,
-                    fsync_every,
-                    unsynced_since: None,
-                }
-                .run()
-            })?;
-        Ok((
-            Queue {
-                shared,
-                tx,
-                writer: Some(writer),
-            },
-            recovery,
-        ))
+            .spawn(move || sync::run(thread_shared, fsync_every))?;
+        let queue = Queue {
+            shared,
+            fsync_every,
+            thread: Some(thread),
+        };
+        Ok((queue, recovery))
     }
 
-    /// Makes `changes` durable; returns once they are on disk (or failed).
+    /// Makes `changes` durable: returns once they are written to the log (and, with a zero
+    /// `fsync_every`, on disk), or failed.
     pub fn submit(&self, changes: Vec<Change>) -> Result<(), QueueError> {
         if changes.is_empty() {
             return Ok(());
         }
-        let (ack_tx, ack_rx) = crossbeam_channel::bounded(1);
-        self.tx
-            .send_timeout(Command::Append(changes, ack_tx), SUBMIT_TIMEOUT)
-            .map_err(|_| QueueError::Unavailable)?;
-        ack_rx
-            .recv_timeout(SUBMIT_TIMEOUT)
-            .map_err(|_| QueueError::Unavailable)?
+        let mut state = self
+            .shared
+            .state
+            .try_lock_for(SUBMIT_TIMEOUT)
+            .ok_or(QueueError::Unavailable)?;
+        let first = state.next_seq;
+        let records: Vec<Record> = (first..)
+            .zip(changes)
+            .map(|(seq, change)| Record::Add { seq, change })
+            .collect();
+        // A failed write leaves the map as it was: rsyslog retries the whole batch.
+        state.log.append(&records).map_err(|e| {
+            logging::error(&format!(
+                "queue: writing state.dir/queue.log failed: {e}; rsyslog will retry the batch"
+            ));
+            QueueError::Io(e.to_string())
+        })?;
+        state.next_seq = first + records.len() as u64;
+        let earliest_due = state.apply(records);
+        self.shared.after_write(&state, earliest_due);
+        drop(state);
+        let write = self.shared.durability.written();
+        if self.fsync_every.is_zero() {
+            self.shared.durability.wait(write, SUBMIT_TIMEOUT)?;
+        }
+        Ok(())
     }
 
     /// Takes due keys (marking them in flight), up to `max_per_element` per element that
@@ -151,37 +213,52 @@ impl Queue {
         max_per_element: usize,
         ready: impl Fn(&str) -> bool,
     ) -> Vec<DueBatch> {
-        self.lock().take_due(now_ms, max_per_element, ready)
+        self.lock().pending.take_due(now_ms, max_per_element, ready)
     }
 
     /// System Manager has these keys, each as of the sequence number its request carried.
+    /// The `done` records need no fsync of their own: losing one only sends a key again.
     pub fn delivered(&self, keys: Vec<(Key, u64)>) {
-        if !keys.is_empty() && self.tx.send(Command::Done(keys)).is_err() {
-            logging::warning("queue stopped before a delivery was recorded; it will be sent again");
+        if keys.is_empty() {
+            return;
         }
+        let records: Vec<Record> = keys
+            .into_iter()
+            .map(|(key, seq)| Record::Done { seq, key })
+            .collect();
+        let mut state = self.lock();
+        if let Err(e) = state.log.append(&records) {
+            // The map still learns of the delivery: the log only errs towards sending again.
+            logging::warning(&format!(
+                "queue: recording a delivery in state.dir/queue.log failed: {e}; after a restart these keys are sent again"
+            ));
+        }
+        state.apply(records);
+        self.shared.after_write(&state, u64::MAX);
     }
 
     /// These keys' request failed; they wait until `retry_at_ms`.
     pub fn retry(&self, keys: &[Key], retry_at_ms: u64) {
-        let mut p = self.lock();
-        keys.iter().for_each(|k| p.retry(k, retry_at_ms));
+        let mut state = self.lock();
+        keys.iter()
+            .for_each(|k| state.pending.retry(k, retry_at_ms));
     }
 
     /// Waits until a change becomes due earlier than `timeout` from now, or `timeout` passes.
     pub fn wait_for_changes(&self, timeout: Duration) {
-        let guard = self.lock();
+        let mut state = self.lock();
         let wake_at = crate::resync::now_ms() + timeout.as_millis() as u64;
         self.shared.wake_at_ms.store(wake_at, Ordering::Relaxed);
-        let _ = self.shared.added.wait_timeout(guard, timeout);
+        self.shared.added.wait_for(&mut state, timeout);
     }
 
     pub fn next_due_ms(&self) -> Option<u64> {
-        self.lock().next_due_ms()
+        self.lock().pending.next_due_ms()
     }
 
     /// Keys pending (including those in flight).
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().pending.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -193,198 +270,18 @@ impl Queue {
         self.shared.log_bytes.load(Ordering::Relaxed)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
-        self.shared
-            .pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.shared.state.lock()
     }
 }
 
 impl Drop for Queue {
+    /// Stops the queue's thread after a last fsync.
     fn drop(&mut self) {
-        let _ = self.tx.send(Command::Stop);
-        if let Some(w) = self.writer.take() {
-            let _ = w.join();
+        self.shared.durability.stop();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
         }
-    }
-}
-
-struct Writer {
-    log: Log,
-    rx: Receiver<Command>,
-    shared: Arc<Shared>,
-    next_seq: u64,
-    fsync_every: Duration,
-    /// When the oldest change not yet fsynced was written.
-    unsynced_since: Option<Instant>,
-}
-
-impl Writer {
-    fn run(mut self) {
-        loop {
-            let first = match self.unsynced_since {
-                None => self.rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
-                Some(t) => self
-                    .rx
-                    .recv_timeout(self.fsync_every.saturating_sub(t.elapsed())),
-            };
-            let first = match first {
-                Ok(command) => command,
-                Err(RecvTimeoutError::Timeout) => {
-                    self.sync();
-                    continue;
-                }
-                Err(RecvTimeoutError::Disconnected) => break,
-            };
-            let mut group = vec![first];
-            group.extend(self.rx.try_iter().take(GROUP_MAX));
-            if self.write_group(group) {
-                break;
-            }
-            if self
-                .unsynced_since
-                .is_some_and(|t| t.elapsed() >= self.fsync_every)
-            {
-                self.sync();
-            }
-            self.maybe_compact();
-        }
-        if self.unsynced_since.is_some() {
-            self.sync();
-        }
-    }
-
-    /// Forces what was written to disk. A failure is logged and tried again: what was written
-    /// stays in the kernel's cache, so only a crash of the host could still lose it.
-    fn sync(&mut self) {
-        match self.log.sync() {
-            Ok(()) => self.unsynced_since = None,
-            Err(e) => {
-                logging::error(&format!(
-                    "queue: fsync of {} failed: {e}; changes written since {} ms may be lost if the host crashes",
-                    self.log_path(),
-                    self.unsynced_since.map_or(0, |t| t.elapsed().as_millis())
-                ));
-                self.unsynced_since = Some(Instant::now());
-            }
-        }
-    }
-
-    /// Writes one group; returns true when told to stop.
-    fn write_group(&mut self, group: Vec<Command>) -> bool {
-        let mut records = Vec::new();
-        let mut acks = Vec::new();
-        let mut stop = false;
-        let mut sync = false;
-        let seq_before = self.next_seq;
-        for command in group {
-            match command {
-                Command::Append(changes, ack) => {
-                    sync = true;
-                    for change in changes {
-                        records.push(Record::Add {
-                            seq: self.next_seq,
-                            change,
-                        });
-                        self.next_seq += 1;
-                    }
-                    acks.push(ack);
-                }
-                Command::Done(keys) => {
-                    records.extend(keys.into_iter().map(|(key, seq)| Record::Done { seq, key }));
-                }
-                Command::Stop => stop = true,
-            }
-        }
-        // Done records need no fsync of their own: losing one only sends a key again.
-        let sync_now = sync && self.fsync_every.is_zero();
-        let result = self
-            .log
-            .append(&records, sync_now)
-            .map_err(|e| QueueError::Io(e.to_string()));
-        if result.is_ok() && sync && !sync_now {
-            self.unsynced_since.get_or_insert_with(Instant::now);
-        }
-        match &result {
-            Ok(()) => {
-                let mut pending = self
-                    .shared
-                    .pending
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner());
-                let mut earliest_due = u64::MAX;
-                for record in records {
-                    match record {
-                        Record::Add { seq, change } => {
-                            earliest_due = earliest_due.min(pending.merge(change, seq));
-                        }
-                        Record::Done { seq, key } => {
-                            pending.done(&key, seq);
-                        }
-                        Record::Seq(_) | Record::Entry { .. } => {}
-                    }
-                }
-                drop(pending);
-                // Wake the delivery thread only when it would otherwise look too late: under a
-                // flood of changes it is not woken per batch.
-                if earliest_due < self.shared.wake_at_ms.load(Ordering::Relaxed) {
-                    self.shared.added.notify_all();
-                }
-            }
-            Err(e) => {
-                self.next_seq = seq_before;
-                logging::error(&format!(
-                    "queue: writing {} failed: {e:?}; rsyslog will retry",
-                    self.log_path()
-                ));
-            }
-        }
-        for ack in acks {
-            let _ = ack.send(result.clone());
-        }
-        self.shared
-            .log_bytes
-            .store(self.log.bytes(), Ordering::Relaxed);
-        stop
-    }
-
-    /// Rewrites the log from the live state once it is mostly history.
-    fn maybe_compact(&mut self) {
-        let live = self
-            .shared
-            .pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .len() as u64;
-        if self.log.appended < 4096 || self.log.appended < 4 * live {
-            return;
-        }
-        // The delivery thread waits for the map meanwhile, including the new file's fsync (one
-        // per compaction, when the log is four times the live state); rsyslog's workers wait for
-        // this thread anyway.
-        let pending = self
-            .shared
-            .pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        let compacted = self.log.compact(self.next_seq, pending.iter());
-        drop(pending);
-        match compacted {
-            // The compacted file was fsynced before it replaced the log.
-            Ok(()) => self.unsynced_since = None,
-            Err(e) => logging::warning(&format!(
-                "queue: compacting {} failed: {e}; will try again",
-                self.log_path()
-            )),
-        }
-        self.shared
-            .log_bytes
-            .store(self.log.bytes(), Ordering::Relaxed);
-    }
-
-    fn log_path(&self) -> String {
-        "state.dir/queue.log".into()
     }
 }
 
@@ -393,6 +290,7 @@ mod tests {
     use super::*;
     use crate::classify::Verb;
     use crate::resync::Scope;
+    use std::time::Instant;
 
     fn change(el: &str, id: &str, at: u64) -> Change {
         Change {
@@ -484,24 +382,57 @@ mod tests {
 
     #[test]
     fn concurrent_submitters_all_become_durable() {
+        // 50 ms: written, fsynced later; zero: each submit waits for an fsync (group commit).
+        for fsync_ms in [50, 0] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut cfg = config(dir.path());
+            cfg.fsync_every = Duration::from_millis(fsync_ms);
+            let (q, _) = Queue::open(&cfg).unwrap();
+            let q = Arc::new(q);
+            let threads: Vec<_> = (0..4)
+                .map(|t| {
+                    let q = q.clone();
+                    std::thread::spawn(move || {
+                        for i in 0..200 {
+                            q.submit(vec![change("cm", &format!("{t}-{i}"), 1)])
+                                .unwrap();
+                        }
+                    })
+                })
+                .collect();
+            threads.into_iter().for_each(|t| t.join().unwrap());
+            assert_eq!(q.len(), 800);
+            drop(q);
+            let (q, _) = Queue::open(&cfg).unwrap();
+            assert_eq!(q.len(), 800);
+        }
+    }
+
+    #[test]
+    fn the_queue_thread_compacts_a_log_that_is_mostly_history() {
         let dir = tempfile::tempdir().unwrap();
         let (q, _) = Queue::open(&config(dir.path())).unwrap();
-        let q = Arc::new(q);
-        let threads: Vec<_> = (0..4)
-            .map(|t| {
-                let q = q.clone();
-                std::thread::spawn(move || {
-                    for i in 0..200 {
-                        q.submit(vec![change("cm", &format!("{t}-{i}"), 1)])
-                            .unwrap();
-                    }
-                })
-            })
-            .collect();
-        threads.into_iter().for_each(|t| t.join().unwrap());
-        assert_eq!(q.len(), 800);
+        for round in 0..50 {
+            q.submit(
+                (0..100)
+                    .map(|i| change("cm", &(i % 10).to_string(), round))
+                    .collect(),
+            )
+            .unwrap();
+        }
+        // 5,000 records for 10 keys: far past four times the live state.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while q.log_bytes() > 20_000 {
+            assert!(
+                Instant::now() < deadline,
+                "never compacted: {} bytes",
+                q.log_bytes()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(q.len(), 10);
         drop(q);
-        let (q, _) = Queue::open(&config(dir.path())).unwrap();
-        assert_eq!(q.len(), 800);
+        let (q, recovery) = Queue::open(&config(dir.path())).unwrap();
+        assert_eq!((q.len(), recovery.bad_lines), (10, 0));
     }
 }
