@@ -78,16 +78,18 @@ impl<'a> ReceivedLine<'a> {
 fn first_tabs(line: &[u8]) -> Option<[usize; 3]> {
     let mut found = [0; 3];
     let mut n = 0;
-    for base in (0..line.len()).step_by(scan::WIDTH) {
+    let mut base = 0;
+    while base < line.len() {
         let mut tabs = scan::mask(line, base, scan::equal_to(b'\t'));
-        while tabs != 0 {
+        while tabs != 0 && n < 3 {
             found[n] = base + tabs.trailing_zeros() as usize;
             n += 1;
-            if n == 3 {
-                return Some(found);
-            }
             tabs &= tabs - 1;
         }
+        if n == 3 {
+            return Some(found);
+        }
+        base += scan::WIDTH;
     }
     None
 }

@@ -87,10 +87,13 @@ pub type DueBatch = (Arc<str>, Vec<(Key, Entry)>);
 
 /// Keys of one element. Hashed, not ordered: a flood merges tens of thousands of changes a
 /// second, and comparing keys string by string down a B-tree was the writer's largest cost.
-type Scopes = HashMap<Scope, Entry>;
+/// foldhash, seeded per map, not SipHash: SipHash was half of a change's cost in the queue, and
+/// keys come only from known CM senders' admin commands.
+type Scopes = KeyMap<Scope, Entry>;
+type KeyMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 pub struct Pending {
-    elements: HashMap<Arc<str>, Scopes>,
+    elements: KeyMap<Arc<str>, Scopes>,
     len: usize,
     window_ms: u64,
     burst_threshold: usize,
@@ -102,7 +105,7 @@ pub struct Pending {
 impl Pending {
     pub fn new(window_ms: u64, burst_threshold: usize) -> Self {
         Pending {
-            elements: HashMap::new(),
+            elements: KeyMap::default(),
             len: 0,
             window_ms,
             burst_threshold,
