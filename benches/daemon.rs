@@ -220,7 +220,9 @@ fn send_and_wait(d: &Daemon, dir: &TestDir, flood: &[u8], with_module: bool, tim
 fn throughput_run(flood: &[u8], lines: usize, with_module: bool) -> Run {
     let dir = TestDir::new();
     let sim = Sim::start(&dir, &[]);
-    let d = Daemon::start(&dir, &action_body(&dir, sim.url(), with_module, ""));
+    // `OMCM_BENCH_MODULE='coalesce.window.ms="600000"'`: more module parameters for step 1.
+    let extra = std::env::var("OMCM_BENCH_MODULE").unwrap_or_default();
+    let d = Daemon::start(&dir, &action_body(&dir, sim.url(), with_module, &extra));
     let perf = profile(d.pid(), with_module);
     let cpu_before = cpu_seconds(d.pid());
     let threads_before = thread_cpu_seconds(d.pid());
@@ -558,7 +560,7 @@ fn outage() {
     let sim = Sim::start_on(&dir, &format!("127.0.0.1:{port}"), &[]);
     let back = Instant::now();
     wait_until(Duration::from_secs(600), || {
-        sim.resync_items().len() >= objects
+        sim.items_received() >= objects as u64
     });
     let drain = back.elapsed().as_secs_f64();
     let delivered = object_ids(&sim.resync_items(), "cm-east").len();
@@ -611,7 +613,7 @@ fn latency() {
         .unwrap();
     }
     wait_until(Duration::from_secs(120), || {
-        sim.resync_items().len() >= total
+        sim.items_received() >= total as u64
     });
     let mut latencies: Vec<u64> = sim
         .requests()

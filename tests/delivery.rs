@@ -133,6 +133,35 @@ fn retryable_answers_are_retried_with_retry_after() {
 }
 
 #[test]
+fn a_failed_post_holds_back_the_rest_of_its_pass() {
+    // 250 due keys, 100 per POST: one pass takes all three POSTs' worth. The first POST is
+    // refused with Retry-After 2 s; the other two must wait for it too, not go out at once.
+    let dir = TestDir::new();
+    let sim = Sim::start(&dir, &[]);
+    sim.control(
+        "/sim/fault",
+        json!({"status": 503, "retry_after": 2, "times": 1}),
+    );
+    let config = r#"coalesce.window.ms="200" retry.initial.ms="100" retry.max.ms="5000" batch.maxrequests="100""#;
+    let d = Daemon::start(&dir, &action_to(&dir, sim.url(), config));
+    let sent_at = omcmsync::resync::now_ms();
+    d.send_tcp(&(5000..5250).map(change).collect::<Vec<_>>());
+    let items = sim.wait_items(WAIT, |i| object_ids(i, "cm-east").len() == 250);
+    assert_eq!(object_ids(&items, "cm-east"), ids(5000..5250));
+    let posts = sim.requests();
+    assert!(posts.len() >= 3, "{} POSTs", posts.len());
+    for post in &posts {
+        let at = omcmsync::resync::parse_rfc3339_ms(post["time"].as_str().unwrap()).unwrap();
+        assert!(
+            at >= sent_at + 1900,
+            "a POST went out {} ms after sending, before the Retry-After of the refused one",
+            at.saturating_sub(sent_at)
+        );
+    }
+    assert!(d.stop(WAIT).success());
+}
+
+#[test]
 fn kill9_loses_nothing_committed() {
     let dir = TestDir::new();
     let port = free_port();

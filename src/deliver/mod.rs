@@ -17,10 +17,14 @@ pub use self::client::{idempotency_key, Auth, ClientSettings, Outcome, SmgrClien
 pub use self::tls::{client_config, TlsFiles};
 use crate::counters::Counters;
 use crate::logging;
-use crate::queue::{DueBatch, Queue};
+use crate::queue::{DueBatch, Entry, Queue};
 use crate::records::RecordFile;
-use crate::resync::{now_ms, request_body, rfc3339, Scope};
+use crate::resync::{now_ms, request_body, rfc3339, Key, Scope};
 use crate::sample::Rng;
+
+/// Due keys are taken for up to this many POSTs per element at once: finding them walks every
+/// pending key of the element, which with a backlog of 100,000 keys cost more than the POSTs.
+const POSTS_PER_PASS: usize = 16;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeliverySettings {
@@ -76,7 +80,8 @@ impl Deliverer {
             let now = now_ms();
             let backoff = &self.backoff;
             let ready = |el: &str| backoff.get(el).is_none_or(|b| b.next_try_ms <= now);
-            let due = self.queue.take_due(now, self.settings.max_requests, ready);
+            let per_pass = self.settings.max_requests.saturating_mul(POSTS_PER_PASS);
+            let due = self.queue.take_due(now, per_pass, ready);
             if due.is_empty() {
                 let next = self.queue.next_due_ms().unwrap_or(now + 1000).max(now + 10);
                 self.queue
@@ -84,20 +89,37 @@ impl Deliverer {
                 continue;
             }
             for batch in due {
-                self.send(batch);
+                self.send_pass(batch);
             }
         }
     }
 
-    fn send(&mut self, (element, items): DueBatch) {
+    /// One element's keys of a pass, in POSTs of `max_requests`. After a failed POST the rest
+    /// wait for the element's backoff too; at stop, what was not sent stays in the log.
+    fn send_pass(&mut self, (element, items): DueBatch) {
+        for chunk in items.chunks(self.settings.max_requests) {
+            if self.stop.load(Ordering::Relaxed) {
+                return;
+            }
+            match self.backoff.get(&element) {
+                Some(b) if b.next_try_ms > now_ms() => {
+                    let keys: Vec<_> = chunk.iter().map(|(k, _)| k.clone()).collect();
+                    self.queue.retry(&keys, b.next_try_ms);
+                }
+                _ => self.send(&element, chunk),
+            }
+        }
+    }
+
+    fn send(&mut self, element: &Arc<str>, items: &[(Key, Entry)]) {
         let requests: Vec<Value> = items.iter().map(|(k, e)| e.request(&k.scope)).collect();
         let idem = idempotency_key(
-            &element,
+            element,
             items.iter().map(|(k, e)| (scope_id(&k.scope), e.seq)),
         );
-        let body = request_body(&element, &requests);
+        let body = request_body(element, &requests);
         let sent: Vec<_> = items.iter().map(|(k, e)| (k.clone(), e.seq)).collect();
-        match self.client.post(&element, &body, &idem) {
+        match self.client.post(element, &body, &idem) {
             Outcome::Done => {
                 let now = now_ms();
                 self.counters
@@ -108,7 +130,7 @@ impl Deliverer {
                     .delivery
                     .requests_delivered
                     .fetch_add(items.len() as u64, Ordering::Relaxed);
-                for (_, e) in &items {
+                for (_, e) in items {
                     let latency = now.saturating_sub(e.first_ms);
                     self.counters
                         .delivery
@@ -119,7 +141,7 @@ impl Deliverer {
                         .latency_ms_max
                         .fetch_max(latency, Ordering::Relaxed);
                 }
-                if self.backoff.remove(&element).is_some() {
+                if self.backoff.remove(element).is_some() {
                     logging::info(&format!("{element}: System Manager reachable again"));
                 }
                 self.queue.delivered(sent);
@@ -129,18 +151,18 @@ impl Deliverer {
                     .delivery
                     .posts_retried
                     .fetch_add(1, Ordering::Relaxed);
-                let delay = self.next_delay(&element, after);
+                let delay = self.next_delay(element, after);
                 let b = self.backoff.entry(element.clone()).or_default();
                 if b.failures == 1 || b.failures.is_multiple_of(20) {
                     logging::warning(&format!(
                         "{element}: POST {} failed ({why}); {} keys kept, retrying in {} ms (attempt {})",
-                        self.client.resync_url(&element),
+                        self.client.resync_url(element),
                         items.len(),
                         delay.as_millis(),
                         b.failures
                     ));
                 }
-                let keys: Vec<_> = items.into_iter().map(|(k, _)| k).collect();
+                let keys: Vec<_> = items.iter().map(|(k, _)| k.clone()).collect();
                 self.queue.retry(&keys, now_ms() + delay.as_millis() as u64);
             }
             Outcome::Permanent {
@@ -156,7 +178,7 @@ impl Deliverer {
                     items.len()
                 ));
                 let record = json!({
-                    "time": rfc3339(now_ms()), "element": &*element, "status": status,
+                    "time": rfc3339(now_ms()), "element": &**element, "status": status,
                     "answer": answer, "idempotency_key": idem, "body": body,
                 });
                 let mut line = record.to_string().into_bytes();

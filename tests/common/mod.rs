@@ -463,6 +463,19 @@ impl Sim {
         }
     }
 
+    /// Resync request objects received so far, from the simulator's counter: cheap to poll,
+    /// unlike reading the record file.
+    pub fn items_received(&self) -> u64 {
+        let base = self.http.as_deref().expect("stats need the http listener");
+        let text = ureq::get(&format!("{base}/sim/stats"))
+            .call()
+            .expect("smgr-sim stats")
+            .into_string()
+            .expect("stats");
+        let stats: serde_json::Value = serde_json::from_str(&text).expect("stats are JSON");
+        stats["items"].as_u64().expect("items")
+    }
+
     /// POSTs a control command (`/sim/fault`, `/sim/role`).
     pub fn control(&self, path: &str, body: serde_json::Value) {
         let base = self

@@ -47,6 +47,8 @@ struct State {
     elements: Option<PathBuf>,
     record: Option<std::fs::File>,
     received: u64,
+    /// Resync request objects in the POSTs received.
+    items: u64,
 }
 
 type Shared = Arc<Mutex<State>>;
@@ -236,7 +238,10 @@ fn route(req: &Request, peer: Option<SocketAddr>, tls: bool, state: &Shared) -> 
                 .to_owned();
             Response::json(200, json!({"ok": true}))
         }
-        ("GET", "/sim/stats") => Response::json(200, json!({"received": lock(state).received})),
+        ("GET", "/sim/stats") => {
+            let s = lock(state);
+            Response::json(200, json!({"received": s.received, "items": s.items}))
+        }
         ("GET", "/ha") => Response::json(200, json!({"role": lock(state).role})),
         ("GET", "/inventory/cm/v1/elements") => {
             let path = lock(state).elements.clone();
@@ -313,9 +318,12 @@ fn resync(
     });
     let mut s = lock(state);
     s.received += 1;
+    s.items += requests as u64;
     if let Some(f) = &mut s.record {
-        let _ = writeln!(f, "{record}");
-        let _ = f.flush();
+        // One write per record: `writeln!` on the file wrote each JSON token separately.
+        let mut line = record.to_string().into_bytes();
+        line.push(b'\n');
+        let _ = f.write_all(&line);
     }
     Some(Response::json(200, json!({"accepted": requests})))
 }
