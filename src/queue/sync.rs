@@ -160,3 +160,23 @@ fn compact_log(shared: &Shared) {
     }
     shared.note_log_bytes(&state);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_waiting_write_is_released_by_its_fsync_or_fails_with_it() {
+        let d = Durability::default();
+        let first = d.written();
+        let short = Duration::from_millis(20);
+        assert_eq!(d.wait(first, short), Err(QueueError::Unavailable));
+        d.progress.lock().synced = first;
+        assert_eq!(d.wait(first, short), Ok(()));
+        let second = d.written();
+        d.progress.lock().failed = Some((second, "EIO".into()));
+        assert_eq!(d.wait(second, short), Err(QueueError::Io("EIO".into())));
+        d.stop();
+        assert_eq!(d.wait(d.written(), short), Err(QueueError::Unavailable));
+    }
+}
