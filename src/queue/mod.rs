@@ -60,21 +60,33 @@ struct State {
 }
 
 impl State {
-    /// Applies written `records` to the map; returns the earliest due time they set.
-    fn apply(&mut self, records: Vec<Record>) -> u64 {
-        let mut earliest_due = u64::MAX;
-        for record in records {
-            match record {
-                Record::Add { seq, change } => {
-                    earliest_due = earliest_due.min(self.pending.merge(change, seq));
-                }
-                Record::Done { seq, key } => {
-                    self.pending.done(&key, seq);
-                }
-                Record::Seq(_) | Record::Entry { .. } => {}
+    /// Applies one record: a written one on the live path, or one read back at start. Returns
+    /// the due time an `add` set.
+    fn apply(&mut self, record: Record) -> Option<u64> {
+        match record {
+            Record::Seq(n) => self.next_seq = self.next_seq.max(n),
+            Record::Add { seq, change } => {
+                self.next_seq = self.next_seq.max(seq + 1);
+                return Some(self.pending.merge(change, seq));
+            }
+            Record::Done { seq, key } => {
+                self.pending.done(&key, seq);
+            }
+            Record::Entry { key, entry } => {
+                self.next_seq = self.next_seq.max(entry.seq + 1);
+                self.pending.restore(key, entry);
             }
         }
-        earliest_due
+        None
+    }
+
+    /// Applies written `records`; returns the earliest due time they set.
+    fn apply_all(&mut self, records: Vec<Record>) -> u64 {
+        records
+            .into_iter()
+            .filter_map(|r| self.apply(r))
+            .min()
+            .unwrap_or(u64::MAX)
     }
 
     /// The log is mostly history: worth rewriting from the map.
@@ -127,33 +139,19 @@ impl Queue {
     /// Opens the log in `config.dir`, rebuilds the pending keys from it, and starts the
     /// queue's thread.
     pub fn open(config: &QueueConfig) -> io::Result<(Queue, Recovery)> {
-        let (mut log, records, recovery) = Log::open(&config.dir)?;
-        let mut pending = Pending::new(config.window_ms, config.burst_threshold);
-        let mut next_seq = 1;
+        let (log, records, recovery) = Log::open(&config.dir)?;
+        let mut state = State {
+            log,
+            pending: Pending::new(config.window_ms, config.burst_threshold),
+            next_seq: 1,
+        };
         for record in records {
-            match record {
-                Record::Seq(n) => next_seq = next_seq.max(n),
-                Record::Add { seq, change } => {
-                    pending.merge(change, seq);
-                    next_seq = next_seq.max(seq + 1);
-                }
-                Record::Done { seq, key } => {
-                    pending.done(&key, seq);
-                }
-                Record::Entry { key, entry } => {
-                    next_seq = next_seq.max(entry.seq + 1);
-                    pending.restore(key, entry);
-                }
-            }
+            state.apply(record);
         }
-        log.compact(next_seq, pending.iter())?;
+        state.compact()?;
         let shared = Arc::new(Shared {
-            log_bytes: AtomicU64::new(log.bytes()),
-            state: Mutex::new(State {
-                log,
-                pending,
-                next_seq,
-            }),
+            log_bytes: AtomicU64::new(state.log.bytes()),
+            state: Mutex::new(state),
             added: Condvar::new(),
             wake_at_ms: AtomicU64::new(0),
             durability: Durability::default(),
@@ -194,8 +192,7 @@ impl Queue {
             ));
             QueueError::Io(e.to_string())
         })?;
-        state.next_seq = first + records.len() as u64;
-        let earliest_due = state.apply(records);
+        let earliest_due = state.apply_all(records);
         self.shared.after_write(&state, earliest_due);
         drop(state);
         let write = self.shared.durability.written();
@@ -233,7 +230,7 @@ impl Queue {
                 "queue: recording a delivery in state.dir/queue.log failed: {e}; after a restart these keys are sent again"
             ));
         }
-        state.apply(records);
+        state.apply_all(records);
         self.shared.after_write(&state, u64::MAX);
     }
 
