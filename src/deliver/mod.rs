@@ -79,9 +79,9 @@ impl Deliverer {
                 .set_queue_gauges(self.queue.len() as u64, self.queue.log_bytes());
             let now = now_ms();
             let backoff = &self.backoff;
-            let ready = |el: &str| backoff.get(el).is_none_or(|b| b.next_try_ms <= now);
+            let ready_at = |el: &str| backoff.get(el).map_or(0, |b| b.next_try_ms);
             let per_pass = self.settings.max_requests.saturating_mul(POSTS_PER_PASS);
-            let due = self.queue.take_due(now, per_pass, ready);
+            let due = self.queue.take_due(now, per_pass, ready_at);
             if due.is_empty() {
                 let next = self.queue.next_due_ms().unwrap_or(now + 1000).max(now + 10);
                 self.queue

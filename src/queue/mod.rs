@@ -202,15 +202,17 @@ impl Queue {
         Ok(())
     }
 
-    /// Takes due keys (marking them in flight), up to `max_per_element` per element that
-    /// `ready` allows.
+    /// Takes due keys (marking them in flight), up to `max_per_element` per element that may
+    /// be sent now (`ready_at`: from when, 0 for now).
     pub fn take_due(
         &self,
         now_ms: u64,
         max_per_element: usize,
-        ready: impl Fn(&str) -> bool,
+        ready_at: impl Fn(&str) -> u64,
     ) -> Vec<DueBatch> {
-        self.lock().pending.take_due(now_ms, max_per_element, ready)
+        self.lock()
+            .pending
+            .take_due(now_ms, max_per_element, ready_at)
     }
 
     /// System Manager has these keys, each as of the sequence number its request carried.
@@ -322,7 +324,7 @@ mod tests {
             .unwrap();
         q.submit(vec![change("cm", "3", 2)]).unwrap();
         assert_eq!(q.len(), 10);
-        let due = q.take_due(10, 4, |_| true);
+        let due = q.take_due(10, 4, |_| 0);
         let sent: Vec<(Key, u64)> = due[0].1.iter().map(|(k, e)| (k.clone(), e.seq)).collect();
         assert_eq!(sent.len(), 4);
         q.delivered(sent);
@@ -331,7 +333,7 @@ mod tests {
         assert_eq!(recovery.bad_lines, 0);
         assert_eq!(q.len(), 6);
         let ids: Vec<crate::resync::ShortText> = q
-            .take_due(10, 100, |_| true)
+            .take_due(10, 100, |_| 0)
             .into_iter()
             .flat_map(|(_, items)| items)
             .map(|(k, _)| match k.scope {
@@ -363,14 +365,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (q, _) = Queue::open(&config(dir.path())).unwrap();
         q.submit(vec![change("cm", "1", 1)]).unwrap();
-        let due = q.take_due(10, 10, |_| true);
+        let due = q.take_due(10, 10, |_| 0);
         let seq = due[0].1[0].1.seq;
         q.delivered(vec![(due[0].1[0].0.clone(), seq)]);
         drop(q);
         let (q, _) = Queue::open(&config(dir.path())).unwrap();
         assert!(q.is_empty());
         q.submit(vec![change("cm", "1", 5)]).unwrap();
-        let due = q.take_due(10, 10, |_| true);
+        let due = q.take_due(10, 10, |_| 0);
         assert!(
             due[0].1[0].1.seq > seq,
             "a new change must not reuse an old sequence number"

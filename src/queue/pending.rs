@@ -255,13 +255,16 @@ impl Pending {
         }
     }
 
-    /// Takes up to `max_per_element` due keys of each element that `ready` allows, marking
-    /// them in flight: those due longest first (then in key order), so none waits forever.
+    /// Takes up to `max_per_element` due keys of each element that may be sent now (`ready_at`:
+    /// from when an element may, 0 for now), marking them in flight: those due longest first
+    /// (then in key order), so none waits forever. An element held back is not walked: its
+    /// `ready_at` is the earliest its keys can go, so the delivery thread sleeps until then
+    /// instead of walking a backlog of an unreachable SMGR path every few milliseconds.
     pub fn take_due(
         &mut self,
         now_ms: u64,
         max_per_element: usize,
-        ready: impl Fn(&str) -> bool,
+        ready_at: impl Fn(&str) -> u64,
     ) -> Vec<DueBatch> {
         let mut batches: Vec<DueBatch> = Vec::new();
         if now_ms < self.earliest_due_ms {
@@ -274,10 +277,14 @@ impl Pending {
             let Some(scopes) = self.elements.get_mut(&element) else {
                 continue;
             };
-            let ready = ready(&element);
+            let ready_at = ready_at(&element);
+            if ready_at > now_ms {
+                earliest = earliest.min(ready_at);
+                continue;
+            }
             let mut due: Vec<(u64, &Scope)> = Vec::new();
             for (scope, entry) in scopes.iter().filter(|(_, e)| !e.in_flight) {
-                if entry.due_ms > now_ms || !ready {
+                if entry.due_ms > now_ms {
                     earliest = earliest.min(entry.due_ms);
                 } else {
                     due.push((entry.due_ms, scope));
@@ -358,13 +365,13 @@ mod tests {
         let (_, _, e) = p.iter().find(|(_, s, _)| **s == station("0")).unwrap();
         assert_eq!((e.count, e.first_ms, e.due_ms), (100, 100, 1100));
         assert!(
-            p.take_due(1099, 100, |_| true).is_empty(),
+            p.take_due(1099, 100, |_| 0).is_empty(),
             "window caps from the first change"
         );
-        let due = p.take_due(1200, 100, |_| true);
+        let due = p.take_due(1200, 100, |_| 0);
         assert_eq!(due.len(), 1);
         assert_eq!(due[0].1.len(), 10);
-        assert!(p.take_due(5000, 100, |_| true).is_empty(), "in flight");
+        assert!(p.take_due(5000, 100, |_| 0).is_empty(), "in flight");
     }
 
     #[test]
@@ -372,14 +379,14 @@ mod tests {
         let mut p = Pending::new(10, 100);
         p.merge(change("cm", station("1"), Verb::Change, 0), 1);
         p.merge(change("cm", station("2"), Verb::Add, 0), 2);
-        let due = p.take_due(10, 100, |_| true);
+        let due = p.take_due(10, 100, |_| 0);
         let sent: Vec<(Key, u64)> = due[0].1.iter().map(|(k, e)| (k.clone(), e.seq)).collect();
         p.merge(change("cm", station("2"), Verb::Change, 50), 3);
         assert!(p.done(&sent[0].0, sent[0].1));
         assert!(!p.done(&sent[1].0, sent[1].1), "changed while in flight");
         assert_eq!(p.len(), 1);
         assert_eq!(p.next_due_ms(), Some(60));
-        let again = p.take_due(60, 100, |_| true);
+        let again = p.take_due(60, 100, |_| 0);
         assert_eq!(again[0].1[0].1.verbs, [Verb::Add, Verb::Change].into());
     }
 
@@ -388,11 +395,19 @@ mod tests {
         let mut p = Pending::new(0, 100);
         p.merge(change("a", station("1"), Verb::Change, 0), 1);
         p.merge(change("b", station("1"), Verb::Change, 0), 2);
-        let due = p.take_due(0, 100, |el| el == "a");
+        let b_at_700 = |el: &str| if el == "b" { 700 } else { 0 };
+        let due = p.take_due(0, 100, b_at_700);
         assert_eq!(due.len(), 1);
         p.retry(&due[0].1[0].0, 500);
-        assert!(p.take_due(499, 100, |el| el == "a").is_empty());
-        assert_eq!(p.take_due(500, 100, |_| true).len(), 2);
+        assert!(p.take_due(499, 100, b_at_700).is_empty());
+        assert_eq!(p.next_due_ms(), Some(500));
+        assert_eq!(p.take_due(500, 100, b_at_700).len(), 1);
+        assert_eq!(
+            p.next_due_ms(),
+            Some(700),
+            "a held-back element's keys are due, but cannot go before it is ready"
+        );
+        assert_eq!(p.take_due(700, 100, b_at_700)[0].0.as_ref(), "b");
     }
 
     #[test]
@@ -408,7 +423,7 @@ mod tests {
                 .collect()
         };
         assert_eq!(
-            ids(p.take_due(100, 2, |_| true)),
+            ids(p.take_due(100, 2, |_| 0)),
             [station("1002"), station("1003")]
         );
         assert_eq!(
@@ -417,7 +432,7 @@ mod tests {
             "the keys left over are due already"
         );
         assert_eq!(
-            ids(p.take_due(100, 2, |_| true)),
+            ids(p.take_due(100, 2, |_| 0)),
             [station("1001"), station("1000")]
         );
         assert_eq!(p.next_due_ms(), None);
@@ -453,7 +468,7 @@ mod tests {
         assert_eq!(p.element_len("cm"), 1);
         assert_eq!(p.iter().find(|(el, _, _)| *el == "cm").unwrap().2.count, 5);
         // ...but not into one already sent: that request may have read the state before them.
-        let due = p.take_due(100, 10, |el| el == "cm");
+        let due = p.take_due(100, 10, |el| if el == "cm" { 0 } else { u64::MAX });
         assert_eq!(due[0].1[0].0.scope, Scope::Element);
         p.merge(change("cm", station("78"), Verb::Change, 7), 13);
         assert_eq!(p.element_len("cm"), 2);
