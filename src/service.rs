@@ -1,4 +1,4 @@
-//! The background side of one action: the queue (and its writer thread), the delivery thread,
+//! The background side of one action: the queue (and its fsync and compaction thread), the delivery thread,
 //! and the supervisor thread that reads the HA role and refreshes the element list. Started when
 //! rsyslog activates the configuration (never in `rsyslogd -N1`), stopped when the action is
 //! freed; what is queued stays on disk for the next start.
