@@ -1,7 +1,7 @@
-//! The background side of one action: the queue (and its fsync and compaction thread), the delivery thread,
-//! and the supervisor thread that reads the HA role and refreshes the element list. Started when
-//! rsyslog activates the configuration (never in `rsyslogd -N1`), stopped when the action is
-//! freed; what is queued stays on disk for the next start.
+//! The background side of one action: the queue (and its fsync and compaction thread), the
+//! delivery thread, and the supervisor thread that reads the HA role and refreshes the element
+//! list. Started when rsyslog activates the configuration (never in `rsyslogd -N1`), stopped
+//! when the action is freed; what is queued stays on disk for the next start.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
