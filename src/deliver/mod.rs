@@ -103,8 +103,8 @@ impl Deliverer {
             }
             match self.backoff.get(&element) {
                 Some(b) if b.next_try_ms > now_ms() => {
-                    let keys: Vec<_> = chunk.iter().map(|(k, _)| k.clone()).collect();
-                    self.queue.retry(&keys, b.next_try_ms);
+                    self.queue
+                        .retry(chunk.iter().map(|(k, _)| k), b.next_try_ms);
                 }
                 _ => self.send(&element, chunk),
             }
@@ -162,8 +162,8 @@ impl Deliverer {
                         b.failures
                     ));
                 }
-                let keys: Vec<_> = items.iter().map(|(k, _)| k.clone()).collect();
-                self.queue.retry(&keys, now_ms() + delay.as_millis() as u64);
+                let retry_at = now_ms() + delay.as_millis() as u64;
+                self.queue.retry(items.iter().map(|(k, _)| k), retry_at);
             }
             Outcome::Permanent {
                 status,

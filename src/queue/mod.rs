@@ -237,9 +237,9 @@ impl Queue {
     }
 
     /// These keys' request failed; they wait until `retry_at_ms`.
-    pub fn retry(&self, keys: &[Key], retry_at_ms: u64) {
+    pub fn retry<'k>(&self, keys: impl IntoIterator<Item = &'k Key>, retry_at_ms: u64) {
         let mut state = self.lock();
-        keys.iter()
+        keys.into_iter()
             .for_each(|k| state.pending.retry(k, retry_at_ms));
     }
 
