@@ -30,8 +30,37 @@ pub fn module_path() -> PathBuf {
     so
 }
 
-pub fn rsyslogd() -> &'static str {
-    "/usr/sbin/rsyslogd"
+/// The Debian root whose rsyslogd the tests run: `$OMCM_RSYSLOG_ROOT` (made by
+/// `scripts/rsyslog-root`; the test command sets it for its version matrix), or none: the
+/// host's rsyslogd, `$OMCM_RSYSLOGD` or `/usr/sbin/rsyslogd`.
+pub fn rsyslog_root() -> Option<PathBuf> {
+    std::env::var_os("OMCM_RSYSLOG_ROOT").map(PathBuf::from)
+}
+
+/// Which rsyslogd runs, for messages.
+pub fn rsyslogd() -> String {
+    match rsyslog_root() {
+        Some(root) => format!("/usr/sbin/rsyslogd in {}", root.display()),
+        None => std::env::var("OMCM_RSYSLOGD").unwrap_or_else(|_| "/usr/sbin/rsyslogd".into()),
+    }
+}
+
+/// A command running rsyslogd, with `wrapper` (e.g. valgrind and its options) in front: the
+/// one of `root` through `tests/in-root` (host paths stay valid inside), else the host's.
+pub fn rsyslogd_command(root: Option<&Path>, wrapper: &[&str]) -> Command {
+    let mut argv: Vec<String> = Vec::new();
+    if let Some(root) = root {
+        argv.push(repo().join("tests/in-root").display().to_string());
+        argv.push(root.display().to_string());
+    }
+    argv.extend(wrapper.iter().map(|w| w.to_string()));
+    argv.push(match root {
+        Some(_) => "/usr/sbin/rsyslogd".into(),
+        None => rsyslogd(),
+    });
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..]);
+    cmd
 }
 
 /// The element list every test starts with: one CM, sending from loopback (v4 and v6).
@@ -41,6 +70,11 @@ pub const ELEMENTS: &str = r#"{"elements":[{"name":"cm-east","hosts":["127.0.0.1
 pub struct TestDir {
     dir: tempfile::TempDir,
     starts: std::cell::Cell<u32>,
+    /// The root whose rsyslogd this test's daemons and checks run ([`rsyslog_root`] unless a
+    /// test sets its own, e.g. a scratch install of a package).
+    root: std::cell::RefCell<Option<PathBuf>>,
+    /// Environment for this test's rsyslogd (fault hooks read theirs there).
+    env: std::cell::RefCell<Vec<(String, String)>>,
 }
 
 impl TestDir {
@@ -54,11 +88,34 @@ impl TestDir {
         TestDir {
             dir,
             starts: std::cell::Cell::new(0),
+            root: std::cell::RefCell::new(rsyslog_root()),
+            env: Default::default(),
         }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
+    }
+
+    /// Runs this test's rsyslogd from `root` (a Debian root, see `tests/in-root`).
+    pub fn use_root(&self, root: &Path) {
+        *self.root.borrow_mut() = Some(root.to_path_buf());
+    }
+
+    /// Sets `name=value` in the environment of this test's rsyslogd.
+    pub fn set_env(&self, name: &str, value: &str) {
+        self.env.borrow_mut().push((name.into(), value.into()));
+    }
+
+    pub fn rsyslogd(&self, wrapper: &[&str]) -> Command {
+        let mut cmd = rsyslogd_command(self.root.borrow().as_deref(), wrapper);
+        cmd.envs(self.env.borrow().iter().cloned());
+        cmd
+    }
+
+    /// What rsyslogd logged of its own (and the module's) messages so far.
+    pub fn rsyslog_log(&self) -> String {
+        std::fs::read_to_string(self.path("rsyslog.log")).unwrap_or_default()
     }
 
     /// `path(name)` as a string, for config text.
@@ -67,13 +124,30 @@ impl TestDir {
     }
 }
 
-/// A free TCP port on 127.0.0.1 (bound, then released: nothing listens there yet).
+/// A port nothing listens on yet, free for TCP and UDP on 127.0.0.1 and [::1]. Never the same
+/// twice in one test process, and below the kernel's ephemeral range (32768 and up), so that a
+/// port handed out here cannot be taken meanwhile by a simulator or client binding port 0
+/// while rsyslogd, slower to start in a Debian root, has yet to bind it.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    // Each test binary (they run one after another) starts at its own place in 20000-31999.
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let _ = NEXT.compare_exchange(
+        0,
+        20_000 + (std::process::id() % 60) as u16 * 200,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    loop {
+        let port = NEXT.fetch_add(1, Ordering::SeqCst);
+        let port = 20_000 + (port - 20_000) % 12_000;
+        let free = TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && UdpSocket::bind(("127.0.0.1", port)).is_ok()
+            && TcpListener::bind(("::1", port)).is_ok();
+        if free {
+            return port;
+        }
+    }
 }
 
 /// Ports for one daemon start.
@@ -87,32 +161,22 @@ pub struct Ports {
 
 impl Ports {
     pub fn free() -> Ports {
-        let port = |addr: &str| {
-            TcpListener::bind(addr)
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port()
-        };
-        let udp = UdpSocket::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         Ports {
-            tcp: port("127.0.0.1:0"),
-            udp,
-            tcp6: port("[::1]:0"),
+            tcp: free_port(),
+            udp: free_port(),
+            tcp6: free_port(),
         }
     }
 }
 
 /// A complete rsyslog config: TCP and UDP inputs bound to ruleset `cm`, our module and
-/// template, and `ruleset_body` as the ruleset's content. rsyslog's own messages stay in the
-/// default ruleset, so only what the test sends reaches the action.
+/// template, and `ruleset_body` as the ruleset's content. rsyslog's own messages (the
+/// module's log lines among them: `processInternalMessages`, else they go to the host's syslog)
+/// stay in the default ruleset, which writes them to
+/// `rsyslog.log` ([`TestDir::rsyslog_log`]), so only what the test sends reaches the action.
 pub fn config(dir: &TestDir, ports: Ports, ruleset_body: &str) -> String {
     format!(
-        r#"global(workDirectory="{work}")
+        r#"global(workDirectory="{work}" processInternalMessages="on")
 module(load="imtcp")
 module(load="imudp")
 input(type="imtcp" address="127.0.0.1" port="{tcp}" ruleset="cm")
@@ -120,6 +184,7 @@ input(type="imudp" address="127.0.0.1" port="{udp}" ruleset="cm")
 input(type="imtcp" address="::1" port="{tcp6}" ruleset="cm")
 module(load="{module}")
 include(file="{template}")
+action(type="omfile" file="{log}")
 ruleset(name="cm") {{
 {ruleset_body}
 }}
@@ -130,6 +195,7 @@ ruleset(name="cm") {{
         tcp6 = ports.tcp6,
         module = module_path().display(),
         template = repo().join("rsyslog-conf/omcmsync-template.conf").display(),
+        log = dir.p("rsyslog.log"),
     )
 }
 
@@ -160,7 +226,8 @@ pub struct Check {
 pub fn check_config(dir: &TestDir, text: &str, extra_args: &[&str]) -> Check {
     let conf = dir.path("check.conf");
     std::fs::write(&conf, text).unwrap();
-    let out = Command::new(rsyslogd())
+    let out = dir
+        .rsyslogd(&[])
         .args(["-N1", "-f"])
         .arg(&conf)
         .args(extra_args)
@@ -198,10 +265,8 @@ impl Daemon {
         let conf = dir.path(&format!("rsyslog-{n}.conf"));
         std::fs::write(&conf, text).unwrap();
         let stderr_path = dir.path(&format!("rsyslogd-{n}.stderr"));
-        let mut argv = wrapper.to_vec();
-        argv.push(rsyslogd());
-        let child = Command::new(argv[0])
-            .args(&argv[1..])
+        let child = dir
+            .rsyslogd(wrapper)
             .args(["-n", "-f"])
             .arg(&conf)
             .arg("-i")
