@@ -22,14 +22,17 @@
 //!
 //! Alongside: `config` (every parameter, validated in one place), `counters` (what happened,
 //! as atomics), `logging` (rsyslog's error log inside the daemon, stderr elsewhere), `scan`
-//! (the 32-bytes-at-a-time byte tests under `line` and `classify`) and `sample` (synthetic CM
-//! traffic for benchmarks, load tests and the demo).
+//! (the 32-bytes-at-a-time byte tests under `line` and `classify`), `sample` (synthetic CM
+//! traffic for benchmarks, load tests and the demo) and, in test builds only, `faults` (hooks
+//! that make the module fail where no outside action can).
 
 pub mod classify;
 pub mod config;
 pub mod counters;
 pub mod deliver;
 pub mod elements;
+#[cfg(feature = "fault-hooks")]
+pub mod faults;
 pub mod ha;
 pub mod line;
 pub mod logging;

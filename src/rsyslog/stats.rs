@@ -53,7 +53,7 @@ unsafe fn interface(host_query: omcm_query_t) -> Result<statsobj_if_t, String> {
         .filter(|_| rc == RS_RET_OK)
         .ok_or(format!("obj interface: error {rc}"))?;
     let mut stats: statsobj_if_t = std::mem::zeroed();
-    stats.ifVersion = OMCM_STATSOBJ_IF_VERSION;
+    stats.ifVersion = wanted_version();
     let rc = use_obj(
         c"omcmsync".as_ptr(),
         c"statsobj".as_ptr() as *mut u8,
@@ -68,10 +68,20 @@ unsafe fn interface(host_query: omcm_query_t) -> Result<statsobj_if_t, String> {
         && stats.AddCounter.is_some();
     if rc != RS_RET_OK || !complete {
         return Err(format!(
-            "statsobj interface version {OMCM_STATSOBJ_IF_VERSION}: error {rc}"
+            "statsobj interface version {}: error {rc}",
+            wanted_version()
         ));
     }
     Ok(stats)
+}
+
+/// The statsobj interface version we ask for (a test build may ask for another: `faults`).
+fn wanted_version() -> i32 {
+    #[cfg(feature = "fault-hooks")]
+    if let Some(v) = crate::faults::statsobj_if_version() {
+        return v;
+    }
+    OMCM_STATSOBJ_IF_VERSION
 }
 
 /// One registered stats object; unregistered when dropped (before its counters go away).
