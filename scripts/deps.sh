@@ -1,6 +1,12 @@
-# Sourced by scripts/test and scripts/demo: installs the Debian packages the project needs when
-# they are missing (a fresh machine has none of them), then checks the Rust toolchain.
-omcm_packages="rsyslog rsyslog-gnutls libclang-dev valgrind binutils python3 rpm"
+# Sourced by scripts/test, scripts/package and scripts/demo: installs what the project needs
+# when it is missing (a fresh machine has none of it), then checks the Rust toolchain.
+#   rsyslog, rsyslog-gnutls   the daemon the tests and the demo run (and its TLS driver)
+#   libclang-dev              bindgen, for include/rsyslog.h
+#   valgrind binutils python3 the memcheck test, objdump/nm checks, the demo's helpers
+#   rpm rpm2cpio cpio         rpmbuild for the .rpm; rpm --root installs and unpacking in its tests
+#   debootstrap               Debian roots for the rsyslog version matrix (scripts/rsyslog-root)
+#   checkpolicy semodule-utils apparmor   compile the shipped SELinux and AppArmor files
+omcm_packages="rsyslog rsyslog-gnutls libclang-dev valgrind binutils python3 rpm rpm2cpio cpio debootstrap checkpolicy semodule-utils apparmor"
 
 omcm_install_deps() {
     local missing=()
@@ -18,9 +24,14 @@ omcm_install_deps() {
     command -v cargo >/dev/null || { echo "cargo not found: install the Rust toolchain (rustup)"; exit 1; }
 }
 
-# The packaging tools (cargo subcommands from crates.io), for the test suite.
+# The packaging tools: cargo subcommands from crates.io, and zig (from PyPI's ziglang) as the
+# linker that lets cargo-zigbuild build against glibc 2.28.
 omcm_install_packaging_tools() {
-    for tool in cargo-deb cargo-generate-rpm; do
+    for tool in cargo-deb cargo-zigbuild; do
         command -v "$tool" >/dev/null || { echo "== installing $tool"; cargo install --locked --quiet "$tool"; }
     done
+    python3 -m ziglang version >/dev/null 2>&1 || {
+        echo "== installing ziglang"
+        python3 -m pip install --quiet --root-user-action=ignore ziglang
+    }
 }

@@ -1,55 +1,47 @@
-//! The packages: the .deb builds, installs with dpkg, its installed snippets (enabled as an
-//! operator would) pass `rsyslogd -N1` with the module loaded by name from rsyslog's module
-//! directory, and a purge removes it; the .rpm builds with the RHEL paths. Needs root and the
-//! cargo-deb / cargo-generate-rpm tools (scripts/test installs them).
+//! The packages as an administrator meets them. Both are built by `scripts/package` (the test
+//! command passes them in `$OMCMSYNC_DEB` / `$OMCMSYNC_RPM`). Checked here:
+//! - every ELF file they ship needs glibc 2.28 at most (RHEL 8), is stripped, and holds no
+//!   test-build fault hook;
+//! - the .deb installs with dpkg on this host, its snippets pass `rsyslogd -N1`, a reinstall
+//!   keeps a site's mode on the state directory, and a purge warns about queued requests;
+//! - the .rpm installs with `rpm --root` into a scratch copy of a Debian 11 root: files, modes,
+//!   owned directories, config flags, scriptlets, dependencies; its module loads into that
+//!   root's rsyslogd 8.2102 and delivers;
+//! - the .deb in a scratch Debian root whose rsyslogd drops privileges to a `syslog` user: the
+//!   state directory is that user's, and changes are delivered;
+//! - the SELinux policy module compiles (checkmodule) and the AppArmor addition parses.
+//!
+//! Needs root (dpkg, mounts) and the Debian roots of `scripts/rsyslog-root`.
 
 mod common;
 
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
 
 use common::*;
 
-/// The package scripts/test built before the tests (`$OMCMSYNC_DEB`, `$OMCMSYNC_RPM`), or else
-/// builds release binaries in their own target directory (the outer `cargo test` holds the lock
-/// on `target/`) and runs `cargo <tool>` on them.
-fn build_package(tool: &str, out_dir: &str, ext: &str) -> PathBuf {
-    if let Some(p) = std::env::var_os(format!("OMCMSYNC_{}", ext.to_uppercase())) {
-        return PathBuf::from(p);
-    }
-    let target = repo().join("target/packaging");
-    let status = Command::new("cargo")
-        .current_dir(repo())
-        .env("CARGO_TARGET_DIR", &target)
-        .args(["build", "--release", "--quiet"])
-        .status()
-        .unwrap();
-    assert!(status.success(), "release build");
-    let out = Command::new("cargo")
-        .current_dir(repo())
-        .env("CARGO_TARGET_DIR", &target)
-        .arg(tool)
-        .args(tool_args(tool, &target))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "cargo {tool}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let dir = target.join(out_dir);
-    std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|e| e == ext))
-        .unwrap_or_else(|| panic!("no .{ext} in {}", dir.display()))
-}
+const WAIT: Duration = Duration::from_secs(60);
 
-fn tool_args(tool: &str, target: &Path) -> Vec<String> {
-    match tool {
-        "deb" => vec!["--no-build".into()],
-        _ => vec!["--target-dir".into(), target.display().to_string()],
-    }
+/// The .deb and .rpm: the ones the test command built, else built now by scripts/package.
+fn packages() -> &'static (PathBuf, PathBuf) {
+    static BUILT: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        if let (Some(deb), Some(rpm)) = (
+            std::env::var_os("OMCMSYNC_DEB"),
+            std::env::var_os("OMCMSYNC_RPM"),
+        ) {
+            return (deb.into(), rpm.into());
+        }
+        let (ok, out) = run("bash", &[repo().join("scripts/package").to_str().unwrap()]);
+        assert!(ok, "scripts/package: {out}");
+        let mut built = out.lines().rev().map(PathBuf::from);
+        let rpm = built.next().unwrap();
+        let deb = built.next().unwrap();
+        (deb, rpm)
+    })
 }
 
 fn run(cmd: &str, args: &[&str]) -> (bool, String) {
@@ -58,6 +50,100 @@ fn run(cmd: &str, args: &[&str]) -> (bool, String) {
         out.status.success(),
         String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout),
     )
+}
+
+fn run_ok(cmd: &str, args: &[&str]) -> String {
+    let (ok, out) = run(cmd, args);
+    assert!(ok, "{cmd} {args:?}: {out}");
+    out
+}
+
+/// A package's files, unpacked into `into`.
+fn unpack(package: &Path, into: &Path) {
+    std::fs::create_dir_all(into).unwrap();
+    let p = package.display();
+    let cmd = match package.extension().and_then(|e| e.to_str()) {
+        Some("deb") => format!("dpkg-deb -x '{p}' ."),
+        _ => format!("rpm2cpio '{p}' | cpio -idm --quiet"),
+    };
+    let status = Command::new("sh")
+        .args(["-c", &cmd])
+        .current_dir(into)
+        .status()
+        .unwrap();
+    assert!(status.success(), "unpacking {p}");
+}
+
+fn files_below(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let kind = e.file_type().unwrap();
+        if kind.is_dir() {
+            files_below(&e.path(), out);
+        } else if kind.is_file() {
+            out.push(e.path());
+        }
+    }
+}
+
+/// The highest `GLIBC_x.y` version an ELF file's dynamic symbols name.
+fn glibc_needed(elf: &Path) -> (u32, u32) {
+    let out = run_ok("objdump", &["-T", elf.to_str().unwrap()]);
+    out.split("GLIBC_")
+        .skip(1)
+        .filter_map(|v| {
+            let v: String = v
+                .chars()
+                .take_while(|c| c.is_ascii_digit() || *c == '.')
+                .collect();
+            let mut parts = v.split('.').map(|p| p.parse::<u32>().ok());
+            Some((parts.next()??, parts.next().flatten().unwrap_or(0)))
+        })
+        .max()
+        .unwrap_or((0, 0))
+}
+
+#[test]
+fn packaged_elf_files_need_glibc_2_28_at_most_and_are_stripped() {
+    let (deb, rpm) = packages();
+    for package in [deb, rpm] {
+        let dir = TestDir::new();
+        unpack(package, &dir.path("files"));
+        let mut files = Vec::new();
+        files_below(&dir.path("files"), &mut files);
+        let elves: Vec<&PathBuf> = files
+            .iter()
+            .filter(|f| std::fs::read(f).unwrap().starts_with(b"\x7fELF"))
+            .collect();
+        assert_eq!(elves.len(), 3, "module, omcmsync, smgr-sim in {files:?}");
+        for elf in elves {
+            let glibc = glibc_needed(elf);
+            assert!(
+                glibc <= (2, 28),
+                "{} needs GLIBC_{}.{}",
+                elf.display(),
+                glibc.0,
+                glibc.1
+            );
+            let sections = run_ok("objdump", &["-h", elf.to_str().unwrap()]);
+            assert!(
+                !sections.contains(".debug_info") && !sections.contains(".symtab"),
+                "{} is not stripped",
+                elf.display()
+            );
+            let bytes = std::fs::read(elf).unwrap();
+            assert!(
+                !bytes.windows(11).any(|w| w == b"OMCM_FAULT_"),
+                "{} holds a test-build fault hook",
+                elf.display()
+            );
+        }
+        // smgr-sim is a test tool: not on the administrator's PATH.
+        assert!(files
+            .iter()
+            .any(|f| f.ends_with("usr/libexec/omcmsync/smgr-sim")));
+        assert!(!files.iter().any(|f| f.ends_with("usr/bin/smgr-sim")));
+    }
 }
 
 /// Purges the package and the operator's files the test added, whatever happens.
@@ -70,20 +156,52 @@ impl Drop for Installed {
     }
 }
 
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+/// A queue.log with `n` changes that SMGR never got, written by the module itself.
+fn queue_log_with_pending(n: u64) -> Vec<u8> {
+    let dir = TestDir::new();
+    let d = Daemon::start(&dir, &action(&dir, ""));
+    let lines: Vec<String> = (1..=n)
+        .map(|i| syslog_line("cm-east", "cmdhist", &format!("change station {i}")))
+        .collect();
+    d.send_tcp(&lines);
+    wait_json_lines(&dir.path("trace.json"), n as usize, WAIT);
+    assert!(d.stop(WAIT).success());
+    std::fs::read(dir.path("state/queue.log")).unwrap()
+}
+
 #[test]
-fn deb_installs_passes_n1_and_purges() {
-    let deb = build_package("deb", "debian", "deb");
+fn deb_installs_passes_n1_keeps_a_sites_mode_and_warns_on_purge() {
+    let (deb, _) = packages();
+    let deb = deb.to_str().unwrap();
+    let fields = run_ok("dpkg-deb", &["-f", deb, "Depends", "Recommends"]);
+    assert!(fields.contains("rsyslog (>= 8.2102)"), "{fields}");
+    assert!(fields.contains("libc6 (>= 2.28)"), "{fields}");
+    assert!(fields.contains("Recommends: rsyslog-gnutls"), "{fields}");
+    let conffiles = run_ok(
+        "sh",
+        &[
+            "-c",
+            &format!("dpkg-deb --ctrl-tarfile '{deb}' | tar -xO ./conffiles"),
+        ],
+    );
+    assert!(
+        conffiles.contains("/etc/rsyslog.d/omcmsync/omcmsync-action.conf"),
+        "{conffiles}"
+    );
+
     let _ = run("dpkg", &["--purge", "omcmsync"]);
-    let (ok, out) = run("dpkg", &["-i", deb.to_str().unwrap()]);
+    let (ok, out) = run("dpkg", &["-i", deb]);
     let guard = Installed;
     assert!(ok, "dpkg -i: {out}");
     let module = Path::new("/usr/lib/x86_64-linux-gnu/rsyslog/omcmsync.so");
     assert!(module.exists() && Path::new("/usr/bin/omcmsync").exists());
-    assert!(
-        Path::new("/var/lib/omcmsync").is_dir(),
-        "state directory created"
-    );
-    assert!(Path::new("/etc/rsyslog.d/omcmsync/omcmsync-action.conf").exists());
+    assert!(Path::new("/etc/apparmor.d/rsyslog.d/omcmsync").exists());
+    let state = Path::new("/var/lib/omcmsync");
+    assert_eq!(mode(state), 0o750, "state directory created 0750");
 
     // Enable it as the operator would: elements from the example, System Manager's CA.
     std::fs::copy(
@@ -91,8 +209,10 @@ fn deb_installs_passes_n1_and_purges() {
         "/etc/omcmsync/elements.json",
     )
     .unwrap();
-    let (ok, out) = run("/usr/bin/smgr-sim", &["gen-certs", "/etc/omcmsync/tls"]);
-    assert!(ok, "{out}");
+    run_ok(
+        "/usr/libexec/omcmsync/smgr-sim",
+        &["gen-certs", "/etc/omcmsync/tls"],
+    );
     std::fs::copy("/etc/omcmsync/tls/ca.pem", "/etc/omcmsync/tls/smgr-ca.pem").unwrap();
     let dir = TestDir::new();
     let conf = format!(
@@ -105,30 +225,333 @@ fn deb_installs_passes_n1_and_purges() {
     let check = check_config(&dir, &conf, &[]);
     assert!(check.ok, "installed snippets: {}", check.output);
 
+    // A site's own mode survives a reinstall (an upgrade runs the same postinst).
+    std::fs::set_permissions(state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    run_ok("dpkg", &["-i", deb]);
+    assert_eq!(mode(state), 0o700, "postinst reset the site's mode");
+
+    // Purge with three requests still queued: said before they go.
+    std::fs::write(state.join("queue.log"), queue_log_with_pending(3)).unwrap();
+    let (ok, out) = run("dpkg", &["--purge", "omcmsync"]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("purging 3 queued resync request(s)"),
+        "purge said: {out}"
+    );
     drop(guard);
     assert!(!module.exists(), "purge removes the module");
-    assert!(
-        !Path::new("/var/lib/omcmsync").exists(),
-        "purge removes the state"
-    );
+    assert!(!state.exists(), "purge removes the state");
+}
+
+/// A scratch root: an overlay over one of scripts/rsyslog-root's Debian roots, so installing
+/// into it leaves the cached root as it was. Unmounted and removed when dropped.
+struct Scratch {
+    dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    fn over(suite: &str) -> Scratch {
+        let base = run_ok(
+            "bash",
+            &[repo().join("scripts/rsyslog-root").to_str().unwrap(), suite],
+        );
+        let dir = tempfile::Builder::new()
+            .prefix("omcm-scratch-")
+            .tempdir_in("/var/tmp")
+            .unwrap();
+        for d in ["upper", "work", "root"] {
+            std::fs::create_dir(dir.path().join(d)).unwrap();
+        }
+        let opts = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            base.trim(),
+            dir.path().join("upper").display(),
+            dir.path().join("work").display()
+        );
+        let root = dir.path().join("root");
+        run_ok(
+            "mount",
+            &[
+                "-t",
+                "overlay",
+                "overlay",
+                "-o",
+                &opts,
+                root.to_str().unwrap(),
+            ],
+        );
+        Scratch { dir }
+    }
+
+    fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    fn path(&self, inside: &str) -> PathBuf {
+        self.root().join(inside.trim_start_matches('/'))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(self.root()).status();
+    }
+}
+
+/// `[mode user group flags path]` for every file of the .rpm.
+fn rpm_files(rpm: &str) -> Vec<Vec<String>> {
+    let fmt = "[%{FILEMODES:perms} %{FILEUSERNAME} %{FILEGROUPNAME} %{FILEFLAGS:fflags}. %{FILENAMES}\\n]";
+    run_ok("rpm", &["-qp", "--qf", fmt, rpm])
+        .lines()
+        .map(|l| l.split_whitespace().map(str::to_owned).collect())
+        .collect()
 }
 
 #[test]
-fn rpm_builds_with_rhel_paths() {
-    let rpm = build_package("generate-rpm", "generate-rpm", "rpm");
-    let (ok, listing) = run("rpm", &["-qlp", rpm.to_str().unwrap()]);
-    assert!(ok, "{listing}");
-    for path in [
-        "/usr/lib64/rsyslog/omcmsync.so",
-        "/usr/bin/omcmsync",
+fn rpm_installs_in_a_scratch_root_and_its_module_delivers_on_rsyslog_8_2102() {
+    let (_, rpm) = packages();
+    let rpm = rpm.to_str().unwrap();
+    let requires = run_ok("rpm", &["-qp", "--requires", rpm]);
+    assert!(requires.contains("rsyslog >= 8.2102"), "{requires}");
+    assert!(requires.contains("glibc >= 2.28"), "{requires}");
+    let recommends = run_ok("rpm", &["-qp", "--recommends", rpm]);
+    assert!(recommends.contains("rsyslog-gnutls"), "{recommends}");
+    let description = run_ok("rpm", &["-qp", "--qf", "%{DESCRIPTION}", rpm]);
+    assert!(description.contains("System Manager"), "{description}");
+    let scripts = run_ok("rpm", &["-qp", "--scripts", rpm]);
+    assert!(
+        scripts.contains("postinstall scriptlet")
+            && scripts.contains("/usr/libexec/omcmsync/setup-dirs")
+            && scripts.contains("semodule -i")
+            && scripts.contains("postuninstall scriptlet")
+            && scripts.contains("semodule -r omcmsync"),
+        "{scripts}"
+    );
+
+    let files = rpm_files(rpm);
+    let file = |path: &str| {
+        files
+            .iter()
+            .find(|f| f[4] == path)
+            .unwrap_or_else(|| panic!("{path} not in the rpm: {files:?}"))
+    };
+    for conf in [
         "/etc/rsyslog.d/omcmsync/omcmsync-action.conf",
-        "/usr/share/doc/omcmsync/configuration.md",
+        "/etc/rsyslog.d/omcmsync/omcmsync-template.conf",
+        "/etc/omcmsync/elements.json.example",
     ] {
         assert!(
-            listing.lines().any(|l| l == path),
-            "{path} missing from:\n{listing}"
+            file(conf)[3].contains('c') && file(conf)[3].contains('n'),
+            "{conf} not %config(noreplace): {:?}",
+            file(conf)
         );
+        assert!(!file(conf)[3].contains('d'), "{conf} is %doc");
     }
-    let (ok, requires) = run("rpm", &["-qp", "--requires", rpm.to_str().unwrap()]);
-    assert!(ok && requires.contains("rsyslog >= 8.2302"), "{requires}");
+    for dir in [
+        "/etc/omcmsync",
+        "/etc/rsyslog.d/omcmsync",
+        "/usr/libexec/omcmsync",
+        "/usr/share/omcmsync",
+        "/usr/share/omcmsync/selinux",
+        "/usr/share/doc/omcmsync",
+    ] {
+        assert_eq!(file(dir)[0], "drwxr-xr-x", "{dir} owned");
+    }
+    assert_eq!(
+        file("/usr/lib64/rsyslog/omcmsync.so")[..3],
+        ["-rwxr-xr-x", "root", "root"]
+    );
+    assert_eq!(file("/usr/bin/omcmsync")[0], "-rwxr-xr-x");
+    assert!(files.iter().all(|f| f[1] == "root" && f[2] == "root"));
+
+    // Installed as rpm would on the host, into a Debian 11 root (rsyslogd 8.2102, glibc 2.31).
+    let scratch = Scratch::over("bullseye");
+    let root = scratch.root();
+    let root_s = root.to_str().unwrap();
+    run_ok("rpm", &["--root", root_s, "--initdb"]);
+    // --nodeps: the root's packages are in dpkg's database, not rpm's (checked above instead).
+    run_ok("rpm", &["--root", root_s, "-i", "--nodeps", rpm]);
+    assert_eq!(
+        run_ok("rpm", &["--root", root_s, "-qf", "/etc/omcmsync"]).trim(),
+        "omcmsync-0.1.0-1.x86_64"
+    );
+    let state = scratch.path("/var/lib/omcmsync");
+    assert_eq!(mode(&state), 0o750, "%post created the state directory");
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    run_ok(
+        "rpm",
+        &["--root", root_s, "-U", "--replacepkgs", "--nodeps", rpm],
+    );
+    assert_eq!(mode(&state), 0o700, "an upgrade reset the site's mode");
+
+    let dir = TestDir::new();
+    dir.use_root(&root);
+    let sim = Sim::start(&dir, &[]);
+    let ports = Ports::free();
+    let text = config(
+        &dir,
+        ports,
+        &action_to(&dir, sim.url(), r#"coalesce.window.ms="100""#),
+    )
+    .replace(
+        &module_path().display().to_string(),
+        "/usr/lib64/rsyslog/omcmsync.so",
+    );
+    let d = Daemon::start_config(&dir, ports, &text);
+    d.send_tcp(
+        &(1..=5)
+            .map(|i| syslog_line("cm-east", "cmdhist", &format!("change station {i}")))
+            .collect::<Vec<_>>(),
+    );
+    let items = sim.wait_items(WAIT, |i| object_ids(i, "cm-east").len() == 5);
+    assert_eq!(object_ids(&items, "cm-east").len(), 5);
+    assert!(
+        d.stderr().is_empty() || !d.stderr().contains("could not load module"),
+        "{}",
+        d.stderr()
+    );
+    assert!(d.stop(WAIT).success());
+}
+
+#[test]
+fn deb_under_rsyslogs_privilege_drop_to_syslog_delivers() {
+    let (deb, _) = packages();
+    let scratch = Scratch::over("bookworm");
+    let root = scratch.root();
+    let root_s = root.to_str().unwrap();
+    // As on Ubuntu: rsyslogd drops to a `syslog` user, named in rsyslog.conf.
+    run_ok(
+        "chroot",
+        &[
+            root_s,
+            "useradd",
+            "--system",
+            "--user-group",
+            "--no-create-home",
+            "syslog",
+        ],
+    );
+    let conf = scratch.path("/etc/rsyslog.conf");
+    let mut text = std::fs::read_to_string(&conf).unwrap();
+    text.push_str("\n$PrivDropToUser syslog\n$PrivDropToGroup syslog\n");
+    std::fs::write(&conf, text).unwrap();
+    run_ok("dpkg", &["--root", root_s, "-i", deb.to_str().unwrap()]);
+    let state = scratch.path("/var/lib/omcmsync");
+    let uid: u32 = run_ok("chroot", &[root_s, "id", "-u", "syslog"])
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        std::fs::metadata(&state).unwrap().uid(),
+        uid,
+        "state directory is syslog's"
+    );
+    assert_eq!(mode(&state), 0o750);
+
+    let dir = TestDir::new();
+    dir.use_root(&root);
+    // The daemon works as `syslog` once it has dropped privileges: it must read the elements
+    // file and write its own log and work directory there.
+    for p in [dir.path(""), dir.path("work")] {
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    std::fs::set_permissions(
+        dir.path("elements.json"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let sim = Sim::start(&dir, &[]);
+    let ports = Ports::free();
+    let action = format!(
+        r#"action(type="omcmsync" name="omcmsync" smgr.url="{}" coalesce.window.ms="100"
+       elements.file="{}" state.dir="/var/lib/omcmsync")"#,
+        sim.url(),
+        dir.p("elements.json")
+    );
+    let text = format!(
+        "$PrivDropToUser syslog\n$PrivDropToGroup syslog\n{}",
+        config(&dir, ports, &action)
+            .replace(&module_path().display().to_string(), "omcmsync")
+            .replace(
+                &repo().join("rsyslog-conf").display().to_string(),
+                "/etc/rsyslog.d/omcmsync"
+            )
+    );
+    let d = Daemon::start_config(&dir, ports, &text);
+    d.send_tcp(
+        &(1..=5)
+            .map(|i| syslog_line("cm-east", "cmdhist", &format!("change station {i}")))
+            .collect::<Vec<_>>(),
+    );
+    let items = sim.wait_items(WAIT, |i| object_ids(i, "cm-east").len() == 5);
+    assert_eq!(object_ids(&items, "cm-east").len(), 5);
+    let log = std::fs::metadata(state.join("queue.log")).unwrap();
+    assert_eq!(log.uid(), uid, "the module wrote its queue as syslog");
+    assert!(d.stop(WAIT).success());
+}
+
+#[test]
+fn selinux_policy_module_compiles_and_apparmor_addition_parses() {
+    let (deb, rpm) = packages();
+    let dir = TestDir::new();
+    unpack(rpm, &dir.path("rpm"));
+    let selinux = dir.path("rpm/usr/share/omcmsync/selinux");
+    let out = dir.path("omcmsync.mod");
+    run_ok(
+        "checkmodule",
+        &[
+            "-M",
+            "-m",
+            "-o",
+            out.to_str().unwrap(),
+            selinux.join("omcmsync.te").to_str().unwrap(),
+        ],
+    );
+    run_ok(
+        "semodule_package",
+        &[
+            "-o",
+            dir.p("omcmsync.pp").as_str(),
+            "-m",
+            out.to_str().unwrap(),
+            "-f",
+            selinux.join("omcmsync.fc").to_str().unwrap(),
+        ],
+    );
+    let te = std::fs::read_to_string(selinux.join("omcmsync.te")).unwrap();
+    assert!(te.contains("allow syslogd_t http_port_t:tcp_socket name_connect;"));
+
+    unpack(deb, &dir.path("deb"));
+    let addition = dir.path("deb/etc/apparmor.d/rsyslog.d/omcmsync");
+    // A profile for rsyslogd that includes the addition, as Ubuntu's does (`#include <rsyslog.d>`).
+    let profile = dir.path("usr.sbin.rsyslogd");
+    std::fs::write(
+        &profile,
+        format!(
+            "#include <tunables/global>\nprofile rsyslogd-omcmsync-check /usr/sbin/rsyslogd {{\n  #include <abstractions/base>\n  #include \"{}\"\n}}\n",
+            addition.display()
+        ),
+    )
+    .unwrap();
+    run_ok(
+        "apparmor_parser",
+        &[
+            "--skip-kernel-load",
+            "--skip-cache",
+            profile.to_str().unwrap(),
+        ],
+    );
+    // The parser is no rubber stamp: a broken rule fails it.
+    std::fs::write(&addition, "  /var/lib/omcmsync/** rwxq,\n").unwrap();
+    assert!(
+        !run(
+            "apparmor_parser",
+            &[
+                "--skip-kernel-load",
+                "--skip-cache",
+                profile.to_str().unwrap()
+            ]
+        )
+        .0
+    );
 }
