@@ -1,9 +1,11 @@
 //! The module inside the real rsyslogd, measured beside baselines in the same run:
 //!
-//! 1. throughput: a TCP flood (95 % CM noise, 5 % commands) into rsyslogd with an omfile action
-//!    (a) and with omcmsync posting to smgr-sim (b), interleaved a b b a a b ...; messages/s and
-//!    rsyslogd CPU-seconds per million messages, and the ratios b/a. The load generator's rate
-//!    into a discard sink shows it is not the bottleneck.
+//! 1. throughput: a TCP flood (95 % CM noise, 5 % commands) into rsyslogd with rsyslog's own
+//!    `stop` (ingest only), with omfile, and with the shipped configuration (the ruleset and
+//!    action of rsyslog-conf/omcmsync-action.conf, posting to smgr-sim), interleaved; messages/s
+//!    and rsyslogd CPU-seconds per million messages, and the shipped configuration's ratios to
+//!    the two baselines. The load generator's rate into a discard sink shows it is not the
+//!    bottleneck.
 //! 2. coalescing: 100,000 changes over 1,000 stations in one window -> requests at the simulator.
 //! 3. memory under outage: SMGR down, 1,000,000 changes over 100,000 stations -> rsyslogd RSS
 //!    growth, state.dir size, then the time to drain once SMGR is back.
@@ -153,13 +155,6 @@ fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) {
     }
 }
 
-/// The action queue both actions get (`$OMCM_BENCH_QUEUE` to try others).
-fn queue_settings() -> String {
-    std::env::var("OMCM_BENCH_QUEUE").unwrap_or_else(|_| {
-        r#"queue.type="LinkedList" queue.size="200000" queue.dequeueBatchSize="1024" queue.workerThreads="1""#.into()
-    })
-}
-
 /// The last line of a flood: it classifies as `unknown_object`, so omcmsync writes it to its
 /// capture file as soon as its batch is committed (the flood has no other such line).
 const MARKER: &str = "change widget 424242";
@@ -169,42 +164,14 @@ struct Run {
     cpu_per_million: f64,
 }
 
-/// The action under test: omcmsync posting to `smgr_url` with `extra` parameters (b), or
-/// omfile (a); same template and action queue.
-fn action_body(dir: &TestDir, smgr_url: &str, with_module: bool, extra: &str) -> String {
-    if with_module {
-        action_to(
-            dir,
-            smgr_url,
-            &format!(
-                r#"burst.threshold="100000" capture.file="{}" {} {extra}"#,
-                dir.p("capture.json"),
-                queue_settings()
-            ),
-        )
-        .replace(&format!(" trace.file=\"{}\"", dir.p("trace.json")), "")
-    } else {
-        format!(
-            r#"action(type="omfile" file="{}" template="omcmsync_line" {})"#,
-            dir.p("out.log"),
-            queue_settings()
-        )
-    }
-}
-
-/// Sends a flood and then the end marker; returns once the action has handled the marker.
-fn send_and_wait(d: &Daemon, dir: &TestDir, flood: &[u8], with_module: bool, timeout: Duration) {
+/// Sends a flood and the end marker (tagged `omcm-end:`), and waits until `out` shows the marker.
+fn send_and_wait_for(d: &Daemon, flood: &[u8], out: &std::path::Path, timeout: Duration) {
     let mut bytes = flood.to_vec();
-    bytes.extend_from_slice(format!("<13>Nov 25 10:15:02 cm-east cmdhist: {MARKER}\n").as_bytes());
+    bytes.extend_from_slice(format!("<13>Nov 25 10:15:02 cm-east omcm-end: {MARKER}\n").as_bytes());
     send(d.ports.tcp, &bytes);
-    let out = dir.path(if with_module {
-        "capture.json"
-    } else {
-        "out.log"
-    });
     // Polled every 5 ms: a throughput run takes one to three seconds.
     let deadline = Instant::now() + timeout;
-    while !tail(&out)
+    while !tail(out)
         .windows(MARKER.len())
         .any(|w| w == MARKER.as_bytes())
     {
@@ -216,18 +183,122 @@ fn send_and_wait(d: &Daemon, dir: &TestDir, flood: &[u8], with_module: bool, tim
     }
 }
 
-/// One flood through rsyslogd with `with_module` deciding the action; ends at the marker.
-fn throughput_run(flood: &[u8], lines: usize, with_module: bool) -> Run {
+/// What takes the flood in step 1.
+#[derive(Clone, Copy, PartialEq)]
+enum Setup {
+    /// rsyslog's own `stop`: ingest only, the floor.
+    Stop,
+    /// omfile writing every line, in the shipped configuration's ruleset and queue.
+    Omfile,
+    /// The shipped action with no queue of its own: on the main queue's worker.
+    Direct,
+    /// The shipped action with an action queue of its own (LinkedList, disk-assisted, batches
+    /// of 1024, two workers): the configuration shipped before the ruleset queue.
+    ActionQueue,
+    /// rsyslog-conf/omcmsync-action.conf as it ships (its ruleset queue, the action direct).
+    Shipped,
+}
+
+impl Setup {
+    fn name(self) -> &'static str {
+        match self {
+            Setup::Stop => "stop",
+            Setup::Omfile => "omfile",
+            Setup::Direct => "direct",
+            Setup::ActionQueue => "action-queue",
+            Setup::Shipped => "shipped",
+        }
+    }
+
+    /// Where the end marker shows once the setup has handled the whole flood.
+    fn done_file(self) -> &'static str {
+        match self {
+            Setup::Stop => "end.log",
+            Setup::Omfile => "out.log",
+            Setup::Direct | Setup::ActionQueue | Setup::Shipped => "capture.json",
+        }
+    }
+}
+
+/// The ruleset header (with its queue) and the action of rsyslog-conf/omcmsync-action.conf,
+/// pointed at this run's elements, state directory and simulator.
+fn shipped_parts(dir: &TestDir, smgr_url: &str, extra: &str) -> (String, String) {
+    let text = std::fs::read_to_string(repo().join("rsyslog-conf/omcmsync-action.conf"))
+        .unwrap()
+        .replace("https://smgr.example.net", smgr_url)
+        .replace(r#"smgr.tls.cacert="/etc/omcmsync/tls/smgr-ca.pem""#, "")
+        .replace("/etc/omcmsync/elements.json", &dir.p("elements.json"))
+        .replace("/var/lib/omcmsync", &dir.p("state"))
+        .replace(
+            "/var/log/omcmsync/unclassified.json",
+            &dir.p("capture.json"),
+        )
+        .replace(
+            r#"action(type="omcmsync" name="omcmsync""#,
+            &format!(r#"action(type="omcmsync" name="omcmsync" burst.threshold="100000" {extra}"#),
+        );
+    let start = text
+        .find("ruleset(")
+        .expect("ruleset in the action snippet");
+    let open = start + text[start..].find(") {").expect("ruleset body") + 3;
+    let close = text.rfind('}').unwrap();
+    (text[start..open].to_owned(), text[open..close].to_owned())
+}
+
+/// A whole rsyslog config for `setup`. Each ruleset first copies the end marker to `end.log`,
+/// so that every setup pays for the same one-comparison filter and `stop` has an end to see.
+fn setup_config(dir: &TestDir, ports: Ports, smgr_url: &str, setup: Setup, extra: &str) -> String {
+    let marker = format!(
+        r#"if $syslogtag == "omcm-end:" then action(type="omfile" file="{}")"#,
+        dir.p("end.log")
+    );
+    if setup == Setup::Stop {
+        return config(dir, ports, &format!("{marker}\nstop"));
+    }
+    let (header, shipped_action) = shipped_parts(dir, smgr_url, extra);
+    if setup == Setup::Direct {
+        return config(dir, ports, &format!("{marker}\n{shipped_action}"));
+    }
+    if setup == Setup::ActionQueue {
+        let queued = shipped_action.replace(
+            "action.resumeRetryCount",
+            r#"queue.type="LinkedList" queue.filename="omcmsync-aq" queue.size="100000" queue.dequeueBatchSize="1024" queue.workerThreads="2" action.resumeRetryCount"#,
+        );
+        return config(dir, ports, &format!("{marker}\n{queued}"));
+    }
+    let action = match setup {
+        Setup::Shipped => shipped_action,
+        _ => format!(
+            r#"action(type="omfile" file="{}" template="omcmsync_line")"#,
+            dir.p("out.log")
+        ),
+    };
+    config(dir, ports, "stop").replace(r#"ruleset="cm""#, r#"ruleset="omcmsync""#)
+        + &format!("{header}\n{marker}\n{action}\n}}\n")
+}
+
+/// One flood through rsyslogd in `setup`; ends at the marker.
+fn throughput_run(flood: &[u8], lines: usize, setup: Setup) -> Run {
     let dir = TestDir::new();
     let sim = Sim::start(&dir, &[]);
     // `OMCM_BENCH_MODULE='coalesce.window.ms="600000"'`: more module parameters for step 1.
     let extra = std::env::var("OMCM_BENCH_MODULE").unwrap_or_default();
-    let d = Daemon::start(&dir, &action_body(&dir, sim.url(), with_module, &extra));
-    let perf = profile(d.pid(), with_module);
+    let ports = Ports::free();
+    let d = Daemon::start_config(
+        &dir,
+        ports,
+        &setup_config(&dir, ports, sim.url(), setup, &extra),
+    );
+    let perf = profile(d.pid(), setup.name());
     let cpu_before = cpu_seconds(d.pid());
     let threads_before = thread_cpu_seconds(d.pid());
     let started = Instant::now();
-    send_and_wait(&d, &dir, flood, with_module, Duration::from_secs(300));
+    send_and_wait_for(
+        &d,
+        flood,
+        &dir.path(setup.done_file()),
+        Duration::from_secs(300),
+    );
     let elapsed = started.elapsed().as_secs_f64();
     let cpu = cpu_seconds(d.pid()) - cpu_before;
     // `OMCM_BENCH_THREADS=1`: how busy each of rsyslogd's threads was during the run.
@@ -239,7 +310,11 @@ fn throughput_run(flood: &[u8], lines: usize, with_module: bool) -> Run {
                 format!("{name} {:.0} %", 100.0 * s / elapsed)
             })
             .collect();
-        println!("     threads busy over {elapsed:.2} s: {}", busy.join(", "));
+        println!(
+            "     {} threads busy over {elapsed:.2} s: {}",
+            setup.name(),
+            busy.join(", ")
+        );
     }
     if let Some(mut p) = perf {
         unsafe { libc::kill(p.id() as i32, libc::SIGINT) };
@@ -253,10 +328,9 @@ fn throughput_run(flood: &[u8], lines: usize, with_module: bool) -> Run {
 }
 
 /// `OMCM_BENCH_PERF=<dir>`: records a call-graph profile of rsyslogd during each run into
-/// `<dir>/{omfile,omcmsync}-<pid>.data` (for `perf report -i ... --sort comm,dso,sym`).
-fn profile(pid: i32, with_module: bool) -> Option<std::process::Child> {
+/// `<dir>/{stop,omfile,shipped}-<pid>.data` (for `perf report -i ... --sort comm,dso,sym`).
+fn profile(pid: i32, name: &str) -> Option<std::process::Child> {
     let dir = std::env::var("OMCM_BENCH_PERF").ok()?;
-    let name = if with_module { "omcmsync" } else { "omfile" };
     let child = std::process::Command::new("perf")
         .args([
             "record",
@@ -288,59 +362,75 @@ fn throughput() {
         .unwrap_or(5);
     let bytes = flood(lines, percent, 7);
     println!(
-        "1. throughput: {lines} messages, {percent} % commands, the rest noise, {:.0} B/message; action queue: {}",
+        "1. throughput: {lines} messages, {percent} % commands, the rest noise, {:.0} B/message; \
+         stop (ingest only), omfile, the shipped action direct on the main queue and with an \
+         action queue of its own (as shipped before), and the shipped configuration \
+         (rsyslog-conf/omcmsync-action.conf: ruleset queue, action direct), interleaved",
         bytes.len() as f64 / lines as f64,
-        queue_settings()
     );
     println!(
         "   load generator into a discard sink: {:.2} M msg/s",
         generator_rate(&bytes, lines) / 1e6
     );
-    let (mut a, mut b) = (Vec::new(), Vec::new());
+    let setups = [
+        Setup::Stop,
+        Setup::Omfile,
+        Setup::Direct,
+        Setup::ActionQueue,
+        Setup::Shipped,
+    ];
+    let mut runs: Vec<Vec<Run>> = setups.iter().map(|_| Vec::new()).collect();
     let rounds: usize = std::env::var("OMCM_BENCH_ROUNDS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(24);
     for round in 0..rounds {
-        // a b, then b a: a drift of the VM's speed over the rounds weighs on both alike.
-        let run = |with_module| throughput_run(&bytes, lines, with_module);
-        if round % 2 == 0 {
-            a.push(run(false));
-            b.push(run(true));
-        } else {
-            b.push(run(true));
-            a.push(run(false));
+        // Each round starts with the next setup: a drift of the VM's speed weighs on all alike.
+        for k in 0..setups.len() {
+            let i = (round + k) % setups.len();
+            runs[i].push(throughput_run(&bytes, lines, setups[i]));
         }
-        let (ra, rb) = (a.last().unwrap(), b.last().unwrap());
-        println!(
-            "   round {}: omfile {:.3} M msg/s {:.2} CPU-s/M | omcmsync {:.3} M msg/s {:.2} CPU-s/M",
-            round + 1,
-            ra.rate / 1e6,
-            ra.cpu_per_million,
-            rb.rate / 1e6,
-            rb.cpu_per_million
-        );
+        let row: Vec<String> = setups
+            .iter()
+            .zip(&runs)
+            .map(|(s, r)| {
+                let r = r.last().unwrap();
+                format!(
+                    "{} {:.3} M msg/s {:.2} CPU-s/M",
+                    s.name(),
+                    r.rate / 1e6,
+                    r.cpu_per_million
+                )
+            })
+            .collect();
+        println!("   round {}: {}", round + 1, row.join(" | "));
     }
     let median = |v: &[Run], f: fn(&Run) -> f64| {
         let mut x: Vec<f64> = v.iter().map(f).collect();
         x.sort_by(f64::total_cmp);
         x[x.len() / 2]
     };
-    let (ar, br) = (median(&a, |r| r.rate), median(&b, |r| r.rate));
-    let (ac, bc) = (
-        median(&a, |r| r.cpu_per_million),
-        median(&b, |r| r.cpu_per_million),
-    );
-    println!(
-        "   median: omfile {:.3} M msg/s, {ac:.2} CPU-s/M; omcmsync {:.3} M msg/s, {bc:.2} CPU-s/M",
-        ar / 1e6,
-        br / 1e6
-    );
-    println!("   ratio omcmsync/omfile: throughput {:.3} (target >= 0.95), CPU per message {:.3} (target <= 1.1)", br / ar, bc / ac);
-    // Each round's b/a: the two runs of a round are seconds apart, so the VM's drift between
+    let rate = |r: &Run| r.rate;
+    let cpu = |r: &Run| r.cpu_per_million;
+    let row: Vec<String> = setups
+        .iter()
+        .zip(&runs)
+        .map(|(s, r)| {
+            format!(
+                "{} {:.3} M msg/s, {:.2} CPU-s/M",
+                s.name(),
+                median(r, rate) / 1e6,
+                median(r, cpu)
+            )
+        })
+        .collect();
+    println!("   median: {}", row.join("; "));
+    let (stop, omfile, direct, action_queue, shipped) =
+        (&runs[0], &runs[1], &runs[2], &runs[3], &runs[4]);
+    // Each round's ratio: the runs of a round are seconds apart, so the VM's drift between
     // rounds cancels out. The middle half of the rounds' ratios shows how far to trust it.
-    let per_round = |f: fn(&Run) -> f64| {
-        let mut r: Vec<f64> = a.iter().zip(&b).map(|(a, b)| f(b) / f(a)).collect();
+    let per_round = |b: &[Run], a: &[Run], f: fn(&Run) -> f64| {
+        let mut r: Vec<f64> = a.iter().zip(b).map(|(a, b)| f(b) / f(a)).collect();
         r.sort_by(f64::total_cmp);
         let n = r.len();
         format!(
@@ -350,27 +440,51 @@ fn throughput() {
             r[(3 * n / 4).min(n - 1)]
         )
     };
-    println!(
-        "   median of the rounds' ratios: throughput {}, CPU per message {}",
-        per_round(|r| r.rate),
-        per_round(|r| r.cpu_per_million)
-    );
     // The least disturbed run of each side: the host's interference only ever slows a run.
     let best = |v: &[Run], f: fn(&Run) -> f64| v.iter().map(f).fold(f64::NAN, f64::max);
-    println!(
-        "   best round of each side: throughput {:.3}, CPU per message {:.3}",
-        best(&b, |r| r.rate) / best(&a, |r| r.rate),
-        best(&b, |r| -r.cpu_per_million) / best(&a, |r| -r.cpu_per_million)
-    );
+    for (name, base, target) in [
+        (
+            "stop",
+            stop,
+            " (target >= 0.95 throughput, <= 1.1 CPU per message)",
+        ),
+        ("omfile", omfile, ""),
+        (
+            "direct",
+            direct,
+            " (the same action without a queue of its own)",
+        ),
+        (
+            "action-queue",
+            action_queue,
+            " (the configuration shipped before)",
+        ),
+    ] {
+        println!(
+            "   shipped/{name}{target}: ratio of medians: throughput {:.3}, CPU per message {:.3}",
+            median(shipped, rate) / median(base, rate),
+            median(shipped, cpu) / median(base, cpu)
+        );
+        println!(
+            "     median of the rounds' ratios: throughput {}, CPU per message {}",
+            per_round(shipped, base, rate),
+            per_round(shipped, base, cpu)
+        );
+        println!(
+            "     best round of each side: throughput {:.3}, CPU per message {:.3}",
+            best(shipped, rate) / best(base, rate),
+            best(shipped, |r| -r.cpu_per_million) / best(base, |r| -r.cpu_per_million)
+        );
+    }
 }
 
 /// Instructions rsyslogd executes per message of the flood (callgrind counts them, so the VM's
-/// speed does not enter): omfile (a) and omcmsync (b), same messages, same action queue. With
+/// speed does not enter), in each setup of step 1 with the same messages. With
 /// `OMCM_BENCH_PERF=<dir>` the callgrind files are kept there for `callgrind_annotate`.
 fn instructions() {
     let lines = scale(100_000);
     let bytes = flood(lines, 5, 7);
-    let count = |with_module: bool| -> f64 {
+    let count = |setup: Setup| -> f64 {
         let dir = TestDir::new();
         let sim = Sim::start(&dir, &[]);
         let ports = Ports::free();
@@ -382,24 +496,17 @@ fn instructions() {
             "--instr-atstart=no",
             &out_opt,
         ];
-        let d = Daemon::start_wrapped(
+        // A window longer than the run: what the throughput runs measure, where no key
+        // becomes due before the flood is in (delivery is counted apart, by the coalescing
+        // and outage steps).
+        let text = setup_config(
             &dir,
             ports,
-            // A window longer than the run: what the throughput runs measure, where no key
-            // becomes due before the flood is in (delivery is counted apart, by the
-            // coalescing and outage steps).
-            &config(
-                &dir,
-                ports,
-                &action_body(
-                    &dir,
-                    sim.url(),
-                    with_module,
-                    r#"coalesce.window.ms="3600000""#,
-                ),
-            ),
-            &wrapper,
+            sim.url(),
+            setup,
+            r#"coalesce.window.ms="3600000""#,
         );
+        let d = Daemon::start_wrapped(&dir, ports, &text, &wrapper);
         let toggle = |on: &str| {
             let ok = std::process::Command::new("callgrind_control")
                 .args(["-i", on, &d.pid().to_string()])
@@ -410,14 +517,18 @@ fn instructions() {
             assert!(ok, "callgrind_control -i {on} failed");
         };
         toggle("on");
-        send_and_wait(&d, &dir, &bytes, with_module, Duration::from_secs(600));
+        send_and_wait_for(
+            &d,
+            &bytes,
+            &dir.path(setup.done_file()),
+            Duration::from_secs(600),
+        );
         toggle("off");
         assert!(d.stop(Duration::from_secs(120)).success());
         let text = std::fs::read_to_string(&out_file).unwrap();
         // Kept for `callgrind_annotate` when profiles are asked for.
         if let Ok(keep) = std::env::var("OMCM_BENCH_PERF") {
-            let name = if with_module { "omcmsync" } else { "omfile" };
-            let _ = std::fs::copy(&out_file, format!("{keep}/callgrind-{name}.out"));
+            let _ = std::fs::copy(&out_file, format!("{keep}/callgrind-{}.out", setup.name()));
         }
         let total: f64 = text
             .lines()
@@ -426,10 +537,26 @@ fn instructions() {
             .expect("callgrind summary");
         total / (lines + 1) as f64
     };
-    let (a, b) = (count(false), count(true));
+    let setups = [
+        Setup::Stop,
+        Setup::Omfile,
+        Setup::Direct,
+        Setup::ActionQueue,
+        Setup::Shipped,
+    ];
+    let counts: Vec<f64> = setups.iter().map(|s| count(*s)).collect();
+    let row: Vec<String> = setups
+        .iter()
+        .zip(&counts)
+        .map(|(s, n)| format!("{} {n:.0}", s.name()))
+        .collect();
     println!(
-        "5. instructions (callgrind, {lines} messages, 5 % commands): omfile {a:.0} per message | omcmsync {b:.0} per message | ratio {:.3}",
-        b / a
+        "5. instructions per message (callgrind, {lines} messages, 5 % commands): {}; shipped/stop {:.3}, shipped/omfile {:.3}, shipped/direct {:.3}, action-queue/direct {:.3}",
+        row.join(" | "),
+        counts[4] / counts[0],
+        counts[4] / counts[1],
+        counts[4] / counts[2],
+        counts[3] / counts[2]
     );
 }
 

@@ -4,6 +4,10 @@
  * bindgen on this file. Host functions are declared as pointer types only: the module resolves
  * them by name at load time (dlsym), so nothing here is linked and the same crate also builds
  * ordinary executables.
+ *
+ * Versions: everything below is the same in rsyslog 8.2102, 8.2302 and 8.2504, which the test
+ * suite runs (docs/design.md, "rsyslog versions and hosts"). The one interface known to move is
+ * statsobj (13 here, 16 from 8.2608), which the module treats as optional.
  */
 #include <stdint.h>
 #include <pthread.h> /* pthread_setcancelstate: every entry point disables cancellation */
