@@ -44,6 +44,16 @@ pub struct DeliveryCounters {
     pub posts_retried: AtomicU64,
     /// Requests (keys) dead-lettered.
     pub requests_deadlettered: AtomicU64,
+    /// Answers 401 or 403 (retried: the credentials need fixing, not the request).
+    pub posts_unauthorized: AtomicU64,
+    /// Elements whose last answer was 401 or 403 (gauge).
+    pub elements_unauthorized: AtomicU64,
+    /// POSTs refused for good that were split to find the refused requests.
+    pub posts_split: AtomicU64,
+    /// Entries of System Manager's element list skipped as invalid at its last load (gauge).
+    pub elements_rejected: AtomicU64,
+    /// Addresses claimed by two elements (the first keeps it), at the last load (gauge).
+    pub elements_conflicts: AtomicU64,
     /// Sum and maximum of first change to delivery, milliseconds.
     pub latency_ms_sum: AtomicU64,
     pub latency_ms_max: AtomicU64,
@@ -167,6 +177,11 @@ impl Counters {
             ("posts.retried".into(), &d.posts_retried),
             ("requests.delivered".into(), &d.requests_delivered),
             ("requests.deadlettered".into(), &d.requests_deadlettered),
+            ("posts.unauthorized".into(), &d.posts_unauthorized),
+            ("elements.unauthorized".into(), &d.elements_unauthorized),
+            ("posts.split".into(), &d.posts_split),
+            ("elements.rejected".into(), &d.elements_rejected),
+            ("elements.conflicts".into(), &d.elements_conflicts),
             ("latency.ms.sum".into(), &d.latency_ms_sum),
             ("latency.ms.max".into(), &d.latency_ms_max),
         ]);

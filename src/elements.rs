@@ -25,24 +25,79 @@ pub struct ElementSpec {
     pub ignore_logins: Vec<String>,
 }
 
-/// Parses `{"elements":[{"name":..., "hosts":[...], "notify":true, "ignore_logins":[...]}]}`.
+/// Parses an element file, `{"elements":[{"name":..., "hosts":[...], "notify":true,
+/// "ignore_logins":[...]}]}`: every entry must be good, and no address may belong to two
+/// elements (the error names both).
 pub fn parse_elements(json: &str) -> Result<Vec<ElementSpec>, String> {
+    let (specs, rejected) = parse_elements_lenient(json)?;
+    if let Some(why) = rejected.into_iter().next() {
+        return Err(why);
+    }
+    let mut owner: HashMap<IpAddr, &str> = HashMap::new();
+    for (i, spec) in specs.iter().enumerate() {
+        for ip in spec.hosts.iter().filter_map(|h| literal(h)) {
+            if let Some(first) = owner.insert(ip, &spec.name) {
+                return Err(format!(
+                    "elements[{i}] '{}': address {ip} belongs to '{first}' already (one element per address)",
+                    spec.name
+                ));
+            }
+        }
+    }
+    Ok(specs)
+}
+
+/// Parses System Manager's element list: the good entries, and why each bad one was skipped
+/// (one bad name must not keep the others from loading). Only a document that is no list at
+/// all is an error.
+pub fn parse_elements_lenient(json: &str) -> Result<(Vec<ElementSpec>, Vec<String>), String> {
     let doc: Value = serde_json::from_str(json).map_err(|e| format!("not valid JSON: {e}"))?;
     let list = doc
         .get("elements")
         .and_then(Value::as_array)
         .ok_or("expected {\"elements\": [...]} at the top level")?;
     let mut seen = std::collections::HashSet::new();
-    list.iter()
-        .enumerate()
-        .map(|(i, v)| {
-            let spec = parse_element(v).map_err(|e| format!("elements[{i}]: {e}"))?;
-            if !seen.insert(spec.name.clone()) {
-                return Err(format!("elements[{i}]: name '{}' appears twice", spec.name));
+    let mut specs = Vec::new();
+    let mut rejected = Vec::new();
+    for (i, v) in list.iter().enumerate() {
+        match parse_element(v) {
+            Ok(spec) if !seen.insert(spec.name.clone()) => {
+                rejected.push(format!("elements[{i}]: name '{}' appears twice", spec.name))
             }
-            Ok(spec)
-        })
-        .collect()
+            Ok(spec) => specs.push(spec),
+            Err(e) => rejected.push(format!("elements[{i}]: {e}")),
+        }
+    }
+    Ok((specs, rejected))
+}
+
+/// The longest element name, in bytes: it is a path segment of every resync URL and a word of
+/// every log line about the element.
+pub const NAME_MAX: usize = 128;
+
+/// The one check of an element name, for the file and System Manager's list alike: 1 to
+/// [`NAME_MAX`] bytes, no control characters or white space, not `.` or `..`. Anything else
+/// goes, since the resync URL carries the name percent-encoded as one path segment
+/// ([`crate::deliver::path_segment`]).
+pub fn check_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= NAME_MAX
+        && name != "."
+        && name != ".."
+        && !name.chars().any(|c| c.is_control() || c.is_whitespace());
+    if ok {
+        return Ok(());
+    }
+    let shown: String = name.chars().take(40).flat_map(char::escape_debug).collect();
+    let more = if name.chars().count() > 40 { "..." } else { "" };
+    Err(format!(
+        "name '{shown}{more}': 1 to {NAME_MAX} bytes without spaces or control characters, not '.' or '..'"
+    ))
+}
+
+/// A host given as an address (`[v6]` allowed), normalised.
+fn literal(host: &str) -> Option<IpAddr> {
+    parse_sender(host.trim_matches(|c| c == '[' || c == ']')).map(normalize)
 }
 
 fn parse_element(v: &Value) -> Result<ElementSpec, String> {
@@ -50,11 +105,7 @@ fn parse_element(v: &Value) -> Result<ElementSpec, String> {
         .get("name")
         .and_then(Value::as_str)
         .ok_or("\"name\" (a string) is required")?;
-    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic()) || name.contains('/') {
-        return Err(format!(
-            "name '{name}': printable ASCII without spaces or '/'"
-        ));
-    }
+    check_name(name)?;
     let strings = |key: &str| -> Result<Vec<String>, String> {
         match v.get(key) {
             None => Ok(Vec::new()),
@@ -105,6 +156,8 @@ pub struct ElementTable {
     by_addr: HashMap<IpAddr, usize>,
     /// Host names that resolved to nothing at the last refresh.
     pub unresolved: Vec<String>,
+    /// Addresses two elements claim (the first keeps it), as messages naming both.
+    pub conflicts: Vec<String>,
 }
 
 impl ElementTable {
@@ -123,7 +176,7 @@ impl ElementTable {
                     .collect(),
             });
             for host in &spec.hosts {
-                let addrs = match parse_sender(host.trim_matches(|c| c == '[' || c == ']')) {
+                let addrs = match literal(host) {
                     Some(ip) => vec![ip],
                     None => resolve(host).into_iter().map(normalize).collect(),
                 };
@@ -131,7 +184,13 @@ impl ElementTable {
                     table.unresolved.push(host.clone());
                 }
                 for addr in addrs {
-                    table.by_addr.entry(addr).or_insert(index);
+                    let owner = *table.by_addr.entry(addr).or_insert(index);
+                    if owner != index {
+                        table.conflicts.push(format!(
+                            "address {addr} ({host}) of '{}' belongs to '{}' already; it stays '{}''s",
+                            spec.name, table.elements[owner].name, table.elements[owner].name
+                        ));
+                    }
                 }
             }
         }
@@ -171,6 +230,8 @@ pub struct Elements {
     reload_requested: std::sync::atomic::AtomicBool,
     current: RwLock<Arc<ElementTable>>,
     loaded_mtime: RwLock<Option<SystemTime>>,
+    /// Problems already logged: each is said once, not at every refresh.
+    said: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Elements {
@@ -181,6 +242,7 @@ impl Elements {
             reload_requested: Default::default(),
             current: RwLock::default(),
             loaded_mtime: RwLock::new(None),
+            said: Default::default(),
         }
     }
 
@@ -247,15 +309,33 @@ impl Elements {
         }
     }
 
-    /// Installs a new list (resolving host names now).
-    pub fn install(&self, specs: &[ElementSpec]) {
+    /// Installs a new list (resolving host names now); returns how many addresses two
+    /// elements claimed.
+    pub fn install(&self, specs: &[ElementSpec]) -> usize {
         let table = ElementTable::build(specs, system_resolve);
         for host in &table.unresolved {
             logging::warning(&format!(
                 "elements: host '{host}' does not resolve; retried at the next refresh"
             ));
         }
+        for conflict in &table.conflicts {
+            self.say_once(logging::Level::Error, &format!("elements: {conflict}"));
+        }
+        let conflicts = table.conflicts.len();
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(table);
+        conflicts
+    }
+
+    /// Logs `msg` unless it was logged before.
+    pub fn say_once(&self, level: logging::Level, msg: &str) {
+        let new = self
+            .said
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(msg.to_owned());
+        if new {
+            logging::log(level, msg);
+        }
     }
 }
 
@@ -329,7 +409,12 @@ mod tests {
             ),
             (
                 r#"{"elements":[{"name":"a b","hosts":["h"]}]}"#,
-                "printable",
+                "without spaces",
+            ),
+            (r#"{"elements":[{"name":"..","hosts":["h"]}]}"#, "not '.'"),
+            (
+                r#"{"elements":[{"name":"a","hosts":["10.0.0.1"]},{"name":"b","hosts":["::ffff:10.0.0.1"]}]}"#,
+                "elements[1] 'b': address 10.0.0.1 belongs to 'a' already",
             ),
         ] {
             let e = parse_elements(json).unwrap_err();
@@ -354,5 +439,45 @@ mod tests {
         assert!(e.current().lookup(ip("10.0.0.2")).is_some());
         assert!(Elements::load(&dir.join("missing.json")).is_err());
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn names_are_checked_in_one_place() {
+        for good in [
+            "cm-east", "a/b", "a\\b", "a#frag", "q?x", "100%", "café", "..x",
+        ] {
+            assert!(check_name(good).is_ok(), "{good}");
+        }
+        let long = "x".repeat(NAME_MAX + 1);
+        for bad in ["", ".", "..", "a b", "tab\there", "nl\n", long.as_str()] {
+            let e = check_name(bad).unwrap_err();
+            assert!(e.len() < 200, "the message stays short: {e}");
+        }
+    }
+
+    #[test]
+    fn smgrs_list_keeps_its_good_entries() {
+        let (specs, rejected) = parse_elements_lenient(
+            r#"{"elements":[{"name":"ok-1","hosts":["10.0.0.1"]},{"name":"a b","hosts":["10.0.0.2"]},
+                {"name":"ok-2","hosts":["10.0.0.3"]},{"name":"ok-1","hosts":["10.0.0.4"]},{"name":"x"}]}"#,
+        )
+        .unwrap();
+        let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["ok-1", "ok-2"]);
+        assert_eq!(rejected.len(), 3, "{rejected:?}");
+        assert!(parse_elements_lenient("[]").is_err());
+    }
+
+    #[test]
+    fn an_address_two_elements_claim_stays_with_the_first() {
+        let specs = parse_elements_lenient(
+            r#"{"elements":[{"name":"a","hosts":["h1"]},{"name":"b","hosts":["h2"]}]}"#,
+        )
+        .unwrap()
+        .0;
+        let t = ElementTable::build(&specs, |_| vec![ip("10.0.0.9")]);
+        assert_eq!(t.lookup(ip("10.0.0.9")).unwrap().name.as_ref(), "a");
+        assert_eq!(t.conflicts.len(), 1);
+        assert!(t.conflicts[0].contains("'b'") && t.conflicts[0].contains("'a'"));
     }
 }

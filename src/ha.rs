@@ -159,6 +159,7 @@ mod tests {
             tls: TlsFiles::default(),
             auth: Auth::None,
             timeout: Duration::from_secs(1),
+            codes: Default::default(),
         })
         .unwrap()
     }

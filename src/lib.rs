@@ -20,7 +20,8 @@
 //! with `elements` (which sender is which CM), `ha` (is this node active) and `resync` (keys,
 //! changes, request bodies). `omprog` runs the same pipeline under rsyslog's omprog.
 //!
-//! Alongside: `config` (every parameter, validated in one place), `counters` (what happened,
+//! Alongside: `private` (files the module creates are its user's alone), `config` (every
+//! parameter, validated in one place), `counters` (what happened,
 //! as atomics), `logging` (rsyslog's error log inside the daemon, stderr elsewhere), `scan`
 //! (the 32-bytes-at-a-time byte tests under `line` and `classify`), `sample` (synthetic CM
 //! traffic for benchmarks, load tests and the demo) and, in test builds only, `faults` (hooks
@@ -38,6 +39,7 @@ pub mod line;
 pub mod logging;
 pub mod omprog;
 pub mod pipeline;
+mod private;
 pub mod queue;
 pub mod records;
 pub mod resync;

@@ -6,7 +6,7 @@
 //! write error is logged once and records are dropped until writing works again. Reopened on HUP
 //! so that logrotate can move them away; a bounded file takes `max` records per open.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -97,7 +97,7 @@ impl RecordFile {
 }
 
 fn open_append(path: &Path) -> std::io::Result<File> {
-    OpenOptions::new().create(true).append(true).open(path)
+    crate::private::append(path)
 }
 
 #[cfg(test)]

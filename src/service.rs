@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::config::{Config, ElementsSource, ELEMENTS_PATH};
 use crate::counters::Counters;
 use crate::deliver::{Deliverer, SmgrClient};
-use crate::elements::{parse_elements, Elements};
+use crate::elements::{parse_elements_lenient, ElementSpec, Elements};
 use crate::ha::Gate;
 use crate::logging;
 use crate::queue::{Queue, QueueConfig};
@@ -32,7 +32,8 @@ impl Service {
         counters: Arc<Counters>,
     ) -> Result<Service, String> {
         let dir = &config.state_dir;
-        std::fs::create_dir_all(dir).map_err(|e| format!("state.dir {}: {e}", dir.display()))?;
+        crate::private::create_dir_all(dir)
+            .map_err(|e| format!("state.dir {}: {e}", dir.display()))?;
         let queue_config = QueueConfig {
             dir: dir.clone(),
             window_ms: config.window.as_millis() as u64,
@@ -61,7 +62,7 @@ impl Service {
             SmgrClient::new(config.client.clone())?,
             config.delivery.clone(),
             RecordFile::new(&config.deadletter_file),
-            counters,
+            counters.clone(),
             stop.clone(),
         );
         let client = SmgrClient::new(config.client.clone())?;
@@ -74,6 +75,7 @@ impl Service {
             cache: dir.join("elements.json"),
             elements,
             gate,
+            counters,
             stop: stop.clone(),
         };
         let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
@@ -118,6 +120,7 @@ struct Supervisor {
     cache: std::path::PathBuf,
     elements: Arc<Elements>,
     gate: Arc<Gate>,
+    counters: Arc<Counters>,
     stop: Arc<AtomicBool>,
 }
 
@@ -149,10 +152,27 @@ impl Supervisor {
 
     fn load_cached_list(&self) {
         if let Ok(json) = std::fs::read_to_string(&self.cache) {
-            if let Ok(specs) = parse_elements(&json) {
-                self.elements.install(&specs);
+            if let Ok((specs, rejected)) = parse_elements_lenient(&json) {
+                self.install_list(&specs, &rejected);
             }
         }
+    }
+
+    /// Installs System Manager's list: its good entries; each bad one, and each address two
+    /// elements claim, logged once and counted.
+    fn install_list(&self, specs: &[ElementSpec], rejected: &[String]) {
+        for why in rejected {
+            self.elements.say_once(
+                logging::Level::Warning,
+                &format!("element list from System Manager: skipped {why}"),
+            );
+        }
+        let conflicts = self.elements.install(specs);
+        let d = &self.counters.delivery;
+        d.elements_rejected
+            .store(rejected.len() as u64, Ordering::Relaxed);
+        d.elements_conflicts
+            .store(conflicts as u64, Ordering::Relaxed);
     }
 
     /// Fetches the element list from SMGR; on success installs it and caches it on disk.
@@ -163,13 +183,13 @@ impl Supervisor {
         );
         let result = self.client.get_json(&url).and_then(|v| {
             let json = v.to_string();
-            parse_elements(&json).map(|specs| (specs, json))
+            parse_elements_lenient(&json).map(|list| (list, json))
         });
         match result {
-            Ok((specs, json)) => {
-                self.elements.install(&specs);
+            Ok(((specs, rejected), json)) => {
+                self.install_list(&specs, &rejected);
                 let tmp = self.cache.with_extension("json.tmp");
-                if std::fs::write(&tmp, json)
+                if crate::private::write(&tmp, json.as_bytes())
                     .and_then(|()| std::fs::rename(&tmp, &self.cache))
                     .is_err()
                 {

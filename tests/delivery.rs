@@ -306,7 +306,8 @@ fn permanent_refusal_is_dead_lettered_while_others_flow() {
     let items = sim.wait_items(WAIT, |i| object_ids(i, "cm-good").len() == 3);
     assert_eq!(object_ids(&items, "cm-good"), ids(8100..8103));
     assert!(object_ids(&items, "cm-bad").is_empty());
-    let dead = wait_json_lines(&dir.path("deadletter.json"), 1, WAIT);
+    // Split until each refused request stands alone: one record per request.
+    let dead = wait_json_lines(&dir.path("deadletter.json"), 3, WAIT);
     assert_eq!(
         (&dead[0]["element"], &dead[0]["status"]),
         (&json!("cm-bad"), &json!(400))

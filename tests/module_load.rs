@@ -133,6 +133,18 @@ fn bad_values_fail_check_naming_parameter_value_and_fix() {
             "/nonexistent/rules.json",
             "readable JSON rule file",
         ),
+        (
+            r#"smgr.url="http://h" smgr.retrycodes="401,200""#,
+            "smgr.retrycodes",
+            "401,200",
+            "outside 2xx",
+        ),
+        (
+            r#"smgr.url="http://h" delivery.parallel="0""#,
+            "delivery.parallel",
+            "0",
+            "whole number from 1",
+        ),
     ];
     for (params, param, value, fix) in cases {
         let dir = TestDir::new();
@@ -207,6 +219,33 @@ fn undefined_template_fails_check() {
     assert!(!check.ok, "{}", check.output);
     assert!(
         check.output.contains("no_such_template"),
+        "{}",
+        check.output
+    );
+}
+
+/// A password in a URL would reach every log line that names the URL: `-N1` refuses it, points
+/// to the parameters for credentials, and does not echo it.
+#[test]
+fn credentials_in_urls_fail_check_without_echoing_them() {
+    for params in [
+        r#"smgr.url="http://admin:s3cr3t-pw@smgr.example.net""#,
+        r#"smgr.url="http://smgr.example.net" ha.mode="http" ha.url="https://ha:s3cr3t-pw@smgr.example.net/ha""#,
+        r#"smgr.url="http://admin:s3cr3t-pw@[zz]/""#,
+    ] {
+        let dir = TestDir::new();
+        let check = check_action(&dir, params);
+        assert!(!check.ok, "{params} accepted");
+        assert!(!check.output.contains("s3cr3t-pw"), "{}", check.output);
+        assert!(check.output.contains("***@"), "{}", check.output);
+    }
+    let dir = TestDir::new();
+    let check = check_action(
+        &dir,
+        r#"smgr.url="http://admin:s3cr3t-pw@smgr.example.net""#,
+    );
+    assert!(
+        check.output.contains("smgr.user and smgr.passwordfile"),
         "{}",
         check.output
     );

@@ -15,7 +15,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::classify::{parse_rules, Limits, ObjectRule};
-use crate::deliver::{client_config, Auth, ClientSettings, DeliverySettings, TlsFiles};
+use crate::deliver::{
+    client_config, Auth, ClientSettings, DeliverySettings, StatusCodes, TlsFiles,
+};
 use crate::elements::parse_elements;
 use values::*;
 
@@ -49,6 +51,8 @@ pub const PARAMS: &[(&str, Kind)] = &[
     ("smgr.tokenfile", Kind::Text),
     ("smgr.user", Kind::Word),
     ("smgr.passwordfile", Kind::Text),
+    ("smgr.retrycodes", Kind::Text),
+    ("smgr.permanentcodes", Kind::Text),
     ("state.dir", Kind::Text),
     ("elements.file", Kind::Text),
     ("elements.source", Kind::Word),
@@ -63,6 +67,7 @@ pub const PARAMS: &[(&str, Kind)] = &[
     ("queue.fsync.ms", Kind::Word),
     ("burst.threshold", Kind::Word),
     ("batch.maxrequests", Kind::Word),
+    ("delivery.parallel", Kind::Word),
     ("retry.initial.ms", Kind::Word),
     ("retry.max.ms", Kind::Word),
     ("deadletter.file", Kind::Text),
@@ -238,6 +243,7 @@ impl Config {
             burst_threshold: g.number("burst.threshold", 500, 1, 1_000_000)? as usize,
             delivery: DeliverySettings {
                 max_requests: g.number("batch.maxrequests", 100, 1, 10_000)? as usize,
+                parallel: g.number("delivery.parallel", 4, 1, 64)? as usize,
                 retry_initial: g.millis("retry.initial.ms", 1000, 10, 3_600_000)?,
                 retry_max: g.millis("retry.max.ms", 300_000, 10, 86_400_000)?,
             },
@@ -358,12 +364,20 @@ fn client_settings(g: &mut Given, base_url: url::Url) -> Result<ClientSettings, 
         }
     };
     let timeout = g.millis("smgr.timeout.ms", 10_000, 100, 600_000)?;
+    let mut codes = StatusCodes::default();
+    if let Some(v) = g.take("smgr.retrycodes") {
+        codes.retry = status_codes("smgr.retrycodes", v)?;
+    }
+    if let Some(v) = g.take("smgr.permanentcodes") {
+        codes.permanent = status_codes("smgr.permanentcodes", v)?;
+    }
     Ok(ClientSettings {
         base_url,
         resync_path,
         tls,
         auth,
         timeout,
+        codes,
     })
 }
 

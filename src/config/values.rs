@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use super::{ConfigError, Value};
+use crate::deliver::StatusCodes;
 
 pub const URL_EXPECTED: &str = "the System Manager base URL, http:// or https:// with a host, \
      e.g. smgr.url=\"https://smgr.example.net\"";
@@ -27,19 +28,53 @@ pub fn text(param: &'static str, value: Value, expected: &str) -> Result<String,
     }
 }
 
+/// An http(s) URL with a host and no query or fragment. A user name or password in it is
+/// refused (they would reach every log line that names the URL), and the value is echoed
+/// without them.
 pub fn http_url(
     param: &'static str,
     value: Value,
     expected: &str,
 ) -> Result<url::Url, ConfigError> {
     let raw = text(param, value, expected)?;
-    let bad = || invalid(param, Value::Text(raw.clone()), expected);
-    let url = url::Url::parse(&raw).map_err(|_| bad())?;
+    let shown = Value::Text(without_userinfo(&raw));
+    let url = url::Url::parse(&raw).map_err(|_| invalid(param, shown.clone(), expected))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid(
+            param,
+            shown,
+            "a URL without a user name or password: give them as smgr.user and \
+             smgr.passwordfile, or a token as smgr.tokenfile",
+        ));
+    }
     let usable = matches!(url.scheme(), "http" | "https")
         && url.host().is_some()
         && url.query().is_none()
         && url.fragment().is_none();
-    usable.then_some(url).ok_or_else(bad)
+    usable
+        .then_some(url)
+        .ok_or_else(|| invalid(param, shown, expected))
+}
+
+/// `raw` with whatever stands between `://` and an `@` in the authority replaced by `***`.
+pub fn without_userinfo(raw: &str) -> String {
+    let Some(scheme_end) = raw.find("://").map(|i| i + 3) else {
+        return raw.to_owned();
+    };
+    let rest = &raw[scheme_end..];
+    let authority = rest.find(['/', '?', '#']).map_or(rest, |i| &rest[..i]);
+    match authority.rfind('@') {
+        Some(at) => format!("{}***{}", &raw[..scheme_end], &rest[at..]),
+        None => raw.to_owned(),
+    }
+}
+
+/// `401, 403, 500-599`: HTTP status codes and ranges.
+pub fn status_codes(param: &'static str, value: Value) -> Result<Vec<(u16, u16)>, ConfigError> {
+    let expected = "HTTP status codes and ranges, comma-separated, e.g. \"401,403,500-599\"";
+    let raw = text(param, value, expected)?;
+    StatusCodes::parse_list(&raw)
+        .map_err(|e| invalid(param, Value::Text(raw.clone()), &format!("{expected}: {e}")))
 }
 
 /// A whole number in `min..=max` (rsyslog hands numbers over as Int, files as text).

@@ -13,13 +13,195 @@ use super::tls::{client_config, TlsFiles};
 pub enum Outcome {
     /// 2xx: SMGR has the requests.
     Done,
-    /// Try again later (connection, TLS, timeout, 408, 429, 5xx, 3xx); `after` from Retry-After.
+    /// Try again later (connection, TLS, timeout, and the statuses of `smgr.retrycodes`:
+    /// 408, 425, 429, 5xx by default, and anything not 2xx nor permanent); `after` from
+    /// Retry-After.
     Retry {
         why: String,
         after: Option<Duration>,
     },
-    /// SMGR refused these requests for good (other 4xx): dead-letter them.
+    /// 401 or 403 among the retry codes (the default): the credentials or their rights need
+    /// fixing, not the request. Retried like `Retry`; the element is marked unauthorized.
+    Unauthorized {
+        status: u16,
+        after: Option<Duration>,
+    },
+    /// SMGR refused these requests for good (`smgr.permanentcodes`: the other 4xx by default).
+    /// `body`: the start of its answer, as text, credentials redacted.
     Permanent { status: u16, body: String },
+}
+
+/// What the statuses of SMGR's answers mean (`smgr.retrycodes`, `smgr.permanentcodes`): a
+/// status in `retry` is retried, else one in `permanent` is refused for good, else 2xx is
+/// done and anything else is retried. Ranges are inclusive.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatusCodes {
+    pub retry: Vec<(u16, u16)>,
+    pub permanent: Vec<(u16, u16)>,
+}
+
+impl Default for StatusCodes {
+    fn default() -> Self {
+        StatusCodes {
+            retry: vec![
+                (401, 401),
+                (403, 403),
+                (408, 408),
+                (425, 425),
+                (429, 429),
+                (500, 599),
+            ],
+            permanent: vec![(400, 499)],
+        }
+    }
+}
+
+impl StatusCodes {
+    fn is_retry(&self, status: u16) -> bool {
+        self.retry.iter().any(|(a, b)| (*a..=*b).contains(&status))
+    }
+
+    fn is_permanent(&self, status: u16) -> bool {
+        !self.is_retry(status)
+            && self
+                .permanent
+                .iter()
+                .any(|(a, b)| (*a..=*b).contains(&status))
+    }
+
+    /// Parses `401, 403, 500-599`: codes and ranges from 100 to 599, none of them 2xx.
+    pub fn parse_list(text: &str) -> Result<Vec<(u16, u16)>, String> {
+        text.split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(|t| {
+                let (a, b) = t.split_once('-').unwrap_or((t, t));
+                let code = |c: &str| {
+                    c.trim()
+                        .parse::<u16>()
+                        .ok()
+                        .filter(|c| (100..=599).contains(c))
+                };
+                match (code(a), code(b)) {
+                    (Some(a), Some(b)) if a <= b && (b < 200 || a > 299) => Ok((a, b)),
+                    _ => Err(format!(
+                        "'{t}' is not a status code or range from 100 to 599 outside 2xx"
+                    )),
+                }
+            })
+            .collect()
+    }
+}
+
+/// At most this much of an answer's body is kept (dead-letter file, logs).
+pub const ANSWER_BYTES: usize = 2000;
+
+/// The first `max` bytes of `s` or fewer, cut at a character boundary.
+pub fn truncate_at_char(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// The start of an answer's body as text, whatever its bytes and length: reads at most
+/// [`ANSWER_BYTES`], invalid UTF-8 replaced, cut at a character boundary.
+fn answer_text(resp: ureq::Response) -> String {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    let _ = resp
+        .into_reader()
+        .take(ANSWER_BYTES as u64)
+        .read_to_end(&mut bytes);
+    truncate_at_char(&String::from_utf8_lossy(&bytes), ANSWER_BYTES).to_owned()
+}
+
+/// Retry-After as seconds or as an HTTP-date (RFC 9110 allows both); a date in the past is 0.
+pub fn retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or_default(),
+    )
+}
+
+/// `text` with credentials blanked: the configured secrets wherever they appear, and whatever
+/// follows `Bearer`, `Basic` or `Authorization` (an SMGR that echoes request headers).
+pub fn redact(text: &str, secrets: &[&str]) -> String {
+    let mut out = text.to_owned();
+    for secret in secrets.iter().filter(|s| s.len() >= 4) {
+        out = out.replace(secret, "<redacted>");
+    }
+    let lower = out.to_ascii_lowercase();
+    let bytes = out.as_bytes();
+    let mut cuts: Vec<(usize, usize)> = Vec::new();
+    for word in ["authorization", "bearer", "basic"] {
+        let mut from = 0;
+        while let Some(i) = lower[from..].find(word).map(|i| i + from) {
+            from = i + word.len();
+            if i > 0 && bytes[i - 1].is_ascii_alphanumeric() {
+                continue;
+            }
+            let mut start = from;
+            while start < bytes.len() && matches!(bytes[start], b' ' | b'\t' | b':' | b'=' | b'"') {
+                start += 1;
+            }
+            if start == from {
+                continue; // a word that only begins like one of ours
+            }
+            // The value: up to the end of the line or of a JSON string (a header's whole value
+            // after `Authorization`, the one token after a scheme).
+            let stop: &[u8] = if word == "authorization" {
+                b"\"\r\n"
+            } else {
+                b"\" \t\r\n,;"
+            };
+            let mut end = start;
+            while end < bytes.len() && !stop.contains(&bytes[end]) {
+                end += 1;
+            }
+            if end > start {
+                cuts.push((start, end));
+            }
+        }
+    }
+    cuts.sort_unstable();
+    let mut result = String::with_capacity(out.len());
+    let mut at = 0;
+    for (start, end) in cuts {
+        if start < at {
+            at = at.max(end);
+            continue;
+        }
+        result.push_str(&out[at..start]);
+        result.push_str("<redacted>");
+        at = end;
+    }
+    result.push_str(&out[at.min(out.len())..]);
+    result
+}
+
+/// An element name as one path segment: every byte but A-Z a-z 0-9 - . _ ~ percent-encoded,
+/// so no name can add a segment, a query or a fragment (`..` itself is refused by
+/// [`crate::elements::check_name`]).
+pub fn path_segment(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// Authentication on every request. Its Debug form never shows the secret.
@@ -65,6 +247,7 @@ pub struct ClientSettings {
     pub tls: TlsFiles,
     pub auth: Auth,
     pub timeout: Duration,
+    pub codes: StatusCodes,
 }
 
 pub struct SmgrClient {
@@ -88,13 +271,29 @@ impl SmgrClient {
         })
     }
 
-    /// `{smgr.url}{smgr.resyncpath}` for one element.
+    /// `{smgr.url}{smgr.resyncpath}` for one element, its name one encoded path segment.
     pub fn resync_url(&self, element: &str) -> String {
         let base = self.settings.base_url.as_str().trim_end_matches('/');
         format!(
             "{base}{}",
-            self.settings.resync_path.replace("{element}", element)
+            self.settings
+                .resync_path
+                .replace("{element}", &path_segment(element))
         )
+    }
+
+    /// `text` with this client's credentials and any other recognisable ones blanked.
+    pub fn redact(&self, text: &str) -> String {
+        let basic;
+        let secrets: Vec<&str> = match &self.settings.auth {
+            Auth::None => Vec::new(),
+            Auth::Bearer(token) => vec![token],
+            Auth::Basic { password, .. } => {
+                basic = self.settings.auth.header().unwrap_or_default();
+                vec![password, basic.trim_start_matches("Basic ")]
+            }
+        };
+        redact(text, &secrets)
     }
 
     /// POSTs one body; never panics, never blocks longer than the timeout.
@@ -114,19 +313,20 @@ impl SmgrClient {
                 after: None,
             },
             Err(ureq::Error::Status(status, resp)) => {
-                let after = resp
-                    .header("Retry-After")
-                    .and_then(|v| v.trim().parse().ok())
-                    .map(Duration::from_secs);
-                if matches!(status, 408 | 429) || status >= 500 {
+                let codes = &self.settings.codes;
+                let after = resp.header("Retry-After").and_then(retry_after);
+                if codes.is_permanent(status) {
+                    Outcome::Permanent {
+                        status,
+                        body: self.redact(&answer_text(resp)),
+                    }
+                } else if matches!(status, 401 | 403) {
+                    Outcome::Unauthorized { status, after }
+                } else {
                     Outcome::Retry {
                         why: format!("HTTP {status}"),
                         after,
                     }
-                } else {
-                    let mut body = resp.into_string().unwrap_or_default();
-                    body.truncate(2000);
-                    Outcome::Permanent { status, body }
                 }
             }
             Err(ureq::Error::Transport(t)) => Outcome::Retry {
@@ -229,6 +429,7 @@ mod tests {
             tls: TlsFiles::default(),
             auth: Auth::None,
             timeout: Duration::from_secs(2),
+            codes: StatusCodes::default(),
         };
         let c = SmgrClient::new(settings).unwrap();
         assert_eq!(
@@ -239,5 +440,79 @@ mod tests {
             c.post("cm-east", &serde_json::json!({}), "k"),
             Outcome::Retry { .. }
         ));
+    }
+
+    #[test]
+    fn status_classes_by_default_and_as_configured() {
+        let c = StatusCodes::default();
+        for s in [401, 403, 408, 429, 500, 503, 599] {
+            assert!(!c.is_permanent(s), "{s}");
+        }
+        for s in [400, 404, 409, 422] {
+            assert!(c.is_permanent(s), "{s}");
+        }
+        let site = StatusCodes {
+            retry: StatusCodes::parse_list("409, 500-599").unwrap(),
+            permanent: StatusCodes::parse_list("400-499").unwrap(),
+        };
+        assert!(!site.is_permanent(409) && site.is_permanent(401));
+        for bad in ["200", "abc", "600", "500-400", "199-300"] {
+            assert!(StatusCodes::parse_list(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_character_across_the_cut_is_left_whole() {
+        let page = "a".repeat(1999) + "état invalide";
+        assert_eq!(truncate_at_char(&page, ANSWER_BYTES), "a".repeat(1999));
+    }
+
+    #[test]
+    fn retry_after_seconds_and_http_dates() {
+        assert_eq!(retry_after(" 7 "), Some(Duration::from_secs(7)));
+        let soon = std::time::SystemTime::now() + Duration::from_secs(30);
+        let wait = retry_after(&httpdate::fmt_http_date(soon)).unwrap();
+        assert!(
+            wait > Duration::from_secs(27) && wait <= Duration::from_secs(30),
+            "{wait:?}"
+        );
+        assert_eq!(
+            retry_after("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(retry_after("soon"), None);
+    }
+
+    #[test]
+    fn credentials_are_redacted_from_answers() {
+        let echoed = r#"{"headers":{"Authorization":"Bearer s3cr3t-token","x":"y"}} basic dTpwYXNz; token s3cr3t-token"#;
+        let out = redact(echoed, &["s3cr3t-token"]);
+        assert!(
+            !out.contains("s3cr3t") && !out.contains("dTpwYXNz"),
+            "{out}"
+        );
+        assert!(out.contains(r#""x":"y""#), "{out}");
+        assert_eq!(redact("basically fine", &[]), "basically fine");
+        assert_eq!(redact("état invalide", &[]), "état invalide");
+    }
+
+    #[test]
+    fn element_names_are_one_encoded_segment() {
+        assert_eq!(path_segment("cm-east_1.a~"), "cm-east_1.a~");
+        assert_eq!(path_segment("a/b\\c?d#e%f"), "a%2Fb%5Cc%3Fd%23e%25f");
+        assert_eq!(path_segment("café"), "caf%C3%A9");
+    }
+
+    proptest::proptest! {
+        /// No answer body can panic the cut or leave a broken character (the poison pill: a
+        /// multi-byte character across the 2,000th byte).
+        #[test]
+        fn any_answer_is_cut_safely(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..4100),
+                                    max in 0usize..4100) {
+            let text = String::from_utf8_lossy(&bytes);
+            let cut = truncate_at_char(&text, max);
+            proptest::prop_assert!(cut.len() <= max && text.starts_with(cut));
+            let _ = redact(cut, &["secret"]);
+        }
     }
 }

@@ -1,19 +1,23 @@
-//! Delivery: one thread takes due keys from the queue, posts them to System Manager per element,
-//! and reports back. Failures back off per element (exponential with jitter, at least what
-//! Retry-After asks) so that one unreachable CM element's SMGR path never holds up the others;
-//! permanent refusals are dead-lettered and never block other keys.
+//! Delivery: a dispatcher takes due keys from the queue and hands each element's share to a
+//! small pool of lanes (`delivery.parallel` threads) that post to System Manager, at most one
+//! request in flight per element, so a slow, hung or backed-off element never delays another.
+//! Failures back off per element (exponential with jitter, at least what Retry-After asks);
+//! 401/403 mark the element unauthorized and are retried; a POST refused for good is split
+//! until only the refused requests are left, and those are dead-lettered.
 
 mod client;
 mod tls;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
-pub use self::client::{idempotency_key, Auth, ClientSettings, Outcome, SmgrClient};
+pub use self::client::{
+    idempotency_key, path_segment, redact, Auth, ClientSettings, Outcome, SmgrClient, StatusCodes,
+};
 pub use self::tls::{client_config, TlsFiles};
 use crate::counters::Counters;
 use crate::logging;
@@ -31,24 +35,35 @@ pub struct DeliverySettings {
     pub max_requests: usize,
     pub retry_initial: Duration,
     pub retry_max: Duration,
+    /// Lanes: how many elements are posted to at once.
+    pub parallel: usize,
 }
 
-/// Per-element retry state.
+/// One element's delivery state, shared by the dispatcher and the lanes.
 #[derive(Default)]
-struct Backoff {
+struct ElementState {
     failures: u32,
     next_try_ms: u64,
+    /// A lane has this element's keys: no second request in flight for it.
+    busy: bool,
+    /// The 401/403 that marked the element unauthorized, until SMGR accepts again.
+    unauthorized: Option<u16>,
 }
 
-pub struct Deliverer {
+/// What the lanes share.
+struct Lanes {
     queue: Arc<Queue>,
     client: SmgrClient,
     settings: DeliverySettings,
     deadletter: RecordFile,
     counters: Arc<Counters>,
     stop: Arc<AtomicBool>,
-    backoff: HashMap<Arc<str>, Backoff>,
-    rng: Rng,
+    elements: Mutex<HashMap<Arc<str>, ElementState>>,
+}
+
+/// The dispatcher, and the owner of the lanes' threads.
+pub struct Deliverer {
+    lanes: Lanes,
 }
 
 impl Deliverer {
@@ -61,121 +76,196 @@ impl Deliverer {
         stop: Arc<AtomicBool>,
     ) -> Self {
         Deliverer {
-            queue,
-            client,
-            settings,
-            deadletter,
-            counters,
-            stop,
-            backoff: HashMap::new(),
-            rng: Rng::new(now_ms()),
+            lanes: Lanes {
+                queue,
+                client,
+                settings,
+                deadletter,
+                counters,
+                stop,
+                elements: Mutex::new(HashMap::new()),
+            },
         }
     }
 
-    /// Runs until `stop` is set.
-    pub fn run(mut self) {
+    /// Starts the lanes and dispatches until `stop` is set; returns when every lane has ended
+    /// (a lane inside a request ends within `smgr.timeout.ms`).
+    pub fn run(self) {
+        let lanes = &self.lanes;
+        let (jobs, rx) = mpsc::channel::<DueBatch>();
+        let rx = Mutex::new(rx);
+        std::thread::scope(|scope| {
+            let mut started = 0;
+            for i in 0..lanes.settings.parallel.max(1) {
+                let rx = &rx;
+                let lane = std::thread::Builder::new()
+                    .name(format!("omcmsync-post{i}"))
+                    .spawn_scoped(scope, move || lanes.work(rx, i as u64));
+                match lane {
+                    Ok(_) => started += 1,
+                    Err(e) => logging::error(&format!("delivery: cannot start lane {i}: {e}")),
+                }
+            }
+            if started > 0 {
+                lanes.dispatch(&jobs);
+            }
+            drop(jobs);
+        });
+    }
+}
+
+impl Lanes {
+    fn state(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, ElementState>> {
+        self.elements.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes due keys of the elements that may send now and hands each element's to a lane.
+    fn dispatch(&self, jobs: &mpsc::Sender<DueBatch>) {
+        let per_pass = self.settings.max_requests.saturating_mul(POSTS_PER_PASS);
         while !self.stop.load(Ordering::Relaxed) {
             self.counters
                 .set_queue_gauges(self.queue.len() as u64, self.queue.log_bytes());
             let now = now_ms();
-            let backoff = &self.backoff;
-            let ready_at = |el: &str| backoff.get(el).map_or(0, |b| b.next_try_ms);
-            let per_pass = self.settings.max_requests.saturating_mul(POSTS_PER_PASS);
-            let due = self.queue.take_due(now, per_pass, ready_at);
+            let ready: HashMap<Arc<str>, u64> = self
+                .state()
+                .iter()
+                .map(|(el, s)| (el.clone(), if s.busy { u64::MAX } else { s.next_try_ms }))
+                .collect();
+            let due = self
+                .queue
+                .take_due(now, per_pass, |el| ready.get(el).copied().unwrap_or(0));
             if due.is_empty() {
-                let next = self.queue.next_due_ms().unwrap_or(now + 1000).max(now + 10);
+                // Keys due but their elements busy or backed off: a lane's end wakes us.
+                let wait = match self.queue.next_due_ms() {
+                    Some(t) if t > now => (t - now).min(250),
+                    Some(_) => 100,
+                    None => 250,
+                };
                 self.queue
-                    .wait_for_changes(Duration::from_millis((next - now).min(250)));
+                    .wait_for_changes(Duration::from_millis(wait.max(10)));
                 continue;
             }
             for batch in due {
-                self.send_pass(batch);
+                self.state().entry(batch.0.clone()).or_default().busy = true;
+                if jobs.send(batch).is_err() {
+                    return;
+                }
             }
         }
+    }
+
+    /// One lane: posts the batches it is handed until `stop` (or the dispatcher is gone).
+    fn work(&self, jobs: &Mutex<mpsc::Receiver<DueBatch>>, lane: u64) {
+        let mut rng = Rng::new(now_ms() ^ lane.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        while !self.stop.load(Ordering::Relaxed) {
+            let job = jobs
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .recv_timeout(Duration::from_millis(200));
+            match job {
+                Ok(batch) => {
+                    let element = batch.0.clone();
+                    self.send_pass(&mut rng, batch);
+                    self.state().entry(element).or_default().busy = false;
+                    self.queue.wake();
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+        }
+    }
+
+    /// When `element` may send again (0: now).
+    fn ready_at(&self, element: &str) -> u64 {
+        self.state().get(element).map_or(0, |s| s.next_try_ms)
     }
 
     /// One element's keys of a pass, in POSTs of `max_requests`. After a failed POST the rest
     /// wait for the element's backoff too; at stop, what was not sent stays in the log.
-    fn send_pass(&mut self, (element, items): DueBatch) {
+    fn send_pass(&self, rng: &mut Rng, (element, items): DueBatch) {
         for chunk in items.chunks(self.settings.max_requests) {
-            if self.stop.load(Ordering::Relaxed) {
-                return;
-            }
-            match self.backoff.get(&element) {
-                Some(b) if b.next_try_ms > now_ms() => {
-                    self.queue
-                        .retry(chunk.iter().map(|(k, _)| k), b.next_try_ms);
-                }
-                _ => self.send(&element, chunk),
+            let ready = self.ready_at(&element);
+            if self.stop.load(Ordering::Relaxed) || ready > now_ms() {
+                // Back to waiting: until the backoff ends, or at once for the next start.
+                self.queue.retry(chunk.iter().map(|(k, _)| k), ready);
+            } else {
+                self.send(rng, &element, chunk);
             }
         }
     }
 
-    fn send(&mut self, element: &Arc<str>, items: &[(Key, Entry)]) {
+    fn send(&self, rng: &mut Rng, element: &Arc<str>, items: &[(Key, Entry)]) {
         let requests: Vec<Value> = items.iter().map(|(k, e)| e.request(&k.scope)).collect();
         let idem = idempotency_key(
             element,
             items.iter().map(|(k, e)| (scope_id(&k.scope), e.seq)),
         );
         let body = request_body(element, &requests);
-        let sent: Vec<_> = items.iter().map(|(k, e)| (k.clone(), e.seq)).collect();
+        let d = &self.counters.delivery;
         match self.client.post(element, &body, &idem) {
             Outcome::Done => {
                 let now = now_ms();
-                self.counters
-                    .delivery
-                    .posts_ok
-                    .fetch_add(1, Ordering::Relaxed);
-                self.counters
-                    .delivery
-                    .requests_delivered
+                d.posts_ok.fetch_add(1, Ordering::Relaxed);
+                d.requests_delivered
                     .fetch_add(items.len() as u64, Ordering::Relaxed);
                 for (_, e) in items {
                     let latency = now.saturating_sub(e.first_ms);
-                    self.counters
-                        .delivery
-                        .latency_ms_sum
-                        .fetch_add(latency, Ordering::Relaxed);
-                    self.counters
-                        .delivery
-                        .latency_ms_max
-                        .fetch_max(latency, Ordering::Relaxed);
+                    d.latency_ms_sum.fetch_add(latency, Ordering::Relaxed);
+                    d.latency_ms_max.fetch_max(latency, Ordering::Relaxed);
                 }
-                if self.backoff.remove(element).is_some() {
-                    logging::info(&format!("{element}: System Manager reachable again"));
-                }
-                self.queue.delivered(sent);
+                self.accepted(element);
+                self.queue
+                    .delivered(items.iter().map(|(k, e)| (k.clone(), e.seq)).collect());
             }
             Outcome::Retry { why, after } => {
-                self.counters
-                    .delivery
-                    .posts_retried
-                    .fetch_add(1, Ordering::Relaxed);
-                let delay = self.next_delay(element, after);
-                let b = self.backoff.entry(element.clone()).or_default();
-                if b.failures == 1 || b.failures.is_multiple_of(20) {
+                d.posts_retried.fetch_add(1, Ordering::Relaxed);
+                let (delay, failures) = self.back_off(rng, element, after);
+                if failures == 1 || failures.is_multiple_of(20) {
                     logging::warning(&format!(
-                        "{element}: POST {} failed ({why}); {} keys kept, retrying in {} ms (attempt {})",
+                        "{element}: POST {} failed ({why}); {} keys kept, retrying in {} ms (attempt {failures})",
                         self.client.resync_url(element),
                         items.len(),
                         delay.as_millis(),
-                        b.failures
                     ));
                 }
-                let retry_at = now_ms() + delay.as_millis() as u64;
-                self.queue.retry(items.iter().map(|(k, _)| k), retry_at);
+                self.queue.retry(
+                    items.iter().map(|(k, _)| k),
+                    now_ms() + delay.as_millis() as u64,
+                );
+            }
+            Outcome::Unauthorized { status, after } => {
+                d.posts_unauthorized.fetch_add(1, Ordering::Relaxed);
+                let (delay, _) = self.back_off(rng, element, after);
+                if self.mark_unauthorized(element, status) {
+                    logging::error(&format!(
+                        "{element}: System Manager answered HTTP {status} ({}): fix the credentials \
+                         (smgr.tokenfile, or smgr.user and smgr.passwordfile) or their rights; \
+                         every change is kept and retried, next in {} ms",
+                        if status == 401 { "not authenticated" } else { "not allowed" },
+                        delay.as_millis()
+                    ));
+                }
+                self.queue.retry(
+                    items.iter().map(|(k, _)| k),
+                    now_ms() + delay.as_millis() as u64,
+                );
+            }
+            Outcome::Permanent { .. } if items.len() > 1 => {
+                // Which of them? Each half again, until the refused requests stand alone.
+                d.posts_split.fetch_add(1, Ordering::Relaxed);
+                let (a, b) = items.split_at(items.len() / 2);
+                self.send(rng, element, a);
+                self.send(rng, element, b);
             }
             Outcome::Permanent {
                 status,
                 body: answer,
             } => {
-                self.counters
-                    .delivery
-                    .requests_deadlettered
+                d.requests_deadlettered
                     .fetch_add(items.len() as u64, Ordering::Relaxed);
+                self.accepted(element);
                 logging::error(&format!(
-                    "{element}: System Manager refused {} requests with HTTP {status}; written to deadletter.file",
-                    items.len()
+                    "{element}: System Manager refused a request with HTTP {status}; written to deadletter.file",
                 ));
                 let record = json!({
                     "time": rfc3339(now_ms()), "element": &**element, "status": status,
@@ -184,24 +274,72 @@ impl Deliverer {
                 let mut line = record.to_string().into_bytes();
                 line.push(b'\n');
                 self.deadletter.append(&line, 1);
-                self.queue.delivered(sent);
+                self.queue
+                    .delivered(items.iter().map(|(k, e)| (k.clone(), e.seq)).collect());
             }
         }
     }
 
-    /// Exponential backoff with jitter, at least what Retry-After asked, at most retry.max.
-    fn next_delay(&mut self, element: &Arc<str>, after: Option<Duration>) -> Duration {
-        let b = self.backoff.entry(element.clone()).or_default();
+    /// SMGR answered (2xx, or a refusal of the request itself): the element is reachable and
+    /// authorized again.
+    fn accepted(&self, element: &Arc<str>) {
+        let mut state = self.state();
+        let Some(s) = state.get_mut(element) else {
+            return;
+        };
+        let was_down = s.failures > 0;
+        let was_unauthorized = s.unauthorized.take().is_some();
+        s.failures = 0;
+        s.next_try_ms = 0;
+        let unauthorized = state.values().filter(|s| s.unauthorized.is_some()).count();
+        drop(state);
+        self.counters
+            .delivery
+            .elements_unauthorized
+            .store(unauthorized as u64, Ordering::Relaxed);
+        if was_unauthorized {
+            logging::info(&format!(
+                "{element}: System Manager accepts the credentials again"
+            ));
+        } else if was_down {
+            logging::info(&format!("{element}: System Manager reachable again"));
+        }
+    }
+
+    /// Marks `element` unauthorized by `status`; true when that is news (log it once).
+    fn mark_unauthorized(&self, element: &Arc<str>, status: u16) -> bool {
+        let mut state = self.state();
+        let s = state.entry(element.clone()).or_default();
+        let news = s.unauthorized != Some(status);
+        s.unauthorized = Some(status);
+        let unauthorized = state.values().filter(|s| s.unauthorized.is_some()).count();
+        self.counters
+            .delivery
+            .elements_unauthorized
+            .store(unauthorized as u64, Ordering::Relaxed);
+        news
+    }
+
+    /// Exponential backoff with jitter, at least what Retry-After asked, at most retry.max;
+    /// returns the delay and the element's failures in a row.
+    fn back_off(
+        &self,
+        rng: &mut Rng,
+        element: &Arc<str>,
+        after: Option<Duration>,
+    ) -> (Duration, u32) {
+        let mut state = self.state();
+        let b = state.entry(element.clone()).or_default();
         b.failures += 1;
         let base = self.settings.retry_initial.as_millis() as u64;
         let exp = base.saturating_mul(1 << (b.failures - 1).min(20));
         let max = self.settings.retry_max.as_millis() as u64;
-        let jittered = exp.min(max) / 2 + self.rng.below(exp.min(max) / 2 + 1);
+        let jittered = exp.min(max) / 2 + rng.below(exp.min(max) / 2 + 1);
         let delay = jittered
             .max(after.map_or(0, |a| a.as_millis() as u64))
             .min(max.max(1));
         b.next_try_ms = now_ms() + delay;
-        Duration::from_millis(delay)
+        (Duration::from_millis(delay), b.failures)
     }
 }
 

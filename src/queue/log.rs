@@ -48,9 +48,9 @@ pub struct Log {
 impl Log {
     /// Opens (or creates) the log in `dir` and reads every whole record.
     pub fn open(dir: &Path) -> io::Result<(Log, Vec<Record>, Recovery)> {
-        std::fs::create_dir_all(dir)?;
+        crate::private::create_dir_all(dir)?;
         let path = dir.join("queue.log");
-        let mut file = OpenOptions::new()
+        let mut file = crate::private::options()
             .read(true)
             .append(true)
             .create(true)
@@ -133,7 +133,7 @@ impl Log {
     ) -> io::Result<()> {
         const CHUNK: usize = 64 << 10;
         let tmp = self.dir.join("queue.log.compact");
-        let mut f = File::create(&tmp)?;
+        let mut f = crate::private::create(&tmp)?;
         let mut buf = Vec::with_capacity(CHUNK + 1024);
         let mut len = 0;
         encode(&Record::Seq(next_seq), &mut buf);

@@ -251,6 +251,13 @@ impl Queue {
         self.shared.added.wait_for(&mut state, timeout);
     }
 
+    /// An element that was busy may send again: the next [`Queue::take_due`] looks at every
+    /// key again, and a [`Queue::wait_for_changes`] returns now.
+    pub fn wake(&self) {
+        self.lock().pending.recheck();
+        self.shared.added.notify_all();
+    }
+
     pub fn next_due_ms(&self) -> Option<u64> {
         self.lock().pending.next_due_ms()
     }

@@ -278,6 +278,11 @@ impl Pending {
                 continue;
             };
             let ready_at = ready_at(&element);
+            if ready_at == u64::MAX {
+                // Busy (a request of its own in flight): not a time to wait for; the end of
+                // that request asks for a new look (`recheck`).
+                continue;
+            }
             if ready_at > now_ms {
                 earliest = earliest.min(ready_at);
                 continue;
@@ -316,6 +321,12 @@ impl Pending {
         batches
     }
 
+    /// Makes the next [`Pending::take_due`] walk every key (an element that was busy, whose
+    /// keys did not count towards the earliest due time, may send again).
+    pub fn recheck(&mut self) {
+        self.earliest_due_ms = 0;
+    }
+
     /// The earliest time a key not in flight becomes due (a lower bound: never later).
     pub fn next_due_ms(&self) -> Option<u64> {
         (self.earliest_due_ms != u64::MAX).then_some(self.earliest_due_ms)
@@ -350,6 +361,28 @@ mod tests {
             ty: "station".into(),
             id: id.into(),
         }
+    }
+
+    #[test]
+    fn a_busy_element_is_skipped_without_holding_up_the_others() {
+        let mut p = Pending::new(0, 500);
+        p.merge(change("busy", station("1"), Verb::Change, 100), 1);
+        p.merge(change("free", station("2"), Verb::Change, 100), 2);
+        let busy = |el: &str| if el == "busy" { u64::MAX } else { 0 };
+        let due = p.take_due(200, 100, busy);
+        assert_eq!(due.len(), 1);
+        assert_eq!(&*due[0].0, "free");
+        // A later change of the free element is found, though the busy one's key is still due.
+        p.merge(change("free", station("3"), Verb::Change, 300), 3);
+        assert_eq!(p.take_due(400, 100, busy).len(), 1);
+        // Once it is free again (recheck), the busy element's key goes.
+        assert!(
+            p.take_due(500, 100, |_| 0).is_empty(),
+            "no look without a recheck"
+        );
+        p.recheck();
+        let due = p.take_due(500, 100, |_| 0);
+        assert_eq!((due.len(), &*due[0].0), (1, "busy"));
     }
 
     #[test]

@@ -339,7 +339,12 @@ impl Daemon {
 
     /// Sends each line as one datagram, paced so that loopback does not drop any.
     pub fn send_udp(&self, lines: &[String]) {
-        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        self.send_udp_from("127.0.0.1", lines);
+    }
+
+    /// Sends each line as one datagram from `source` (any 127.x.y.z: a sender of its own).
+    pub fn send_udp_from(&self, source: &str, lines: &[String]) {
+        let s = UdpSocket::bind((source, 0)).unwrap();
         for (i, l) in lines.iter().enumerate() {
             s.send_to(l.as_bytes(), ("127.0.0.1", self.ports.udp))
                 .unwrap();

@@ -23,7 +23,10 @@ impl Request {
 pub struct Response {
     pub status: u16,
     pub body: String,
-    pub retry_after: Option<u64>,
+    /// The Retry-After header's value (seconds or an HTTP-date).
+    pub retry_after: Option<String>,
+    /// Write the answer one byte every this many milliseconds (0: at once).
+    pub trickle_ms: u64,
 }
 
 impl Response {
@@ -32,6 +35,7 @@ impl Response {
             status,
             body: body.to_string(),
             retry_after: None,
+            trickle_ms: 0,
         }
     }
 }
@@ -107,10 +111,18 @@ pub fn write_response(stream: &mut impl Write, r: &Response) -> std::io::Result<
         r.status,
         r.body.len()
     );
-    if let Some(after) = r.retry_after {
+    if let Some(after) = &r.retry_after {
         head.push_str(&format!("Retry-After: {after}\r\n"));
     }
     head.push_str("\r\n");
+    if r.trickle_ms > 0 {
+        for b in head.bytes().chain(r.body.bytes()) {
+            stream.write_all(&[b])?;
+            stream.flush()?;
+            std::thread::sleep(std::time::Duration::from_millis(r.trickle_ms));
+        }
+        return Ok(());
+    }
     stream.write_all(head.as_bytes())?;
     stream.write_all(r.body.as_bytes())?;
     stream.flush()

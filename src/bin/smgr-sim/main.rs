@@ -29,6 +29,16 @@ struct Fault {
     /// Answer with this status (and Retry-After) instead of 200.
     status: Option<u16>,
     retry_after: Option<u64>,
+    /// Retry-After as an HTTP-date this many seconds ahead.
+    retry_after_date_s: Option<u64>,
+    /// The answer's body instead of the default (any text: a localised error page).
+    body: Option<String>,
+    /// Put the request's headers into the answer's body (a server that echoes them).
+    echo_headers: bool,
+    /// Only POSTs with a request for this object id (all when None).
+    id: Option<String>,
+    /// Write the answer one byte every this many milliseconds.
+    trickle_ms: u64,
     /// Close the connection without answering.
     drop: bool,
     /// Wait this long before answering.
@@ -216,9 +226,18 @@ fn route(req: &Request, peer: Option<SocketAddr>, tls: bool, state: &Shared) -> 
                 s.down_until = Some(Instant::now() + Duration::from_secs_f64(secs));
             } else {
                 let u = |k: &str| body.get(k).and_then(Value::as_u64);
+                let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_owned);
                 s.faults.push(Fault {
                     status: u("status").map(|v| v as u16),
                     retry_after: u("retry_after"),
+                    retry_after_date_s: u("retry_after_date_s"),
+                    body: text("body"),
+                    echo_headers: body
+                        .get("echo_headers")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false),
+                    id: text("id"),
+                    trickle_ms: u("trickle_ms").unwrap_or(0),
                     drop: body.get("drop").and_then(Value::as_bool).unwrap_or(false),
                     delay_ms: u("delay_ms").unwrap_or(0),
                     element: body
@@ -250,6 +269,7 @@ fn route(req: &Request, peer: Option<SocketAddr>, tls: bool, state: &Shared) -> 
                     status: 200,
                     body: text,
                     retry_after: None,
+                    trickle_ms: 0,
                 },
                 None => Response::json(404, json!({"error": "no elements configured"})),
             }
@@ -267,21 +287,26 @@ fn resync(
     tls: bool,
     state: &Shared,
 ) -> Option<Response> {
-    let element = path
+    let segment = path
         .trim_end_matches("/resync")
         .rsplit('/')
         .next()
-        .unwrap_or("")
-        .to_owned();
+        .unwrap_or("");
+    let element = percent_decode(segment);
+    let ids: Vec<&str> = body
+        .get("requests")
+        .and_then(Value::as_array)
+        .map(|r| r.iter().filter_map(|i| i.get("id")?.as_str()).collect())
+        .unwrap_or_default();
     let fault = {
         let mut s = lock(state);
         if s.down_until.is_some_and(|t| Instant::now() < t) {
             return None;
         }
-        let index = s
-            .faults
-            .iter()
-            .position(|f| f.element.as_ref().is_none_or(|e| *e == element));
+        let index = s.faults.iter().position(|f| {
+            f.element.as_ref().is_none_or(|e| *e == element)
+                && f.id.as_ref().is_none_or(|id| ids.contains(&id.as_str()))
+        });
         index.map(|i| {
             let f = s.faults[i].clone();
             if let Some(times) = &mut s.faults[i].times {
@@ -300,7 +325,23 @@ fn resync(
     }
     if let Some(status) = fault.status {
         let mut r = Response::json(status, json!({"error": "injected fault"}));
-        r.retry_after = fault.retry_after;
+        if let Some(text) = &fault.body {
+            r.body = text.clone();
+        }
+        if fault.echo_headers {
+            let headers: serde_json::Map<String, Value> = req
+                .headers
+                .iter()
+                .map(|(n, v)| (n.clone(), Value::from(v.as_str())))
+                .collect();
+            r.body = json!({"error": "refused", "request_headers": headers}).to_string();
+        }
+        r.retry_after = fault.retry_after.map(|s| s.to_string()).or_else(|| {
+            fault.retry_after_date_s.map(|s| {
+                httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(s))
+            })
+        });
+        r.trickle_ms = fault.trickle_ms;
         return Some(r);
     }
     let requests = body
@@ -310,6 +351,7 @@ fn resync(
     let record = json!({
         "time": omcmsync::resync::rfc3339(omcmsync::resync::now_ms()),
         "element": element,
+        "path": path,
         "tls": tls,
         "peer": peer.map(|p| p.to_string()),
         "idempotency_key": req.header("idempotency-key"),
@@ -325,5 +367,32 @@ fn resync(
         line.push(b'\n');
         let _ = f.write_all(&line);
     }
-    Some(Response::json(200, json!({"accepted": requests})))
+    let mut r = Response::json(200, json!({"accepted": requests}));
+    r.trickle_ms = fault.trickle_ms;
+    Some(r)
+}
+
+/// `%XX` escapes decoded (the element segment of the resync path); bad escapes kept as they are.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (
+            b[i],
+            b.get(i + 1).and_then(|&c| hex(c)),
+            b.get(i + 2).and_then(|&c| hex(c)),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
