@@ -508,7 +508,9 @@ mod tests {
         /// multi-byte character across the 2,000th byte).
         #[test]
         fn any_answer_is_cut_safely(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..4100),
-                                    max in 0usize..4100) {
+                                    max in 0usize..4100, status in 0u16..1000) {
+            let _ = StatusCodes::default().is_permanent(status);
+            let _ = retry_after(&String::from_utf8_lossy(&bytes[..bytes.len().min(64)]));
             let text = String::from_utf8_lossy(&bytes);
             let cut = truncate_at_char(&text, max);
             proptest::prop_assert!(cut.len() <= max && text.starts_with(cut));
