@@ -200,6 +200,14 @@ enum Setup {
 }
 
 impl Setup {
+    const ALL: [Setup; 5] = [
+        Setup::Stop,
+        Setup::Omfile,
+        Setup::Direct,
+        Setup::ActionQueue,
+        Setup::Shipped,
+    ];
+
     fn name(self) -> &'static str {
         match self {
             Setup::Stop => "stop",
@@ -372,13 +380,7 @@ fn throughput() {
         "   load generator into a discard sink: {:.2} M msg/s",
         generator_rate(&bytes, lines) / 1e6
     );
-    let setups = [
-        Setup::Stop,
-        Setup::Omfile,
-        Setup::Direct,
-        Setup::ActionQueue,
-        Setup::Shipped,
-    ];
+    let setups = Setup::ALL;
     let mut runs: Vec<Vec<Run>> = setups.iter().map(|_| Vec::new()).collect();
     let rounds: usize = std::env::var("OMCM_BENCH_ROUNDS")
         .ok()
@@ -537,13 +539,7 @@ fn instructions() {
             .expect("callgrind summary");
         total / (lines + 1) as f64
     };
-    let setups = [
-        Setup::Stop,
-        Setup::Omfile,
-        Setup::Direct,
-        Setup::ActionQueue,
-        Setup::Shipped,
-    ];
+    let setups = Setup::ALL;
     let counts: Vec<f64> = setups.iter().map(|s| count(*s)).collect();
     let row: Vec<String> = setups
         .iter()
