@@ -206,7 +206,8 @@ fn a_hung_and_a_trickling_element_hold_up_no_other() {
     let items = sim.wait_items(WAIT, |i| object_ids(i, "cm-ok").len() == 5);
     let took = sent.elapsed();
     assert!(object_ids(&items, "cm-hang").is_empty());
-    assert!(took < Duration::from_millis(2500), "cm-ok waited {took:?}");
+    // Within the window (500 ms) plus a second.
+    assert!(took < Duration::from_millis(1500), "cm-ok waited {took:?}");
     let stopping = Instant::now();
     assert!(d.stop(Duration::from_secs(20)).success());
     assert!(
