@@ -30,6 +30,8 @@ pub struct Counters {
     /// Keys waiting for delivery, and the size of the queue's log (gauges).
     pub keys_pending: AtomicU64,
     pub queue_bytes: AtomicU64,
+    /// Panics caught in background threads (each thread restarted, or given up).
+    pub threads_restarted: AtomicU64,
     pub delivery: DeliveryCounters,
 }
 
@@ -180,6 +182,7 @@ impl Counters {
             ("posts.unauthorized".into(), &d.posts_unauthorized),
             ("elements.unauthorized".into(), &d.elements_unauthorized),
             ("posts.split".into(), &d.posts_split),
+            ("threads.restarted".into(), &self.threads_restarted),
             ("elements.rejected".into(), &d.elements_rejected),
             ("elements.conflicts".into(), &d.elements_conflicts),
             ("latency.ms.sum".into(), &d.latency_ms_sum),

@@ -16,7 +16,9 @@
 //! ```
 //!
 //! After the pipeline: `queue` (durable coalescing; its thread fsyncs and compacts), `deliver` (the SMGR
-//! client and delivery thread), `service` (starts and stops those threads and the supervisor),
+//! client, the dispatcher and its per-element lanes), `service` (starts and stops those threads
+//! and the supervisor), `supervise` (how every background thread runs: a panic is caught,
+//! logged, counted and the thread restarted),
 //! with `elements` (which sender is which CM), `ha` (is this node active) and `resync` (keys,
 //! changes, request bodies). `omprog` runs the same pipeline under rsyslog's omprog.
 //!
@@ -47,3 +49,4 @@ mod rsyslog;
 pub mod sample;
 mod scan;
 pub mod service;
+pub mod supervise;

@@ -113,7 +113,8 @@ impl Pipeline {
     fn queue(&self) -> Option<Arc<Queue>> {
         let mut state = self.service.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(s) = &state.running {
-            return Some(s.queue.clone());
+            // A background thread that could not be kept running: rsyslog keeps the batch.
+            return (!s.health.failed()).then(|| s.queue.clone());
         }
         if state
             .last_attempt

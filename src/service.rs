@@ -16,9 +16,12 @@ use crate::ha::Gate;
 use crate::logging;
 use crate::queue::{Queue, QueueConfig};
 use crate::records::RecordFile;
+use crate::supervise::{self, Health, Supervision};
 
 pub struct Service {
     pub queue: Arc<Queue>,
+    /// Failed when a background thread could not be kept running.
+    pub health: Arc<Health>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
 }
@@ -34,11 +37,19 @@ impl Service {
         let dir = &config.state_dir;
         crate::private::create_dir_all(dir)
             .map_err(|e| format!("state.dir {}: {e}", dir.display()))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let health = Arc::new(Health::default());
+        let supervision = Supervision {
+            counters: counters.clone(),
+            health: health.clone(),
+            stop: stop.clone(),
+        };
         let queue_config = QueueConfig {
             dir: dir.clone(),
             window_ms: config.window.as_millis() as u64,
             fsync_every: config.fsync_every,
             burst_threshold: config.burst_threshold,
+            supervision: supervision.clone(),
         };
         let (queue, recovery) =
             Queue::open(&queue_config).map_err(|e| format!("state.dir {}: {e}", dir.display()))?;
@@ -56,7 +67,6 @@ impl Service {
             ));
         }
         let queue = Arc::new(queue);
-        let stop = Arc::new(AtomicBool::new(false));
         let deliverer = Deliverer::new(
             queue.clone(),
             SmgrClient::new(config.client.clone())?,
@@ -78,18 +88,18 @@ impl Service {
             counters,
             stop: stop.clone(),
         };
-        let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
-            std::thread::Builder::new()
-                .name(name.into())
-                .spawn(f)
-                .map_err(|e| e.to_string())
-        };
         let threads = vec![
-            spawn("omcmsync-deliver", Box::new(move || deliverer.run()))?,
-            spawn("omcmsync-supervise", Box::new(move || supervisor.run()))?,
-        ];
+            supervise::spawn("omcmsync-deliver", supervision.clone(), move || {
+                deliverer.run()
+            }),
+            supervise::spawn("omcmsync-supervise", supervision, move || supervisor.run()),
+        ]
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
         Ok(Service {
             queue,
+            health,
             stop,
             threads,
         })
@@ -125,13 +135,15 @@ struct Supervisor {
 }
 
 impl Supervisor {
-    fn run(self) {
+    fn run(&self) {
         if matches!(self.source, ElementsSource::Smgr) {
             self.load_cached_list();
         }
         let mut next_role = Instant::now();
         let mut next_refresh = Instant::now();
         while !self.stop.load(Ordering::Relaxed) {
+            #[cfg(feature = "fault-hooks")]
+            crate::faults::panic_once("omcmsync-supervise");
             let now = Instant::now();
             if now >= next_role {
                 self.gate.check(&self.client);

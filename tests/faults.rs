@@ -81,3 +81,60 @@ fn full_disk_suspends_and_everything_arrives_once_there_is_room() {
     assert!(want.is_subset(&object_ids(&items, "cm-east")));
     assert!(d.stop(WAIT).success());
 }
+
+/// A background thread panics once mid-stream (a test-build fault hook): the panic is logged
+/// with the thread's name, counted, the thread runs again, and every change is delivered.
+#[cfg(feature = "fault-hooks")]
+#[test]
+fn fault_hook_panicking_background_thread_is_restarted_and_nothing_is_lost() {
+    for thread in [
+        "omcmsync-deliver",
+        "omcmsync-post",
+        "omcmsync-queue",
+        "omcmsync-supervise",
+    ] {
+        let dir = TestDir::new();
+        dir.set_env("OMCM_FAULT_PANIC", thread);
+        let sim = Sim::start(&dir, &[]);
+        let ports = Ports::free();
+        let stats = dir.p("stats.json");
+        let extra = r#"coalesce.window.ms="200" retry.initial.ms="100" retry.max.ms="1000""#;
+        let text = config(&dir, ports, &action_to(&dir, sim.url(), extra)).replace(
+            "module(load=\"imtcp\")",
+            &format!("module(load=\"impstats\" interval=\"1\" log.syslog=\"off\" log.file=\"{stats}\" format=\"json\")\nmodule(load=\"imtcp\")"),
+        );
+        let d = Daemon::start_config(&dir, ports, &text);
+        let lines = |r: std::ops::Range<u64>| -> Vec<String> {
+            r.map(|i| syslog_line("cm-east", "cmdhist", &format!("change station {i}")))
+                .collect()
+        };
+        d.send_tcp(&lines(1..11));
+        std::thread::sleep(Duration::from_millis(500));
+        d.send_tcp(&lines(11..21));
+        let want: BTreeSet<String> = (1..21).map(|i| i.to_string()).collect();
+        sim.wait_items(WAIT, |i| want.is_subset(&object_ids(i, "cm-east")));
+        let log = dir.rsyslog_log();
+        assert!(
+            log.contains(&format!("thread {thread}")) && log.contains("fault hook"),
+            "{thread}: {log}"
+        );
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let text = std::fs::read_to_string(&stats).unwrap_or_default();
+            let restarted = text
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(&l[l.find('{')?..]).ok())
+                .rfind(|v| v["origin"] == "omcmsync")
+                .map(|v| v["threads.restarted"].clone());
+            if restarted == Some(serde_json::json!(1)) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{thread}: threads.restarted {restarted:?}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        assert!(d.stop(WAIT).success(), "{thread}");
+    }
+}

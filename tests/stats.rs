@@ -70,7 +70,7 @@ fn counters_show_in_impstats() {
 /// 13 and the real daemon refuses it): the module says so once and works without counters.
 #[cfg(feature = "fault-hooks")]
 #[test]
-fn a_refused_statsobj_interface_runs_without_counters() {
+fn fault_hook_refused_statsobj_interface_runs_without_counters() {
     let dir = TestDir::new();
     dir.set_env("OMCM_FAULT_STATSOBJ_IF", "16");
     let sim = Sim::start(&dir, &[]);

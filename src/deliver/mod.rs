@@ -9,6 +9,7 @@ mod client;
 mod tls;
 
 use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
@@ -25,6 +26,7 @@ use crate::queue::{DueBatch, Entry, Queue};
 use crate::records::RecordFile;
 use crate::resync::{now_ms, request_body, rfc3339, Key, Scope};
 use crate::sample::Rng;
+use crate::supervise;
 
 /// Due keys are taken for up to this many POSTs per element at once: finding them walks every
 /// pending key of the element, which with a backlog of 100,000 keys cost more than the POSTs.
@@ -89,9 +91,12 @@ impl Deliverer {
     }
 
     /// Starts the lanes and dispatches until `stop` is set; returns when every lane has ended
-    /// (a lane inside a request ends within `smgr.timeout.ms`).
-    pub fn run(self) {
+    /// (a lane inside a request ends within `smgr.timeout.ms`). Runs again after a panic
+    /// ([`crate::supervise`]): keys a lost run had in flight are due again.
+    pub fn run(&self) {
         let lanes = &self.lanes;
+        lanes.queue.release_in_flight();
+        lanes.state().values_mut().for_each(|s| s.busy = false);
         let (jobs, rx) = mpsc::channel::<DueBatch>();
         let rx = Mutex::new(rx);
         std::thread::scope(|scope| {
@@ -145,6 +150,9 @@ impl Lanes {
                     .wait_for_changes(Duration::from_millis(wait.max(10)));
                 continue;
             }
+            // With keys just taken in flight: the restart must find them again.
+            #[cfg(feature = "fault-hooks")]
+            crate::faults::panic_once("omcmsync-deliver");
             for batch in due {
                 self.state().entry(batch.0.clone()).or_default().busy = true;
                 if jobs.send(batch).is_err() {
@@ -165,7 +173,15 @@ impl Lanes {
             match job {
                 Ok(batch) => {
                     let element = batch.0.clone();
-                    self.send_pass(&mut rng, batch);
+                    let keys: Vec<Key> = batch.1.iter().map(|(k, _)| k.clone()).collect();
+                    let posted = catch_unwind(AssertUnwindSafe(|| self.send_pass(&mut rng, batch)));
+                    if let Err(payload) = posted {
+                        // The lane goes on; the element backs off and its keys wait for that.
+                        let name = format!("omcmsync-post{lane}");
+                        supervise::report(&name, &*payload, &self.counters, "its keys are retried");
+                        let (delay, _) = self.back_off(&mut rng, &element, None);
+                        self.queue.retry(&keys, now_ms() + delay.as_millis() as u64);
+                    }
                     self.state().entry(element).or_default().busy = false;
                     self.queue.wake();
                 }
@@ -183,6 +199,8 @@ impl Lanes {
     /// One element's keys of a pass, in POSTs of `max_requests`. After a failed POST the rest
     /// wait for the element's backoff too; at stop, what was not sent stays in the log.
     fn send_pass(&self, rng: &mut Rng, (element, items): DueBatch) {
+        #[cfg(feature = "fault-hooks")]
+        crate::faults::panic_once("omcmsync-post");
         for chunk in items.chunks(self.settings.max_requests) {
             let ready = self.ready_at(&element);
             if self.stop.load(Ordering::Relaxed) || ready > now_ms() {

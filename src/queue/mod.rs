@@ -28,6 +28,7 @@ pub use self::pending::{DueBatch, Entry, Pending};
 use self::sync::Durability;
 use crate::logging;
 use crate::resync::{Change, Key};
+use crate::supervise::{self, Supervision};
 
 /// The longest a worker waits for the queue (a compaction holding it, a slow disk, an fsync
 /// with `fsync_every` zero) before giving up; rsyslog then retries the batch: at-least-once.
@@ -41,6 +42,8 @@ pub struct QueueConfig {
     pub burst_threshold: usize,
     /// Longest time written changes wait for an fsync; zero: fsync before answering.
     pub fsync_every: Duration,
+    /// The queue's thread runs supervised ([`crate::supervise`]).
+    pub supervision: Supervision,
 }
 
 /// Why a batch could not be made durable.
@@ -158,9 +161,9 @@ impl Queue {
         });
         let thread_shared = shared.clone();
         let fsync_every = config.fsync_every;
-        let thread = std::thread::Builder::new()
-            .name("omcmsync-queue".into())
-            .spawn(move || sync::run(thread_shared, fsync_every))?;
+        let thread = supervise::spawn("omcmsync-queue", config.supervision.clone(), move || {
+            sync::run(thread_shared.clone(), fsync_every)
+        })?;
         let queue = Queue {
             shared,
             fsync_every,
@@ -243,6 +246,12 @@ impl Queue {
             .for_each(|k| state.pending.retry(k, retry_at_ms));
     }
 
+    /// Every key in flight is pending again: delivery starts (or starts over after a panic)
+    /// with nothing in flight.
+    pub fn release_in_flight(&self) {
+        self.lock().pending.release_in_flight();
+    }
+
     /// Waits until a change becomes due earlier than `timeout` from now, or `timeout` passes.
     pub fn wait_for_changes(&self, timeout: Duration) {
         let mut state = self.lock();
@@ -320,6 +329,7 @@ mod tests {
             window_ms: 0,
             burst_threshold: 1000,
             fsync_every: Duration::from_millis(50),
+            supervision: Default::default(),
         }
     }
 

@@ -255,6 +255,18 @@ impl Pending {
         }
     }
 
+    /// No key is in flight any more (the delivery that had them is gone): all may be taken again.
+    pub fn release_in_flight(&mut self) {
+        for e in self
+            .elements
+            .values_mut()
+            .flat_map(|scopes| scopes.values_mut())
+        {
+            e.in_flight = false;
+        }
+        self.recheck();
+    }
+
     /// Takes up to `max_per_element` due keys of each element that may be sent now (`ready_at`:
     /// from when an element may, 0 for now), marking them in flight: those due longest first
     /// (then in key order), so none waits forever. An element held back is not walked: its

@@ -104,6 +104,9 @@ pub(super) fn run(shared: Arc<Shared>, fsync_every: Duration) {
         let (target, compact, stop) = (p.written, std::mem::take(&mut p.compact), p.stop);
         drop(p);
         if sync_at.is_some() {
+            // With a write waiting for its fsync.
+            #[cfg(feature = "fault-hooks")]
+            crate::faults::panic_once("omcmsync-queue");
             sync(&shared, target);
         }
         if compact {

@@ -1,0 +1,147 @@
+//! One way to run a background thread. A panic is caught, logged through rsyslog's error log
+//! with the thread's name and the panic's message, counted (`threads.restarted`), and the
+//! thread's loop runs again after a short pause. A thread that keeps panicking (more than
+//! [`RESTARTS_MAX`] times within [`RESTART_WINDOW`]) is given up: its service is marked failed,
+//! and batches are answered SUSPENDED (rsyslog keeps them) instead of being committed into a
+//! queue that nothing drains or syncs.
+
+use std::any::Any;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::counters::Counters;
+use crate::logging;
+
+pub const RESTARTS_MAX: usize = 5;
+pub const RESTART_WINDOW: Duration = Duration::from_secs(60);
+const PAUSE: Duration = Duration::from_millis(200);
+
+/// Whether a service's threads are all still running.
+#[derive(Default)]
+pub struct Health {
+    failed: AtomicBool,
+}
+
+impl Health {
+    pub fn failed(&self) -> bool {
+        self.failed.load(Ordering::Relaxed)
+    }
+}
+
+/// What a supervised thread needs besides its work.
+#[derive(Clone, Default)]
+pub struct Supervision {
+    pub counters: Arc<Counters>,
+    pub health: Arc<Health>,
+    pub stop: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for Supervision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Supervision {{ failed: {} }}", self.health.failed())
+    }
+}
+
+/// The text of a panic's payload.
+pub fn panic_message(payload: &(dyn Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
+}
+
+/// Logs and counts a panic caught in `thread`.
+pub fn report(thread: &str, payload: &(dyn Any + Send), counters: &Counters, what_next: &str) {
+    counters.threads_restarted.fetch_add(1, Ordering::Relaxed);
+    logging::error(&format!(
+        "thread {thread} panicked: {}; {what_next}",
+        panic_message(payload)
+    ));
+}
+
+/// Spawns `body` as thread `name` and runs it again whenever it panics, until it returns or
+/// `stop` is set; gives up (marking the service failed) when it keeps panicking.
+pub fn spawn(
+    name: &str,
+    s: Supervision,
+    body: impl Fn() + Send + 'static,
+) -> std::io::Result<JoinHandle<()>> {
+    let thread = name.to_owned();
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            let mut restarts: Vec<Instant> = Vec::new();
+            loop {
+                let Err(payload) = catch_unwind(AssertUnwindSafe(&body)) else {
+                    return;
+                };
+                restarts.retain(|t| t.elapsed() < RESTART_WINDOW);
+                restarts.push(Instant::now());
+                if restarts.len() > RESTARTS_MAX {
+                    s.health.failed.store(true, Ordering::Relaxed);
+                    report(
+                        &thread,
+                        &*payload,
+                        &s.counters,
+                        "it keeps failing: the action suspends new batches (rsyslog keeps them) until rsyslogd restarts",
+                    );
+                    return;
+                }
+                report(&thread, &*payload, &s.counters, "restarting it");
+                let resume = Instant::now() + PAUSE;
+                while Instant::now() < resume {
+                    if s.stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                if s.stop.load(Ordering::Relaxed) {
+                    return;
+                }
+            }
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+
+    fn supervision() -> Supervision {
+        Supervision::default()
+    }
+
+    #[test]
+    fn a_panic_is_counted_and_the_thread_runs_again() {
+        let s = supervision();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let r = runs.clone();
+        let t = spawn("t-once", s.clone(), move || {
+            if r.fetch_add(1, Ordering::SeqCst) == 0 {
+                panic!("first run");
+            }
+        })
+        .unwrap();
+        t.join().unwrap();
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
+        assert_eq!(s.counters.threads_restarted.load(Ordering::SeqCst), 1);
+        assert!(!s.health.failed());
+    }
+
+    #[test]
+    fn a_thread_that_keeps_panicking_fails_the_service() {
+        let s = supervision();
+        let t = spawn("t-always", s.clone(), || panic!("always")).unwrap();
+        t.join().unwrap();
+        assert!(s.health.failed());
+        assert_eq!(
+            s.counters.threads_restarted.load(Ordering::SeqCst),
+            RESTARTS_MAX as u64 + 1
+        );
+    }
+}
