@@ -127,7 +127,7 @@ fn map_bytes_per_key(keys: usize) -> f64 {
             reason: None,
             at_ms: 1_764_065_702_123 + seq,
         };
-        pending.merge(change, seq);
+        pending.merge(change, seq, u64::MAX);
     }
     let per_key = (heap_in_use() - before) as f64 / keys as f64;
     assert_eq!(pending.len(), keys);

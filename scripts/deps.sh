@@ -6,7 +6,8 @@
 #   rpm rpm2cpio cpio         rpmbuild for the .rpm; rpm --root installs and unpacking in its tests
 #   debootstrap               Debian roots for the rsyslog version matrix (scripts/rsyslog-root)
 #   checkpolicy semodule-utils apparmor   compile the shipped SELinux and AppArmor files
-omcm_packages="rsyslog rsyslog-gnutls libclang-dev valgrind binutils python3 rpm rpm2cpio cpio debootstrap checkpolicy semodule-utils apparmor"
+#   libfaketime               steps rsyslogd's wall clock in the clock test
+omcm_packages="rsyslog rsyslog-gnutls libclang-dev valgrind binutils python3 rpm rpm2cpio cpio debootstrap checkpolicy semodule-utils apparmor libfaketime"
 
 omcm_install_deps() {
     local missing=()

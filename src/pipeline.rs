@@ -246,13 +246,15 @@ impl Pipeline {
         Ok(())
     }
 
-    /// HUP: reopen files so that log rotation works, and read the element list again.
+    /// HUP: reopen files so that log rotation works, and ask for the element list to be read
+    /// again. The supervisor thread reads it (names resolve there, never on rsyslog's main
+    /// thread, where HUP runs); before the service runs, its start reads it anyway.
     pub fn reopen(&self) {
         self.trace
             .iter()
             .chain(&self.capture)
             .for_each(RecordFile::reopen);
-        self.elements.reload();
+        self.elements.request_reload();
     }
 
     /// Keys waiting for delivery (0 before start).

@@ -123,11 +123,22 @@ impl<const N: usize> From<[Verb; N]> for VerbSet {
     }
 }
 
-/// Milliseconds since the Unix epoch, now.
+/// Milliseconds since the Unix epoch, now: the wall clock, for what is written down (the log,
+/// request bodies, traces).
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The clock that schedules (due times, backoff): [`now_ms`] at its first reading in this
+/// process, then moving with the monotonic clock only. A step of the wall clock (NTP correcting
+/// a drifted VM, a resumed snapshot) therefore neither holds keys back nor sends them early;
+/// a restart anchors it to the wall clock again, which is what the log's times are in.
+pub fn sched_now_ms() -> u64 {
+    static ANCHOR: std::sync::OnceLock<(u64, std::time::Instant)> = std::sync::OnceLock::new();
+    let (wall, at) = ANCHOR.get_or_init(|| (now_ms(), std::time::Instant::now()));
+    wall + at.elapsed().as_millis() as u64
 }
 
 /// RFC 3339 in UTC with milliseconds: `2026-11-25T10:15:02.123Z`.

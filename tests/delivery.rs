@@ -418,6 +418,58 @@ fn element_file_changes_take_effect_without_restart() {
     assert!(d.stop(WAIT).success());
 }
 
+/// HUP asks for the element list again (served by the supervisor thread, not rsyslog's main
+/// thread): a change that keeps the file's mtime is picked up on HUP alone.
+#[test]
+fn hup_reloads_the_element_file() {
+    let dir = TestDir::new();
+    let path = dir.path("elements.json");
+    std::fs::write(
+        &path,
+        r#"{"elements":[{"name":"cm-east","hosts":["127.0.0.1"]}]}"#,
+    )
+    .unwrap();
+    let sim = Sim::start(&dir, &[]);
+    let d = Daemon::start(&dir, &action_to(&dir, sim.url(), QUICK));
+    d.send_tcp6(&[change(9700)]);
+    wait_json_lines(&dir.path("trace.json"), 1, WAIT);
+    let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+    std::fs::write(
+        &path,
+        r#"{"elements":[{"name":"cm-east","hosts":["127.0.0.1","::1"]}]}"#,
+    )
+    .unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    d.send_tcp6(&[change(9701)]);
+    wait_json_lines(&dir.path("trace.json"), 2, WAIT);
+    assert_eq!(
+        read_json_lines(&dir.path("trace.json"))[1]["outcome"],
+        "unknown_sender"
+    );
+    d.signal(libc::SIGHUP);
+    let mut n = 0;
+    let items = loop {
+        d.send_tcp6(&[change(9710 + n)]);
+        n += 1;
+        std::thread::sleep(Duration::from_millis(200));
+        let items = sim.resync_items();
+        if !items.is_empty() || n > 100 {
+            break items;
+        }
+    };
+    assert!(
+        !object_ids(&items, "cm-east").is_empty(),
+        "HUP did not reload"
+    );
+    assert!(d.stop(WAIT).success());
+}
+
 #[test]
 fn ha_role_over_http() {
     let dir = TestDir::new();

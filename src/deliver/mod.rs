@@ -24,7 +24,7 @@ use crate::counters::Counters;
 use crate::logging;
 use crate::queue::{DueBatch, Entry, Queue};
 use crate::records::RecordFile;
-use crate::resync::{now_ms, request_body, rfc3339, Key, Scope};
+use crate::resync::{now_ms, request_body, rfc3339, sched_now_ms, Key, Scope};
 use crate::sample::Rng;
 use crate::supervise;
 
@@ -130,7 +130,7 @@ impl Lanes {
         while !self.stop.load(Ordering::Relaxed) {
             self.counters
                 .set_queue_gauges(self.queue.len() as u64, self.queue.log_bytes());
-            let now = now_ms();
+            let now = sched_now_ms();
             let ready: HashMap<Arc<str>, u64> = self
                 .state()
                 .iter()
@@ -180,7 +180,8 @@ impl Lanes {
                         let name = format!("omcmsync-post{lane}");
                         supervise::report(&name, &*payload, &self.counters, "its keys are retried");
                         let (delay, _) = self.back_off(&mut rng, &element, None);
-                        self.queue.retry(&keys, now_ms() + delay.as_millis() as u64);
+                        self.queue
+                            .retry(&keys, sched_now_ms() + delay.as_millis() as u64);
                     }
                     self.state().entry(element).or_default().busy = false;
                     self.queue.wake();
@@ -203,7 +204,7 @@ impl Lanes {
         crate::faults::panic_once("omcmsync-post");
         for chunk in items.chunks(self.settings.max_requests) {
             let ready = self.ready_at(&element);
-            if self.stop.load(Ordering::Relaxed) || ready > now_ms() {
+            if self.stop.load(Ordering::Relaxed) || ready > sched_now_ms() {
                 // Back to waiting: until the backoff ends, or at once for the next start.
                 self.queue.retry(chunk.iter().map(|(k, _)| k), ready);
             } else {
@@ -248,7 +249,7 @@ impl Lanes {
                 }
                 self.queue.retry(
                     items.iter().map(|(k, _)| k),
-                    now_ms() + delay.as_millis() as u64,
+                    sched_now_ms() + delay.as_millis() as u64,
                 );
             }
             Outcome::Unauthorized { status, after } => {
@@ -265,7 +266,7 @@ impl Lanes {
                 }
                 self.queue.retry(
                     items.iter().map(|(k, _)| k),
-                    now_ms() + delay.as_millis() as u64,
+                    sched_now_ms() + delay.as_millis() as u64,
                 );
             }
             Outcome::Permanent { .. } if items.len() > 1 => {
@@ -356,7 +357,7 @@ impl Lanes {
         let delay = jittered
             .max(after.map_or(0, |a| a.as_millis() as u64))
             .min(max.max(1));
-        b.next_try_ms = now_ms() + delay;
+        b.next_try_ms = sched_now_ms() + delay;
         (Duration::from_millis(delay), b.failures)
     }
 }

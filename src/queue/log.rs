@@ -518,7 +518,7 @@ mod tests {
             unreachable!()
         };
         let key = change.key.clone();
-        live.merge(change, seq);
+        live.merge(change, seq, u64::MAX);
         log.compact(100, live.iter()).unwrap();
         assert!(log.bytes() < big / 10);
         log.append(&[add(100, "100")]).unwrap();

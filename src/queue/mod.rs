@@ -63,17 +63,18 @@ struct State {
 }
 
 impl State {
-    /// Applies one record: a written one on the live path, or one read back at start. Returns
+    /// Applies one record: a written one on the live path (`now`: the scheduling clock), or
+    /// one read back at start (`now` = `u64::MAX`: the records' own times schedule). Returns
     /// the due time an `add` set.
-    fn apply(&mut self, record: Record) -> Option<u64> {
+    fn apply(&mut self, record: Record, now: u64) -> Option<u64> {
         match record {
             Record::Seq(n) => self.next_seq = self.next_seq.max(n),
             Record::Add { seq, change } => {
                 self.next_seq = self.next_seq.max(seq + 1);
-                return Some(self.pending.merge(change, seq));
+                return Some(self.pending.merge(change, seq, now));
             }
             Record::Done { seq, key } => {
-                self.pending.done(&key, seq);
+                self.pending.done(&key, seq, now);
             }
             Record::Entry { key, entry } => {
                 self.next_seq = self.next_seq.max(entry.seq + 1);
@@ -83,11 +84,12 @@ impl State {
         None
     }
 
-    /// Applies written `records`; returns the earliest due time they set.
+    /// Applies written `records` on the live path; returns the earliest due time they set.
     fn apply_all(&mut self, records: Vec<Record>) -> u64 {
+        let now = crate::resync::sched_now_ms();
         records
             .into_iter()
-            .filter_map(|r| self.apply(r))
+            .filter_map(|r| self.apply(r, now))
             .min()
             .unwrap_or(u64::MAX)
     }
@@ -149,8 +151,13 @@ impl Queue {
             next_seq: 1,
         };
         for record in records {
-            state.apply(record);
+            state.apply(record, u64::MAX);
         }
+        // Times in the log came from the last run's clocks: if the wall clock was stepped back
+        // since, no key may wait longer than a window from now.
+        state
+            .pending
+            .cap_due(crate::resync::sched_now_ms() + config.window_ms);
         state.compact()?;
         let shared = Arc::new(Shared {
             log_bytes: AtomicU64::new(state.log.bytes()),
@@ -255,7 +262,7 @@ impl Queue {
     /// Waits until a change becomes due earlier than `timeout` from now, or `timeout` passes.
     pub fn wait_for_changes(&self, timeout: Duration) {
         let mut state = self.lock();
-        let wake_at = crate::resync::now_ms() + timeout.as_millis() as u64;
+        let wake_at = crate::resync::sched_now_ms() + timeout.as_millis() as u64;
         self.shared.wake_at_ms.store(wake_at, Ordering::Relaxed);
         self.shared.added.wait_for(&mut state, timeout);
     }

@@ -130,10 +130,14 @@ impl Pending {
         })
     }
 
-    /// Merges one change. When an element passes the burst threshold, its keys are replaced by
-    /// one element-level key. Returns when the key it joined is due.
-    pub fn merge(&mut self, change: Change, seq: u64) -> u64 {
+    /// Merges one change received at `change.at_ms` (wall clock), `now` by the scheduling clock
+    /// (`u64::MAX` when replaying the log: its own times schedule). A new key is due a window
+    /// after the earlier of the two, so a wall clock stepped forward delays nothing. When an
+    /// element passes the burst threshold, its keys are replaced by one element-level key.
+    /// Returns when the key it joined is due.
+    pub fn merge(&mut self, change: Change, seq: u64, now: u64) -> u64 {
         let at = change.at_ms;
+        let sched_at = at.min(now);
         let window_ms = self.window_ms;
         let Key { element, scope } = change.key;
         let scopes = self.elements.entry(element.clone()).or_default();
@@ -155,7 +159,7 @@ impl Pending {
                     reason: change.reason.map(String::into_boxed_str),
                     first_ms: at,
                     last_ms: at,
-                    due_ms: at + window_ms,
+                    due_ms: sched_at + window_ms,
                     in_flight: false,
                 })
             }
@@ -217,9 +221,10 @@ impl Pending {
         self.len = self.len + 1 - keys;
     }
 
-    /// Removes `key` if no change newer than the request `sent_seq` arrived since.
-    /// Returns whether it was removed.
-    pub fn done(&mut self, key: &Key, sent_seq: u64) -> bool {
+    /// Removes `key` if no change newer than the request `sent_seq` arrived since (then it is
+    /// due again a window after that change, or after `now` if that is earlier, as in
+    /// [`Pending::merge`]). Returns whether it was removed.
+    pub fn done(&mut self, key: &Key, sent_seq: u64, now: u64) -> bool {
         let Some(scopes) = self.elements.get_mut(&key.element) else {
             return false;
         };
@@ -237,7 +242,7 @@ impl Pending {
         };
         // Changed while the request was in flight: send again, a window after the newer change.
         newer.in_flight = false;
-        newer.due_ms = newer.last_ms + self.window_ms;
+        newer.due_ms = newer.last_ms.min(now) + self.window_ms;
         self.earliest_due_ms = self.earliest_due_ms.min(newer.due_ms);
         false
     }
@@ -253,6 +258,18 @@ impl Pending {
             e.due_ms = e.due_ms.max(retry_at_ms);
             self.earliest_due_ms = self.earliest_due_ms.min(e.due_ms);
         }
+    }
+
+    /// No key is due later than `latest`.
+    pub fn cap_due(&mut self, latest: u64) {
+        for e in self
+            .elements
+            .values_mut()
+            .flat_map(|scopes| scopes.values_mut())
+        {
+            e.due_ms = e.due_ms.min(latest);
+        }
+        self.earliest_due_ms = self.earliest_due_ms.min(latest);
     }
 
     /// No key is in flight any more (the delivery that had them is gone): all may be taken again.
@@ -378,14 +395,14 @@ mod tests {
     #[test]
     fn a_busy_element_is_skipped_without_holding_up_the_others() {
         let mut p = Pending::new(0, 500);
-        p.merge(change("busy", station("1"), Verb::Change, 100), 1);
-        p.merge(change("free", station("2"), Verb::Change, 100), 2);
+        p.merge(change("busy", station("1"), Verb::Change, 100), 1, u64::MAX);
+        p.merge(change("free", station("2"), Verb::Change, 100), 2, u64::MAX);
         let busy = |el: &str| if el == "busy" { u64::MAX } else { 0 };
         let due = p.take_due(200, 100, busy);
         assert_eq!(due.len(), 1);
         assert_eq!(&*due[0].0, "free");
         // A later change of the free element is found, though the busy one's key is still due.
-        p.merge(change("free", station("3"), Verb::Change, 300), 3);
+        p.merge(change("free", station("3"), Verb::Change, 300), 3, u64::MAX);
         assert_eq!(p.take_due(400, 100, busy).len(), 1);
         // Once it is free again (recheck), the busy element's key goes.
         assert!(
@@ -404,6 +421,7 @@ mod tests {
             p.merge(
                 change("cm", station(&(i % 10).to_string()), Verb::Change, 100 + i),
                 i,
+                u64::MAX,
             );
         }
         assert_eq!(p.len(), 10);
@@ -422,13 +440,16 @@ mod tests {
     #[test]
     fn done_removes_unless_changed_in_flight() {
         let mut p = Pending::new(10, 100);
-        p.merge(change("cm", station("1"), Verb::Change, 0), 1);
-        p.merge(change("cm", station("2"), Verb::Add, 0), 2);
+        p.merge(change("cm", station("1"), Verb::Change, 0), 1, u64::MAX);
+        p.merge(change("cm", station("2"), Verb::Add, 0), 2, u64::MAX);
         let due = p.take_due(10, 100, |_| 0);
         let sent: Vec<(Key, u64)> = due[0].1.iter().map(|(k, e)| (k.clone(), e.seq)).collect();
-        p.merge(change("cm", station("2"), Verb::Change, 50), 3);
-        assert!(p.done(&sent[0].0, sent[0].1));
-        assert!(!p.done(&sent[1].0, sent[1].1), "changed while in flight");
+        p.merge(change("cm", station("2"), Verb::Change, 50), 3, u64::MAX);
+        assert!(p.done(&sent[0].0, sent[0].1, u64::MAX));
+        assert!(
+            !p.done(&sent[1].0, sent[1].1, u64::MAX),
+            "changed while in flight"
+        );
         assert_eq!(p.len(), 1);
         assert_eq!(p.next_due_ms(), Some(60));
         let again = p.take_due(60, 100, |_| 0);
@@ -438,8 +459,8 @@ mod tests {
     #[test]
     fn retry_waits_and_ready_filter_holds_elements_back() {
         let mut p = Pending::new(0, 100);
-        p.merge(change("a", station("1"), Verb::Change, 0), 1);
-        p.merge(change("b", station("1"), Verb::Change, 0), 2);
+        p.merge(change("a", station("1"), Verb::Change, 0), 1, u64::MAX);
+        p.merge(change("b", station("1"), Verb::Change, 0), 2, u64::MAX);
         let b_at_700 = |el: &str| if el == "b" { 700 } else { 0 };
         let due = p.take_due(0, 100, b_at_700);
         assert_eq!(due.len(), 1);
@@ -459,7 +480,7 @@ mod tests {
     fn keys_due_longest_go_first_when_a_post_cannot_hold_all() {
         let mut p = Pending::new(10, 100);
         for (id, at) in [("1003", 5), ("1001", 7), ("1002", 1), ("1000", 9)] {
-            p.merge(change("cm", station(id), Verb::Change, at), 1);
+            p.merge(change("cm", station(id), Verb::Change, at), 1, u64::MAX);
         }
         let ids = |due: Vec<DueBatch>| -> Vec<Scope> {
             due.into_iter()
@@ -487,9 +508,13 @@ mod tests {
     fn burst_escalates_to_one_element_key() {
         let mut p = Pending::new(0, 3);
         for i in 0..3 {
-            p.merge(change("cm", station(&i.to_string()), Verb::Change, 0), i);
+            p.merge(
+                change("cm", station(&i.to_string()), Verb::Change, 0),
+                i,
+                u64::MAX,
+            );
         }
-        p.merge(change("other", station("9"), Verb::Change, 0), 10);
+        p.merge(change("other", station("9"), Verb::Change, 0), 10, u64::MAX);
         assert_eq!(p.len(), 4);
         p.merge(
             change(
@@ -501,6 +526,7 @@ mod tests {
                 5,
             ),
             11,
+            u64::MAX,
         );
         assert_eq!(p.len(), 2);
         assert_eq!(p.element_len("cm"), 1);
@@ -509,13 +535,13 @@ mod tests {
         assert_eq!((entry.count, entry.seq), (4, 11));
         assert!(entry.reason.as_deref().unwrap().starts_with("burst"));
         // Further changes of that element coalesce into the pending element key...
-        p.merge(change("cm", station("77"), Verb::Change, 6), 12);
+        p.merge(change("cm", station("77"), Verb::Change, 6), 12, u64::MAX);
         assert_eq!(p.element_len("cm"), 1);
         assert_eq!(p.iter().find(|(el, _, _)| *el == "cm").unwrap().2.count, 5);
         // ...but not into one already sent: that request may have read the state before them.
         let due = p.take_due(100, 10, |el| if el == "cm" { 0 } else { u64::MAX });
         assert_eq!(due[0].1[0].0.scope, Scope::Element);
-        p.merge(change("cm", station("78"), Verb::Change, 7), 13);
+        p.merge(change("cm", station("78"), Verb::Change, 7), 13, u64::MAX);
         assert_eq!(p.element_len("cm"), 2);
     }
 
@@ -525,6 +551,7 @@ mod tests {
         p.merge(
             change("cm", station("1001"), Verb::Change, 1_764_065_702_123),
             1,
+            u64::MAX,
         );
         let (_, scope, e) = p.iter().next().unwrap();
         let r = e.request(scope);
