@@ -7,8 +7,8 @@
 //! The batch is committed only once its changes are on disk.
 
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{Map, Value};
 
@@ -19,29 +19,26 @@ use crate::elements::{ElementTable, Elements};
 use crate::ha::Gate;
 use crate::line::{Malformed, ReceivedLine};
 use crate::logging;
-use crate::queue::Queue;
 use crate::records::RecordFile;
 use crate::resync::{now_ms, parse_rfc3339_ms, Change, Key, Scope, ShortText};
-use crate::service::Service;
+use crate::service::Lifecycle;
 
-/// How often a failed start of the background service is tried again.
-const RESTART_EVERY: Duration = Duration::from_secs(5);
+/// How long a batch waits for the background service to start before it is answered
+/// SUSPENDED (rsyslog keeps it and retries; docs/design.md, "The start"). Short: rsyslog's
+/// shutdown waits for a worker inside the module.
+const BATCH_WAIT: Duration = Duration::from_secs(1);
+
+/// How long [`Pipeline::start`] waits for the service (the tools and tests).
+const START_WAIT: Duration = Duration::from_secs(60);
 
 pub struct Pipeline {
-    config: Config,
     classifier: Classifier,
     elements: Arc<Elements>,
     gate: Arc<Gate>,
     trace: Option<RecordFile>,
     capture: Option<RecordFile>,
     counters: Arc<Counters>,
-    service: Mutex<ServiceState>,
-}
-
-#[derive(Default)]
-struct ServiceState {
-    running: Option<Service>,
-    last_attempt: Option<Instant>,
+    service: Lifecycle,
 }
 
 /// The batch could not be taken now; rsyslog keeps it and retries later.
@@ -84,6 +81,9 @@ impl Pipeline {
             ElementsSource::File(path) => Elements::for_file(path),
             ElementsSource::Smgr => Elements::empty(),
         };
+        let elements = Arc::new(elements);
+        let gate = Arc::new(Gate::new(config.ha.clone()));
+        let counters: Arc<Counters> = Arc::default();
         Pipeline {
             trace: config.trace_file.as_deref().map(RecordFile::new),
             capture: config
@@ -91,11 +91,10 @@ impl Pipeline {
                 .as_deref()
                 .map(|p| RecordFile::bounded(p, config.capture_max)),
             classifier,
-            elements: Arc::new(elements),
-            gate: Arc::new(Gate::new(config.ha.clone())),
-            counters: Arc::default(),
-            service: Mutex::default(),
-            config,
+            service: Lifecycle::new(config, elements.clone(), gate.clone(), counters.clone()),
+            elements,
+            gate,
+            counters,
         }
     }
 
@@ -103,53 +102,23 @@ impl Pipeline {
         &self.counters
     }
 
-    /// Starts the background service: element list, HA role, queue, delivery. Logs and returns
-    /// false on failure (tried again by the next batch).
-    pub fn start(&self) -> bool {
-        self.queue().is_some()
+    /// Starts the background service (element list, queue, delivery, HA role) in a thread of
+    /// its own and returns at once: rsyslog's main thread never waits for DNS, an HA check or
+    /// the queue's recovery.
+    pub fn start_in_background(&self) {
+        self.service.start();
     }
 
-    /// The running queue, starting the service first if needed.
-    fn queue(&self) -> Option<Arc<Queue>> {
-        let mut state = self.service.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(s) = &state.running {
-            // A background thread that could not be kept running: rsyslog keeps the batch.
-            return (!s.health.failed()).then(|| s.queue.clone());
-        }
-        if state
-            .last_attempt
-            .is_some_and(|t| t.elapsed() < RESTART_EVERY)
-        {
-            return None;
-        }
-        state.last_attempt = Some(Instant::now());
-        self.elements.reload();
-        match Service::start(
-            &self.config,
-            self.elements.clone(),
-            self.gate.clone(),
-            self.counters.clone(),
-        ) {
-            Ok(service) => {
-                let queue = service.queue.clone();
-                state.running = Some(service);
-                Some(queue)
-            }
-            Err(e) => {
-                logging::error(&format!(
-                    "cannot start: {e}; rsyslog keeps the messages and retries"
-                ));
-                None
-            }
-        }
+    /// Starts the background service and waits until it runs (the command-line tools, tests);
+    /// false when it did not start within [`START_WAIT`] (the messages above say why).
+    pub fn start(&self) -> bool {
+        self.service.start();
+        self.service.queue(START_WAIT).is_some()
     }
 
     /// Stops the background service (what is queued stays on disk).
     pub fn stop(&self) {
-        self.service
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .running = None;
+        self.service.stop();
     }
 
     /// Takes one rsyslog transaction. `worker` identifies the calling worker in the trace.
@@ -159,7 +128,7 @@ impl Pipeline {
         worker: u64,
         lines: impl IntoIterator<Item = &'a [u8]>,
     ) -> Result<(), Suspend> {
-        let queue = self.queue().ok_or(Suspend)?;
+        let queue = self.service.queue(BATCH_WAIT).ok_or(Suspend)?;
         let table = self.elements.current();
         let gate_open = self.gate.open();
         let mut tally = Tally::default();
@@ -259,8 +228,7 @@ impl Pipeline {
 
     /// Keys waiting for delivery (0 before start).
     pub fn keys_pending(&self) -> usize {
-        let state = self.service.lock().unwrap_or_else(|e| e.into_inner());
-        state.running.as_ref().map_or(0, |s| s.queue.len())
+        self.service.keys_pending()
     }
 }
 

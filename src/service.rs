@@ -1,10 +1,12 @@
 //! The background side of one action: the queue (and its fsync and compaction thread), the
 //! delivery thread, and the supervisor thread that reads the HA role and refreshes the element
-//! list. Started when rsyslog activates the configuration (never in `rsyslogd -N1`), stopped
-//! when the action is freed; what is queued stays on disk for the next start.
+//! list. [`Lifecycle`] owns it: starts it in the background when rsyslog activates the
+//! configuration (never in `rsyslogd -N1`, never on rsyslog's main thread or a worker), tries
+//! a failed start again, and stops it when the action is freed; what is queued stays on disk
+//! for the next start. [`Service`] is the running part.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -17,6 +19,154 @@ use crate::logging;
 use crate::queue::{Queue, QueueConfig};
 use crate::records::RecordFile;
 use crate::supervise::{self, Health, Supervision};
+
+/// How often a failed start of the service is tried again.
+const RESTART_EVERY: Duration = Duration::from_secs(5);
+
+/// Starts, restarts and stops one action's [`Service`].
+pub struct Lifecycle {
+    inner: Arc<LifecycleInner>,
+}
+
+struct LifecycleInner {
+    config: Config,
+    elements: Arc<Elements>,
+    gate: Arc<Gate>,
+    counters: Arc<Counters>,
+    state: Mutex<LifecycleState>,
+    /// A start ended (ran or failed).
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct LifecycleState {
+    running: Option<Service>,
+    starting: bool,
+    stopped: bool,
+    last_attempt: Option<Instant>,
+}
+
+impl Lifecycle {
+    pub fn new(
+        config: Config,
+        elements: Arc<Elements>,
+        gate: Arc<Gate>,
+        counters: Arc<Counters>,
+    ) -> Self {
+        Lifecycle {
+            inner: Arc::new(LifecycleInner {
+                config,
+                elements,
+                gate,
+                counters,
+                state: Mutex::default(),
+                changed: Condvar::new(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LifecycleState> {
+        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts the service in a thread of its own unless it runs, is starting, or failed less
+    /// than [`RESTART_EVERY`] ago. Returns at once.
+    pub fn start(&self) {
+        let mut state = self.lock();
+        self.start_locked(&mut state);
+    }
+
+    fn start_locked(&self, state: &mut LifecycleState) {
+        let retry_later = state
+            .last_attempt
+            .is_some_and(|t| t.elapsed() < RESTART_EVERY);
+        if state.running.is_some() || state.starting || state.stopped || retry_later {
+            return;
+        }
+        state.starting = true;
+        state.last_attempt = Some(Instant::now());
+        let inner = self.inner.clone();
+        let spawned = std::thread::Builder::new()
+            .name("omcmsync-start".into())
+            .spawn(move || inner.start_now());
+        if let Err(e) = spawned {
+            state.starting = false;
+            logging::error(&format!("cannot start: no thread: {e}; retried in 5 s"));
+        }
+    }
+
+    /// The running queue: starts the service if needed and waits up to `wait` for it. `None`:
+    /// not (yet) running, or failed; rsyslog keeps the batch and retries.
+    pub fn queue(&self, wait: Duration) -> Option<Arc<Queue>> {
+        let deadline = Instant::now() + wait;
+        let mut state = self.lock();
+        loop {
+            if let Some(s) = &state.running {
+                // A background thread that could not be kept running: rsyslog keeps the batch.
+                return (!s.health.failed()).then(|| s.queue.clone());
+            }
+            self.start_locked(&mut state);
+            let left = deadline.saturating_duration_since(Instant::now());
+            if !state.starting || left.is_zero() {
+                return None;
+            }
+            state = self
+                .inner
+                .changed
+                .wait_timeout(state, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// Stops the service (what is queued stays on disk); a start under way is dropped when it
+    /// ends.
+    pub fn stop(&self) {
+        let running = {
+            let mut state = self.lock();
+            state.stopped = true;
+            state.running.take()
+        };
+        drop(running);
+    }
+
+    /// Keys waiting for delivery (0 before start).
+    pub fn keys_pending(&self) -> usize {
+        self.lock().running.as_ref().map_or(0, |s| s.queue.len())
+    }
+}
+
+impl LifecycleInner {
+    /// One start, on the start thread: the element list (names resolve here), then the queue
+    /// (recovery reads the whole log) and the threads.
+    fn start_now(&self) {
+        self.elements.reload();
+        let result = Service::start(
+            &self.config,
+            self.elements.clone(),
+            self.gate.clone(),
+            self.counters.clone(),
+        );
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.starting = false;
+        let late = match result {
+            Ok(service) if state.stopped => Some(service),
+            Ok(service) => {
+                state.running = Some(service);
+                None
+            }
+            Err(e) => {
+                logging::error(&format!(
+                    "cannot start: {e}; rsyslog keeps the messages and retries"
+                ));
+                None
+            }
+        };
+        drop(state);
+        self.changed.notify_all();
+        drop(late);
+    }
+}
 
 pub struct Service {
     pub queue: Arc<Queue>,
@@ -76,7 +226,9 @@ impl Service {
             stop.clone(),
         );
         let client = SmgrClient::new(config.client.clone())?;
-        // Know the role before the first batch is filtered.
+        // Know the role before the first batch is filtered. This runs on the start thread
+        // (`Lifecycle`), bounded by smgr.timeout.ms or ha.interval.ms; batches wait for it at
+        // most a few seconds, then rsyslog keeps them.
         gate.check(&client);
         let supervisor = Supervisor {
             client,

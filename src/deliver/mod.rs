@@ -100,20 +100,17 @@ impl Deliverer {
         let (jobs, rx) = mpsc::channel::<DueBatch>();
         let rx = Mutex::new(rx);
         std::thread::scope(|scope| {
-            let mut started = 0;
-            for i in 0..lanes.settings.parallel.max(1) {
-                let rx = &rx;
-                let lane = std::thread::Builder::new()
+            let rx = &rx;
+            // Lanes start as they are needed (one per element with keys in flight, at most
+            // `delivery.parallel`): a site with one System Manager path runs one.
+            let add_lane = |i: usize| {
+                std::thread::Builder::new()
                     .name(format!("omcmsync-post{i}"))
-                    .spawn_scoped(scope, move || lanes.work(rx, i as u64));
-                match lane {
-                    Ok(_) => started += 1,
-                    Err(e) => logging::error(&format!("delivery: cannot start lane {i}: {e}")),
-                }
-            }
-            if started > 0 {
-                lanes.dispatch(&jobs);
-            }
+                    .spawn_scoped(scope, move || lanes.work(rx, i as u64))
+                    .map_err(|e| logging::error(&format!("delivery: cannot start lane {i}: {e}")))
+                    .is_ok()
+            };
+            lanes.dispatch(&jobs, add_lane);
             drop(jobs);
         });
     }
@@ -124,9 +121,11 @@ impl Lanes {
         self.elements.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Takes due keys of the elements that may send now and hands each element's to a lane.
-    fn dispatch(&self, jobs: &mpsc::Sender<DueBatch>) {
+    /// Takes due keys of the elements that may send now and hands each element's to a lane,
+    /// starting another lane (`add_lane`) while there are more elements busy than lanes.
+    fn dispatch(&self, jobs: &mpsc::Sender<DueBatch>, mut add_lane: impl FnMut(usize) -> bool) {
         let per_pass = self.settings.max_requests.saturating_mul(POSTS_PER_PASS);
+        let mut running = 0;
         while !self.stop.load(Ordering::Relaxed) {
             self.counters
                 .set_queue_gauges(self.queue.len() as u64, self.queue.log_bytes());
@@ -154,7 +153,21 @@ impl Lanes {
             #[cfg(feature = "fault-hooks")]
             crate::faults::panic_once("omcmsync-deliver");
             for batch in due {
-                self.state().entry(batch.0.clone()).or_default().busy = true;
+                let busy = {
+                    let mut state = self.state();
+                    state.entry(batch.0.clone()).or_default().busy = true;
+                    state.values().filter(|s| s.busy).count()
+                };
+                while running < busy.min(self.settings.parallel.max(1)) && add_lane(running) {
+                    running += 1;
+                }
+                if running == 0 {
+                    // No lane could start: the keys wait, and the next pass tries again.
+                    self.state().entry(batch.0.clone()).or_default().busy = false;
+                    self.queue
+                        .retry(batch.1.iter().map(|(k, _)| k), sched_now_ms() + 1000);
+                    continue;
+                }
                 if jobs.send(batch).is_err() {
                     return;
                 }

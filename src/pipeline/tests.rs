@@ -1,3 +1,5 @@
+use std::time::Instant;
+
 use super::*;
 use crate::classify::Verb;
 use crate::config::Value as V;

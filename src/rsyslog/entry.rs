@@ -258,7 +258,7 @@ unsafe extern "C" fn activate_cnf(_mod_conf: *mut c_void) -> rsRetVal {
         let instances = std::mem::take(&mut *TO_ACTIVATE.lock().unwrap_or_else(|e| e.into_inner()));
         for instance in instances.iter().filter_map(Weak::upgrade) {
             // A failure is logged and retried by the first batch; rsyslog keeps the messages.
-            instance.pipeline.start();
+            instance.pipeline.start_in_background();
             let n = STATS_OBJECTS.fetch_add(1, Ordering::Relaxed);
             let counters = instance.pipeline.counters().named();
             *instance.stats.lock().unwrap_or_else(|e| e.into_inner()) =

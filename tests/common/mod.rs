@@ -358,10 +358,15 @@ impl Daemon {
         unsafe { libc::kill(self.pid(), sig) };
     }
 
-    /// SIGTERM, then waits up to `timeout` for the exit; panics on a hang.
+    /// SIGTERM, then waits up to `timeout` for the exit; panics on a hang. An exit that is not
+    /// a success prints the daemon's stderr, for the test that asserts on it.
     pub fn stop(mut self, timeout: Duration) -> ExitStatus {
         self.signal(libc::SIGTERM);
-        self.wait_exit(timeout)
+        let status = self.wait_exit(timeout);
+        if !status.success() {
+            eprintln!("rsyslogd exited {status}; its stderr:\n{}", self.stderr());
+        }
+        status
     }
 
     /// SIGKILL: the daemon gets no chance to clean up.
