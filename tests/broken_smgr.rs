@@ -88,12 +88,8 @@ fn an_expired_token_loses_nothing_and_is_said_once() {
     let sim = Sim::start(&dir, &[]);
     sim.control("/sim/fault", json!({"status": 401, "echo_headers": true}));
     let ports = Ports::free();
-    let stats = dir.p("stats.json");
     let extra = format!(r#"{QUICK} smgr.tokenfile="{}""#, dir.p("token"));
-    let text = config(&dir, ports, &action_to(&dir, sim.url(), &extra)).replace(
-        "module(load=\"imtcp\")",
-        &format!("module(load=\"impstats\" interval=\"1\" log.syslog=\"off\" log.file=\"{stats}\" format=\"json\")\nmodule(load=\"imtcp\")"),
-    );
+    let text = config_with_impstats(&dir, ports, &action_to(&dir, sim.url(), &extra));
     let d = Daemon::start_config(&dir, ports, &text);
     d.send_tcp(&changes(100..110));
     // Refused for a while (several retries), then accepted: nothing was dropped meanwhile.
@@ -133,21 +129,9 @@ fn an_expired_token_loses_nothing_and_is_said_once() {
         log.contains("cm-east") && log.contains("accepts the credentials again"),
         "{log}"
     );
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let text = std::fs::read_to_string(&stats).unwrap_or_default();
-        let ours = text
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(&l[l.find('{')?..]).ok())
-            .rfind(|v| v["origin"] == "omcmsync");
-        if let Some(v) = ours.filter(|v| v["requests.delivered"] == 19) {
-            assert!(v["posts.unauthorized"].as_u64().unwrap() >= 2, "{v}");
-            assert_eq!(v["elements.unauthorized"], 0, "{v}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "no stats: {text}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let v = wait_module_stats(&dir, WAIT, |v| v["requests.delivered"] == 19);
+    assert!(v["posts.unauthorized"].as_u64().unwrap() >= 2, "{v}");
+    assert_eq!(v["elements.unauthorized"], 0, "{v}");
     assert!(d.stop(WAIT).success());
     let mut everything = dir.rsyslog_log();
     written_files(dir.path("").as_path(), &mut everything);

@@ -382,6 +382,19 @@ fn element_list_from_smgr_is_fetched_and_cached() {
     assert!(d.stop(WAIT).success());
 }
 
+/// Sends changes (ids from `first`) from ::1 until the simulator has some, at most 100.
+fn send6_until_delivered(d: &Daemon, sim: &Sim, first: u64) -> Vec<serde_json::Value> {
+    for n in 0..100 {
+        d.send_tcp6(&[change(first + n)]);
+        std::thread::sleep(Duration::from_millis(200));
+        let items = sim.resync_items();
+        if !items.is_empty() {
+            return items;
+        }
+    }
+    sim.resync_items()
+}
+
 #[test]
 fn element_file_changes_take_effect_without_restart() {
     let dir = TestDir::new();
@@ -400,16 +413,7 @@ fn element_file_changes_take_effect_without_restart() {
         r#"{"elements":[{"name":"cm-east","hosts":["127.0.0.1","::1"]}]}"#,
     )
     .unwrap();
-    let mut n = 0;
-    let items = loop {
-        d.send_tcp6(&[change(9801 + n)]);
-        n += 1;
-        std::thread::sleep(Duration::from_millis(200));
-        let items = sim.resync_items();
-        if !items.is_empty() || n > 100 {
-            break items;
-        }
-    };
+    let items = send6_until_delivered(&d, &sim, 9801);
     assert!(
         !object_ids(&items, "cm-east").contains("9800"),
         "sent before ::1 was an element's host"
@@ -453,16 +457,7 @@ fn hup_reloads_the_element_file() {
         "unknown_sender"
     );
     d.signal(libc::SIGHUP);
-    let mut n = 0;
-    let items = loop {
-        d.send_tcp6(&[change(9710 + n)]);
-        n += 1;
-        std::thread::sleep(Duration::from_millis(200));
-        let items = sim.resync_items();
-        if !items.is_empty() || n > 100 {
-            break items;
-        }
-    };
+    let items = send6_until_delivered(&d, &sim, 9710);
     assert!(
         !object_ids(&items, "cm-east").is_empty(),
         "HUP did not reload"

@@ -97,12 +97,8 @@ fn fault_hook_panicking_background_thread_is_restarted_and_nothing_is_lost() {
         dir.set_env("OMCM_FAULT_PANIC", thread);
         let sim = Sim::start(&dir, &[]);
         let ports = Ports::free();
-        let stats = dir.p("stats.json");
         let extra = r#"coalesce.window.ms="200" retry.initial.ms="100" retry.max.ms="1000""#;
-        let text = config(&dir, ports, &action_to(&dir, sim.url(), extra)).replace(
-            "module(load=\"imtcp\")",
-            &format!("module(load=\"impstats\" interval=\"1\" log.syslog=\"off\" log.file=\"{stats}\" format=\"json\")\nmodule(load=\"imtcp\")"),
-        );
+        let text = config_with_impstats(&dir, ports, &action_to(&dir, sim.url(), extra));
         let d = Daemon::start_config(&dir, ports, &text);
         let lines = |r: std::ops::Range<u64>| -> Vec<String> {
             r.map(|i| syslog_line("cm-east", "cmdhist", &format!("change station {i}")))
@@ -118,23 +114,7 @@ fn fault_hook_panicking_background_thread_is_restarted_and_nothing_is_lost() {
             log.contains(&format!("thread {thread}")) && log.contains("fault hook"),
             "{thread}: {log}"
         );
-        let deadline = std::time::Instant::now() + WAIT;
-        loop {
-            let text = std::fs::read_to_string(&stats).unwrap_or_default();
-            let restarted = text
-                .lines()
-                .filter_map(|l| serde_json::from_str::<serde_json::Value>(&l[l.find('{')?..]).ok())
-                .rfind(|v| v["origin"] == "omcmsync")
-                .map(|v| v["threads.restarted"].clone());
-            if restarted == Some(serde_json::json!(1)) {
-                break;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{thread}: threads.restarted {restarted:?}"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        wait_module_stats(&dir, WAIT, |v| v["threads.restarted"] == 1);
         assert!(d.stop(WAIT).success(), "{thread}");
     }
 }

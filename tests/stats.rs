@@ -6,24 +6,15 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// rsyslogd with impstats writing JSON lines to `stats.json` every second.
+/// rsyslogd with impstats, posting to `sim`.
 fn start_with_impstats(dir: &TestDir, sim: &Sim) -> Daemon {
     let ports = Ports::free();
-    let stats_file = dir.p("stats.json");
-    let text = config(dir, ports, &action_to(dir, sim.url(), r#"coalesce.window.ms="100""#)).replace(
-        "module(load=\"imtcp\")",
-        &format!("module(load=\"impstats\" interval=\"1\" log.syslog=\"off\" log.file=\"{stats_file}\" format=\"json\")\nmodule(load=\"imtcp\")"),
+    let text = config_with_impstats(
+        dir,
+        ports,
+        &action_to(dir, sim.url(), r#"coalesce.window.ms="100""#),
     );
     Daemon::start_config(dir, ports, &text)
-}
-
-/// Every stats line impstats wrote so far.
-fn stats_lines(dir: &TestDir) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.path("stats.json"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(&l[l.find('{')?..]).ok())
-        .collect()
 }
 
 #[test]
@@ -38,22 +29,9 @@ fn counters_show_in_impstats() {
     lines.push(syslog_line("cm-east", "cmdhist", "change widget 3"));
     d.send_tcp(&lines);
     sim.wait_items(Duration::from_secs(60), |i| i.len() == 10);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let ours = loop {
-        let last = stats_lines(&dir)
-            .into_iter()
-            .rev()
-            .find(|v| v["origin"] == "omcmsync");
-        if let Some(v) = last.filter(|v| v["requests.delivered"] == 10) {
-            break v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no omcmsync stats with 10 deliveries in:\n{:?}",
-            stats_lines(&dir)
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let ours = wait_module_stats(&dir, Duration::from_secs(30), |v| {
+        v["requests.delivered"] == 10
+    });
     assert_eq!(ours["name"], "omcmsync");
     assert_eq!(ours["lines.received"], 16);
     assert_eq!(ours["events.change"], 10);

@@ -199,6 +199,50 @@ ruleset(name="cm") {{
     )
 }
 
+/// [`config`] with impstats writing JSON lines to `stats.json` every second.
+pub fn config_with_impstats(dir: &TestDir, ports: Ports, ruleset_body: &str) -> String {
+    config(dir, ports, ruleset_body).replace(
+        "module(load=\"imtcp\")",
+        &format!(
+            "module(load=\"impstats\" interval=\"1\" log.syslog=\"off\" log.file=\"{}\" format=\"json\")\nmodule(load=\"imtcp\")",
+            dir.p("stats.json")
+        ),
+    )
+}
+
+/// Every stats line impstats wrote so far (see [`config_with_impstats`]).
+pub fn stats_lines(dir: &TestDir) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.path("stats.json"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(&l[l.find('{')?..]).ok())
+        .collect()
+}
+
+/// Waits until the module's latest impstats line satisfies `done`, and returns it.
+pub fn wait_module_stats(
+    dir: &TestDir,
+    timeout: Duration,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let ours = stats_lines(dir)
+            .into_iter()
+            .rev()
+            .find(|v| v["origin"] == "omcmsync");
+        if let Some(v) = ours.filter(|v| done(v)) {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "module stats not reached in {timeout:?}: {:?}",
+            stats_lines(dir)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// The usual action, with no System Manager listening: omcmsync with the test's elements,
 /// state directory and trace file, and the given extra parameters.
 pub fn action(dir: &TestDir, extra: &str) -> String {
