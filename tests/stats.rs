@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
@@ -59,13 +59,13 @@ fn fault_hook_refused_statsobj_interface_runs_without_counters() {
     d.send_tcp(&lines);
     sim.wait_items(Duration::from_secs(60), |i| i.len() == 5);
     // impstats has reported the action (core counters) after the deliveries: ours never came.
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while !stats_lines(&dir)
         .iter()
         .any(|v| v["name"] == "omcmsync" && v["origin"] == "core.action" && v["processed"] == 5)
     {
         assert!(
-            Instant::now() < deadline,
+            std::time::Instant::now() < deadline,
             "no action stats: {:?}",
             stats_lines(&dir)
         );
