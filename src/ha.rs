@@ -159,6 +159,7 @@ mod tests {
             tls: TlsFiles::default(),
             auth: Auth::None,
             timeout: Duration::from_secs(1),
+            secret_file: None,
             codes: Default::default(),
         })
         .unwrap()

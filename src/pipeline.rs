@@ -215,9 +215,10 @@ impl Pipeline {
         Ok(())
     }
 
-    /// HUP: reopen files so that log rotation works, and ask for the element list to be read
-    /// again. The supervisor thread reads it (names resolve there, never on rsyslog's main
-    /// thread, where HUP runs); before the service runs, its start reads it anyway.
+    /// HUP: reopen files so that log rotation works, and ask for the element list, the SMGR
+    /// credentials and the TLS files to be read again. The supervisor thread reads them (names
+    /// resolve there, never on rsyslog's main thread, where HUP runs); before the service runs,
+    /// its start reads them anyway.
     pub fn reopen(&self) {
         self.trace
             .iter()

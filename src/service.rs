@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::{Config, ElementsSource, ELEMENTS_PATH};
 use crate::counters::Counters;
-use crate::deliver::{Deliverer, SmgrClient};
+use crate::deliver::{Deliverer, SharedClient, SmgrClient};
 use crate::elements::{parse_elements_lenient, ElementSpec, Elements};
 use crate::ha::Gate;
 use crate::logging;
@@ -217,19 +217,20 @@ impl Service {
             ));
         }
         let queue = Arc::new(queue);
+        // One client (one TLS configuration) for the lanes and the supervisor.
+        let client = Arc::new(SharedClient::new(SmgrClient::new(config.client.clone())?));
         let deliverer = Deliverer::new(
             queue.clone(),
-            SmgrClient::new(config.client.clone())?,
+            client.clone(),
             config.delivery.clone(),
             RecordFile::new(&config.deadletter_file),
             counters.clone(),
             stop.clone(),
         );
-        let client = SmgrClient::new(config.client.clone())?;
         // Know the role before the first batch is filtered. This runs on the start thread
         // (`Lifecycle`), bounded by smgr.timeout.ms or ha.interval.ms; batches wait for it at
         // most a few seconds, then rsyslog keeps them.
-        gate.check(&client);
+        gate.check(&client.get());
         let supervisor = Supervisor {
             client,
             source: config.elements.clone(),
@@ -276,7 +277,7 @@ impl Drop for Service {
 }
 
 struct Supervisor {
-    client: SmgrClient,
+    client: Arc<SharedClient>,
     source: ElementsSource,
     refresh: Duration,
     cache: std::path::PathBuf,
@@ -298,10 +299,15 @@ impl Supervisor {
             crate::faults::panic_once("omcmsync-supervise");
             let now = Instant::now();
             if now >= next_role {
-                self.gate.check(&self.client);
+                self.gate.check(&self.client.get());
                 next_role = now + self.gate.interval();
             }
-            if now >= next_refresh || self.elements.take_reload_request() {
+            // HUP asked for both: the element list, and the credentials and TLS files.
+            let hup = self.elements.take_reload_request();
+            if hup {
+                self.client.reload();
+            }
+            if now >= next_refresh || hup {
                 match self.source {
                     ElementsSource::File(_) => self.elements.reload(),
                     ElementsSource::Smgr => self.fetch_list(),
@@ -343,9 +349,9 @@ impl Supervisor {
     fn fetch_list(&self) {
         let url = format!(
             "{}{ELEMENTS_PATH}",
-            self.client.base_url().as_str().trim_end_matches('/')
+            self.client.get().base_url().as_str().trim_end_matches('/')
         );
-        let result = self.client.get_json(&url).and_then(|v| {
+        let result = self.client.get().get_json(&url).and_then(|v| {
             let json = v.to_string();
             parse_elements_lenient(&json).map(|list| (list, json))
         });

@@ -324,23 +324,23 @@ fn client_settings(g: &mut Given, base_url: url::Url) -> Result<ClientSettings, 
             });
         }
     }
-    let auth = match (
+    let (auth, secret_file) = match (
         g.take("smgr.tokenfile"),
         g.take("smgr.user"),
         g.take("smgr.passwordfile"),
     ) {
-        (None, None, None) => Auth::None,
+        (None, None, None) => (Auth::None, None),
         (Some(t), None, None) => {
-            let (_, token) = readable_file("smgr.tokenfile", t, "file holding the bearer token")?;
-            Auth::Bearer(token.trim().to_owned())
+            let (path, token) =
+                readable_file("smgr.tokenfile", t, "file holding the bearer token")?;
+            (Auth::Bearer(token.trim().to_owned()), Some(path))
         }
         (None, Some(u), Some(p)) => {
             let user = text("smgr.user", u, "a user name")?;
-            let (_, password) = readable_file("smgr.passwordfile", p, "file holding the password")?;
-            Auth::Basic {
-                user,
-                password: password.trim_end_matches(['\n', '\r']).to_owned(),
-            }
+            let (path, password) =
+                readable_file("smgr.passwordfile", p, "file holding the password")?;
+            let password = password.trim_end_matches(['\n', '\r']).to_owned();
+            (Auth::Basic { user, password }, Some(path))
         }
         (Some(_), _, _) => {
             return Err(ConfigError {
@@ -376,6 +376,7 @@ fn client_settings(g: &mut Given, base_url: url::Url) -> Result<ClientSettings, 
         resync_path,
         tls,
         auth,
+        secret_file,
         timeout,
         codes,
     })

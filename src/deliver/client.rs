@@ -246,8 +246,61 @@ pub struct ClientSettings {
     pub resync_path: String,
     pub tls: TlsFiles,
     pub auth: Auth,
+    /// Where `auth`'s secret came from (`smgr.tokenfile`, `smgr.passwordfile`): read again on
+    /// HUP ([`ClientSettings::reloaded`]).
+    pub secret_file: Option<std::path::PathBuf>,
     pub timeout: Duration,
     pub codes: StatusCodes,
+}
+
+impl ClientSettings {
+    /// The same settings with the secret read again from its file; the TLS files are read
+    /// again by [`SmgrClient::new`]. Errors name the file, never its content.
+    pub fn reloaded(&self) -> Result<ClientSettings, String> {
+        let mut s = self.clone();
+        if let Some(path) = &self.secret_file {
+            let text =
+                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            s.auth = match &self.auth {
+                Auth::Bearer(_) => Auth::Bearer(text.trim().to_owned()),
+                Auth::Basic { user, .. } => Auth::Basic {
+                    user: user.clone(),
+                    password: text.trim_end_matches(['\n', '\r']).to_owned(),
+                },
+                Auth::None => Auth::None,
+            };
+        }
+        Ok(s)
+    }
+}
+
+/// The client every delivery lane and the supervisor use: built once, replaced as a whole when
+/// HUP brings new credentials (a request under way keeps the client it started with).
+pub struct SharedClient(std::sync::RwLock<std::sync::Arc<SmgrClient>>);
+
+impl SharedClient {
+    pub fn new(client: SmgrClient) -> Self {
+        SharedClient(std::sync::RwLock::new(std::sync::Arc::new(client)))
+    }
+
+    pub fn get(&self) -> std::sync::Arc<SmgrClient> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Rebuilds the client from its files; a file that is missing or broken is logged by name
+    /// and the client in force is kept.
+    pub fn reload(&self) {
+        let current = self.get();
+        match current.settings.reloaded().and_then(SmgrClient::new) {
+            Ok(client) => {
+                *self.0.write().unwrap_or_else(|e| e.into_inner()) = std::sync::Arc::new(client);
+                crate::logging::info("HUP: System Manager credentials and TLS files read again");
+            }
+            Err(e) => crate::logging::error(&format!(
+                "HUP: System Manager credentials not reloaded: {e}; the ones in force are kept"
+            )),
+        }
+    }
 }
 
 pub struct SmgrClient {
@@ -428,6 +481,7 @@ mod tests {
             resync_path: "/inventory/cm/v1/elements/{element}/resync".into(),
             tls: TlsFiles::default(),
             auth: Auth::None,
+            secret_file: None,
             timeout: Duration::from_secs(2),
             codes: StatusCodes::default(),
         };

@@ -17,7 +17,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 pub use self::client::{
-    idempotency_key, path_segment, redact, Auth, ClientSettings, Outcome, SmgrClient, StatusCodes,
+    idempotency_key, path_segment, redact, Auth, ClientSettings, Outcome, SharedClient, SmgrClient,
+    StatusCodes,
 };
 pub use self::tls::{client_config, TlsFiles};
 use crate::counters::Counters;
@@ -55,7 +56,7 @@ struct ElementState {
 /// What the lanes share.
 struct Lanes {
     queue: Arc<Queue>,
-    client: SmgrClient,
+    client: Arc<SharedClient>,
     settings: DeliverySettings,
     deadletter: RecordFile,
     counters: Arc<Counters>,
@@ -71,7 +72,7 @@ pub struct Deliverer {
 impl Deliverer {
     pub fn new(
         queue: Arc<Queue>,
-        client: SmgrClient,
+        client: Arc<SharedClient>,
         settings: DeliverySettings,
         deadletter: RecordFile,
         counters: Arc<Counters>,
@@ -234,7 +235,8 @@ impl Lanes {
         );
         let body = request_body(element, &requests);
         let d = &self.counters.delivery;
-        match self.client.post(element, &body, &idem) {
+        let client = self.client.get();
+        match client.post(element, &body, &idem) {
             Outcome::Done => {
                 let now = now_ms();
                 d.posts_ok.fetch_add(1, Ordering::Relaxed);
@@ -255,7 +257,7 @@ impl Lanes {
                 if failures == 1 || failures.is_multiple_of(20) {
                     logging::warning(&format!(
                         "{element}: POST {} failed ({why}); {} keys kept, retrying in {} ms (attempt {failures})",
-                        self.client.resync_url(element),
+                        client.resync_url(element),
                         items.len(),
                         delay.as_millis(),
                     ));
