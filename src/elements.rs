@@ -230,6 +230,10 @@ pub struct Elements {
     reload_requested: std::sync::atomic::AtomicBool,
     current: RwLock<Arc<ElementTable>>,
     loaded_mtime: RwLock<Option<SystemTime>>,
+    /// The file has been read once (a list that is not a file's is always ready).
+    loaded: std::sync::atomic::AtomicBool,
+    /// The mtime (`None`: no file) of the last read that failed: logged once per change.
+    failed_mtime: RwLock<Option<Option<SystemTime>>>,
     /// Problems already logged: each is said once, not at every refresh.
     said: std::sync::Mutex<std::collections::HashSet<String>>,
 }
@@ -242,6 +246,8 @@ impl Elements {
             reload_requested: Default::default(),
             current: RwLock::default(),
             loaded_mtime: RwLock::new(None),
+            loaded: Default::default(),
+            failed_mtime: RwLock::new(None),
             said: Default::default(),
         }
     }
@@ -266,6 +272,9 @@ impl Elements {
             .write()
             .unwrap_or_else(|e| e.into_inner()) = mtime(path);
         elements.install(&specs);
+        elements
+            .loaded
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         Ok(elements)
     }
 
@@ -289,22 +298,50 @@ impl Elements {
             .swap(false, std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Reads the file again and resolves every name again. A broken file keeps the old table.
+    /// Whether the element list is in force: a file's once it was read (until then the
+    /// action holds what arrives), a list from System Manager at once.
+    pub fn ready(&self) -> bool {
+        self.file.is_none() || self.loaded.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Reads the file again and resolves every name again. A missing or broken file keeps the
+    /// table in force and is logged once per change of the file.
     pub fn reload(&self) {
         let Some(path) = &self.file else { return };
+        let stamp = mtime(path);
         match read_specs(path) {
             Ok(specs) => {
-                *self.loaded_mtime.write().unwrap_or_else(|e| e.into_inner()) = mtime(path);
+                *self.loaded_mtime.write().unwrap_or_else(|e| e.into_inner()) = stamp;
+                *self.failed_mtime.write().unwrap_or_else(|e| e.into_inner()) = None;
                 self.install(&specs);
+                self.loaded
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
             }
-            Err(e) => logging::error(&format!("elements.file {e}; keeping the elements in force")),
+            Err(e) => {
+                let before = self
+                    .failed_mtime
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .replace(stamp);
+                if before != Some(stamp) {
+                    let in_force = if self.ready() {
+                        "keeping the elements in force"
+                    } else {
+                        "holding what arrives (rsyslog keeps it) until the file can be read"
+                    };
+                    logging::error(&format!("elements.file {e}; {in_force}"));
+                }
+            }
         }
     }
 
-    /// Reloads when the file changed since it was last read.
+    /// Reloads when the file changed since it was last read (or last failed to read).
     pub fn reload_if_changed(&self) {
         let Some(path) = &self.file else { return };
-        if mtime(path) != *self.loaded_mtime.read().unwrap_or_else(|e| e.into_inner()) {
+        let stamp = mtime(path);
+        let seen = *self.loaded_mtime.read().unwrap_or_else(|e| e.into_inner());
+        let failed = *self.failed_mtime.read().unwrap_or_else(|e| e.into_inner());
+        if stamp != seen && failed != Some(stamp) {
             self.reload();
         }
     }

@@ -129,6 +129,10 @@ impl Pipeline {
         lines: impl IntoIterator<Item = &'a [u8]>,
     ) -> Result<(), Suspend> {
         let queue = self.service.queue(BATCH_WAIT).ok_or(Suspend)?;
+        if !self.elements.ready() {
+            // The element file has never been read: whose lines these are is not known yet.
+            return Err(Suspend);
+        }
         let table = self.elements.current();
         let gate_open = self.gate.open();
         let mut tally = Tally::default();

@@ -89,3 +89,52 @@ fn sigterm_during_a_hanging_start_exits_promptly() {
         stopping.elapsed()
     );
 }
+
+/// rsyslogd started without its elements file: `-N1` fails naming it, but the real start
+/// creates the action: keys queued before are delivered, a change sent meanwhile is held
+/// (rsyslog keeps it) and delivered once the file appears; a broken file is logged once.
+#[test]
+fn a_missing_elements_file_at_start_holds_and_loses_nothing() {
+    let dir = TestDir::new();
+    let sim = Sim::start(&dir, &[]);
+    sim.control("/sim/fault", serde_json::json!({"down_s": 3600}));
+    // A queue of its own, as shipped: the held batch must not stall rsyslog's main queue
+    // (which carries rsyslog's own log lines here).
+    let extra = format!(
+        r#"{QUICK} queue.type="LinkedList" action.resumeRetryCount="-1" action.resumeInterval="1""#
+    );
+    let body = action_to(&dir, sim.url(), &extra);
+    let d = Daemon::start(&dir, &body);
+    d.send_tcp(&[syslog_line("cm-east", "cmdhist", "change station 1")]);
+    wait_json_lines(&dir.path("trace.json"), 1, Duration::from_secs(30));
+    assert!(d.stop(Duration::from_secs(30)).success());
+
+    let elements = std::fs::read_to_string(dir.path("elements.json")).unwrap();
+    std::fs::remove_file(dir.path("elements.json")).unwrap();
+    let check = check_config(&dir, &config(&dir, Ports::free(), &body), &[]);
+    assert!(
+        !check.ok && check.output.contains("elements.file"),
+        "{}",
+        check.output
+    );
+
+    sim.control("/sim/fault", serde_json::json!({"clear": true}));
+    let d = Daemon::start(&dir, &body);
+    // Queued before the restart: delivered without the file.
+    sim.wait_items(Duration::from_secs(30), |i| {
+        object_ids(i, "cm-east").contains("1")
+    });
+    d.send_tcp(&[syslog_line("cm-east", "cmdhist", "change station 2")]);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(!object_ids(&sim.resync_items(), "cm-east").contains("2"));
+    // A broken file: said once, however often it is looked at.
+    std::fs::write(dir.path("elements.json"), "{broken").unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let log = dir.rsyslog_log();
+    assert_eq!(log.matches("not valid JSON").count(), 1, "{log}");
+    std::fs::write(dir.path("elements.json"), elements).unwrap();
+    sim.wait_items(Duration::from_secs(30), |i| {
+        object_ids(i, "cm-east").contains("2")
+    });
+    assert!(d.stop(Duration::from_secs(30)).success());
+}

@@ -19,6 +19,7 @@ use crate::deliver::{
     client_config, Auth, ClientSettings, DeliverySettings, StatusCodes, TlsFiles,
 };
 use crate::elements::parse_elements;
+use crate::logging;
 use values::*;
 
 /// The template the rsyslog-conf snippet defines; used when `template` is not given.
@@ -206,9 +207,26 @@ impl Given {
 
 impl Config {
     /// Builds a configuration from `(name, value)` pairs; unknown names are the caller's
-    /// business (rsyslog reports them itself), values are checked here.
+    /// business (rsyslog reports them itself), values are checked here. A missing or broken
+    /// `elements.file` is an error (`rsyslogd -N1`, the tools).
     pub fn from_values<'a>(
         values: impl IntoIterator<Item = (&'a str, Value)>,
+    ) -> Result<Config, ConfigError> {
+        Config::build(values, true)
+    }
+
+    /// As [`Config::from_values`] for a daemon that is starting for real: a missing or broken
+    /// `elements.file` is logged, and the action is created all the same (it holds what
+    /// arrives, delivers what is queued, and reads the file once it can: docs/design.md).
+    pub fn from_values_at_start<'a>(
+        values: impl IntoIterator<Item = (&'a str, Value)>,
+    ) -> Result<Config, ConfigError> {
+        Config::build(values, false)
+    }
+
+    fn build<'a>(
+        values: impl IntoIterator<Item = (&'a str, Value)>,
+        strict_elements: bool,
     ) -> Result<Config, ConfigError> {
         let mut given = Given(
             values
@@ -231,7 +249,7 @@ impl Config {
             Some(v) => state_dir("state.dir", v)?,
             None => PathBuf::from(DEFAULT_STATE_DIR),
         };
-        let elements = elements_source(g)?;
+        let elements = elements_source(g, strict_elements)?;
         let config = Config {
             template,
             client,
@@ -382,7 +400,7 @@ fn client_settings(g: &mut Given, base_url: url::Url) -> Result<ClientSettings, 
     })
 }
 
-fn elements_source(g: &mut Given) -> Result<ElementsSource, ConfigError> {
+fn elements_source(g: &mut Given, strict: bool) -> Result<ElementsSource, ConfigError> {
     let source = match g.take("elements.source") {
         Some(v) => choice("elements.source", v, &["file", "smgr"])?,
         None => "file",
@@ -391,18 +409,28 @@ fn elements_source(g: &mut Given) -> Result<ElementsSource, ConfigError> {
         "smgr" => Ok(ElementsSource::Smgr),
         _ => {
             let expected = "the JSON file listing the CM elements (docs/configuration.md), or elements.source=\"smgr\"";
-            let (path, json) = readable_file(
-                "elements.file",
-                g.required("elements.file", expected)?,
-                "element list",
-            )?;
-            parse_elements(&json).map_err(|e| {
-                invalid(
-                    "elements.file",
-                    Value::Text(path.display().to_string()),
-                    &format!("an element list: {e}"),
-                )
-            })?;
+            let given = g.required("elements.file", expected)?;
+            let checked = readable_file("elements.file", given.clone(), "element list").and_then(
+                |(path, json)| {
+                    parse_elements(&json).map(|_| path.clone()).map_err(|e| {
+                        invalid(
+                            "elements.file",
+                            Value::Text(path.display().to_string()),
+                            &format!("an element list: {e}"),
+                        )
+                    })
+                },
+            );
+            let path = match checked {
+                Ok(path) => path,
+                Err(e) if strict => return Err(e),
+                Err(e) => {
+                    logging::error(&format!(
+                        "{e}; the action starts and holds what arrives until the file can be read"
+                    ));
+                    values::path("elements.file", given)?
+                }
+            };
             Ok(ElementsSource::File(path))
         }
     }

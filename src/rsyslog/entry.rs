@@ -184,7 +184,14 @@ unsafe extern "C" fn new_act_inst(
         let Ok(values) = params::read(host, lst) else {
             return RS_RET_MISSING_CNFPARAMS;
         };
-        let config = match Config::from_values(values) {
+        // At a real start a missing elements file must not drop the action (its lines would be
+        // lost): it holds them until the file appears. `-N1` still fails on it.
+        let config = if host.config_check_only() {
+            Config::from_values(values)
+        } else {
+            Config::from_values_at_start(values)
+        };
+        let config = match config {
             Ok(c) => c,
             Err(e) => {
                 host.log(

@@ -28,6 +28,9 @@ pub(super) struct Host {
     pub omsr_destruct: Fn<omcm_OMSRdestruct_t>,
     log_error: Fn<omcm_LogError_t>,
     log_msg: Fn<omcm_LogMsg_t>,
+    /// rsyslogd's `iConfigVerify` (an `int`, nonzero under `-N`), as an address: absent, we
+    /// take every run for a check (the strict reading of the configuration).
+    config_verify: usize,
 }
 
 static HOST: OnceCell<Host> = OnceCell::new();
@@ -44,6 +47,7 @@ pub(super) fn resolve() -> Result<&'static Host, String> {
             omsr_destruct: sym(c"OMSRdestruct")?,
             log_error: sym(c"LogError")?,
             log_msg: sym(c"LogMsg")?,
+            config_verify: libc::dlsym(libc::RTLD_DEFAULT, c"iConfigVerify".as_ptr()) as usize,
         })
     })
 }
@@ -72,6 +76,13 @@ unsafe fn sym<F: Copy>(name: &CStr) -> Result<F, String> {
 }
 
 impl Host {
+    /// Whether this run only checks the configuration (`rsyslogd -N1`).
+    pub fn config_check_only(&self) -> bool {
+        // SAFETY: the address of rsyslogd's global `int iConfigVerify` (exported by 8.2102 to
+        // 8.2504), set before the configuration is read and not changed after.
+        self.config_verify == 0 || unsafe { *(self.config_verify as *const libc::c_int) != 0 }
+    }
+
     /// Logs through rsyslog; `code` becomes the `rsyslogd-NNNN` tag (RS_RET_NO_ERRCODE: none).
     pub fn log(&self, level: Level, code: rsRetVal, msg: &str) {
         let msg = CString::new(msg.replace('\0', "\\0")).unwrap_or_default();
