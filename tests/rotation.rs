@@ -15,20 +15,6 @@ fn change(id: u64) -> String {
     syslog_line("cm-east", "cmdhist", &format!("change station {id}"))
 }
 
-fn gen_certs(dir: &TestDir) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_smgr-sim"))
-        .arg("gen-certs")
-        .arg(dir.path("pki"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    dir.p("pki")
-}
-
 /// The simulator over HTTPS on `addr`, presenting `server` (`server` or `other-server`).
 fn https_sim(dir: &TestDir, pki: &str, server: &str, addr: &str) -> Sim {
     let (cert, key) = (
@@ -54,7 +40,7 @@ fn wait_log(dir: &TestDir, what: &str) {
 #[test]
 fn a_new_ca_and_a_broken_ca_file_on_hup() {
     let dir = TestDir::new();
-    let pki = gen_certs(&dir);
+    let pki = gen_certs(&dir, "pki");
     let ca = dir.path("smgr-ca.pem");
     std::fs::copy(format!("{pki}/ca.pem"), &ca).unwrap();
     let sim = https_sim(&dir, &pki, "server", "127.0.0.1:0");

@@ -38,12 +38,7 @@ fn prepare(dir: &TestDir) {
     std::fs::create_dir_all(etc.join("tls")).unwrap();
     std::fs::create_dir_all(dir.path("log")).unwrap();
     std::fs::write(etc.join("elements.json"), ELEMENTS).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_smgr-sim"))
-        .arg("gen-certs")
-        .arg(etc.join("tls"))
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    gen_certs(dir, "etc/tls");
     std::fs::copy(etc.join("tls/ca.pem"), etc.join("tls/smgr-ca.pem")).unwrap();
 }
 

@@ -12,20 +12,6 @@ use common::*;
 const WAIT: Duration = Duration::from_secs(60);
 const QUICK: &str = r#"coalesce.window.ms="200" retry.initial.ms="100" retry.max.ms="1000""#;
 
-fn certs(dir: &TestDir) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_smgr-sim"))
-        .arg("gen-certs")
-        .arg(dir.path("pki"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    dir.p("pki")
-}
-
 fn changes(range: std::ops::Range<u64>) -> Vec<String> {
     range
         .map(|i| syslog_line("cm-east", "cmdhist", &format!("change station {i}")))
@@ -52,7 +38,7 @@ fn https_sim(dir: &TestDir, pki: &str, client_ca: bool) -> Sim {
 #[test]
 fn one_way_tls_verified_against_the_ca() {
     let dir = TestDir::new();
-    let pki = certs(&dir);
+    let pki = gen_certs(&dir, "pki");
     let sim = https_sim(&dir, &pki, false);
     let extra = format!(r#"{QUICK} smgr.tls.cacert="{pki}/ca.pem""#);
     let d = Daemon::start(
@@ -69,7 +55,7 @@ fn one_way_tls_verified_against_the_ca() {
 #[test]
 fn two_way_tls_with_client_certificate() {
     let dir = TestDir::new();
-    let pki = certs(&dir);
+    let pki = gen_certs(&dir, "pki");
     let sim = https_sim(&dir, &pki, true);
     let extra = format!(
         r#"{QUICK} smgr.tls.cacert="{pki}/ca.pem" smgr.tls.mycert="{pki}/client.pem" smgr.tls.myprivkey="{pki}/client-key.pem""#
@@ -89,7 +75,7 @@ fn two_way_tls_with_client_certificate() {
 /// delivers what was kept queued.
 fn refused_then_delivered(client_ca: bool, bad: &str, good: &str) {
     let dir = TestDir::new();
-    let pki = certs(&dir);
+    let pki = gen_certs(&dir, "pki");
     let sim = https_sim(&dir, &pki, client_ca);
     let url = sim.https.clone().unwrap();
     let d = Daemon::start(
@@ -140,7 +126,7 @@ fn missing_client_certificate_is_refused_and_changes_kept() {
 fn server_certificate_of_another_ca_is_refused() {
     // The server presents a certificate the configured CA did not sign.
     let dir = TestDir::new();
-    let pki = certs(&dir);
+    let pki = gen_certs(&dir, "pki");
     let (cert, key) = (
         format!("{pki}/other-server.pem"),
         format!("{pki}/other-server-key.pem"),

@@ -481,6 +481,22 @@ pub fn read_json_lines(path: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// A throwaway PKI from `smgr-sim gen-certs` in the test's `name` directory (ca.pem,
+/// server.pem, client.pem, other-ca.pem, other-server.pem and their keys); returns its path.
+pub fn gen_certs(dir: &TestDir, name: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_smgr-sim"))
+        .arg("gen-certs")
+        .arg(dir.path(name))
+        .output()
+        .expect("run smgr-sim gen-certs");
+    assert!(
+        out.status.success(),
+        "smgr-sim gen-certs: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir.p(name)
+}
+
 /// The SMGR simulator (`smgr-sim serve`), recording every resync POST.
 pub struct Sim {
     child: Child,
