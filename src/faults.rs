@@ -4,7 +4,7 @@
 //! test sets it for the one rsyslogd it starts.
 
 /// `OMCM_FAULT_PANIC=<thread>`: that background thread panics once, the first time it passes
-/// its hook (`omcmsync-deliver`, `omcmsync-supervise`, `omcmsync-queue`, `omcmsync-post`).
+/// its hook (`omcmsync-deliver`, `omcmsync-supervise`, `omcmsync-ha`, `omcmsync-queue`, `omcmsync-post`).
 pub fn panic_once(thread: &str) {
     use std::sync::atomic::{AtomicBool, Ordering};
     static FIRED: AtomicBool = AtomicBool::new(false);
@@ -19,4 +19,19 @@ pub fn panic_once(thread: &str) {
 /// e.g. 16, which rsyslog up to 8.25xx refuses as 8.2608 refuses ours (13).
 pub fn statsobj_if_version() -> Option<i32> {
     std::env::var("OMCM_FAULT_STATSOBJ_IF").ok()?.parse().ok()
+}
+
+/// `OMCM_FAULT_HANG=<point>:<ms>`: every pass through that point first sleeps `ms`
+/// (`resolve`: each element host name lookup; `ha`: each read of the HA role).
+pub fn hang(point: &str) {
+    let Ok(spec) = std::env::var("OMCM_FAULT_HANG") else {
+        return;
+    };
+    if let Some(ms) = spec
+        .split_once(':')
+        .filter(|(p, _)| *p == point)
+        .and_then(|(_, ms)| ms.parse().ok())
+    {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
 }

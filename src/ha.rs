@@ -4,7 +4,7 @@
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::config::{HaMode, HaSettings};
@@ -40,6 +40,8 @@ impl Role {
 pub struct Gate {
     settings: HaSettings,
     role: AtomicU8,
+    /// The role has been read once (or needs no reading).
+    known: AtomicBool,
 }
 
 impl Gate {
@@ -51,8 +53,9 @@ impl Gate {
             Role::Unknown
         };
         Gate {
-            settings,
             role: AtomicU8::new(initial as u8),
+            known: AtomicBool::new(settings.mode == HaMode::Always),
+            settings,
         }
     }
 
@@ -69,12 +72,20 @@ impl Gate {
         }
     }
 
+    /// Whether the role has been read once: until then nobody knows whether lines are this
+    /// node's to process, and the action holds them.
+    pub fn known(&self) -> bool {
+        self.known.load(Ordering::Relaxed)
+    }
+
     pub fn interval(&self) -> Duration {
         self.settings.interval
     }
 
     /// Reads the role now (blocking, bounded by the interval); logs changes.
     pub fn check(&self, client: &SmgrClient) {
+        #[cfg(feature = "fault-hooks")]
+        crate::faults::hang("ha");
         let role = match &self.settings.mode {
             HaMode::Always => Role::Active,
             HaMode::File(path) => from_file(path),
@@ -84,6 +95,7 @@ impl Gate {
             }
         };
         let before = Role::from_u8(self.role.swap(role as u8, Ordering::Relaxed));
+        self.known.store(true, Ordering::Relaxed);
         if before != role {
             logging::info(&format!(
                 "this node is now {} (was {})",

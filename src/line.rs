@@ -97,11 +97,16 @@ fn first_tabs(line: &[u8]) -> Option<[usize; 3]> {
 /// Parses a sender address; an IPv4-mapped IPv6 address (`::ffff:10.1.1.10`, what a dual-stack
 /// listener reports for IPv4 peers) is taken as the IPv4 address it is.
 pub fn parse_sender(s: &str) -> Option<IpAddr> {
-    let ip: IpAddr = s.trim().parse().ok()?;
-    Some(match ip {
+    s.trim().parse().ok().map(canonical)
+}
+
+/// The one form of an address that senders and element hosts are compared in: an IPv4-mapped
+/// IPv6 address is the IPv4 address it carries.
+pub fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,
-    })
+    }
 }
 
 #[cfg(test)]

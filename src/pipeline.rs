@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 use crate::classify::{verdict_json, Classifier, Event, ObjectTable, Reason, Target, Verdict};
 use crate::config::{Config, ElementsSource};
 use crate::counters::{Counters, Drop, Tally};
-use crate::elements::{ElementTable, Elements};
+use crate::elements::{system_lookup, ElementTable, Elements};
 use crate::ha::Gate;
 use crate::line::{Malformed, ReceivedLine};
 use crate::logging;
@@ -77,10 +77,11 @@ impl Pipeline {
     /// `rsyslogd -N1` too): see [`Pipeline::start`].
     pub fn new(config: Config) -> Self {
         let classifier = Classifier::new(ObjectTable::with_rules(&config.rules), config.limits);
-        let elements = match &config.elements {
-            ElementsSource::File(path) => Elements::for_file(path),
-            ElementsSource::Smgr => Elements::empty(),
+        let file = match &config.elements {
+            ElementsSource::File(path) => Some(path.as_path()),
+            ElementsSource::Smgr => None,
         };
+        let elements = Elements::new(file, system_lookup);
         let elements = Arc::new(elements);
         let gate = Arc::new(Gate::new(config.ha.clone()));
         let counters: Arc<Counters> = Arc::default();
@@ -129,10 +130,6 @@ impl Pipeline {
         lines: impl IntoIterator<Item = &'a [u8]>,
     ) -> Result<(), Suspend> {
         let queue = self.service.queue(BATCH_WAIT).ok_or(Suspend)?;
-        if !self.elements.ready() {
-            // The element file has never been read: whose lines these are is not known yet.
-            return Err(Suspend);
-        }
         let table = self.elements.current();
         let gate_open = self.gate.open();
         let mut tally = Tally::default();

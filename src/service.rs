@@ -95,25 +95,40 @@ impl Lifecycle {
         }
     }
 
-    /// The running queue: starts the service if needed and waits up to `wait` for it. `None`:
-    /// not (yet) running, or failed; rsyslog keeps the batch and retries.
+    /// The running queue, once the batch can be filtered: starts the service if needed and
+    /// waits up to `wait` for it to run, the element list to be in force and the HA role to
+    /// be read. `None`: not (yet) ready, or failed; rsyslog keeps the batch and retries.
     pub fn queue(&self, wait: Duration) -> Option<Arc<Queue>> {
         let deadline = Instant::now() + wait;
         let mut state = self.lock();
         loop {
-            if let Some(s) = &state.running {
-                // A background thread that could not be kept running: rsyslog keeps the batch.
-                return (!s.health.failed()).then(|| s.queue.clone());
-            }
-            self.start_locked(&mut state);
-            let left = deadline.saturating_duration_since(Instant::now());
-            if !state.starting || left.is_zero() {
+            if state.stopped {
                 return None;
             }
+            if let Some(s) = &state.running {
+                // A background thread that could not be kept running: rsyslog keeps the batch.
+                if s.health.failed() {
+                    return None;
+                }
+                if self.inner.elements.ready() && self.inner.gate.known() {
+                    return Some(s.queue.clone());
+                }
+            } else {
+                self.start_locked(&mut state);
+                if !state.starting {
+                    return None;
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            // A start ending notifies; the element list and the role are looked at again
+            // every 10 ms.
             state = self
                 .inner
                 .changed
-                .wait_timeout(state, left)
+                .wait_timeout(state, left.min(Duration::from_millis(10)))
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
@@ -127,6 +142,7 @@ impl Lifecycle {
             state.stopped = true;
             state.running.take()
         };
+        self.inner.changed.notify_all();
         drop(running);
     }
 
@@ -137,10 +153,9 @@ impl Lifecycle {
 }
 
 impl LifecycleInner {
-    /// One start, on the start thread: the element list (names resolve here), then the queue
-    /// (recovery reads the whole log) and the threads.
+    /// One start, on the start thread: the queue (recovery reads the whole log) and the
+    /// threads, which read the element list and the HA role.
     fn start_now(&self) {
-        self.elements.reload();
         let result = Service::start(
             &self.config,
             self.elements.clone(),
@@ -227,17 +242,20 @@ impl Service {
             counters.clone(),
             stop.clone(),
         );
-        // Know the role before the first batch is filtered. This runs on the start thread
-        // (`Lifecycle`), bounded by smgr.timeout.ms or ha.interval.ms; batches wait for it at
-        // most a few seconds, then rsyslog keeps them.
-        gate.check(&client.get());
+        // The role has a thread of its own: a check that hangs (bounded by smgr.timeout.ms
+        // or ha.interval.ms) holds up neither the element list nor HUP's reloads. Batches are
+        // held until its first answer (`Lifecycle::queue`).
+        let watch = RoleWatch {
+            client: client.clone(),
+            gate,
+            stop: stop.clone(),
+        };
         let supervisor = Supervisor {
             client,
             source: config.elements.clone(),
             refresh: config.elements_refresh,
             cache: dir.join("elements.json"),
             elements,
-            gate,
             counters,
             stop: stop.clone(),
         };
@@ -245,6 +263,7 @@ impl Service {
             supervise::spawn("omcmsync-deliver", supervision.clone(), move || {
                 deliverer.run()
             }),
+            supervise::spawn("omcmsync-ha", supervision.clone(), move || watch.run()),
             supervise::spawn("omcmsync-supervise", supervision, move || supervisor.run()),
         ]
         .into_iter()
@@ -260,11 +279,12 @@ impl Service {
 }
 
 impl Drop for Service {
-    /// Stops the threads; one stuck in a request to SMGR (bounded by smgr.timeout.ms) is left to
-    /// finish on its own rather than holding up rsyslog's shutdown.
+    /// Stops the threads; one stuck in a request to SMGR, an HA check or a lookup (each bounded
+    /// on its own) is left to finish on its own rather than holding up rsyslog's shutdown (the
+    /// module is never unloaded: `getKeepType`). The others see `stop` within 100 ms.
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        let deadline = Instant::now() + Duration::from_secs(2);
+        let deadline = Instant::now() + Duration::from_millis(500);
         for t in self.threads.drain(..) {
             while !t.is_finished() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(10));
@@ -276,13 +296,35 @@ impl Drop for Service {
     }
 }
 
+/// Reads the HA role every `ha.interval.ms`.
+struct RoleWatch {
+    client: Arc<SharedClient>,
+    gate: Arc<Gate>,
+    stop: Arc<AtomicBool>,
+}
+
+impl RoleWatch {
+    fn run(&self) {
+        while !self.stop.load(Ordering::Relaxed) {
+            #[cfg(feature = "fault-hooks")]
+            crate::faults::panic_once("omcmsync-ha");
+            self.gate.check(&self.client.get());
+            let next = Instant::now() + self.gate.interval();
+            while !self.stop.load(Ordering::Relaxed) && Instant::now() < next {
+                std::thread::sleep(Duration::from_millis(50).min(self.gate.interval()));
+            }
+        }
+    }
+}
+
+/// Keeps the element list and the SMGR client current: the list read at start, on HUP, when
+/// the file changes and every `elements.refresh.ms`; the client rebuilt on HUP.
 struct Supervisor {
     client: Arc<SharedClient>,
     source: ElementsSource,
     refresh: Duration,
     cache: std::path::PathBuf,
     elements: Arc<Elements>,
-    gate: Arc<Gate>,
     counters: Arc<Counters>,
     stop: Arc<AtomicBool>,
 }
@@ -292,16 +334,11 @@ impl Supervisor {
         if matches!(self.source, ElementsSource::Smgr) {
             self.load_cached_list();
         }
-        let mut next_role = Instant::now();
         let mut next_refresh = Instant::now();
         while !self.stop.load(Ordering::Relaxed) {
             #[cfg(feature = "fault-hooks")]
             crate::faults::panic_once("omcmsync-supervise");
             let now = Instant::now();
-            if now >= next_role {
-                self.gate.check(&self.client.get());
-                next_role = now + self.gate.interval();
-            }
             // HUP asked for both: the element list, and the credentials and TLS files.
             let hup = self.elements.take_reload_request();
             if hup {
@@ -313,10 +350,10 @@ impl Supervisor {
                     ElementsSource::Smgr => self.fetch_list(),
                 }
                 next_refresh = now + self.refresh;
-            } else if matches!(self.source, ElementsSource::File(_)) {
+            } else {
                 self.elements.reload_if_changed();
             }
-            std::thread::sleep(Duration::from_millis(100).min(self.gate.interval()));
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 

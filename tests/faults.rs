@@ -92,6 +92,7 @@ fn fault_hook_panicking_background_thread_is_restarted_and_nothing_is_lost() {
         "omcmsync-post",
         "omcmsync-queue",
         "omcmsync-supervise",
+        "omcmsync-ha",
     ] {
         let dir = TestDir::new();
         dir.set_env("OMCM_FAULT_PANIC", thread);

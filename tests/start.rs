@@ -13,57 +13,119 @@ use common::*;
 const QUICK: &str = r#"coalesce.window.ms="200" retry.initial.ms="100" retry.max.ms="1000""#;
 const PROMPT: Duration = Duration::from_secs(3);
 
-fn hanging_check(mode: &str, listener: &TcpListener) -> String {
-    match mode {
-        "http" => format!(
-            r#"ha.mode="http" ha.url="http://127.0.0.1:{}/ha" smgr.timeout.ms="2000""#,
-            listener.local_addr().unwrap().port()
-        ),
-        _ => r#"ha.mode="command" ha.command="sleep 30" ha.interval.ms="2000""#.into(),
-    }
-}
+/// A queue of its own, as shipped: a held batch must not stall rsyslog's main queue, which
+/// carries rsyslog's own log lines (the HUP answer among them) here. rsyslog retries a held
+/// batch forever, every second.
+const HELD: &str =
+    r#"queue.type="LinkedList" action.resumeRetryCount="-1" action.resumeInterval="1""#;
 
 #[test]
 fn a_hanging_ha_check_holds_up_nothing() {
-    for mode in ["http", "command"] {
-        let dir = TestDir::new();
-        let sim = Sim::start(&dir, &[]);
-        // Connections complete in the kernel's backlog; nothing ever answers them.
-        let hang = TcpListener::bind("127.0.0.1:0").unwrap();
-        let extra = format!(
-            r#"{QUICK} {} action.resumeRetryCount="-1" action.resumeInterval="1""#,
-            hanging_check(mode, &hang)
-        );
-        let started = Instant::now();
-        let d = Daemon::start(&dir, &action_to(&dir, sim.url(), &extra));
+    // Connections complete in the kernel's backlog; nothing ever answers them.
+    let hang = TcpListener::bind("127.0.0.1:0").unwrap();
+    let http = format!(
+        r#"ha.mode="http" ha.url="http://127.0.0.1:{}/ha" smgr.timeout.ms="2000""#,
+        hang.local_addr().unwrap().port()
+    );
+    holds_up_nothing("http", &TestDir::new(), &http);
+    let command = r#"ha.mode="command" ha.command="sleep 30" ha.interval.ms="2000""#;
+    holds_up_nothing("command", &TestDir::new(), command);
+}
+
+/// The same with a role file whose every read hangs 3 s (fault hook).
+#[test]
+fn fault_hook_hanging_role_read_holds_up_nothing() {
+    let dir = TestDir::new();
+    std::fs::write(dir.path("role"), "active\n").unwrap();
+    dir.set_env("OMCM_FAULT_HANG", "ha:3000");
+    let file = format!(r#"ha.mode="file" ha.file="{}""#, dir.p("role"));
+    holds_up_nothing("file", &dir, &file);
+}
+
+/// rsyslogd with an HA check that hangs (`ha`): it listens, answers HUP and SIGTERM within
+/// [`PROMPT`], and a change sent at start is delivered once the check has ended.
+fn holds_up_nothing(mode: &str, dir: &TestDir, ha: &str) {
+    let sim = Sim::start(dir, &[]);
+    let extra = format!("{QUICK} {ha} {HELD}");
+    let started = Instant::now();
+    let d = Daemon::start(dir, &action_to(dir, sim.url(), &extra));
+    assert!(
+        started.elapsed() < PROMPT,
+        "{mode}: listening after {:?}",
+        started.elapsed()
+    );
+    d.send_tcp(&[syslog_line("cm-east", "cmdhist", "change station 1")]);
+    assert_hup_answered(dir, &d, mode);
+    // The check ends (or gives up: role unknown, processed by default); the change goes out.
+    sim.wait_items(Duration::from_secs(30), |i| {
+        object_ids(i, "cm-east").contains("1")
+    });
+    let stopping = Instant::now();
+    assert!(d.stop(Duration::from_secs(30)).success());
+    assert!(
+        stopping.elapsed() < PROMPT,
+        "{mode}: exit took {:?}",
+        stopping.elapsed()
+    );
+}
+
+/// Sends HUP and waits (at most [`PROMPT`]) for the module to say it reopened its files.
+fn assert_hup_answered(dir: &TestDir, d: &Daemon, what: &str) {
+    let said = dir.rsyslog_log().matches("HUP: files reopened").count();
+    d.signal(libc::SIGHUP);
+    let hup = Instant::now();
+    while dir.rsyslog_log().matches("HUP: files reopened").count() == said {
         assert!(
-            started.elapsed() < PROMPT,
-            "{mode}: listening after {:?}",
-            started.elapsed()
+            hup.elapsed() < PROMPT,
+            "{what}: HUP unanswered: {}",
+            dir.rsyslog_log()
         );
-        d.send_tcp(&[syslog_line("cm-east", "cmdhist", "change station 1")]);
-        d.signal(libc::SIGHUP);
-        let hup = Instant::now();
-        while !dir.rsyslog_log().contains("HUP: files reopened") {
-            assert!(
-                hup.elapsed() < PROMPT,
-                "{mode}: HUP unanswered: {}",
-                dir.rsyslog_log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        // The check gives up (role unknown: processed by default); the change goes out.
-        sim.wait_items(Duration::from_secs(30), |i| {
-            object_ids(i, "cm-east").contains("1")
-        });
-        let stopping = Instant::now();
-        assert!(d.stop(Duration::from_secs(30)).success());
-        assert!(
-            stopping.elapsed() < PROMPT,
-            "{mode}: exit took {:?}",
-            stopping.elapsed()
-        );
+        std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Ten element host names whose lookups hang 2 s each (fault hook): rsyslogd listens and
+/// answers HUP and SIGTERM promptly, and since the names are looked up at once, not one after
+/// another, the change sent at start is delivered after about one lookup (held until then:
+/// whose line it is is not known before), not after ten.
+#[test]
+fn fault_hook_hanging_name_lookups_hold_up_nothing() {
+    let dir = TestDir::new();
+    let mut elements = vec![serde_json::json!({"name": "cm-east", "hosts": ["localhost"]})];
+    elements.extend((1..10).map(
+        |n| serde_json::json!({"name": format!("cm-{n}"), "hosts": [format!("cm-{n}.invalid")]}),
+    ));
+    let list = serde_json::json!({ "elements": elements }).to_string();
+    std::fs::write(dir.path("elements.json"), list).unwrap();
+    dir.set_env("OMCM_FAULT_HANG", "resolve:2000");
+    let sim = Sim::start(&dir, &[]);
+    let extra = format!("{QUICK} {HELD}");
+    let started = Instant::now();
+    let d = Daemon::start(&dir, &action_to(&dir, sim.url(), &extra));
+    assert!(
+        started.elapsed() < PROMPT,
+        "listening after {:?}",
+        started.elapsed()
+    );
+    d.send_tcp(&[syslog_line("cm-east", "cmdhist", "change station 1")]);
+    assert_hup_answered(&dir, &d, "lookups hang");
+    sim.wait_items(Duration::from_secs(30), |i| {
+        object_ids(i, "cm-east").contains("1")
+    });
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "ten 2 s lookups one after another would take 20 s; delivered after {:?}",
+        started.elapsed()
+    );
+    // A second HUP starts another round of hanging lookups; SIGTERM does not wait for it.
+    assert_hup_answered(&dir, &d, "lookups hang");
+    let stopping = Instant::now();
+    assert!(d.stop(Duration::from_secs(30)).success());
+    assert!(
+        stopping.elapsed() < PROMPT,
+        "exit took {:?}",
+        stopping.elapsed()
+    );
 }
 
 /// SIGTERM while the start is still inside the hanging check: rsyslogd exits within a few
@@ -98,11 +160,7 @@ fn a_missing_elements_file_at_start_holds_and_loses_nothing() {
     let dir = TestDir::new();
     let sim = Sim::start(&dir, &[]);
     sim.control("/sim/fault", serde_json::json!({"down_s": 3600}));
-    // A queue of its own, as shipped: the held batch must not stall rsyslog's main queue
-    // (which carries rsyslog's own log lines here).
-    let extra = format!(
-        r#"{QUICK} queue.type="LinkedList" action.resumeRetryCount="-1" action.resumeInterval="1""#
-    );
+    let extra = format!("{QUICK} {HELD}");
     let body = action_to(&dir, sim.url(), &extra);
     let d = Daemon::start(&dir, &body);
     d.send_tcp(&[syslog_line("cm-east", "cmdhist", "change station 1")]);

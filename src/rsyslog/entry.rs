@@ -372,9 +372,11 @@ mod tests {
 
     fn instance() -> *mut c_void {
         let state = tempfile::tempdir().unwrap().keep();
+        let elements = state.join("elements.json");
+        std::fs::write(&elements, r#"{"elements":[{"name":"a","hosts":["::1"]}]}"#).unwrap();
         let config = Config::from_values([
             ("smgr.url", Value::Text("http://127.0.0.1:9".into())),
-            ("elements.source", Value::Text("smgr".into())),
+            ("elements.file", Value::Text(elements.display().to_string())),
             ("state.dir", Value::Text(state.display().to_string())),
         ])
         .unwrap();
