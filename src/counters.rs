@@ -23,7 +23,7 @@ pub struct Counters {
     pub ignored: [AtomicU64; REASONS],
     /// Lines written to the capture file.
     pub captured: AtomicU64,
-    /// Events dropped, by why (see [`Drop`]).
+    /// Events dropped, by why (see [`Dropped`]).
     pub dropped: [AtomicU64; DROPS],
     /// Changes made durable in the queue (after expanding duplicate ranges).
     pub changes_queued: AtomicU64,
@@ -65,7 +65,7 @@ const DROPS: usize = 3;
 
 /// Why an event was dropped before the queue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Drop {
+pub enum Dropped {
     /// The sender is no configured CM server.
     UnknownSender,
     /// The element has notifications off.
@@ -74,14 +74,15 @@ pub enum Drop {
     Standby,
 }
 
-impl Drop {
-    pub const ALL: [Drop; DROPS] = [Drop::UnknownSender, Drop::NotifyOff, Drop::Standby];
+impl Dropped {
+    pub const ALL: [Dropped; DROPS] =
+        [Dropped::UnknownSender, Dropped::NotifyOff, Dropped::Standby];
 
     pub fn as_str(self) -> &'static str {
         match self {
-            Drop::UnknownSender => "unknown_sender",
-            Drop::NotifyOff => "notify_off",
-            Drop::Standby => "standby",
+            Dropped::UnknownSender => "unknown_sender",
+            Dropped::NotifyOff => "notify_off",
+            Dropped::Standby => "standby",
         }
     }
 }
@@ -107,7 +108,7 @@ impl Tally {
         self.ignored[reason as usize] += 1;
     }
 
-    pub fn dropped(&mut self, why: Drop) {
+    pub fn dropped(&mut self, why: Dropped) {
         self.dropped[why as usize] += 1;
     }
 }
@@ -163,7 +164,7 @@ impl Counters {
                 &self.ignored[*r as usize],
             )
         }));
-        v.extend(Drop::ALL.iter().map(|d| {
+        v.extend(Dropped::ALL.iter().map(|d| {
             (
                 format!("dropped.{}", d.as_str()),
                 &self.dropped[*d as usize],
@@ -203,7 +204,7 @@ impl Counters {
         Self::get(&self.ignored[reason as usize])
     }
 
-    pub fn dropped(&self, why: Drop) -> u64 {
+    pub fn dropped(&self, why: Dropped) -> u64 {
         Self::get(&self.dropped[why as usize])
     }
 }

@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 
 use crate::classify::{verdict_json, Classifier, Event, ObjectTable, Reason, Target, Verdict};
 use crate::config::{Config, ElementsSource};
-use crate::counters::{Counters, Drop, Tally};
+use crate::counters::{Counters, Dropped, Tally};
 use crate::elements::{system_lookup, ElementTable, Elements};
 use crate::ha::Gate;
 use crate::line::{Malformed, ReceivedLine};
@@ -49,7 +49,7 @@ pub struct Suspend;
 enum Outcome {
     /// For this element.
     Queued(Arc<str>),
-    Dropped(Drop),
+    Dropped(Dropped),
     IgnoredLogin,
 }
 
@@ -237,9 +237,9 @@ impl Pipeline {
 /// Known CM sender? Notifications on? This node active? SMGR's own login echoed back?
 fn filter(table: &ElementTable, gate_open: bool, sender: IpAddr, event: &Event) -> Outcome {
     match table.lookup(sender) {
-        None => Outcome::Dropped(Drop::UnknownSender),
-        Some(el) if !el.notify => Outcome::Dropped(Drop::NotifyOff),
-        Some(_) if !gate_open => Outcome::Dropped(Drop::Standby),
+        None => Outcome::Dropped(Dropped::UnknownSender),
+        Some(el) if !el.notify => Outcome::Dropped(Dropped::NotifyOff),
+        Some(_) if !gate_open => Outcome::Dropped(Dropped::Standby),
         Some(el) if event.login.is_some_and(|l| el.ignores_login(l)) => Outcome::IgnoredLogin,
         Some(el) => Outcome::Queued(el.name.clone()),
     }

@@ -74,20 +74,6 @@ impl Scope {
     }
 }
 
-impl Verb {
-    pub const ALL: [Verb; 5] = [
-        Verb::Add,
-        Verb::Change,
-        Verb::Duplicate,
-        Verb::Remove,
-        Verb::Delete,
-    ];
-
-    pub fn parse(s: &str) -> Option<Verb> {
-        Verb::ALL.into_iter().find(|v| v.as_str() == s)
-    }
-}
-
 /// The verbs that touched a key: a bit per verb (a `BTreeSet` allocated a node per key).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct VerbSet(u8);

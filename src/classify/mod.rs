@@ -16,7 +16,9 @@ mod verbs;
 
 use std::net::IpAddr;
 
-pub use objects::{parse_rules, IdRule, ObjectRule, ObjectTable, ObjectType, Resolution, Scope};
+pub use objects::{
+    parse_rules, IdRule, ObjectRule, ObjectTable, ObjectType, Resolution, ResyncLevel,
+};
 pub use report::verdict_json;
 pub use verbs::Verb;
 
@@ -306,7 +308,7 @@ impl Classifier {
         }
         let id = after.next_pair().0.filter(|t| context::is_id(t.text));
         let target = match (object.scope, object.id, id) {
-            (Scope::Element, _, _) => Target::Element,
+            (ResyncLevel::Element, _, _) => Target::Element,
             (_, _, Some(t)) if verb == Verb::Add && t.text.eq_ignore_ascii_case(b"next") => {
                 Target::Type(TypeReason::AddNext)
             }

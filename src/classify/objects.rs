@@ -26,7 +26,7 @@ pub enum IdRule {
 
 /// What a change to this object asks SMGR to resync.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Scope {
+pub enum ResyncLevel {
     /// The object itself (or its type, see [`IdRule`]).
     Object,
     /// The whole element: incremental sync does not cover it.
@@ -40,7 +40,7 @@ pub struct ObjectRule {
     pub name: String,
     pub aliases: Vec<String>,
     pub id: IdRule,
-    pub scope: Scope,
+    pub scope: ResyncLevel,
 }
 
 impl ObjectRule {
@@ -112,8 +112,8 @@ fn parse_rule(v: &Value) -> Result<ObjectRule, String> {
         }
     };
     let scope = match v.get("scope").map(|s| s.as_str()) {
-        None | Some(Some("object")) => Scope::Object,
-        Some(Some("element")) => Scope::Element,
+        None | Some(Some("object")) => ResyncLevel::Object,
+        Some(Some("element")) => ResyncLevel::Element,
         Some(other) => {
             return Err(format!(
                 "\"scope\" {other:?}: expected \"object\" or \"element\""
@@ -134,7 +134,7 @@ pub struct ObjectType {
     /// Shared by every pending key of the type.
     pub type_name: Arc<str>,
     pub id: IdRule,
-    pub scope: Scope,
+    pub scope: ResyncLevel,
 }
 
 /// One way of writing an object (its name or an alias), lower-cased words.
@@ -435,7 +435,7 @@ mod tests {
         let Resolution::Found { object, .. } = t.resolve(b"station", None) else {
             panic!()
         };
-        assert_eq!(t.get(object).scope, Scope::Element);
+        assert_eq!(t.get(object).scope, ResyncLevel::Element);
         assert!(matches!(
             t.resolve(b"vrt", Some(b"1")),
             Resolution::Found { .. }

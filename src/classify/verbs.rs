@@ -13,6 +13,19 @@ pub enum Verb {
 }
 
 impl Verb {
+    pub const ALL: [Verb; 5] = [
+        Verb::Add,
+        Verb::Change,
+        Verb::Duplicate,
+        Verb::Remove,
+        Verb::Delete,
+    ];
+
+    /// The verb [`Verb::as_str`] names.
+    pub fn parse(s: &str) -> Option<Verb> {
+        Verb::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Verb::Add => "add",

@@ -80,8 +80,8 @@ fn filter_drops_strangers_disabled_elements_and_echoes() {
     ];
     p.process_batch(0, lines.iter().map(Vec::as_slice)).unwrap();
     let c = p.counters();
-    assert_eq!(c.dropped(Drop::UnknownSender), 1);
-    assert_eq!(c.dropped(Drop::NotifyOff), 1);
+    assert_eq!(c.dropped(Dropped::UnknownSender), 1);
+    assert_eq!(c.dropped(Dropped::NotifyOff), 1);
     assert_eq!(c.ignored(Reason::IgnoredLogin), 1);
     assert_eq!(p.keys_pending(), 1);
 }
@@ -97,7 +97,7 @@ fn standby_node_drops_everything_until_active() {
     ]);
     let line = [tpl("10.1.1.10", "change station 1")];
     p.process_batch(0, line.iter().map(Vec::as_slice)).unwrap();
-    assert_eq!(p.counters().dropped(Drop::Standby), 1);
+    assert_eq!(p.counters().dropped(Dropped::Standby), 1);
     std::fs::write(f.dir.path().join("role"), "active").unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
     while p.keys_pending() == 0 && Instant::now() < deadline {
