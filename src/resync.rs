@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 pub use compact_str::CompactString as ShortText;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use crate::classify::Verb;
 
@@ -39,22 +39,42 @@ pub struct Change {
     pub at_ms: u64,
 }
 
+/// Where a record's fields go: the queue log's own writer and a JSON map (requests) alike, so
+/// each field's name and form is spelled once, by the type that owns it.
+pub trait Fields {
+    fn str(&mut self, name: &'static str, value: &str);
+    fn num(&mut self, name: &'static str, value: u64);
+    fn strs<'s>(&mut self, name: &'static str, values: impl Iterator<Item = &'s str>);
+}
+
+impl Fields for Map<String, Value> {
+    fn str(&mut self, name: &'static str, value: &str) {
+        self.insert(name.into(), value.into());
+    }
+
+    fn num(&mut self, name: &'static str, value: u64) {
+        self.insert(name.into(), value.into());
+    }
+
+    fn strs<'s>(&mut self, name: &'static str, values: impl Iterator<Item = &'s str>) {
+        self.insert(name.into(), values.collect());
+    }
+}
+
 impl Scope {
-    /// The scope's fields as they appear in log records and requests.
-    pub fn write_json(&self, m: &mut Map<String, Value>) {
+    /// The scope's fields, in log records and requests alike; [`Scope::read_json`] reads them.
+    pub fn write_fields(&self, out: &mut impl Fields) {
         match self {
             Scope::Object { ty, id } => {
-                m.insert("scope".into(), "object".into());
-                m.insert("type".into(), (**ty).into());
-                m.insert("id".into(), id.as_str().into());
+                out.str("scope", "object");
+                out.str("type", ty);
+                out.str("id", id);
             }
             Scope::Type { ty } => {
-                m.insert("scope".into(), "type".into());
-                m.insert("type".into(), (**ty).into());
+                out.str("scope", "type");
+                out.str("type", ty);
             }
-            Scope::Element => {
-                m.insert("scope".into(), "element".into());
-            }
+            Scope::Element => out.str("scope", "element"),
         }
     }
 
@@ -209,11 +229,6 @@ pub fn parse_rfc3339_ms(s: &str) -> Option<u64> {
     u64::try_from(secs * 1000 + millis).ok()
 }
 
-/// The request body for a set of keys of one element (docs/smgr-api.md).
-pub fn request_body(element: &str, requests: &[Value]) -> Value {
-    json!({ "element": element, "requests": requests })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,7 +276,7 @@ mod tests {
             Scope::Element,
         ] {
             let mut m = Map::new();
-            scope.write_json(&mut m);
+            scope.write_fields(&mut m);
             assert_eq!(Scope::read_json(&Value::Object(m)), Some(scope));
         }
     }

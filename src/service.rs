@@ -384,10 +384,7 @@ impl Supervisor {
 
     /// Fetches the element list from SMGR; on success installs it and caches it on disk.
     fn fetch_list(&self) {
-        let url = format!(
-            "{}{ELEMENTS_PATH}",
-            self.client.get().base_url().as_str().trim_end_matches('/')
-        );
+        let url = self.client.get().url(ELEMENTS_PATH);
         let result = self.client.get().get_json(&url).and_then(|v| {
             let json = v.to_string();
             parse_elements_lenient(&json).map(|list| (list, json))

@@ -324,14 +324,19 @@ impl SmgrClient {
         })
     }
 
+    /// `{smgr.url}{path}`: the one place a System Manager URL is joined.
+    pub fn url(&self, path: &str) -> String {
+        let base = self.settings.base_url.as_str().trim_end_matches('/');
+        format!("{base}{path}")
+    }
+
     /// `{smgr.url}{smgr.resyncpath}` for one element, its name one encoded path segment.
     pub fn resync_url(&self, element: &str) -> String {
-        let base = self.settings.base_url.as_str().trim_end_matches('/');
-        format!(
-            "{base}{}",
-            self.settings
+        self.url(
+            &self
+                .settings
                 .resync_path
-                .replace("{element}", &path_segment(element))
+                .replace("{element}", &path_segment(element)),
         )
     }
 
@@ -402,53 +407,11 @@ impl SmgrClient {
             .map_err(|e| e.to_string())?;
         serde_json::from_str(&text).map_err(|e| e.to_string())
     }
-
-    pub fn base_url(&self) -> &url::Url {
-        &self.settings.base_url
-    }
-}
-
-/// A stable key for one request's content: the same keys at the same sequence numbers give the
-/// same Idempotency-Key on every retry, also after a restart (FNV-1a, 64 bits).
-pub fn idempotency_key(element: &str, parts: impl IntoIterator<Item = (String, u64)>) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut eat = |bytes: &[u8]| {
-        for &b in bytes {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    };
-    eat(element.as_bytes());
-    for (key, seq) in parts {
-        eat(b"\0");
-        eat(key.as_bytes());
-        eat(&seq.to_le_bytes());
-    }
-    format!("omcmsync-{h:016x}")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn idempotency_key_depends_on_content_only() {
-        let a = idempotency_key(
-            "cm",
-            [("station/1".to_string(), 5), ("station/2".to_string(), 6)],
-        );
-        let b = idempotency_key(
-            "cm",
-            [("station/1".to_string(), 5), ("station/2".to_string(), 6)],
-        );
-        let c = idempotency_key(
-            "cm",
-            [("station/1".to_string(), 7), ("station/2".to_string(), 6)],
-        );
-        assert_eq!(a, b);
-        assert_ne!(a, c);
-        assert!(a.starts_with("omcmsync-"));
-    }
 
     #[test]
     fn auth_headers() {

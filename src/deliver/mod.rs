@@ -6,6 +6,7 @@
 //! until only the refused requests are left, and those are dead-lettered.
 
 mod client;
+mod request;
 mod tls;
 
 use std::collections::HashMap;
@@ -14,18 +15,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 pub use self::client::{
-    idempotency_key, path_segment, redact, Auth, ClientSettings, Outcome, SharedClient, SmgrClient,
-    StatusCodes,
+    path_segment, redact, Auth, ClientSettings, Outcome, SharedClient, SmgrClient, StatusCodes,
 };
+use self::request::Request;
 pub use self::tls::{client_config, TlsFiles};
 use crate::counters::Counters;
 use crate::logging;
 use crate::queue::{DueBatch, Entry, Queue};
 use crate::records::RecordFile;
-use crate::resync::{now_ms, request_body, rfc3339, sched_now_ms, Key, Scope};
+use crate::resync::{now_ms, rfc3339, sched_now_ms, Key};
 use crate::sample::Rng;
 use crate::supervise;
 
@@ -228,12 +229,10 @@ impl Lanes {
     }
 
     fn send(&self, rng: &mut Rng, element: &Arc<str>, items: &[(Key, Entry)]) {
-        let requests: Vec<Value> = items.iter().map(|(k, e)| e.request(&k.scope)).collect();
-        let idem = idempotency_key(
-            element,
-            items.iter().map(|(k, e)| (scope_id(&k.scope), e.seq)),
-        );
-        let body = request_body(element, &requests);
+        let Request {
+            body,
+            idempotency_key: idem,
+        } = Request::new(element, items);
         let d = &self.counters.delivery;
         let client = self.client.get();
         match client.post(element, &body, &idem) {
@@ -374,13 +373,5 @@ impl Lanes {
             .min(max.max(1));
         b.next_try_ms = sched_now_ms() + delay;
         (Duration::from_millis(delay), b.failures)
-    }
-}
-
-fn scope_id(scope: &Scope) -> String {
-    match scope {
-        Scope::Object { ty, id } => format!("{ty}/{id}"),
-        Scope::Type { ty } => format!("{ty}/*"),
-        Scope::Element => "*".into(),
     }
 }

@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use super::pending::Entry;
 use crate::classify::Verb;
-use crate::resync::{Change, Key, Scope};
+use crate::resync::{Change, Fields, Key, Scope};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Record {
@@ -198,9 +198,7 @@ fn encode_entry(element: &str, scope: &Scope, entry: &Entry, out: &mut Vec<u8>) 
         o.str("t", "entry");
         o.num("seq", entry.seq);
         o.key(element, scope);
-        o.strs("verbs", entry.verbs.iter().map(|v| v.as_str()));
-        o.strs("logins", entry.logins.iter().map(|l| &**l));
-        o.num("count", entry.count);
+        entry.write_summary(o);
         o.opt_str("reason", entry.reason.as_deref());
         o.num("first", entry.first_ms);
         o.num("last", entry.last_ms);
@@ -246,11 +244,6 @@ impl<'a> Object<'a> {
         self.out.extend_from_slice(b"\":");
     }
 
-    fn str(&mut self, name: &str, value: &str) {
-        self.name(name);
-        self.string(value);
-    }
-
     fn string(&mut self, value: &str) {
         // Names, ids and logins are almost always printable ASCII that needs no escape.
         if value
@@ -267,7 +260,7 @@ impl<'a> Object<'a> {
         }
     }
 
-    fn opt_str(&mut self, name: &str, value: Option<&str>) {
+    fn opt_str(&mut self, name: &'static str, value: Option<&str>) {
         match value {
             Some(v) => self.str(name, v),
             None => {
@@ -277,13 +270,30 @@ impl<'a> Object<'a> {
         }
     }
 
-    fn num(&mut self, name: &str, value: u64) {
+    /// The key: its element, then the scope's fields as requests name them too.
+    fn key(&mut self, element: &str, scope: &Scope) {
+        self.str("el", element);
+        scope.write_fields(self);
+    }
+
+    fn end(self) {
+        self.out.push(b'}');
+    }
+}
+
+impl Fields for Object<'_> {
+    fn str(&mut self, name: &'static str, value: &str) {
+        self.name(name);
+        self.string(value);
+    }
+
+    fn num(&mut self, name: &'static str, value: u64) {
         self.name(name);
         self.out
             .extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
     }
 
-    fn strs<'s>(&mut self, name: &str, values: impl Iterator<Item = &'s str>) {
+    fn strs<'s>(&mut self, name: &'static str, values: impl Iterator<Item = &'s str>) {
         self.name(name);
         self.out.push(b'[');
         for (i, v) in values.enumerate() {
@@ -293,27 +303,6 @@ impl<'a> Object<'a> {
             self.string(v);
         }
         self.out.push(b']');
-    }
-
-    /// The key's fields, named as `Scope::write_json` names them for requests.
-    fn key(&mut self, element: &str, scope: &Scope) {
-        self.str("el", element);
-        match scope {
-            Scope::Object { ty, id } => {
-                self.str("scope", "object");
-                self.str("type", ty);
-                self.str("id", id);
-            }
-            Scope::Type { ty } => {
-                self.str("scope", "type");
-                self.str("type", ty);
-            }
-            Scope::Element => self.str("scope", "element"),
-        }
-    }
-
-    fn end(self) {
-        self.out.push(b'}');
     }
 }
 

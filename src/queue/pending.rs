@@ -6,11 +6,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use serde_json::{Map, Value};
-
 use smallvec::SmallVec;
 
-use crate::resync::{rfc3339, Change, Key, Scope, ShortText, VerbSet};
+use crate::resync::{Change, Fields, Key, Scope, ShortText, VerbSet};
 
 /// At most this many logins are listed per request.
 const MAX_LOGINS: usize = 8;
@@ -37,36 +35,10 @@ pub struct Entry {
 
 impl Entry {
     /// `verbs`, `logins` and `count`: the fields the log record and the request share.
-    pub fn write_summary(&self, m: &mut Map<String, Value>) {
-        m.insert(
-            "verbs".into(),
-            self.verbs
-                .iter()
-                .map(|v| v.as_str())
-                .collect::<Vec<_>>()
-                .into(),
-        );
-        m.insert(
-            "logins".into(),
-            self.logins.iter().map(ShortText::as_str).collect(),
-        );
-        m.insert("count".into(), self.count.into());
-    }
-
-    /// The request object for this key (docs/smgr-api.md).
-    pub fn request(&self, scope: &Scope) -> Value {
-        let mut m = Map::new();
-        scope.write_json(&mut m);
-        if !matches!(scope, Scope::Object { .. }) {
-            m.insert(
-                "reason".into(),
-                self.reason.as_deref().unwrap_or_default().into(),
-            );
-        }
-        self.write_summary(&mut m);
-        m.insert("first_seen".into(), rfc3339(self.first_ms).into());
-        m.insert("last_seen".into(), rfc3339(self.last_ms).into());
-        Value::Object(m)
+    pub fn write_summary(&self, out: &mut impl Fields) {
+        out.strs("verbs", self.verbs.iter().map(|v| v.as_str()));
+        out.strs("logins", self.logins.iter().map(ShortText::as_str));
+        out.num("count", self.count);
     }
 }
 
@@ -543,23 +515,5 @@ mod tests {
         assert_eq!(due[0].1[0].0.scope, Scope::Element);
         p.merge(change("cm", station("78"), Verb::Change, 7), 13, u64::MAX);
         assert_eq!(p.element_len("cm"), 2);
-    }
-
-    #[test]
-    fn request_shape() {
-        let mut p = Pending::new(0, 10);
-        p.merge(
-            change("cm", station("1001"), Verb::Change, 1_764_065_702_123),
-            1,
-            u64::MAX,
-        );
-        let (_, scope, e) = p.iter().next().unwrap();
-        let r = e.request(scope);
-        assert_eq!(
-            r,
-            serde_json::json!({"scope":"object","type":"station","id":"1001","verbs":["change"],
-                "logins":["dadmin"],"count":1,"first_seen":"2025-11-25T10:15:02.123Z",
-                "last_seen":"2025-11-25T10:15:02.123Z"})
-        );
     }
 }
