@@ -162,13 +162,15 @@ fn from_command(cmd: &str, limit: Duration) -> Role {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::deliver::{Auth, ClientSettings, TlsFiles};
+    use crate::config::{Auth, ClientSettings};
+    use crate::tls::TlsFiles;
 
     fn client() -> SmgrClient {
         SmgrClient::new(ClientSettings {
             base_url: url::Url::parse("http://127.0.0.1:9").unwrap(),
             resync_path: "/{element}".into(),
             tls: TlsFiles::default(),
+            tls_config: None,
             auth: Auth::None,
             timeout: Duration::from_secs(1),
             secret_file: None,

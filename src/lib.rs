@@ -50,3 +50,4 @@ pub mod sample;
 mod scan;
 pub mod service;
 pub mod supervise;
+pub mod tls;

@@ -77,11 +77,12 @@ impl Pipeline {
     /// `rsyslogd -N1` too): see [`Pipeline::start`].
     pub fn new(config: Config) -> Self {
         let classifier = Classifier::new(ObjectTable::with_rules(&config.rules), config.limits);
-        let file = match &config.elements {
-            ElementsSource::File(path) => Some(path.as_path()),
-            ElementsSource::Smgr => None,
+        let elements = match &config.elements {
+            ElementsSource::File { path, list } => {
+                Elements::new(Some(path), system_lookup).with_first_list(list.clone())
+            }
+            ElementsSource::Smgr => Elements::new(None, system_lookup),
         };
-        let elements = Elements::new(file, system_lookup);
         let elements = Arc::new(elements);
         let gate = Arc::new(Gate::new(config.ha.clone()));
         let counters: Arc<Counters> = Arc::default();

@@ -346,7 +346,7 @@ impl Supervisor {
             }
             if now >= next_refresh || hup {
                 match self.source {
-                    ElementsSource::File(_) => self.elements.reload(),
+                    ElementsSource::File { .. } => self.elements.reload(),
                     ElementsSource::Smgr => self.fetch_list(),
                 }
                 next_refresh = now + self.refresh;

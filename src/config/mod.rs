@@ -7,6 +7,7 @@
 //! the module needs (rules, elements, certificates, secrets) are read here too, so a missing or
 //! broken one fails the configuration check instead of the running daemon.
 
+mod smgr;
 mod values;
 
 use std::collections::HashMap;
@@ -14,11 +15,9 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use self::smgr::{Auth, ClientSettings, DeliverySettings, StatusCodes};
 use crate::classify::{parse_rules, Limits, ObjectRule};
-use crate::deliver::{
-    client_config, Auth, ClientSettings, DeliverySettings, StatusCodes, TlsFiles,
-};
-use crate::elements::parse_elements;
+use crate::elements::{parse_elements, ElementSpec};
 use crate::logging;
 use values::*;
 
@@ -90,7 +89,12 @@ pub enum Value {
 /// Where the element list comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ElementsSource {
-    File(PathBuf),
+    /// `elements.file`, and the list it held when the configuration was read (none: it could
+    /// not be read then, and the action holds what arrives until it can).
+    File {
+        path: PathBuf,
+        list: Option<Vec<ElementSpec>>,
+    },
     /// `GET {smgr.url}/inventory/cm/v1/elements`, cached in `state.dir/elements.json`.
     Smgr,
 }
@@ -244,7 +248,7 @@ impl Config {
             g.required("smgr.url", URL_EXPECTED)?,
             URL_EXPECTED,
         )?;
-        let client = client_settings(g, base_url)?;
+        let client = smgr::client_settings(g, base_url)?;
         let state_dir = match g.take("state.dir") {
             Some(v) => state_dir("state.dir", v)?,
             None => PathBuf::from(DEFAULT_STATE_DIR),
@@ -302,104 +306,6 @@ impl Config {
     }
 }
 
-fn client_settings(g: &mut Given, base_url: url::Url) -> Result<ClientSettings, ConfigError> {
-    let resync_path = match g.take("smgr.resyncpath") {
-        Some(v) => {
-            let expected = "a path starting with / that contains {element}";
-            let p = text("smgr.resyncpath", v, expected)?;
-            if !p.starts_with('/') || !p.contains("{element}") {
-                return Err(invalid("smgr.resyncpath", Value::Text(p), expected));
-            }
-            p
-        }
-        None => DEFAULT_RESYNC_PATH.to_owned(),
-    };
-    let tls = TlsFiles {
-        ca_cert: g.path("smgr.tls.cacert")?,
-        my_cert: g.path("smgr.tls.mycert")?,
-        my_key: g.path("smgr.tls.myprivkey")?,
-    };
-    if tls.my_cert.is_some() != tls.my_key.is_some() {
-        let (param, other) = if tls.my_cert.is_some() {
-            ("smgr.tls.myprivkey", "smgr.tls.mycert")
-        } else {
-            ("smgr.tls.mycert", "smgr.tls.myprivkey")
-        };
-        return Err(ConfigError {
-            param,
-            value: None,
-            expected: format!("it together with {other} (two-way TLS)"),
-        });
-    }
-    let tls_given = tls != TlsFiles::default();
-    if base_url.scheme() == "https" || tls_given {
-        if let Err(e) = client_config(&tls) {
-            let param = if tls_given { "smgr.tls.*" } else { "smgr.url" };
-            return Err(ConfigError {
-                param,
-                value: None,
-                expected: format!("usable TLS files: {e}"),
-            });
-        }
-    }
-    let (auth, secret_file) = match (
-        g.take("smgr.tokenfile"),
-        g.take("smgr.user"),
-        g.take("smgr.passwordfile"),
-    ) {
-        (None, None, None) => (Auth::None, None),
-        (Some(t), None, None) => {
-            let (path, token) =
-                readable_file("smgr.tokenfile", t, "file holding the bearer token")?;
-            (Auth::Bearer(token.trim().to_owned()), Some(path))
-        }
-        (None, Some(u), Some(p)) => {
-            let user = text("smgr.user", u, "a user name")?;
-            let (path, password) =
-                readable_file("smgr.passwordfile", p, "file holding the password")?;
-            let password = password.trim_end_matches(['\n', '\r']).to_owned();
-            (Auth::Basic { user, password }, Some(path))
-        }
-        (Some(_), _, _) => {
-            return Err(ConfigError {
-                param: "smgr.tokenfile",
-                value: None,
-                expected: "either smgr.tokenfile or smgr.user with smgr.passwordfile, not both"
-                    .into(),
-            })
-        }
-        (None, u, _) => {
-            let param = if u.is_some() {
-                "smgr.passwordfile"
-            } else {
-                "smgr.user"
-            };
-            return Err(ConfigError {
-                param,
-                value: None,
-                expected: "smgr.user and smgr.passwordfile together".into(),
-            });
-        }
-    };
-    let timeout = g.millis("smgr.timeout.ms", 10_000, 100, 600_000)?;
-    let mut codes = StatusCodes::default();
-    if let Some(v) = g.take("smgr.retrycodes") {
-        codes.retry = status_codes("smgr.retrycodes", v)?;
-    }
-    if let Some(v) = g.take("smgr.permanentcodes") {
-        codes.permanent = status_codes("smgr.permanentcodes", v)?;
-    }
-    Ok(ClientSettings {
-        base_url,
-        resync_path,
-        tls,
-        auth,
-        secret_file,
-        timeout,
-        codes,
-    })
-}
-
 fn elements_source(g: &mut Given, strict: bool) -> Result<ElementsSource, ConfigError> {
     let source = match g.take("elements.source") {
         Some(v) => choice("elements.source", v, &["file", "smgr"])?,
@@ -411,27 +317,31 @@ fn elements_source(g: &mut Given, strict: bool) -> Result<ElementsSource, Config
             let expected = "the JSON file listing the CM elements (docs/configuration.md), or elements.source=\"smgr\"";
             let given = g.required("elements.file", expected)?;
             let checked = readable_file("elements.file", given.clone(), "element list").and_then(
-                |(path, json)| {
-                    parse_elements(&json).map(|_| path.clone()).map_err(|e| {
-                        invalid(
-                            "elements.file",
-                            Value::Text(path.display().to_string()),
-                            &format!("an element list: {e}"),
-                        )
-                    })
+                |(path, json)| match parse_elements(&json) {
+                    Ok(list) => Ok((path, list)),
+                    Err(e) => Err(invalid(
+                        "elements.file",
+                        Value::Text(path.display().to_string()),
+                        &format!("an element list: {e}"),
+                    )),
                 },
             );
-            let path = match checked {
-                Ok(path) => path,
-                Err(e) if strict => return Err(e),
+            match checked {
+                Ok((path, list)) => Ok(ElementsSource::File {
+                    path,
+                    list: Some(list),
+                }),
+                Err(e) if strict => Err(e),
                 Err(e) => {
                     logging::error(&format!(
                         "{e}; the action starts and holds what arrives until the file can be read"
                     ));
-                    values::path("elements.file", given)?
+                    Ok(ElementsSource::File {
+                        path: values::path("elements.file", given)?,
+                        list: None,
+                    })
                 }
-            };
-            Ok(ElementsSource::File(path))
+            }
         }
     }
 }

@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
+use super::StatusCodes;
 use super::{ConfigError, Value};
-use crate::deliver::StatusCodes;
 
 pub const URL_EXPECTED: &str = "the System Manager base URL, http:// or https:// with a host, \
      e.g. smgr.url=\"https://smgr.example.net\"";

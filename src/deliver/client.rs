@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use base64::Engine;
 use serde_json::Value;
 
-use super::tls::{client_config, TlsFiles};
+pub use crate::config::{Auth, ClientSettings, StatusCodes};
+use crate::tls::client_config;
 
 /// How a POST ended, for the queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,68 +29,6 @@ pub enum Outcome {
     /// SMGR refused these requests for good (`smgr.permanentcodes`: the other 4xx by default).
     /// `body`: the start of its answer, as text, credentials redacted.
     Permanent { status: u16, body: String },
-}
-
-/// What the statuses of SMGR's answers mean (`smgr.retrycodes`, `smgr.permanentcodes`): a
-/// status in `retry` is retried, else one in `permanent` is refused for good, else 2xx is
-/// done and anything else is retried. Ranges are inclusive.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StatusCodes {
-    pub retry: Vec<(u16, u16)>,
-    pub permanent: Vec<(u16, u16)>,
-}
-
-impl Default for StatusCodes {
-    fn default() -> Self {
-        StatusCodes {
-            retry: vec![
-                (401, 401),
-                (403, 403),
-                (408, 408),
-                (425, 425),
-                (429, 429),
-                (500, 599),
-            ],
-            permanent: vec![(400, 499)],
-        }
-    }
-}
-
-impl StatusCodes {
-    fn is_retry(&self, status: u16) -> bool {
-        self.retry.iter().any(|(a, b)| (*a..=*b).contains(&status))
-    }
-
-    fn is_permanent(&self, status: u16) -> bool {
-        !self.is_retry(status)
-            && self
-                .permanent
-                .iter()
-                .any(|(a, b)| (*a..=*b).contains(&status))
-    }
-
-    /// Parses `401, 403, 500-599`: codes and ranges from 100 to 599, none of them 2xx.
-    pub fn parse_list(text: &str) -> Result<Vec<(u16, u16)>, String> {
-        text.split(',')
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .map(|t| {
-                let (a, b) = t.split_once('-').unwrap_or((t, t));
-                let code = |c: &str| {
-                    c.trim()
-                        .parse::<u16>()
-                        .ok()
-                        .filter(|c| (100..=599).contains(c))
-                };
-                match (code(a), code(b)) {
-                    (Some(a), Some(b)) if a <= b && (b < 200 || a > 299) => Ok((a, b)),
-                    _ => Err(format!(
-                        "'{t}' is not a status code or range from 100 to 599 outside 2xx"
-                    )),
-                }
-            })
-            .collect()
-    }
 }
 
 /// At most this much of an answer's body is kept (dead-letter file, logs).
@@ -204,76 +142,6 @@ pub fn path_segment(name: &str) -> String {
     out
 }
 
-/// Authentication on every request. Its Debug form never shows the secret.
-#[derive(Clone, PartialEq, Eq, Default)]
-pub enum Auth {
-    #[default]
-    None,
-    /// `Authorization: Bearer <token>`.
-    Bearer(String),
-    /// `Authorization: Basic <user:password>`.
-    Basic { user: String, password: String },
-}
-
-impl std::fmt::Debug for Auth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Auth::None => write!(f, "None"),
-            Auth::Bearer(_) => write!(f, "Bearer(<redacted>)"),
-            Auth::Basic { user, .. } => write!(f, "Basic({user}, <redacted>)"),
-        }
-    }
-}
-
-impl Auth {
-    fn header(&self) -> Option<String> {
-        match self {
-            Auth::None => None,
-            Auth::Bearer(token) => Some(format!("Bearer {token}")),
-            Auth::Basic { user, password } => Some(format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
-            )),
-        }
-    }
-}
-
-/// Everything the client needs to reach SMGR.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ClientSettings {
-    pub base_url: url::Url,
-    /// Path template with `{element}`.
-    pub resync_path: String,
-    pub tls: TlsFiles,
-    pub auth: Auth,
-    /// Where `auth`'s secret came from (`smgr.tokenfile`, `smgr.passwordfile`): read again on
-    /// HUP ([`ClientSettings::reloaded`]).
-    pub secret_file: Option<std::path::PathBuf>,
-    pub timeout: Duration,
-    pub codes: StatusCodes,
-}
-
-impl ClientSettings {
-    /// The same settings with the secret read again from its file; the TLS files are read
-    /// again by [`SmgrClient::new`]. Errors name the file, never its content.
-    pub fn reloaded(&self) -> Result<ClientSettings, String> {
-        let mut s = self.clone();
-        if let Some(path) = &self.secret_file {
-            let text =
-                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-            s.auth = match &self.auth {
-                Auth::Bearer(_) => Auth::Bearer(text.trim().to_owned()),
-                Auth::Basic { user, .. } => Auth::Basic {
-                    user: user.clone(),
-                    password: text.trim_end_matches(['\n', '\r']).to_owned(),
-                },
-                Auth::None => Auth::None,
-            };
-        }
-        Ok(s)
-    }
-}
-
 /// The client every delivery lane and the supervisor use: built once, replaced as a whole when
 /// HUP brings new credentials (a request under way keeps the client it started with).
 pub struct SharedClient(std::sync::RwLock<std::sync::Arc<SmgrClient>>);
@@ -316,7 +184,12 @@ impl SmgrClient {
             .redirects(0)
             .user_agent(concat!("omcmsync/", env!("CARGO_PKG_VERSION")));
         if settings.base_url.scheme() == "https" {
-            builder = builder.tls_config(client_config(&settings.tls)?);
+            // Built when the configuration was read; settings made by hand build it here.
+            let tls = match &settings.tls_config {
+                Some(tls) => tls.clone(),
+                None => client_config(&settings.tls)?,
+            };
+            builder = builder.tls_config(tls.0);
         }
         Ok(SmgrClient {
             agent: builder.build(),
@@ -414,35 +287,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn auth_headers() {
-        assert_eq!(Auth::Bearer("t0k".into()).header().unwrap(), "Bearer t0k");
-        let basic = Auth::Basic {
-            user: "u".into(),
-            password: "p".into(),
-        }
-        .header()
-        .unwrap();
-        assert_eq!(basic, "Basic dTpw");
-        assert_eq!(Auth::None.header(), None);
-        let shown = format!(
-            "{:?}",
-            Auth::Basic {
-                user: "u".into(),
-                password: "s3cret".into()
-            }
-        );
-        assert!(
-            !shown.contains("s3cret")
-                && !format!("{:?}", Auth::Bearer("t0k".into())).contains("t0k")
-        );
-    }
-
-    #[test]
     fn unreachable_smgr_is_a_retry() {
         let settings = ClientSettings {
             base_url: url::Url::parse("http://127.0.0.1:9").unwrap(),
             resync_path: "/inventory/cm/v1/elements/{element}/resync".into(),
-            tls: TlsFiles::default(),
+            tls: crate::tls::TlsFiles::default(),
+            tls_config: None,
             auth: Auth::None,
             secret_file: None,
             timeout: Duration::from_secs(2),
@@ -457,25 +307,6 @@ mod tests {
             c.post("cm-east", &serde_json::json!({}), "k"),
             Outcome::Retry { .. }
         ));
-    }
-
-    #[test]
-    fn status_classes_by_default_and_as_configured() {
-        let c = StatusCodes::default();
-        for s in [401, 403, 408, 429, 500, 503, 599] {
-            assert!(!c.is_permanent(s), "{s}");
-        }
-        for s in [400, 404, 409, 422] {
-            assert!(c.is_permanent(s), "{s}");
-        }
-        let site = StatusCodes {
-            retry: StatusCodes::parse_list("409, 500-599").unwrap(),
-            permanent: StatusCodes::parse_list("400-499").unwrap(),
-        };
-        assert!(!site.is_permanent(409) && site.is_permanent(401));
-        for bad in ["200", "abc", "600", "500-400", "199-300"] {
-            assert!(StatusCodes::parse_list(bad).is_err(), "{bad}");
-        }
     }
 
     #[test]

@@ -7,7 +7,6 @@
 
 mod client;
 mod request;
-mod tls;
 
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -21,7 +20,7 @@ pub use self::client::{
     path_segment, redact, Auth, ClientSettings, Outcome, SharedClient, SmgrClient, StatusCodes,
 };
 use self::request::Request;
-pub use self::tls::{client_config, TlsFiles};
+use crate::config::DeliverySettings;
 use crate::counters::Counters;
 use crate::logging;
 use crate::queue::{DueBatch, Entry, Queue};
@@ -33,15 +32,6 @@ use crate::supervise;
 /// Due keys are taken for up to this many POSTs per element at once: finding them walks every
 /// pending key of the element, which with a backlog of 100,000 keys cost more than the POSTs.
 const POSTS_PER_PASS: usize = 16;
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DeliverySettings {
-    pub max_requests: usize,
-    pub retry_initial: Duration,
-    pub retry_max: Duration,
-    /// Lanes: how many elements are posted to at once.
-    pub parallel: usize,
-}
 
 /// One element's delivery state, shared by the dispatcher and the lanes.
 #[derive(Default)]

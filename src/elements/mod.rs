@@ -114,6 +114,9 @@ pub struct Elements {
     current: RwLock<Arc<ElementTable>>,
     /// The list in force, as written: rebuilt into a table when a late lookup answers.
     specs: Mutex<Arc<Vec<ElementSpec>>>,
+    /// The file's list as the configuration read it: the first reload installs it instead of
+    /// reading the file again.
+    first: Mutex<Option<Vec<ElementSpec>>>,
     /// A list is in force and every host name in it has been answered once.
     ready: AtomicBool,
     loaded_mtime: RwLock<Option<SystemTime>>,
@@ -136,12 +139,22 @@ impl Elements {
             reload_requested: AtomicBool::default(),
             current: RwLock::default(),
             specs: Mutex::default(),
+            first: Mutex::default(),
             ready: AtomicBool::default(),
             loaded_mtime: RwLock::new(None),
             failed_mtime: RwLock::new(None),
             unresolved_said: Mutex::default(),
             said: Mutex::default(),
         }
+    }
+
+    /// `file`'s list, as the configuration read it just now: installed by the first reload.
+    pub fn with_first_list(self, list: Option<Vec<ElementSpec>>) -> Self {
+        if let (Some(path), Some(_)) = (&self.file, &list) {
+            *self.loaded_mtime.write().unwrap_or_else(|e| e.into_inner()) = mtime(path);
+        }
+        *self.first.lock().unwrap_or_else(|e| e.into_inner()) = list;
+        self
     }
 
     /// The table in force (one read lock; cheap).
@@ -172,6 +185,11 @@ impl Elements {
     /// table in force and is logged once per change of the file.
     pub fn reload(&self) {
         let Some(path) = &self.file else { return };
+        let first = self.first.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(specs) = first {
+            self.install(&specs);
+            return;
+        }
         let stamp = mtime(path);
         match read_specs(path) {
             Ok(specs) => {

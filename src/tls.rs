@@ -1,4 +1,4 @@
-//! TLS for the SMGR client: rustls with the ring provider, no OpenSSL. The server is verified
+//! TLS for the System Manager client: rustls with the ring provider, no OpenSSL. The server is verified
 //! against `smgr.tls.cacert` or, without it, the system's trusted roots; with
 //! `smgr.tls.mycert`/`smgr.tls.myprivkey` the module presents a client certificate. There is no
 //! switch to skip verification: an https URL is verified or not used.
@@ -18,8 +18,27 @@ pub struct TlsFiles {
     pub my_key: Option<std::path::PathBuf>,
 }
 
+/// A built client configuration: cheap to clone, shared by every connection; equal only to
+/// itself.
+#[derive(Clone)]
+pub struct TlsConfig(pub Arc<ClientConfig>);
+
+impl PartialEq for TlsConfig {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for TlsConfig {}
+
+impl std::fmt::Debug for TlsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TlsConfig")
+    }
+}
+
 /// Builds the client configuration; errors name the file and what is wrong with it.
-pub fn client_config(files: &TlsFiles) -> Result<Arc<ClientConfig>, String> {
+pub fn client_config(files: &TlsFiles) -> Result<TlsConfig, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -50,7 +69,7 @@ pub fn client_config(files: &TlsFiles) -> Result<Arc<ClientConfig>, String> {
         (None, None) => builder.with_no_client_auth(),
         _ => return Err("smgr.tls.mycert and smgr.tls.myprivkey go together".into()),
     };
-    Ok(Arc::new(config))
+    Ok(TlsConfig(Arc::new(config)))
 }
 
 fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
