@@ -5,6 +5,7 @@
 //! 401/403 mark the element unauthorized and are retried; a POST refused for good is split
 //! until only the refused requests are left, and those are dead-lettered.
 
+mod backoff;
 mod client;
 mod request;
 
@@ -16,6 +17,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use self::backoff::Jitter;
 pub use self::client::{
     path_segment, redact, Auth, ClientSettings, Outcome, SharedClient, SmgrClient, StatusCodes,
 };
@@ -26,7 +28,6 @@ use crate::logging;
 use crate::queue::{DueBatch, Entry, Queue};
 use crate::records::RecordFile;
 use crate::resync::{now_ms, rfc3339, sched_now_ms, Key};
-use crate::sample::Rng;
 use crate::supervise;
 
 /// Due keys are taken for up to this many POSTs per element at once: finding them walks every
@@ -169,7 +170,7 @@ impl Lanes {
 
     /// One lane: posts the batches it is handed until `stop` (or the dispatcher is gone).
     fn work(&self, jobs: &Mutex<mpsc::Receiver<DueBatch>>, lane: u64) {
-        let mut rng = Rng::new(now_ms() ^ lane.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let mut jitter = Jitter::new(now_ms() ^ lane.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         while !self.stop.load(Ordering::Relaxed) {
             let job = jobs
                 .lock()
@@ -179,12 +180,13 @@ impl Lanes {
                 Ok(batch) => {
                     let element = batch.0.clone();
                     let keys: Vec<Key> = batch.1.iter().map(|(k, _)| k.clone()).collect();
-                    let posted = catch_unwind(AssertUnwindSafe(|| self.send_pass(&mut rng, batch)));
+                    let posted =
+                        catch_unwind(AssertUnwindSafe(|| self.send_pass(&mut jitter, batch)));
                     if let Err(payload) = posted {
                         // The lane goes on; the element backs off and its keys wait for that.
                         let name = format!("omcmsync-post{lane}");
                         supervise::report(&name, &*payload, &self.counters, "its keys are retried");
-                        let (delay, _) = self.back_off(&mut rng, &element, None);
+                        let (delay, _) = self.back_off(&mut jitter, &element, None);
                         self.queue
                             .retry(&keys, sched_now_ms() + delay.as_millis() as u64);
                     }
@@ -204,7 +206,7 @@ impl Lanes {
 
     /// One element's keys of a pass, in POSTs of `max_requests`. After a failed POST the rest
     /// wait for the element's backoff too; at stop, what was not sent stays in the log.
-    fn send_pass(&self, rng: &mut Rng, (element, items): DueBatch) {
+    fn send_pass(&self, jitter: &mut Jitter, (element, items): DueBatch) {
         #[cfg(feature = "fault-hooks")]
         crate::faults::panic_once("omcmsync-post");
         for chunk in items.chunks(self.settings.max_requests) {
@@ -213,12 +215,12 @@ impl Lanes {
                 // Back to waiting: until the backoff ends, or at once for the next start.
                 self.queue.retry(chunk.iter().map(|(k, _)| k), ready);
             } else {
-                self.send(rng, &element, chunk);
+                self.send(jitter, &element, chunk);
             }
         }
     }
 
-    fn send(&self, rng: &mut Rng, element: &Arc<str>, items: &[(Key, Entry)]) {
+    fn send(&self, jitter: &mut Jitter, element: &Arc<str>, items: &[(Key, Entry)]) {
         let Request {
             body,
             idempotency_key: idem,
@@ -242,7 +244,7 @@ impl Lanes {
             }
             Outcome::Retry { why, after } => {
                 d.posts_retried.fetch_add(1, Ordering::Relaxed);
-                let (delay, failures) = self.back_off(rng, element, after);
+                let (delay, failures) = self.back_off(jitter, element, after);
                 if failures == 1 || failures.is_multiple_of(20) {
                     logging::warning(&format!(
                         "{element}: POST {} failed ({why}); {} keys kept, retrying in {} ms (attempt {failures})",
@@ -258,7 +260,7 @@ impl Lanes {
             }
             Outcome::Unauthorized { status, after } => {
                 d.posts_unauthorized.fetch_add(1, Ordering::Relaxed);
-                let (delay, _) = self.back_off(rng, element, after);
+                let (delay, _) = self.back_off(jitter, element, after);
                 if self.mark_unauthorized(element, status) {
                     logging::error(&format!(
                         "{element}: System Manager answered HTTP {status} ({}): fix the credentials \
@@ -277,8 +279,8 @@ impl Lanes {
                 // Which of them? Each half again, until the refused requests stand alone.
                 d.posts_split.fetch_add(1, Ordering::Relaxed);
                 let (a, b) = items.split_at(items.len() / 2);
-                self.send(rng, element, a);
-                self.send(rng, element, b);
+                self.send(jitter, element, a);
+                self.send(jitter, element, b);
             }
             Outcome::Permanent {
                 status,
@@ -343,25 +345,20 @@ impl Lanes {
         news
     }
 
-    /// Exponential backoff with jitter, at least what Retry-After asked, at most retry.max;
-    /// returns the delay and the element's failures in a row.
+    /// Backs the element off ([`backoff::delay`]); returns the delay and the element's
+    /// failures in a row.
     fn back_off(
         &self,
-        rng: &mut Rng,
+        jitter: &mut Jitter,
         element: &Arc<str>,
         after: Option<Duration>,
     ) -> (Duration, u32) {
         let mut state = self.state();
         let b = state.entry(element.clone()).or_default();
         b.failures += 1;
-        let base = self.settings.retry_initial.as_millis() as u64;
-        let exp = base.saturating_mul(1 << (b.failures - 1).min(20));
-        let max = self.settings.retry_max.as_millis() as u64;
-        let jittered = exp.min(max) / 2 + rng.below(exp.min(max) / 2 + 1);
-        let delay = jittered
-            .max(after.map_or(0, |a| a.as_millis() as u64))
-            .min(max.max(1));
-        b.next_try_ms = sched_now_ms() + delay;
-        (Duration::from_millis(delay), b.failures)
+        let s = &self.settings;
+        let delay = backoff::delay(jitter, b.failures, s.retry_initial, s.retry_max, after);
+        b.next_try_ms = sched_now_ms() + delay.as_millis() as u64;
+        (delay, b.failures)
     }
 }
