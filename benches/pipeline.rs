@@ -14,9 +14,9 @@
 use std::io::Write;
 use std::time::Instant;
 
+use omcmsync::action::Action;
 use omcmsync::classify::Verb;
 use omcmsync::config::{Config, Value};
-use omcmsync::pipeline::Pipeline;
 use omcmsync::queue::Pending;
 use omcmsync::resync::{Change, Key, Scope};
 use omcmsync::sample::{command_line, noise_line, Rng};
@@ -80,7 +80,7 @@ fn measure(
     [(aw, ac), (bw, bc)]
 }
 
-fn pipeline(dir: &std::path::Path, name: &str, fsync_ms: &str) -> Pipeline {
+fn pipeline(dir: &std::path::Path, name: &str, fsync_ms: &str) -> Action {
     let elements = dir.join("elements.json");
     std::fs::write(
         &elements,
@@ -96,7 +96,7 @@ fn pipeline(dir: &std::path::Path, name: &str, fsync_ms: &str) -> Pipeline {
         ("queue.fsync.ms", fsync_ms.into()),
     ];
     let config = Config::from_values(values.into_iter().map(|(k, v)| (k, Value::Text(v))));
-    let p = Pipeline::new(config.unwrap());
+    let p = Action::new(config.unwrap());
     assert!(p.start());
     p
 }

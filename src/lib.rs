@@ -29,6 +29,7 @@
 //! traffic for benchmarks, load tests and the demo) and, in test builds only, `faults` (hooks
 //! that make the module fail where no outside action can).
 
+pub mod action;
 pub mod classify;
 pub mod config;
 pub mod counters;

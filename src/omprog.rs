@@ -11,8 +11,8 @@
 
 use std::io::{BufRead, Write};
 
+use crate::action::Action;
 use crate::config::{Config, Value};
-use crate::pipeline::Pipeline;
 
 /// Parses `name="value"` lines.
 pub fn parse_config_file(text: &str) -> Result<Vec<(String, String)>, String> {
@@ -59,8 +59,8 @@ pub fn load_config(path: &std::path::Path) -> Result<Config, String> {
 
 /// Runs the protocol until end of input. Errors are for the caller to print and exit on.
 pub fn run(config: Config, input: impl BufRead, mut output: impl Write) -> Result<(), String> {
-    let pipeline = Pipeline::new(config);
-    if !pipeline.start() {
+    let action = Action::new(config);
+    if !action.start() {
         return Err("cannot start (see the messages above)".into());
     }
     let io = |e: std::io::Error| e.to_string();
@@ -69,7 +69,7 @@ pub fn run(config: Config, input: impl BufRead, mut output: impl Write) -> Resul
         .map_err(io)?;
     for line in input.split(b'\n') {
         let line = line.map_err(io)?;
-        let answer = match pipeline.process_batch(0, [line.as_slice()]) {
+        let answer = match action.process_batch(0, [line.as_slice()]) {
             Ok(()) => "OK",
             Err(_) => "error: not durable yet, retry",
         };
@@ -77,7 +77,7 @@ pub fn run(config: Config, input: impl BufRead, mut output: impl Write) -> Resul
             .and_then(|()| output.flush())
             .map_err(io)?;
     }
-    pipeline.stop();
+    action.stop();
     Ok(())
 }
 

@@ -1,35 +1,24 @@
-//! The pipeline one action runs: what happens to each batch of received lines.
+//! What one action does with a batch of received lines, before and after the queue.
 //!
-//! It knows nothing of rsyslog: the boundary hands it borrowed byte lines and maps the result to
-//! a return code. Per line: split the rendered line, classify its message, filter the event
-//! (known CM sender? notifications on? this node active? an ignored login?), turn it into
-//! changes; per batch: make the changes durable in the queue, count, write the record files.
-//! The batch is committed only once its changes are on disk.
+//! It knows nothing of rsyslog, threads or the queue: [`crate::action::Action`] hands it
+//! borrowed byte lines and makes its changes durable. Per line: split the rendered line,
+//! classify its message, filter the event (known CM sender? notifications on? this node
+//! active? an ignored login?), turn it into changes ([`Pipeline::read`]); once the changes are
+//! on disk, count and write the record files ([`Pipeline::committed`]).
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde_json::{Map, Value};
 
 use crate::classify::{verdict_json, Classifier, Event, ObjectTable, Reason, Target, Verdict};
-use crate::config::{Config, ElementsSource};
+use crate::config::Config;
 use crate::counters::{Counters, Dropped, Tally};
-use crate::elements::{system_lookup, ElementTable, Elements};
+use crate::elements::{ElementTable, Elements};
 use crate::ha::Gate;
 use crate::line::{Malformed, ReceivedLine};
-use crate::logging;
 use crate::records::RecordFile;
 use crate::resync::{now_ms, parse_rfc3339_ms, Change, Key, Scope, ShortText};
-use crate::service::Lifecycle;
-
-/// How long a batch waits for the background service to start before it is answered
-/// SUSPENDED (rsyslog keeps it and retries; docs/design.md, "The start"). Short: rsyslog's
-/// shutdown waits for a worker inside the module.
-const BATCH_WAIT: Duration = Duration::from_secs(1);
-
-/// How long [`Pipeline::start`] waits for the service (the tools and tests).
-const START_WAIT: Duration = Duration::from_secs(60);
 
 pub struct Pipeline {
     classifier: Classifier,
@@ -38,12 +27,21 @@ pub struct Pipeline {
     trace: Option<RecordFile>,
     capture: Option<RecordFile>,
     counters: Arc<Counters>,
-    service: Lifecycle,
 }
 
-/// The batch could not be taken now; rsyslog keeps it and retries later.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Suspend;
+/// One batch, read: its changes for the queue, and its counts and records for after.
+pub struct Batch {
+    changes: Vec<Change>,
+    tally: Tally,
+    records: BatchRecords,
+}
+
+impl Batch {
+    /// The changes to make durable.
+    pub fn take_changes(&mut self) -> Vec<Change> {
+        std::mem::take(&mut self.changes)
+    }
+}
 
 /// What became of an event after the filter.
 enum Outcome {
@@ -73,165 +71,135 @@ struct BatchRecords {
 }
 
 impl Pipeline {
-    /// Builds the action's pipeline. Opens nothing and starts nothing (this runs in
-    /// `rsyslogd -N1` too): see [`Pipeline::start`].
-    pub fn new(config: Config) -> Self {
-        let classifier = Classifier::new(ObjectTable::with_rules(&config.rules), config.limits);
-        let elements = match &config.elements {
-            ElementsSource::File { path, list } => {
-                Elements::new(Some(path), system_lookup).with_first_list(list.clone())
-            }
-            ElementsSource::Smgr => Elements::new(None, system_lookup),
-        };
-        let elements = Arc::new(elements);
-        let gate = Arc::new(Gate::new(config.ha.clone()));
-        let counters: Arc<Counters> = Arc::default();
+    pub fn new(
+        config: &Config,
+        elements: Arc<Elements>,
+        gate: Arc<Gate>,
+        counters: Arc<Counters>,
+    ) -> Self {
         Pipeline {
+            classifier: Classifier::new(ObjectTable::with_rules(&config.rules), config.limits),
             trace: config.trace_file.as_deref().map(RecordFile::new),
             capture: config
                 .capture_file
                 .as_deref()
                 .map(|p| RecordFile::bounded(p, config.capture_max)),
-            classifier,
-            service: Lifecycle::new(config, elements.clone(), gate.clone(), counters.clone()),
             elements,
             gate,
             counters,
         }
     }
 
-    pub fn counters(&self) -> &Counters {
-        &self.counters
-    }
-
-    /// Starts the background service (element list, queue, delivery, HA role) in a thread of
-    /// its own and returns at once: rsyslog's main thread never waits for DNS, an HA check or
-    /// the queue's recovery.
-    pub fn start_in_background(&self) {
-        self.service.start();
-    }
-
-    /// Starts the background service and waits until it runs (the command-line tools, tests);
-    /// false when it did not start within [`START_WAIT`] (the messages above say why).
-    pub fn start(&self) -> bool {
-        self.service.start();
-        self.service.queue(START_WAIT).is_some()
-    }
-
-    /// Stops the background service (what is queued stays on disk).
-    pub fn stop(&self) {
-        self.service.stop();
-    }
-
-    /// Takes one rsyslog transaction. `worker` identifies the calling worker in the trace.
-    /// Returns only once the batch's changes are durable: the lines are borrowed for this call.
-    pub fn process_batch<'a>(
-        &self,
-        worker: u64,
-        lines: impl IntoIterator<Item = &'a [u8]>,
-    ) -> Result<(), Suspend> {
-        let queue = self.service.queue(BATCH_WAIT).ok_or(Suspend)?;
+    /// Reads a batch: every line split, classified and filtered, the changes it makes.
+    pub fn read<'a>(&self, worker: u64, lines: impl IntoIterator<Item = &'a [u8]>) -> Batch {
+        let mut batch = Batch {
+            changes: Vec::new(),
+            tally: Tally::default(),
+            records: BatchRecords {
+                capture_room: self.capture.as_ref().map_or(0, RecordFile::room),
+                ..BatchRecords::default()
+            },
+        };
         let table = self.elements.current();
         let gate_open = self.gate.open();
-        let mut tally = Tally::default();
-        let mut changes = Vec::new();
-        let mut out = BatchRecords {
-            capture_room: self.capture.as_ref().map_or(0, RecordFile::room),
-            ..BatchRecords::default()
-        };
         for raw in lines {
-            tally.lines_received += 1;
-            let mut malformed = |tally: &mut Tally, why| {
-                tally.lines_malformed += 1;
-                if self.trace.is_some() {
-                    write_malformed(&mut out.trace, worker, raw, why);
-                }
-            };
-            let line = match ReceivedLine::parse(raw) {
-                Ok(line) => line,
-                Err(why) => {
-                    malformed(&mut tally, why);
-                    continue;
-                }
-            };
-            let verdict = self.classifier.classify(line.message);
-            let outcome = match &verdict {
-                Verdict::Event(e) => {
-                    let sender = match line.sender() {
-                        Ok(sender) => sender,
-                        Err(why) => {
-                            malformed(&mut tally, why);
-                            continue;
-                        }
-                    };
-                    tally.event(e.verb);
-                    let outcome = filter(&table, gate_open, sender, e);
-                    match &outcome {
-                        Outcome::Queued(element) => {
-                            let at = line
-                                .received_at()
-                                .and_then(parse_rfc3339_ms)
-                                .unwrap_or_else(now_ms);
-                            let before = changes.len();
-                            push_changes(&mut changes, element.clone(), e, at);
-                            tally.changes_queued += (changes.len() - before) as u64;
-                        }
-                        Outcome::Dropped(why) => tally.dropped(*why),
-                        Outcome::IgnoredLogin => tally.ignored(Reason::IgnoredLogin),
-                    }
-                    Some(outcome)
-                }
-                Verdict::Ignored(reason) => {
-                    tally.ignored(*reason);
-                    if reason.is_admin_looking() && out.captured < out.capture_room {
-                        out.captured += 1;
-                        write_line(&mut out.capture, None, &line, &verdict, None);
-                    }
-                    None
-                }
-            };
-            if self.trace.is_some() {
-                write_line(
-                    &mut out.trace,
-                    Some(worker),
-                    &line,
-                    &verdict,
-                    outcome.as_ref(),
-                );
-            }
+            self.read_line(&mut batch, &table, gate_open, worker, raw);
         }
-        queue.submit(changes).map_err(|e| {
-            logging::warning(&format!(
-                "batch not committed, rsyslog will retry it: {e:?}"
-            ));
-            Suspend
-        })?;
-        tally.captured = out.captured;
+        batch
+    }
+
+    fn read_line(
+        &self,
+        batch: &mut Batch,
+        table: &ElementTable,
+        gate_open: bool,
+        worker: u64,
+        raw: &[u8],
+    ) {
+        let tally = &mut batch.tally;
+        let out = &mut batch.records;
+        tally.lines_received += 1;
+        let line = match ReceivedLine::parse(raw) {
+            Ok(line) => line,
+            Err(why) => return self.malformed(tally, out, worker, raw, why),
+        };
+        let verdict = self.classifier.classify(line.message);
+        let outcome = match &verdict {
+            Verdict::Event(e) => {
+                let sender = match line.sender() {
+                    Ok(sender) => sender,
+                    Err(why) => return self.malformed(tally, out, worker, raw, why),
+                };
+                tally.event(e.verb);
+                let outcome = filter(table, gate_open, sender, e);
+                match &outcome {
+                    Outcome::Queued(element) => {
+                        let at = line
+                            .received_at()
+                            .and_then(parse_rfc3339_ms)
+                            .unwrap_or_else(now_ms);
+                        let before = batch.changes.len();
+                        push_changes(&mut batch.changes, element.clone(), e, at);
+                        tally.changes_queued += (batch.changes.len() - before) as u64;
+                    }
+                    Outcome::Dropped(why) => tally.dropped(*why),
+                    Outcome::IgnoredLogin => tally.ignored(Reason::IgnoredLogin),
+                }
+                Some(outcome)
+            }
+            Verdict::Ignored(reason) => {
+                tally.ignored(*reason);
+                if reason.is_admin_looking() && out.captured < out.capture_room {
+                    out.captured += 1;
+                    write_line(&mut out.capture, None, &line, &verdict, None);
+                }
+                None
+            }
+        };
+        if self.trace.is_some() {
+            write_line(
+                &mut out.trace,
+                Some(worker),
+                &line,
+                &verdict,
+                outcome.as_ref(),
+            );
+        }
+    }
+
+    fn malformed(
+        &self,
+        tally: &mut Tally,
+        out: &mut BatchRecords,
+        worker: u64,
+        raw: &[u8],
+        why: Malformed,
+    ) {
+        tally.lines_malformed += 1;
+        if self.trace.is_some() {
+            write_malformed(&mut out.trace, worker, raw, why);
+        }
+    }
+
+    /// The batch's changes are durable: count it and write its records.
+    pub fn committed(&self, mut batch: Batch) {
+        let out = &batch.records;
+        batch.tally.captured = out.captured;
         if let Some(trace) = &self.trace {
-            trace.append(&out.trace, tally.lines_received);
+            trace.append(&out.trace, batch.tally.lines_received);
         }
         if let Some(capture) = &self.capture {
             capture.append(&out.capture, out.captured);
         }
-        self.counters.add_batch(&tally);
-        Ok(())
+        self.counters.add_batch(&batch.tally);
     }
 
-    /// HUP: reopen files so that log rotation works, and ask for the element list, the SMGR
-    /// credentials and the TLS files to be read again. The supervisor thread reads them (names
-    /// resolve there, never on rsyslog's main thread, where HUP runs); before the service runs,
-    /// its start reads them anyway.
-    pub fn reopen(&self) {
+    /// HUP: reopen the trace and capture files, so that log rotation works.
+    pub fn reopen_records(&self) {
         self.trace
             .iter()
             .chain(&self.capture)
             .for_each(RecordFile::reopen);
-        self.elements.request_reload();
-    }
-
-    /// Keys waiting for delivery (0 before start).
-    pub fn keys_pending(&self) -> usize {
-        self.service.keys_pending()
     }
 }
 
@@ -327,6 +295,3 @@ fn push_json(out: &mut Vec<u8>, record: &Value) {
     let _ = serde_json::to_writer(&mut *out, record);
     out.push(b'\n');
 }
-
-#[cfg(test)]
-mod tests;

@@ -216,21 +216,7 @@ impl Service {
             burst_threshold: config.burst_threshold,
             supervision: supervision.clone(),
         };
-        let (queue, recovery) =
-            Queue::open(&queue_config).map_err(|e| format!("state.dir {}: {e}", dir.display()))?;
-        if recovery.bad_lines > 0 {
-            logging::warning(&format!(
-                "queue: skipped {} damaged line(s) of {}/queue.log",
-                recovery.bad_lines,
-                dir.display()
-            ));
-        }
-        if !queue.is_empty() {
-            logging::info(&format!(
-                "queue: {} key(s) pending from before, delivering",
-                queue.len()
-            ));
-        }
+        let queue = open_queue(&queue_config)?;
         let queue = Arc::new(queue);
         // One client (one TLS configuration) for the lanes and the supervisor.
         let client = Arc::new(SharedClient::new(SmgrClient::new(config.client.clone())?));
@@ -276,6 +262,27 @@ impl Service {
             threads,
         })
     }
+}
+
+/// Opens and recovers the queue in `state.dir`, saying what recovery found.
+fn open_queue(config: &QueueConfig) -> Result<Queue, String> {
+    let dir = &config.dir;
+    let (queue, recovery) =
+        Queue::open(config).map_err(|e| format!("state.dir {}: {e}", dir.display()))?;
+    if recovery.bad_lines > 0 {
+        logging::warning(&format!(
+            "queue: skipped {} damaged line(s) of {}/queue.log",
+            recovery.bad_lines,
+            dir.display()
+        ));
+    }
+    if !queue.is_empty() {
+        logging::info(&format!(
+            "queue: {} key(s) pending from before, delivering",
+            queue.len()
+        ));
+    }
+    Ok(queue)
 }
 
 impl Drop for Service {

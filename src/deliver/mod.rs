@@ -220,28 +220,13 @@ impl Lanes {
         }
     }
 
+    /// One POST, and what its answer does to the keys.
     fn send(&self, jitter: &mut Jitter, element: &Arc<str>, items: &[(Key, Entry)]) {
-        let Request {
-            body,
-            idempotency_key: idem,
-        } = Request::new(element, items);
+        let request = Request::new(element, items);
         let d = &self.counters.delivery;
         let client = self.client.get();
-        match client.post(element, &body, &idem) {
-            Outcome::Done => {
-                let now = now_ms();
-                d.posts_ok.fetch_add(1, Ordering::Relaxed);
-                d.requests_delivered
-                    .fetch_add(items.len() as u64, Ordering::Relaxed);
-                for (_, e) in items {
-                    let latency = now.saturating_sub(e.first_ms);
-                    d.latency_ms_sum.fetch_add(latency, Ordering::Relaxed);
-                    d.latency_ms_max.fetch_max(latency, Ordering::Relaxed);
-                }
-                self.accepted(element);
-                self.queue
-                    .delivered(items.iter().map(|(k, e)| (k.clone(), e.seq)).collect());
-            }
+        match client.post(element, &request.body, &request.idempotency_key) {
+            Outcome::Done => self.delivered(element, items),
             Outcome::Retry { why, after } => {
                 d.posts_retried.fetch_add(1, Ordering::Relaxed);
                 let (delay, failures) = self.back_off(jitter, element, after);
@@ -253,10 +238,7 @@ impl Lanes {
                         delay.as_millis(),
                     ));
                 }
-                self.queue.retry(
-                    items.iter().map(|(k, _)| k),
-                    sched_now_ms() + delay.as_millis() as u64,
-                );
+                self.retry_after(items, delay);
             }
             Outcome::Unauthorized { status, after } => {
                 d.posts_unauthorized.fetch_add(1, Ordering::Relaxed);
@@ -270,10 +252,7 @@ impl Lanes {
                         delay.as_millis()
                     ));
                 }
-                self.queue.retry(
-                    items.iter().map(|(k, _)| k),
-                    sched_now_ms() + delay.as_millis() as u64,
-                );
+                self.retry_after(items, delay);
             }
             Outcome::Permanent { .. } if items.len() > 1 => {
                 // Which of them? Each half again, until the refused requests stand alone.
@@ -282,27 +261,63 @@ impl Lanes {
                 self.send(jitter, element, a);
                 self.send(jitter, element, b);
             }
-            Outcome::Permanent {
-                status,
-                body: answer,
-            } => {
-                d.requests_deadlettered
-                    .fetch_add(items.len() as u64, Ordering::Relaxed);
-                self.accepted(element);
-                logging::error(&format!(
-                    "{element}: System Manager refused a request with HTTP {status}; written to deadletter.file",
-                ));
-                let record = json!({
-                    "time": rfc3339(now_ms()), "element": &**element, "status": status,
-                    "answer": answer, "idempotency_key": idem, "body": body,
-                });
-                let mut line = record.to_string().into_bytes();
-                line.push(b'\n');
-                self.deadletter.append(&line, 1);
-                self.queue
-                    .delivered(items.iter().map(|(k, e)| (k.clone(), e.seq)).collect());
+            Outcome::Permanent { status, body } => {
+                self.dead_letter(element, items, request, status, body)
             }
         }
+    }
+
+    /// SMGR has the requests: counted, the keys done.
+    fn delivered(&self, element: &Arc<str>, items: &[(Key, Entry)]) {
+        let d = &self.counters.delivery;
+        let now = now_ms();
+        d.posts_ok.fetch_add(1, Ordering::Relaxed);
+        d.requests_delivered
+            .fetch_add(items.len() as u64, Ordering::Relaxed);
+        for (_, e) in items {
+            let latency = now.saturating_sub(e.first_ms);
+            d.latency_ms_sum.fetch_add(latency, Ordering::Relaxed);
+            d.latency_ms_max.fetch_max(latency, Ordering::Relaxed);
+        }
+        self.accepted(element);
+        self.queue
+            .delivered(items.iter().map(|(k, e)| (k.clone(), e.seq)).collect());
+    }
+
+    /// The keys wait `delay` and are sent again.
+    fn retry_after(&self, items: &[(Key, Entry)], delay: Duration) {
+        self.queue.retry(
+            items.iter().map(|(k, _)| k),
+            sched_now_ms() + delay.as_millis() as u64,
+        );
+    }
+
+    /// SMGR refused one request for good: written to the dead-letter file, the key done.
+    fn dead_letter(
+        &self,
+        element: &Arc<str>,
+        items: &[(Key, Entry)],
+        request: Request,
+        status: u16,
+        answer: String,
+    ) {
+        self.counters
+            .delivery
+            .requests_deadlettered
+            .fetch_add(items.len() as u64, Ordering::Relaxed);
+        self.accepted(element);
+        logging::error(&format!(
+            "{element}: System Manager refused a request with HTTP {status}; written to deadletter.file",
+        ));
+        let record = json!({
+            "time": rfc3339(now_ms()), "element": &**element, "status": status,
+            "answer": answer, "idempotency_key": request.idempotency_key, "body": request.body,
+        });
+        let mut line = record.to_string().into_bytes();
+        line.push(b'\n');
+        self.deadletter.append(&line, 1);
+        self.queue
+            .delivered(items.iter().map(|(k, e)| (k.clone(), e.seq)).collect());
     }
 
     /// SMGR answered (2xx, or a refusal of the request itself): the element is reachable and

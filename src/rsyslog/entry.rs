@@ -13,15 +13,15 @@ use super::abi::*;
 use super::guard::guarded;
 use super::stats::{object_name, StatsObject};
 use super::{host, params, stats};
+use crate::action::Action;
 use crate::config::Config;
 use crate::logging::{self, Level};
-use crate::pipeline::Pipeline;
 
 /// What one `action(type="omcmsync")` holds. `stats` is declared first so that it is dropped
 /// (unregistered from impstats) before the counters it points into.
 pub(super) struct Instance {
     stats: Mutex<Option<StatsObject>>,
-    pipeline: Pipeline,
+    action: Action,
     next_worker: AtomicU64,
 }
 
@@ -38,7 +38,7 @@ impl Instance {
     pub(super) fn new(config: Config) -> Self {
         Instance {
             stats: Mutex::new(None),
-            pipeline: Pipeline::new(config),
+            action: Action::new(config),
             next_worker: AtomicU64::new(0),
         }
     }
@@ -265,9 +265,9 @@ unsafe extern "C" fn activate_cnf(_mod_conf: *mut c_void) -> rsRetVal {
         let instances = std::mem::take(&mut *TO_ACTIVATE.lock().unwrap_or_else(|e| e.into_inner()));
         for instance in instances.iter().filter_map(Weak::upgrade) {
             // A failure is logged and retried by the first batch; rsyslog keeps the messages.
-            instance.pipeline.start_in_background();
+            instance.action.start_in_background();
             let n = STATS_OBJECTS.fetch_add(1, Ordering::Relaxed);
-            let counters = instance.pipeline.counters().named();
+            let counters = instance.action.counters().named();
             *instance.stats.lock().unwrap_or_else(|e| e.into_inner()) =
                 StatsObject::register(&object_name(n), &counters);
         }
@@ -344,7 +344,7 @@ unsafe extern "C" fn commit_transaction(
                 std::slice::from_raw_parts(p.param as *const u8, p.lenStr as usize)
             }
         });
-        match worker.instance.pipeline.process_batch(worker.id, borrowed) {
+        match worker.instance.action.process_batch(worker.id, borrowed) {
             Ok(()) => RS_RET_OK,
             Err(_) => RS_RET_SUSPENDED,
         }
@@ -354,7 +354,7 @@ unsafe extern "C" fn commit_transaction(
 unsafe extern "C" fn do_hup(inst: *mut c_void) -> rsRetVal {
     guarded("doHUP", RS_RET_OK, || {
         let instance = &*(inst as *const Instance);
-        instance.pipeline.reopen();
+        instance.action.reopen();
         logging::info("HUP: files reopened");
         RS_RET_OK
     })
@@ -404,7 +404,7 @@ mod tests {
             let w = &*(wrkr as *const Worker);
             assert_eq!(Arc::strong_count(&w.instance), 1);
             assert_eq!(
-                Counters::get(&w.instance.pipeline.counters().lines_received),
+                Counters::get(&w.instance.action.counters().lines_received),
                 1
             );
             assert_eq!(free_wrkr_instance(wrkr), RS_RET_OK);
@@ -433,8 +433,8 @@ mod tests {
         threads.into_iter().for_each(|t| t.join().unwrap());
         unsafe {
             let i = &*(inst as *const Instance);
-            assert_eq!(Counters::get(&i.pipeline.counters().lines_received), 8000);
-            assert_eq!(Counters::get(&i.pipeline.counters().lines_malformed), 4000);
+            assert_eq!(Counters::get(&i.action.counters().lines_received), 8000);
+            assert_eq!(Counters::get(&i.action.counters().lines_malformed), 4000);
             assert_eq!(i.next_worker.load(Ordering::Relaxed), 4);
             assert_eq!(
                 Arc::strong_count(&Arc::from_raw(inst as *const Instance)),

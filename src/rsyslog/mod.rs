@@ -3,7 +3,7 @@
 //! rsyslogd `dlopen`s the cdylib, calls [`entry::modInit`] (the one exported symbol), and from
 //! then on reaches us only through the entry points it looked up. Each entry point runs inside
 //! [`guard::guarded`] (no thread cancellation, no panic across the boundary), converts its raw
-//! arguments into safe Rust values at once, and hands them to the [`crate::pipeline`].
+//! arguments into safe Rust values at once, and hands them to the [`crate::action`].
 //! The ABI itself is declared in `include/rsyslog.h` and bound by bindgen in build.rs.
 
 #[allow(

@@ -1,8 +1,10 @@
 use std::time::Instant;
 
 use super::*;
-use crate::classify::Verb;
-use crate::config::Value as V;
+use crate::classify::{Reason, Verb};
+use crate::config::{Config, Value as V};
+use crate::counters::{Counters, Dropped};
+use serde_json::Value;
 
 /// A pipeline with two elements (cm-east at 10.1.1.10 and ::1, cm-off with notify off at
 /// 10.2.2.20), its state in a temp dir, and an SMGR that is not there.
@@ -26,7 +28,7 @@ impl Fixture {
         self.dir.path().join(name).display().to_string()
     }
 
-    fn pipeline(&self, extra: &[(&str, String)]) -> Pipeline {
+    fn pipeline(&self, extra: &[(&str, String)]) -> Action {
         let mut values = vec![
             ("smgr.url", "http://127.0.0.1:9".to_string()),
             ("elements.file", self.path("elements.json")),
@@ -34,9 +36,7 @@ impl Fixture {
             ("coalesce.window.ms", "60000".into()),
         ];
         values.extend(extra.iter().cloned());
-        Pipeline::new(
-            Config::from_values(values.into_iter().map(|(k, v)| (k, V::Text(v)))).unwrap(),
-        )
+        Action::new(Config::from_values(values.into_iter().map(|(k, v)| (k, V::Text(v)))).unwrap())
     }
 }
 
