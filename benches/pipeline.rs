@@ -1,4 +1,4 @@
-//! The module's whole per-batch path outside rsyslogd: `Pipeline::process_batch` on batches of
+//! The module's whole per-batch path outside rsyslogd: `Action::process_batch` on batches of
 //! 1,024 rendered lines (split, classify, filter, queue with its fsync), beside a baseline that
 //! does what omfile does with the same lines (append them to a file, flush per batch). Prints
 //! wall time and CPU time (all threads, so the queue writer counts) per message, and the ratios.

@@ -6,28 +6,33 @@
 //!
 //! ```text
 //! rsyslog    the FFI boundary: entry points, all unsafe code; converts to safe types at once
-//!   -> pipeline  what one action does with a batch of lines:
-//!        line      split a rendered template line into sender, hostname, time, message
-//!        classify  read the message: an Event (verb, object, id, who, from where) or a Reason
-//!        filter    known CM sender (elements), notifications on, node active (ha), echo
-//!        queue     make the batch's changes durable before rsyslog hears "committed"
-//!        records   trace and capture files for the operator
+//!   -> action    one action: joins the pipeline and the service's lifecycle per batch
+//!     -> pipeline  read a batch (knows nothing of threads or the queue):
+//!          line      split a rendered template line into sender, hostname, time, message
+//!          classify  read the message: an Event (verb, object, id, who, from where) or a Reason
+//!          filter    known CM sender (elements), notifications on, node active (ha), echo
+//!          records   trace and capture files for the operator, once the batch is committed
+//!     -> queue     make the batch's changes durable before rsyslog hears "committed"
 //!   -> deliver   POST due keys to System Manager, per element, with backoff
 //! ```
 //!
-//! After the pipeline: `queue` (durable coalescing; its thread fsyncs and compacts), `deliver` (the SMGR
-//! client, the dispatcher and its per-element lanes), `service` (starts and stops those threads
-//! and the supervisor), `supervise` (how every background thread runs: a panic is caught,
-//! logged, counted and the thread restarted),
-//! with `elements` (which sender is which CM), `ha` (is this node active) and `resync` (keys,
-//! changes, request bodies). `omprog` runs the same pipeline under rsyslog's omprog.
+//! The background: `service` (the `Lifecycle` that starts, restarts and stops the service off
+//! rsyslog's threads, and the `Service` itself: the queue and the delivery, HA and supervisor
+//! threads), `supervise` (how every background thread runs: a panic is caught, logged, counted
+//! and the thread restarted), `queue` (durable coalescing; its thread fsyncs and compacts),
+//! `deliver` (the SMGR client, the request builder, backoff, the dispatcher and its
+//! per-element lanes), `elements` (which sender is which CM: the list as written, host names
+//! looked up in parallel off the hot path), `ha` (is this node active) and `resync` (keys,
+//! changes, and the fields of their records). `omprog` runs the same action under rsyslog's
+//! omprog.
 //!
-//! Alongside: `private` (files the module creates are its user's alone), `config` (every
-//! parameter, validated in one place), `counters` (what happened,
-//! as atomics), `logging` (rsyslog's error log inside the daemon, stderr elsewhere), `scan`
-//! (the 32-bytes-at-a-time byte tests under `line` and `classify`), `sample` (synthetic CM
-//! traffic for benchmarks, load tests and the demo) and, in test builds only, `faults` (hooks
-//! that make the module fail where no outside action can).
+//! Alongside: `config` (every parameter, validated in one place; what reaching System Manager
+//! takes, in `config::smgr`), `tls` (TLS files to one rustls configuration), `private` (files
+//! the module creates are its user's alone), `counters` (what happened, as atomics), `logging`
+//! (rsyslog's error log inside the daemon, stderr elsewhere), `scan` (the 32-bytes-at-a-time
+//! byte tests under `line` and `classify`), `sample` (synthetic CM traffic for benchmarks,
+//! load tests and the demo) and, in test builds only, `faults` (hooks that make the module
+//! fail where no outside action can).
 
 pub mod action;
 pub mod classify;

@@ -332,16 +332,18 @@ impl Pending {
     pub fn next_due_ms(&self) -> Option<u64> {
         (self.earliest_due_ms != u64::MAX).then_some(self.earliest_due_ms)
     }
-
-    /// Pending keys of one element.
-    pub fn element_len(&self, element: &str) -> usize {
-        self.elements.get(element).map_or(0, HashMap::len)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl Pending {
+        /// Pending keys of one element.
+        fn element_len(&self, element: &str) -> usize {
+            self.elements.get(element).map_or(0, HashMap::len)
+        }
+    }
     use crate::classify::Verb;
 
     fn change(el: &str, scope: Scope, verb: Verb, at: u64) -> Change {
