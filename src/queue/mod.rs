@@ -298,11 +298,19 @@ impl Queue {
 }
 
 impl Drop for Queue {
-    /// Stops the queue's thread after a last fsync.
+    /// Stops the queue's thread after a last fsync, waiting for it at most 5 s: every record
+    /// is in the page cache already (it survives the process), and a disk that hangs must not
+    /// hold up rsyslog's shutdown.
     fn drop(&mut self) {
         self.shared.durability.stop();
         if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while !t.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            if t.is_finished() {
+                let _ = t.join();
+            }
         }
     }
 }

@@ -298,51 +298,14 @@ fn resync(
         .and_then(Value::as_array)
         .map(|r| r.iter().filter_map(|i| i.get("id")?.as_str()).collect())
         .unwrap_or_default();
-    let fault = {
-        let mut s = lock(state);
-        if s.down_until.is_some_and(|t| Instant::now() < t) {
-            return None;
-        }
-        let index = s.faults.iter().position(|f| {
-            f.element.as_ref().is_none_or(|e| *e == element)
-                && f.id.as_ref().is_none_or(|id| ids.contains(&id.as_str()))
-        });
-        index.map(|i| {
-            let f = s.faults[i].clone();
-            if let Some(times) = &mut s.faults[i].times {
-                *times -= 1;
-                if *times == 0 {
-                    s.faults.remove(i);
-                }
-            }
-            f
-        })
-    };
-    let fault = fault.unwrap_or_default();
+    // Down: no answer at all.
+    let fault = take_fault(state, &element, &ids)?;
     std::thread::sleep(Duration::from_millis(fault.delay_ms));
     if fault.drop {
         return None;
     }
     if let Some(status) = fault.status {
-        let mut r = Response::json(status, json!({"error": "injected fault"}));
-        if let Some(text) = &fault.body {
-            r.body = text.clone();
-        }
-        if fault.echo_headers {
-            let headers: serde_json::Map<String, Value> = req
-                .headers
-                .iter()
-                .map(|(n, v)| (n.clone(), Value::from(v.as_str())))
-                .collect();
-            r.body = json!({"error": "refused", "request_headers": headers}).to_string();
-        }
-        r.retry_after = fault.retry_after.map(|s| s.to_string()).or_else(|| {
-            fault.retry_after_date_s.map(|s| {
-                httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(s))
-            })
-        });
-        r.trickle_ms = fault.trickle_ms;
-        return Some(r);
+        return Some(refusal(req, &fault, status));
     }
     let requests = body
         .get("requests")
@@ -370,6 +333,52 @@ fn resync(
     let mut r = Response::json(200, json!({"accepted": requests}));
     r.trickle_ms = fault.trickle_ms;
     Some(r)
+}
+
+/// The fault that applies to this request (the default: none), used up by one; `None` while
+/// the simulator is down.
+fn take_fault(state: &Shared, element: &str, ids: &[&str]) -> Option<Fault> {
+    let mut s = lock(state);
+    if s.down_until.is_some_and(|t| Instant::now() < t) {
+        return None;
+    }
+    let index = s.faults.iter().position(|f| {
+        f.element.as_ref().is_none_or(|e| *e == element)
+            && f.id.as_ref().is_none_or(|id| ids.contains(&id.as_str()))
+    });
+    Some(index.map_or_else(Fault::default, |i| {
+        let f = s.faults[i].clone();
+        if let Some(times) = &mut s.faults[i].times {
+            *times -= 1;
+            if *times == 0 {
+                s.faults.remove(i);
+            }
+        }
+        f
+    }))
+}
+
+/// The answer of an injected status fault.
+fn refusal(req: &Request, fault: &Fault, status: u16) -> Response {
+    let mut r = Response::json(status, json!({"error": "injected fault"}));
+    if let Some(text) = &fault.body {
+        r.body = text.clone();
+    }
+    if fault.echo_headers {
+        let headers: serde_json::Map<String, Value> = req
+            .headers
+            .iter()
+            .map(|(n, v)| (n.clone(), Value::from(v.as_str())))
+            .collect();
+        r.body = json!({"error": "refused", "request_headers": headers}).to_string();
+    }
+    r.retry_after = fault.retry_after.map(|s| s.to_string()).or_else(|| {
+        fault
+            .retry_after_date_s
+            .map(|s| httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(s)))
+    });
+    r.trickle_ms = fault.trickle_ms;
+    r
 }
 
 /// `%XX` escapes decoded (the element segment of the resync path); bad escapes kept as they are.
