@@ -30,6 +30,9 @@ pub struct Counters {
     /// Keys waiting for delivery, and the size of the queue's log (gauges).
     pub keys_pending: AtomicU64,
     pub queue_bytes: AtomicU64,
+    /// Records of the queue log found damaged (or 1 for a log missing where one was
+    /// expected), at the last start: each costs its elements a full resync.
+    pub queue_damaged: AtomicU64,
     /// Panics caught in background threads (each thread restarted, or given up).
     pub threads_restarted: AtomicU64,
     pub delivery: DeliveryCounters,
@@ -176,6 +179,7 @@ impl Counters {
             ("captured".into(), &self.captured),
             ("keys.pending".into(), &self.keys_pending),
             ("queue.bytes".into(), &self.queue_bytes),
+            ("queue.damaged".into(), &self.queue_damaged),
             ("posts.ok".into(), &d.posts_ok),
             ("posts.retried".into(), &d.posts_retried),
             ("requests.delivered".into(), &d.requests_delivered),

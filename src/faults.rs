@@ -35,3 +35,27 @@ pub fn hang(point: &str) {
         std::thread::sleep(std::time::Duration::from_millis(ms));
     }
 }
+
+static COMPACTIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Counts compactions of the queue log, for [`compaction_step`].
+pub fn compaction_started() {
+    COMPACTIONS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// `OMCM_FAULT_COMPACT=<step>:<n>`: that step past the rename (`reopen`, `syncdir`) of the
+/// process's `n`-th compaction (1: the one at start) fails, once.
+pub fn compaction_step(step: &str) -> std::io::Result<()> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static FIRED: AtomicBool = AtomicBool::new(false);
+    let Ok(spec) = std::env::var("OMCM_FAULT_COMPACT") else {
+        return Ok(());
+    };
+    let hit = spec
+        .split_once(':')
+        .is_some_and(|(s, n)| s == step && n.parse() == Ok(COMPACTIONS.load(Ordering::SeqCst)));
+    if hit && !FIRED.swap(true, Ordering::SeqCst) {
+        return Err(std::io::Error::other(format!("fault hook: {step} fails")));
+    }
+    Ok(())
+}

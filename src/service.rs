@@ -16,7 +16,7 @@ use crate::deliver::{Deliverer, SharedClient, SmgrClient};
 use crate::elements::{parse_elements_lenient, ElementSpec, Elements};
 use crate::ha::Gate;
 use crate::logging;
-use crate::queue::{Queue, QueueConfig};
+use crate::queue::{Queue, QueueConfig, Recovery};
 use crate::records::RecordFile;
 use crate::supervise::{self, Health, Supervision};
 
@@ -215,8 +215,9 @@ impl Service {
             fsync_every: config.fsync_every,
             burst_threshold: config.burst_threshold,
             supervision: supervision.clone(),
+            fallback_elements: configured_elements(config),
         };
-        let queue = open_queue(&queue_config)?;
+        let queue = open_queue(&queue_config, &counters)?;
         let queue = Arc::new(queue);
         // One client (one TLS configuration) for the lanes and the supervisor.
         let client = Arc::new(SharedClient::new(SmgrClient::new(config.client.clone())?));
@@ -265,16 +266,14 @@ impl Service {
 }
 
 /// Opens and recovers the queue in `state.dir`, saying what recovery found.
-fn open_queue(config: &QueueConfig) -> Result<Queue, String> {
+fn open_queue(config: &QueueConfig, counters: &Counters) -> Result<Queue, String> {
     let dir = &config.dir;
     let (queue, recovery) =
         Queue::open(config).map_err(|e| format!("state.dir {}: {e}", dir.display()))?;
-    if recovery.bad_lines > 0 {
-        logging::warning(&format!(
-            "queue: skipped {} damaged line(s) of {}/queue.log",
-            recovery.bad_lines,
-            dir.display()
-        ));
+    let damaged = recovery.bad_lines as u64 + u64::from(recovery.missing);
+    counters.queue_damaged.store(damaged, Ordering::Relaxed);
+    if damaged > 0 {
+        logging::error(&damage_report(dir, &recovery));
     }
     if !queue.is_empty() {
         logging::info(&format!(
@@ -283,6 +282,51 @@ fn open_queue(config: &QueueConfig) -> Result<Queue, String> {
         ));
     }
     Ok(queue)
+}
+
+/// What damage to the log cost, in one line for the operator.
+fn damage_report(dir: &std::path::Path, r: &Recovery) -> String {
+    let list = |names: &mut dyn Iterator<Item = &String>| {
+        let v: Vec<&str> = names.map(String::as_str).collect();
+        if v.is_empty() {
+            "none".to_owned()
+        } else {
+            v.join(", ")
+        }
+    };
+    let what = if r.missing {
+        format!(
+            "{}/queue.log is empty or missing, though this directory had one",
+            dir.display()
+        )
+    } else {
+        format!(
+            "{}/queue.log is damaged: {} record(s), {} byte(s) could not be read (elements they name: {}); kept as {}",
+            dir.display(),
+            r.bad_lines,
+            r.bad_bytes,
+            list(&mut r.damaged_elements.iter()),
+            r.kept.as_ref().map_or("-".into(), |p| p.display().to_string())
+        )
+    };
+    format!(
+        "queue: {what}; the changes lost are unknown, so each element gets a full resync (reason \"queue damaged\"): {}",
+        list(&mut r.resynced.iter())
+    )
+}
+
+/// The element names the configuration knows now: the file's list, or System Manager's list
+/// as cached in `state.dir`.
+fn configured_elements(config: &Config) -> Vec<String> {
+    let specs = match &config.elements {
+        ElementsSource::File { list, .. } => list.clone().unwrap_or_default(),
+        ElementsSource::Smgr => std::fs::read_to_string(config.state_dir.join("elements.json"))
+            .ok()
+            .and_then(|json| parse_elements_lenient(&json).ok())
+            .map(|(specs, _)| specs)
+            .unwrap_or_default(),
+    };
+    specs.into_iter().map(|s| s.name).collect()
 }
 
 impl Drop for Service {

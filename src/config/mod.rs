@@ -7,6 +7,7 @@
 //! the module needs (rules, elements, certificates, secrets) are read here too, so a missing or
 //! broken one fails the configuration check instead of the running daemon.
 
+mod claim;
 mod smgr;
 mod values;
 
@@ -15,6 +16,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use self::claim::StateDirClaim;
 pub use self::smgr::{Auth, ClientSettings, DeliverySettings, StatusCodes};
 use crate::classify::{parse_rules, Limits, ObjectRule};
 use crate::elements::{parse_elements, ElementSpec};

@@ -222,7 +222,7 @@ impl Lanes {
 
     /// One POST, and what its answer does to the keys.
     fn send(&self, jitter: &mut Jitter, element: &Arc<str>, items: &[(Key, Entry)]) {
-        let request = Request::new(element, items);
+        let request = Request::new(self.queue.epoch(), element, items);
         let d = &self.counters.delivery;
         let client = self.client.get();
         match client.post(element, &request.body, &request.idempotency_key) {

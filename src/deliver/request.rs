@@ -15,12 +15,13 @@ pub struct Request {
 }
 
 impl Request {
-    /// The request for some due keys of one element.
-    pub fn new(element: &Arc<str>, items: &[(Key, Entry)]) -> Request {
+    /// The request for some due keys of one element; `epoch`: the state directory's.
+    pub fn new(epoch: u64, element: &Arc<str>, items: &[(Key, Entry)]) -> Request {
         let requests: Vec<Value> = items.iter().map(|(k, e)| item(&k.scope, e)).collect();
         Request {
             body: json!({ "element": &**element, "requests": requests }),
             idempotency_key: idempotency_key(
+                epoch,
                 element,
                 items.iter().map(|(k, e)| (scope_id(&k.scope), e.seq)),
             ),
@@ -52,9 +53,15 @@ fn scope_id(scope: &Scope) -> String {
     }
 }
 
-/// A stable key for one request's content: the same keys at the same sequence numbers give the
-/// same Idempotency-Key on every retry, also after a restart (FNV-1a, 64 bits).
-fn idempotency_key(element: &str, parts: impl IntoIterator<Item = (String, u64)>) -> String {
+/// A stable key for one request's content: the same keys at the same sequence numbers of the
+/// same state directory's epoch give the same Idempotency-Key on every retry, also after a
+/// restart; a new change has a new sequence number, and lost numbering a new epoch, so no key
+/// repeats one of another content (FNV-1a, 64 bits; docs/smgr-api.md).
+fn idempotency_key(
+    epoch: u64,
+    element: &str,
+    parts: impl IntoIterator<Item = (String, u64)>,
+) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let mut eat = |bytes: &[u8]| {
         for &b in bytes {
@@ -62,6 +69,7 @@ fn idempotency_key(element: &str, parts: impl IntoIterator<Item = (String, u64)>
             h = h.wrapping_mul(0x0100_0000_01b3);
         }
     };
+    eat(&epoch.to_le_bytes());
     eat(element.as_bytes());
     for (key, seq) in parts {
         eat(b"\0");
@@ -100,7 +108,7 @@ mod tests {
 
     #[test]
     fn request_shape() {
-        let r = Request::new(&"cm".into(), &[station("1001", 1)]);
+        let r = Request::new(7, &"cm".into(), &[station("1001", 1)]);
         assert_eq!(
             r.body,
             json!({"element":"cm","requests":[{"scope":"object","type":"station","id":"1001",
@@ -111,10 +119,17 @@ mod tests {
 
     #[test]
     fn idempotency_key_depends_on_content_only() {
-        let key = |items: &[(Key, Entry)]| Request::new(&"cm".into(), items).idempotency_key;
-        let a = key(&[station("1", 5), station("2", 6)]);
-        assert_eq!(a, key(&[station("1", 5), station("2", 6)]));
-        assert_ne!(a, key(&[station("1", 7), station("2", 6)]));
+        let key = |epoch, items: &[(Key, Entry)]| {
+            Request::new(epoch, &"cm".into(), items).idempotency_key
+        };
+        let a = key(1, &[station("1", 5), station("2", 6)]);
+        assert_eq!(a, key(1, &[station("1", 5), station("2", 6)]));
+        assert_ne!(a, key(1, &[station("1", 7), station("2", 6)]));
+        assert_ne!(
+            a,
+            key(2, &[station("1", 5), station("2", 6)]),
+            "a new epoch"
+        );
         assert!(a.starts_with("omcmsync-"));
     }
 }

@@ -7,6 +7,7 @@
 //! state to a new file, fsyncs it and renames it over the old one, so the log stays about as
 //! large as the set of pending keys. Why a log and not an embedded database: docs/design.md.
 
+use std::collections::{BTreeSet, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -30,8 +31,44 @@ pub enum Record {
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Recovery {
     pub records: usize,
-    /// Lines skipped because their checksum or JSON was bad (a torn last write, or damage).
+    /// Lines that failed their check (damage, or a torn last write), and their bytes.
     pub bad_lines: usize,
+    pub bad_bytes: u64,
+    /// Elements the damaged lines name, where that can still be read.
+    pub damaged_elements: BTreeSet<String>,
+    /// Every element a whole record names.
+    pub elements: BTreeSet<String>,
+    /// Where the damaged log was kept, as it was, before anything rewrote it.
+    pub kept: Option<PathBuf>,
+    /// The log was empty or missing where the directory says there was one.
+    pub missing: bool,
+    /// The elements given a full resync for the damage.
+    pub resynced: Vec<String>,
+}
+
+/// Names read back from the log, held once each: 300,000 keys of one element and a few
+/// types would otherwise be 600,000 small heap blocks.
+#[derive(Default)]
+struct Names(HashSet<Arc<str>>);
+
+impl Names {
+    fn get(&mut self, name: &Arc<str>) -> Arc<str> {
+        match self.0.get(name) {
+            Some(held) => held.clone(),
+            None => {
+                self.0.insert(name.clone());
+                name.clone()
+            }
+        }
+    }
+
+    fn intern(&mut self, key: &mut Key) {
+        key.element = self.get(&key.element);
+        match &mut key.scope {
+            Scope::Object { ty, .. } | Scope::Type { ty } => *ty = self.get(ty),
+            Scope::Element => {}
+        }
+    }
 }
 
 pub struct Log {
@@ -43,11 +80,16 @@ pub struct Log {
     good_len: u64,
     /// Records appended since the last compaction.
     pub appended: u64,
+    /// A compaction renamed its file over the log but could not open it: `file` is the old,
+    /// unlinked one, and nothing may be appended to it (docs/design.md, "The swap").
+    detached: bool,
 }
 
 impl Log {
-    /// Opens (or creates) the log in `dir` and reads every whole record.
-    pub fn open(dir: &Path) -> io::Result<(Log, Vec<Record>, Recovery)> {
+    /// Opens (or creates) the log in `dir` and hands every whole record to `replay`, in order,
+    /// as it is read (the log is never held in memory). A log with damaged lines is first
+    /// kept aside as `queue.log.damaged-<ms>`.
+    pub fn open(dir: &Path, mut replay: impl FnMut(Record)) -> io::Result<(Log, Recovery)> {
         crate::private::create_dir_all(dir)?;
         let path = dir.join("queue.log");
         let mut file = crate::private::options()
@@ -55,8 +97,8 @@ impl Log {
             .append(true)
             .create(true)
             .open(&path)?;
-        let mut records = Vec::new();
         let mut recovery = Recovery::default();
+        let mut names = Names::default();
         let mut good_len = 0u64;
         let mut offset = 0u64;
         let mut reader = BufReader::new(&mut file);
@@ -68,38 +110,53 @@ impl Log {
                 break;
             }
             offset += n as u64;
+            let whole = line.ends_with(b"\n");
             match line.strip_suffix(b"\n").and_then(decode) {
-                Some(r) => {
-                    records.push(r);
+                Some(mut record) => {
+                    if let Some(key) = record.key_mut() {
+                        names.intern(key);
+                        if !recovery.elements.contains(&*key.element) {
+                            recovery.elements.insert(key.element.to_string());
+                        }
+                    }
+                    recovery.records += 1;
+                    replay(record);
                     good_len = offset;
                 }
-                None if line.ends_with(b"\n") => {
+                None => {
                     recovery.bad_lines += 1;
-                    good_len = offset;
+                    recovery.bad_bytes += n as u64;
+                    recovery.damaged_elements.extend(element_of(&line));
+                    if whole {
+                        good_len = offset;
+                    } // else: a torn tail, cut off below
                 }
-                None => recovery.bad_lines += 1, // torn tail: cut off below
             }
         }
-        recovery.records = records.len();
+        drop(reader);
+        if recovery.bad_lines > 0 {
+            recovery.kept = Some(keep_aside(&path)?);
+        }
         file.set_len(good_len)?;
         file.seek(SeekFrom::End(0))?;
         sync_dir(dir)?;
-        Ok((
-            Log {
-                file: Arc::new(file),
-                path,
-                dir: dir.to_owned(),
-                good_len,
-                appended: 0,
-            },
-            records,
-            recovery,
-        ))
+        let log = Log {
+            file: Arc::new(file),
+            path,
+            dir: dir.to_owned(),
+            good_len,
+            appended: 0,
+            detached: false,
+        };
+        Ok((log, recovery))
     }
 
     /// Appends records in one write (into the kernel's cache: the syncer fsyncs). On failure
     /// the file is cut back to its last whole record, so a later append starts clean.
     pub fn append(&mut self, records: &[Record]) -> io::Result<()> {
+        if self.detached {
+            self.reattach()?;
+        }
         let mut buf = Vec::with_capacity(records.len() * 160);
         for r in records {
             encode(r, &mut buf);
@@ -132,6 +189,8 @@ impl Log {
         entries: impl Iterator<Item = (&'p str, &'p Scope, &'p Entry)>,
     ) -> io::Result<()> {
         const CHUNK: usize = 64 << 10;
+        #[cfg(feature = "fault-hooks")]
+        crate::faults::compaction_started();
         let tmp = self.dir.join("queue.log.compact");
         let mut f = crate::private::create(&tmp)?;
         let mut buf = Vec::with_capacity(CHUNK + 1024);
@@ -149,10 +208,23 @@ impl Log {
         len += buf.len();
         f.sync_all()?;
         std::fs::rename(&tmp, &self.path)?;
-        sync_dir(&self.dir)?;
-        self.file = Arc::new(OpenOptions::new().append(true).open(&self.path)?);
+        // Past the rename `queue.log` is the new file: every later append goes to it or fails
+        // (rsyslog keeps the batch), never to the old, unlinked one.
         self.good_len = len as u64;
         self.appended = 0;
+        self.detached = true;
+        self.reattach()?;
+        #[cfg(feature = "fault-hooks")]
+        crate::faults::compaction_step("syncdir")?;
+        sync_dir(&self.dir)
+    }
+
+    /// Opens `queue.log` again after a compaction's rename.
+    fn reattach(&mut self) -> io::Result<()> {
+        #[cfg(feature = "fault-hooks")]
+        crate::faults::compaction_step("reopen")?;
+        self.file = Arc::new(OpenOptions::new().append(true).open(&self.path)?);
+        self.detached = false;
         Ok(())
     }
 
@@ -164,6 +236,45 @@ impl Log {
 
 fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
+}
+
+impl Record {
+    fn key_mut(&mut self) -> Option<&mut Key> {
+        match self {
+            Record::Seq(_) => None,
+            Record::Add { change, .. } => Some(&mut change.key),
+            Record::Done { key, .. } | Record::Entry { key, .. } => Some(key),
+        }
+    }
+}
+
+/// The element a damaged line names, if its `"el"` field can still be read.
+fn element_of(line: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(line);
+    let start = text.find("\"el\":\"")? + 6;
+    let rest = &text[start..];
+    let end = rest.find('"')?;
+    let name = &rest[..end];
+    crate::elements::check_name(name)
+        .ok()
+        .map(|()| name.to_owned())
+}
+
+/// Copies the log as it is to `queue.log.damaged-<ms>`, never over an earlier copy.
+fn keep_aside(path: &Path) -> io::Result<PathBuf> {
+    let ms = crate::resync::now_ms();
+    let name = |n: u32| match n {
+        0 => format!("queue.log.damaged-{ms}"),
+        n => format!("queue.log.damaged-{ms}-{n}"),
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut n = 0;
+    while dir.join(name(n)).exists() {
+        n += 1;
+    }
+    let kept = dir.join(name(n));
+    std::fs::copy(path, &kept)?;
+    Ok(kept)
 }
 
 /// Appends `<crc> <json>\n`. Written field by field, straight into `out`: building a
@@ -370,6 +481,13 @@ fn from_json(v: &Value) -> Option<Record> {
 mod tests {
     use super::*;
 
+    /// Opens the log, collecting its records.
+    fn open(dir: &Path) -> (Log, Vec<Record>, Recovery) {
+        let mut records = Vec::new();
+        let (log, recovery) = Log::open(dir, |r| records.push(r)).unwrap();
+        (log, records, recovery)
+    }
+
     fn add(seq: u64, id: &str) -> Record {
         Record::Add {
             seq,
@@ -392,7 +510,7 @@ mod tests {
     #[test]
     fn records_survive_reopen_and_a_torn_tail_is_cut() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut log, recs, _) = Log::open(dir.path()).unwrap();
+        let (mut log, recs, _) = open(dir.path());
         assert!(recs.is_empty());
         log.append(&[add(1, "1001"), add(2, "1002")]).unwrap();
         let done = Record::Done {
@@ -409,18 +527,13 @@ mod tests {
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
         f.write_all(b"0badc0de {\"t\":\"add\",\"se").unwrap();
         drop(f);
-        let (mut log, recs, recovery) = Log::open(dir.path()).unwrap();
+        let (mut log, recs, recovery) = open(dir.path());
         assert_eq!(recs, [add(1, "1001"), add(2, "1002"), done]);
-        assert_eq!(
-            recovery,
-            Recovery {
-                records: 3,
-                bad_lines: 1
-            }
-        );
+        assert_eq!((recovery.records, recovery.bad_lines), (3, 1));
+        assert!(recovery.kept.is_some(), "the torn log is kept aside");
         // The torn tail was cut: the next append starts on its own line.
         log.append(&[add(3, "1003")]).unwrap();
-        let (_, recs, recovery) = Log::open(dir.path()).unwrap();
+        let (_, recs, recovery) = open(dir.path());
         assert_eq!(recs.len(), 4);
         assert_eq!(recovery.bad_lines, 0);
     }
@@ -479,7 +592,7 @@ mod tests {
     #[test]
     fn damaged_line_is_skipped_not_fatal() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut log, _, _) = Log::open(dir.path()).unwrap();
+        let (mut log, _, _) = open(dir.path());
         log.append(&[add(1, "1"), add(2, "2"), add(3, "3")])
             .unwrap();
         drop(log);
@@ -489,15 +602,45 @@ mod tests {
                 .unwrap()
                 .replacen("\"id\":\"2\"", "\"id\":\"X\"", 1);
         std::fs::write(&path, text).unwrap();
-        let (_, recs, recovery) = Log::open(dir.path()).unwrap();
+        let damaged = std::fs::read(&path).unwrap();
+        let (_, recs, recovery) = open(dir.path());
         assert_eq!(recs, [add(1, "1"), add(3, "3")]);
         assert_eq!(recovery.bad_lines, 1);
+        assert!(recovery.bad_bytes > 50);
+        assert_eq!(recovery.damaged_elements, BTreeSet::from(["cm".to_owned()]));
+        let kept = recovery.kept.unwrap();
+        assert_eq!(std::fs::read(&kept).unwrap(), damaged, "kept as it was");
+        // Damaged again: a second copy, the first one untouched.
+        std::fs::write(&path, b"garbage\n").unwrap();
+        let (_, _, again) = open(dir.path());
+        assert_ne!(again.kept.as_ref().unwrap(), &kept);
+        assert_eq!(std::fs::read(&kept).unwrap(), damaged);
+    }
+
+    /// A compaction whose reopen after the rename fails appends nothing to the old, unlinked
+    /// file: the next append opens the live log first (or fails, and the batch is retried).
+    #[test]
+    fn appends_after_a_failed_swap_reach_the_live_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _, _) = open(dir.path());
+        log.append(&[add(1, "1")]).unwrap();
+        let live = super::super::Pending::new(10, 100);
+        log.compact(2, live.iter()).unwrap();
+        // As if the reopen had failed: the log still holds the file the rename replaced.
+        let old = dir.path().join("queue.log.old");
+        std::fs::hard_link(dir.path().join("queue.log"), &old).unwrap();
+        log.file = Arc::new(OpenOptions::new().append(true).open(&old).unwrap());
+        std::fs::remove_file(&old).unwrap();
+        log.detached = true;
+        log.append(&[add(2, "2")]).unwrap();
+        let (_, recs, _) = open(dir.path());
+        assert_eq!(recs, [Record::Seq(2), add(2, "2")]);
     }
 
     #[test]
     fn compaction_replaces_the_log() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut log, _, _) = Log::open(dir.path()).unwrap();
+        let (mut log, _, _) = open(dir.path());
         for i in 0..100 {
             log.append(&[add(i, &i.to_string())]).unwrap();
         }
@@ -511,7 +654,7 @@ mod tests {
         log.compact(100, live.iter()).unwrap();
         assert!(log.bytes() < big / 10);
         log.append(&[add(100, "100")]).unwrap();
-        let (_, recs, _) = Log::open(dir.path()).unwrap();
+        let (_, recs, _) = open(dir.path());
         let entry = live.iter().next().unwrap().2.clone();
         assert_eq!(
             recs,

@@ -9,6 +9,7 @@
 //! zero interval, before the worker returns (group commit). The delivery thread takes due keys
 //! from the map and records deliveries in the log the same way.
 
+mod dir;
 mod log;
 mod pending;
 mod sync;
@@ -22,6 +23,7 @@ use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
+use self::dir::{DirLock, Epoch};
 pub use self::log::Recovery;
 use self::log::{Log, Record};
 pub use self::pending::{DueBatch, Entry, Pending};
@@ -44,6 +46,8 @@ pub struct QueueConfig {
     pub fsync_every: Duration,
     /// The queue's thread runs supervised ([`crate::supervise`]).
     pub supervision: Supervision,
+    /// The configured elements, resynced whole when the log is damaged and names none.
+    pub fallback_elements: Vec<String>,
 }
 
 /// Why a batch could not be made durable.
@@ -58,11 +62,16 @@ pub enum QueueError {
 /// What the lock guards: the log and the map, mutated together.
 struct State {
     log: Log,
+    map: Replay,
+}
+
+/// The map and the next sequence number: what the log's records rebuild.
+struct Replay {
     pending: Pending,
     next_seq: u64,
 }
 
-impl State {
+impl Replay {
     /// Applies one record: a written one on the live path (`now`: the scheduling clock), or
     /// one read back at start (`now` = `u64::MAX`: the records' own times schedule). Returns
     /// the due time an `add` set.
@@ -84,6 +93,32 @@ impl State {
         None
     }
 
+    /// An element-level change for each of `elements`, with `reason`.
+    fn resync_elements(&mut self, elements: &[String], reason: &str) {
+        let now = crate::resync::sched_now_ms();
+        for element in elements {
+            let change = Change {
+                key: Key {
+                    element: element.as_str().into(),
+                    scope: crate::resync::Scope::Element,
+                },
+                verb: crate::classify::Verb::Change,
+                login: None,
+                reason: Some(reason.to_owned()),
+                at_ms: crate::resync::now_ms(),
+            };
+            let seq = self.next_seq;
+            self.apply(Record::Add { seq, change }, now);
+        }
+    }
+}
+
+impl State {
+    /// Applies one record (see [`Replay::apply`]).
+    fn apply(&mut self, record: Record, now: u64) -> Option<u64> {
+        self.map.apply(record, now)
+    }
+
     /// Applies written `records` on the live path; returns the earliest due time they set.
     fn apply_all(&mut self, records: Vec<Record>) -> u64 {
         let now = crate::resync::sched_now_ms();
@@ -96,11 +131,11 @@ impl State {
 
     /// The log is mostly history: worth rewriting from the map.
     fn wants_compaction(&self) -> bool {
-        self.log.appended >= 4096 && self.log.appended >= 4 * self.pending.len() as u64
+        self.log.appended >= 4096 && self.log.appended >= 4 * self.map.pending.len() as u64
     }
 
     fn compact(&mut self) -> io::Result<()> {
-        self.log.compact(self.next_seq, self.pending.iter())
+        self.log.compact(self.map.next_seq, self.map.pending.iter())
     }
 }
 
@@ -138,27 +173,56 @@ pub struct Queue {
     shared: Arc<Shared>,
     fsync_every: Duration,
     thread: Option<JoinHandle<()>>,
+    /// Mixed into every Idempotency-Key ([`dir::Epoch`]).
+    epoch: u64,
+    /// Held while the queue is open: one writer per state directory.
+    _lock: DirLock,
 }
 
 impl Queue {
-    /// Opens the log in `config.dir`, rebuilds the pending keys from it, and starts the
-    /// queue's thread.
+    /// Takes the state directory's lock, opens the log in it, rebuilds the pending keys from
+    /// it, and starts the queue's thread. A damaged log (or one missing where the directory
+    /// says there was one) is kept aside and costs the elements it names a full resync: what
+    /// was lost is not known (docs/design.md, "Damage").
     pub fn open(config: &QueueConfig) -> io::Result<(Queue, Recovery)> {
-        let (log, records, recovery) = Log::open(&config.dir)?;
-        let mut state = State {
-            log,
+        let dir = &config.dir;
+        crate::private::create_dir_all(dir)?;
+        let lock = DirLock::take(dir)?;
+        let epoch = Epoch::load(dir);
+        let log_found = std::fs::metadata(dir.join("queue.log")).is_ok_and(|m| m.len() > 0);
+        let mut map = Replay {
             pending: Pending::new(config.window_ms, config.burst_threshold),
             next_seq: 1,
         };
-        for record in records {
-            state.apply(record, u64::MAX);
+        let (log, mut recovery) = Log::open(dir, |r| {
+            map.apply(r, u64::MAX);
+        })?;
+        recovery.missing = epoch.is_some() && !log_found;
+        let damaged = recovery.bad_lines > 0 || recovery.missing;
+        if damaged {
+            let named: std::collections::BTreeSet<&String> = recovery
+                .elements
+                .iter()
+                .chain(&recovery.damaged_elements)
+                .collect();
+            recovery.resynced = match named.is_empty() {
+                true => config.fallback_elements.clone(),
+                false => named.into_iter().cloned().collect(),
+            };
+            map.resync_elements(&recovery.resynced, "queue damaged");
         }
         // Times in the log came from the last run's clocks: if the wall clock was stepped back
         // since, no key may wait longer than a window from now.
-        state
-            .pending
+        map.pending
             .cap_due(crate::resync::sched_now_ms() + config.window_ms);
+        let mut state = State { log, map };
         state.compact()?;
+        // The epoch is kept once a log vouches for the sequence numbers; damage draws a new
+        // one, so no Idempotency-Key of the old numbering can come again.
+        let epoch = match epoch {
+            Some(e) if !damaged => e,
+            _ => Epoch::redraw(dir)?,
+        };
         let shared = Arc::new(Shared {
             log_bytes: AtomicU64::new(state.log.bytes()),
             state: Mutex::new(state),
@@ -175,6 +239,8 @@ impl Queue {
             shared,
             fsync_every,
             thread: Some(thread),
+            epoch,
+            _lock: lock,
         };
         Ok((queue, recovery))
     }
@@ -190,7 +256,7 @@ impl Queue {
             .state
             .try_lock_for(SUBMIT_TIMEOUT)
             .ok_or(QueueError::Unavailable)?;
-        let first = state.next_seq;
+        let first = state.map.next_seq;
         let records: Vec<Record> = (first..)
             .zip(changes)
             .map(|(seq, change)| Record::Add { seq, change })
@@ -221,6 +287,7 @@ impl Queue {
         ready_at: impl Fn(&str) -> u64,
     ) -> Vec<DueBatch> {
         self.lock()
+            .map
             .pending
             .take_due(now_ms, max_per_element, ready_at)
     }
@@ -250,13 +317,13 @@ impl Queue {
     pub fn retry<'k>(&self, keys: impl IntoIterator<Item = &'k Key>, retry_at_ms: u64) {
         let mut state = self.lock();
         keys.into_iter()
-            .for_each(|k| state.pending.retry(k, retry_at_ms));
+            .for_each(|k| state.map.pending.retry(k, retry_at_ms));
     }
 
     /// Every key in flight is pending again: delivery starts (or starts over after a panic)
     /// with nothing in flight.
     pub fn release_in_flight(&self) {
-        self.lock().pending.release_in_flight();
+        self.lock().map.pending.release_in_flight();
     }
 
     /// Waits until a change becomes due earlier than `timeout` from now, or `timeout` passes.
@@ -270,21 +337,26 @@ impl Queue {
     /// An element that was busy may send again: the next [`Queue::take_due`] looks at every
     /// key again, and a [`Queue::wait_for_changes`] returns now.
     pub fn wake(&self) {
-        self.lock().pending.recheck();
+        self.lock().map.pending.recheck();
         self.shared.added.notify_all();
     }
 
     pub fn next_due_ms(&self) -> Option<u64> {
-        self.lock().pending.next_due_ms()
+        self.lock().map.pending.next_due_ms()
     }
 
     /// Keys pending (including those in flight).
     pub fn len(&self) -> usize {
-        self.lock().pending.len()
+        self.lock().map.pending.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The state directory's epoch, for Idempotency-Keys.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
     }
 
     /// Size of the log file in bytes.
@@ -345,7 +417,74 @@ mod tests {
             burst_threshold: 1000,
             fsync_every: Duration::from_millis(50),
             supervision: Default::default(),
+            fallback_elements: vec!["cm-a".into(), "cm-b".into()],
         }
+    }
+
+    /// The element-level keys a damaged log asked for, by element.
+    fn damage_resyncs(q: &Queue) -> Vec<String> {
+        let mut v: Vec<String> = q
+            .lock()
+            .map
+            .pending
+            .iter()
+            .filter(|(_, scope, e)| {
+                **scope == Scope::Element && e.reason.as_deref() == Some("queue damaged")
+            })
+            .map(|(el, _, _)| el.to_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// One flipped byte in one record of ten: nine keys back, the damaged log kept aside, the
+    /// element resynced whole, a new epoch; an emptied log: every configured element
+    /// resynced; a log deleted while its directory says there was one: the same.
+    #[test]
+    fn damage_costs_a_resync_never_a_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let (q, r) = Queue::open(&config(dir.path())).unwrap();
+        assert!(r.resynced.is_empty() && !r.missing);
+        q.submit((0..10).map(|i| change("cm-x", &i.to_string(), 5)).collect())
+            .unwrap();
+        let epoch = q.epoch();
+        drop(q);
+        let path = dir.path().join("queue.log");
+        let mut bytes = std::fs::read(&path).unwrap();
+        let at = bytes.windows(8).position(|w| w == b"\"id\":\"4\"").unwrap();
+        bytes[at + 6] = b'7';
+        std::fs::write(&path, &bytes).unwrap();
+        let (q, r) = Queue::open(&config(dir.path())).unwrap();
+        assert_eq!(r.bad_lines, 1);
+        assert_eq!(r.resynced, ["cm-x"]);
+        assert!(r.kept.as_ref().unwrap().exists());
+        assert_eq!(q.len(), 9 + 1, "nine objects and the element");
+        assert_eq!(damage_resyncs(&q), ["cm-x"]);
+        assert_ne!(
+            q.epoch(),
+            epoch,
+            "the numbering is not vouched for: a new epoch"
+        );
+        drop(q);
+        for damage in ["empty", "gone"] {
+            match damage {
+                "empty" => std::fs::write(&path, b"").unwrap(),
+                _ => std::fs::remove_file(&path).unwrap(),
+            }
+            let (q, r) = Queue::open(&config(dir.path())).unwrap();
+            assert!(r.missing, "{damage}");
+            assert_eq!(damage_resyncs(&q), ["cm-a", "cm-b"], "{damage}");
+        }
+    }
+
+    #[test]
+    fn a_second_queue_on_one_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (q, _) = Queue::open(&config(dir.path())).unwrap();
+        let e = Queue::open(&config(dir.path())).err().unwrap().to_string();
+        assert!(e.contains("in use by process"), "{e}");
+        drop(q);
+        assert!(Queue::open(&config(dir.path())).is_ok());
     }
 
     #[test]

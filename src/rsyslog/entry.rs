@@ -10,11 +10,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use super::abi::*;
-use super::guard::guarded;
+use super::guard::{guarded, with_signals_blocked};
 use super::stats::{object_name, StatsObject};
 use super::{host, params, stats};
 use crate::action::Action;
-use crate::config::Config;
+use crate::config::{Config, StateDirClaim};
 use crate::logging::{self, Level};
 
 /// What one `action(type="omcmsync")` holds. `stats` is declared first so that it is dropped
@@ -23,6 +23,8 @@ pub(super) struct Instance {
     stats: Mutex<Option<StatsObject>>,
     action: Action,
     next_worker: AtomicU64,
+    /// This action's state.dir is no other action's.
+    _claim: StateDirClaim,
 }
 
 /// Stats objects registered so far (for unique names).
@@ -35,11 +37,12 @@ pub(super) struct Worker {
 }
 
 impl Instance {
-    pub(super) fn new(config: Config) -> Self {
+    pub(super) fn new(config: Config, claim: StateDirClaim) -> Self {
         Instance {
             stats: Mutex::new(None),
             action: Action::new(config),
             next_worker: AtomicU64::new(0),
+            _claim: claim,
         }
     }
 }
@@ -191,7 +194,9 @@ unsafe extern "C" fn new_act_inst(
         } else {
             Config::from_values_at_start(values)
         };
-        let config = match config {
+        let claimed =
+            config.and_then(|c| StateDirClaim::take(&c.state_dir).map(|claim| (c, claim)));
+        let (config, claim) = match claimed {
             Ok(c) => c,
             Err(e) => {
                 host.log(
@@ -206,7 +211,7 @@ unsafe extern "C" fn new_act_inst(
         if rc != RS_RET_OK {
             return rc;
         }
-        let instance = Arc::new(Instance::new(config));
+        let instance = Arc::new(Instance::new(config, claim));
         TO_ACTIVATE
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -265,7 +270,8 @@ unsafe extern "C" fn activate_cnf(_mod_conf: *mut c_void) -> rsRetVal {
         let instances = std::mem::take(&mut *TO_ACTIVATE.lock().unwrap_or_else(|e| e.into_inner()));
         for instance in instances.iter().filter_map(Weak::upgrade) {
             // A failure is logged and retried by the first batch; rsyslog keeps the messages.
-            instance.action.start_in_background();
+            // The threads it starts block signals, like rsyslog's own.
+            with_signals_blocked(|| instance.action.start_in_background());
             let n = STATS_OBJECTS.fetch_add(1, Ordering::Relaxed);
             let counters = instance.action.counters().named();
             *instance.stats.lock().unwrap_or_else(|e| e.into_inner()) =
@@ -380,7 +386,10 @@ mod tests {
             ("state.dir", Value::Text(state.display().to_string())),
         ])
         .unwrap();
-        Arc::into_raw(Arc::new(Instance::new(config))) as *mut c_void
+        Arc::into_raw(Arc::new(Instance::new(
+            config,
+            StateDirClaim::take(&state).unwrap(),
+        ))) as *mut c_void
     }
 
     fn line(s: &[u8]) -> actWrkrIParams_t {

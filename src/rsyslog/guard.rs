@@ -4,6 +4,9 @@
 //!   inside Rust code then force-unwinds through Rust frames and aborts the daemon. Cancellation
 //!   is disabled for the duration of every call and restored afterwards.
 //! * A panic must never unwind into C: it is caught, logged, and turned into an error code.
+//!
+//! And one for threads: [`with_signals_blocked`] for code that spawns the module's threads on
+//! rsyslog's main thread.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -29,6 +32,29 @@ pub(super) fn guarded(name: &str, on_panic: rsRetVal, body: impl FnOnce() -> rsR
     // SAFETY: as above; restores the caller's state.
     unsafe { pthread_setcancelstate(previous, &mut ignored) };
     rc
+}
+
+/// Runs `body` with every asynchronous signal blocked on this thread, then restores the mask.
+/// Threads spawned meanwhile inherit the blocked mask, as rsyslog's own threads block them:
+/// otherwise the signal rsyslog sends itself to wake its main loop (SIGTTOU, for each internal
+/// message) could be taken by one of ours, and the module's log lines would wait in rsyslog's
+/// list until the main loop next woke for another reason.
+pub(super) fn with_signals_blocked(body: impl FnOnce()) {
+    // SAFETY: sigset operations on a local set, and pthread_sigmask on the current thread with
+    // valid pointers; the synchronous signals stay deliverable.
+    let previous = unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        for sync in [libc::SIGSEGV, libc::SIGBUS, libc::SIGFPE, libc::SIGILL] {
+            libc::sigdelset(&mut all, sync);
+        }
+        let mut previous: libc::sigset_t = std::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut previous);
+        previous
+    };
+    body();
+    // SAFETY: as above; the caller's mask back.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &previous, std::ptr::null_mut()) };
 }
 
 #[cfg(test)]
