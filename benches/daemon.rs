@@ -11,6 +11,9 @@
 //!    growth, state.dir size, then the time to drain once SMGR is back.
 //! 4. latency at 1,000 changes/s with a zero window: receipt by rsyslogd to the request at the
 //!    simulator, p50/p99/max.
+//! 6. recovery: 300,000 pending keys written by the queue, rsyslogd started on them: the time to
+//!    the first new line committed and the peak RSS against the settled RSS (the map's own
+//!    size), both over a start on an empty state directory.
 //!
 //!     cargo bench --bench daemon            (OMCM_BENCH_SCALE=0.1 for a quick look)
 //!
@@ -644,6 +647,101 @@ fn flood_into(d: &Daemon, bytes: &[u8], output: &std::path::Path) -> Flooded {
     }
 }
 
+/// rsyslogd started on a state directory (System Manager down): seconds from the start to the
+/// first new line committed (the recovery of what is pending comes first), the peak RSS and the
+/// RSS once settled, in KiB.
+struct Restart {
+    first_line: f64,
+    peak: u64,
+    settled: u64,
+}
+
+fn restart_on(dir: &TestDir, body: &str) -> Restart {
+    let started = Instant::now();
+    let d = Daemon::start(dir, body);
+    d.send_tcp(&[syslog_line("cm-east", "cmdhist", "change station 99999999")]);
+    wait_until(Duration::from_secs(180), || {
+        std::fs::read_to_string(dir.path("trace.json")).is_ok_and(|t| t.contains("99999999"))
+    });
+    let first_line = started.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_secs(2));
+    let r = Restart {
+        first_line,
+        peak: rss_kib(d.pid(), "VmHWM:"),
+        settled: rss_kib(d.pid(), "VmRSS:"),
+    };
+    assert!(d.stop(Duration::from_secs(120)).success());
+    r
+}
+
+/// The restart line: `keys` pending in `dir`'s state, measured against a start on an empty
+/// state directory in the same run.
+fn print_restart(what: &str, keys: usize, dir: &TestDir, body: &str) {
+    let empty = {
+        let fresh = TestDir::new();
+        restart_on(&fresh, &body.replace(&dir.p(""), &fresh.p("")))
+    };
+    let r = restart_on(dir, body);
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    let peak = mib(r.peak.saturating_sub(empty.peak));
+    let settled = mib(r.settled.saturating_sub(empty.settled));
+    println!(
+        "   {what}: restart with {keys} keys pending: first new line committed after {:.1} s (empty state: {:.1} s); RSS over an empty start's: peak {peak:.1} MiB, settled {settled:.1} MiB (the map), peak / settled {:.2} (target <= 1.5)",
+        r.first_line,
+        empty.first_line,
+        peak / settled.max(0.1)
+    );
+}
+
+/// Recovery of a large backlog: 300,000 pending keys written by the queue itself, then
+/// rsyslogd started on them.
+fn recovery() {
+    use omcmsync::classify::Verb;
+    use omcmsync::queue::{Queue, QueueConfig};
+    use omcmsync::resync::{Change, Key, Scope};
+    let keys = scale(300_000);
+    let dir = TestDir::new();
+    let (q, _) = Queue::open(&QueueConfig {
+        dir: dir.path("state"),
+        window_ms: 1000,
+        burst_threshold: 1_000_000,
+        fsync_every: Duration::from_millis(200),
+        supervision: Default::default(),
+        fallback_elements: Vec::new(),
+    })
+    .unwrap();
+    let station: std::sync::Arc<str> = "station".into();
+    let now = omcmsync::resync::now_ms();
+    for chunk in (0..keys).collect::<Vec<_>>().chunks(10_000) {
+        q.submit(
+            chunk
+                .iter()
+                .map(|i| Change {
+                    key: Key {
+                        element: "cm-east".into(),
+                        scope: Scope::Object {
+                            ty: station.clone(),
+                            id: (1_000_000 + i).to_string().into(),
+                        },
+                    },
+                    verb: Verb::Change,
+                    login: Some("dadmin".into()),
+                    reason: None,
+                    at_ms: now,
+                })
+                .collect(),
+        )
+        .unwrap();
+    }
+    drop(q);
+    println!(
+        "6. recovery: {keys} keys pending in a log of {:.1} MiB",
+        dir_bytes(&dir.path("state")) as f64 / (1 << 20) as f64
+    );
+    let body = action(&dir, r#"burst.threshold="1000000" retry.max.ms="1000""#);
+    print_restart("recovery", keys, &dir, &body);
+}
+
 fn outage() {
     let changes = scale(1_000_000);
     let objects = scale(100_000);
@@ -686,13 +784,29 @@ fn outage() {
     let state = dir.path("state");
     let f = flood_into(&d, &bytes, &state);
     let state_bytes = dir_bytes(&state);
+    assert!(d.stop(Duration::from_secs(60)).success());
+    let restart_body = action_to(
+        &dir,
+        &format!("http://127.0.0.1:{port}"),
+        r#"coalesce.window.ms="1000" burst.threshold="1000000" retry.max.ms="1000""#,
+    );
+    let _ = std::fs::remove_file(dir.path("trace.json"));
+    let restarted = restart_on(&dir, &restart_body);
+    let d = Daemon::start(
+        &dir,
+        &restart_body.replace(&format!(" trace.file=\"{}\"", dir.p("trace.json")), ""),
+    );
     let sim = Sim::start_on(&dir, &format!("127.0.0.1:{port}"), &[]);
     let back = Instant::now();
     wait_until(Duration::from_secs(600), || {
         sim.items_received() >= objects as u64
     });
     let drain = back.elapsed().as_secs_f64();
-    let delivered = object_ids(&sim.resync_items(), "cm-east").len();
+    // Without the restart's own line.
+    let delivered = object_ids(&sim.resync_items(), "cm-east")
+        .iter()
+        .filter(|id| *id != "99999999")
+        .count();
     println!(
         "3. outage: {changes} changes over {objects} stations with SMGR down: queued in {:.1} s; rsyslogd RSS {} -> {} MiB (growth {:.1} MiB, target <= 64; peak growth {:.1} MiB); state.dir {:.1} MiB",
         f.ingest,
@@ -707,6 +821,12 @@ fn outage() {
         base.ingest,
         base.growth_mib(),
         base.peak_growth_mib()
+    );
+    println!(
+        "   restarted with the backlog: first new line committed after {:.1} s; peak RSS {} MiB, settled {} MiB (recovery in numbers: step 6)",
+        restarted.first_line,
+        restarted.peak / 1024,
+        restarted.settled / 1024
     );
     println!(
         "   SMGR back: {delivered} of {objects} stations delivered in {drain:.1} s ({} POSTs)",
@@ -782,6 +902,7 @@ fn main() {
             ("coalescing", coalescing),
             ("outage", outage),
             ("latency", latency),
+            ("recovery", recovery),
             ("instructions", instructions),
         ] {
             if which.is_empty() || which.split(',').any(|w| w == name) {
