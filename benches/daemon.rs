@@ -708,6 +708,7 @@ fn recovery() {
         fsync_every: Duration::from_millis(200),
         supervision: Default::default(),
         fallback_elements: Vec::new(),
+        start_held: false,
     })
     .unwrap();
     let station: std::sync::Arc<str> = "station".into();
@@ -728,6 +729,7 @@ fn recovery() {
                     login: Some("dadmin".into()),
                     reason: None,
                     at_ms: now,
+                    standby: false,
                 })
                 .collect(),
         )

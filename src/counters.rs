@@ -33,6 +33,15 @@ pub struct Counters {
     /// Records of the queue log found damaged (or 1 for a log missing where one was
     /// expected), at the last start: each costs its elements a full resync.
     pub queue_damaged: AtomicU64,
+    /// Changes heard while standby and held; keys released when this node became active;
+    /// held keys dropped after `ha.standby.retain.ms`.
+    pub standby_held: AtomicU64,
+    pub standby_released: AtomicU64,
+    pub standby_expired: AtomicU64,
+    /// The HA role as last read (gauge: 0 active, 1 standby, 2 unknown), and the reads that
+    /// could not tell.
+    pub ha_role: AtomicU64,
+    pub ha_unknown: AtomicU64,
     /// Panics caught in background threads (each thread restarted, or given up).
     pub threads_restarted: AtomicU64,
     pub delivery: DeliveryCounters,
@@ -64,7 +73,7 @@ pub struct DeliveryCounters {
     pub latency_ms_max: AtomicU64,
 }
 
-const DROPS: usize = 3;
+const DROPS: usize = 4;
 
 /// Why an event was dropped before the queue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,19 +82,26 @@ pub enum Dropped {
     UnknownSender,
     /// The element has notifications off.
     NotifyOff,
-    /// This node is the standby System Manager.
+    /// This node is the standby System Manager (`ha.standby="drop"`).
     Standby,
+    /// The HA role could not be read, and `ha.onunknown="drop"`.
+    Unknown,
 }
 
 impl Dropped {
-    pub const ALL: [Dropped; DROPS] =
-        [Dropped::UnknownSender, Dropped::NotifyOff, Dropped::Standby];
+    pub const ALL: [Dropped; DROPS] = [
+        Dropped::UnknownSender,
+        Dropped::NotifyOff,
+        Dropped::Standby,
+        Dropped::Unknown,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Dropped::UnknownSender => "unknown_sender",
             Dropped::NotifyOff => "notify_off",
             Dropped::Standby => "standby",
+            Dropped::Unknown => "unknown",
         }
     }
 }
@@ -100,6 +116,8 @@ pub struct Tally {
     pub captured: u64,
     pub dropped: [u64; DROPS],
     pub changes_queued: u64,
+    /// Of `changes_queued`: heard while standby, held.
+    pub standby_held: u64,
 }
 
 impl Tally {
@@ -129,6 +147,7 @@ impl Counters {
         add(&self.batches_committed, 1);
         add(&self.captured, t.captured);
         add(&self.changes_queued, t.changes_queued);
+        add(&self.standby_held, t.standby_held);
         self.dropped
             .iter()
             .zip(t.dropped)
@@ -188,6 +207,11 @@ impl Counters {
             ("elements.unauthorized".into(), &d.elements_unauthorized),
             ("posts.split".into(), &d.posts_split),
             ("threads.restarted".into(), &self.threads_restarted),
+            ("standby.held".into(), &self.standby_held),
+            ("standby.released".into(), &self.standby_released),
+            ("standby.expired".into(), &self.standby_expired),
+            ("ha.role".into(), &self.ha_role),
+            ("ha.unknown".into(), &self.ha_unknown),
             ("elements.rejected".into(), &d.elements_rejected),
             ("elements.conflicts".into(), &d.elements_conflicts),
             ("latency.ms.sum".into(), &d.latency_ms_sum),

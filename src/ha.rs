@@ -1,6 +1,7 @@
-//! The active/standby gate: only the active System Manager node resyncs; the standby drops (and
-//! counts) everything until it becomes active. The role is read off the hot path by the
-//! supervisor thread every `ha.interval.ms`; workers only load an atomic.
+//! The active/standby gate: only the active System Manager node resyncs. The standby holds what
+//! it hears (`ha.standby="hold"`: queued durably, delivered the moment it becomes active) or
+//! drops it (`"drop"`). The role is read off the hot path by its own thread every
+//! `ha.interval.ms`; workers only load an atomic.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -8,8 +9,18 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::config::{HaMode, HaSettings};
+use crate::counters::Dropped;
 use crate::deliver::SmgrClient;
 use crate::logging;
+
+/// What the gate does with an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    Process,
+    /// Queued, held: delivered once this node is active (`ha.standby="hold"`).
+    Hold,
+    Drop(Dropped),
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
@@ -63,13 +74,30 @@ impl Gate {
         Role::from_u8(self.role.load(Ordering::Relaxed))
     }
 
-    /// Whether lines are processed now.
-    pub fn open(&self) -> bool {
+    /// What becomes of an event now.
+    pub fn admission(&self) -> Admission {
         match self.role() {
-            Role::Active => true,
-            Role::Standby => false,
-            Role::Unknown => self.settings.process_when_unknown,
+            Role::Active => Admission::Process,
+            Role::Standby if self.settings.standby_hold => Admission::Hold,
+            Role::Standby => Admission::Drop(Dropped::Standby),
+            Role::Unknown if self.settings.process_when_unknown => Admission::Process,
+            Role::Unknown => Admission::Drop(Dropped::Unknown),
         }
+    }
+
+    /// Whether delivery waits: this node is standby (or not known to be active) and holds
+    /// what it hears. With `ha.standby="drop"` a standby delivers what it has.
+    pub fn holds_delivery(&self) -> bool {
+        self.settings.standby_hold
+            && match self.role() {
+                Role::Active => false,
+                Role::Standby => true,
+                Role::Unknown => !self.known() || !self.settings.process_when_unknown,
+            }
+    }
+
+    pub fn settings(&self) -> &HaSettings {
+        &self.settings
     }
 
     /// Whether the role has been read once: until then nobody knows whether lines are this
@@ -184,6 +212,8 @@ mod tests {
             mode,
             interval: Duration::from_millis(100),
             process_when_unknown,
+            standby_hold: true,
+            standby_retain: Duration::from_secs(86_400),
         })
     }
 
@@ -193,15 +223,20 @@ mod tests {
         let path = dir.path().join("role");
         let g = gate(HaMode::File(path.clone()), false);
         assert!(
-            !g.open(),
+            g.admission() == Admission::Drop(Dropped::Unknown),
             "unknown before the first check, and onunknown=drop"
         );
         std::fs::write(&path, "standby\n").unwrap();
         g.check(&client());
-        assert_eq!((g.role(), g.open()), (Role::Standby, false));
+        assert_eq!((g.role(), g.admission()), (Role::Standby, Admission::Hold));
+        assert!(g.holds_delivery());
         std::fs::write(&path, "ACTIVE").unwrap();
         g.check(&client());
-        assert_eq!((g.role(), g.open()), (Role::Active, true));
+        assert_eq!(
+            (g.role(), g.admission()),
+            (Role::Active, Admission::Process)
+        );
+        assert!(!g.holds_delivery());
         std::fs::remove_file(&path).unwrap();
         g.check(&client());
         assert_eq!(g.role(), Role::Unknown);
@@ -219,10 +254,15 @@ mod tests {
             mode: HaMode::Command("sleep 5".into()),
             interval: Duration::from_millis(100),
             process_when_unknown: true,
+            standby_hold: true,
+            standby_retain: Duration::from_secs(86_400),
         });
         let started = Instant::now();
         g.check(&client());
-        assert_eq!((g.role(), g.open()), (Role::Unknown, true));
+        assert_eq!(
+            (g.role(), g.admission()),
+            (Role::Unknown, Admission::Process)
+        );
         assert!(
             started.elapsed() < Duration::from_secs(4),
             "a hanging command is cut off"

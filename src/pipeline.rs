@@ -15,7 +15,7 @@ use crate::classify::{verdict_json, Classifier, Event, ObjectTable, Reason, Targ
 use crate::config::Config;
 use crate::counters::{Counters, Dropped, Tally};
 use crate::elements::{ElementTable, Elements};
-use crate::ha::Gate;
+use crate::ha::{Admission, Gate};
 use crate::line::{Malformed, ReceivedLine};
 use crate::records::RecordFile;
 use crate::resync::{now_ms, parse_rfc3339_ms, Change, Key, Scope, ShortText};
@@ -45,8 +45,11 @@ impl Batch {
 
 /// What became of an event after the filter.
 enum Outcome {
-    /// For this element.
-    Queued(Arc<str>),
+    /// For this element; `held`: heard while standby, delivered once active.
+    Queued {
+        element: Arc<str>,
+        held: bool,
+    },
     Dropped(Dropped),
     IgnoredLogin,
 }
@@ -54,7 +57,8 @@ enum Outcome {
 impl Outcome {
     fn as_str(&self) -> &'static str {
         match self {
-            Outcome::Queued(_) => "queued",
+            Outcome::Queued { held: false, .. } => "queued",
+            Outcome::Queued { held: true, .. } => "held",
             Outcome::Dropped(d) => d.as_str(),
             Outcome::IgnoredLogin => "ignored_login",
         }
@@ -101,9 +105,9 @@ impl Pipeline {
             },
         };
         let table = self.elements.current();
-        let gate_open = self.gate.open();
+        let admission = self.gate.admission();
         for raw in lines {
-            self.read_line(&mut batch, &table, gate_open, worker, raw);
+            self.read_line(&mut batch, &table, admission, worker, raw);
         }
         batch
     }
@@ -112,7 +116,7 @@ impl Pipeline {
         &self,
         batch: &mut Batch,
         table: &ElementTable,
-        gate_open: bool,
+        admission: Admission,
         worker: u64,
         raw: &[u8],
     ) {
@@ -131,16 +135,20 @@ impl Pipeline {
                     Err(why) => return self.malformed(tally, out, worker, raw, why),
                 };
                 tally.event(e.verb);
-                let outcome = filter(table, gate_open, sender, e);
+                let outcome = filter(table, admission, sender, e);
                 match &outcome {
-                    Outcome::Queued(element) => {
+                    Outcome::Queued { element, held } => {
                         let at = line
                             .received_at()
                             .and_then(parse_rfc3339_ms)
                             .unwrap_or_else(now_ms);
                         let before = batch.changes.len();
-                        push_changes(&mut batch.changes, element.clone(), e, at);
-                        tally.changes_queued += (batch.changes.len() - before) as u64;
+                        push_changes(&mut batch.changes, element.clone(), e, at, *held);
+                        let n = (batch.changes.len() - before) as u64;
+                        tally.changes_queued += n;
+                        if *held {
+                            tally.standby_held += n;
+                        }
                     }
                     Outcome::Dropped(why) => tally.dropped(*why),
                     Outcome::IgnoredLogin => tally.ignored(Reason::IgnoredLogin),
@@ -203,20 +211,24 @@ impl Pipeline {
     }
 }
 
-/// Known CM sender? Notifications on? This node active? SMGR's own login echoed back?
-fn filter(table: &ElementTable, gate_open: bool, sender: IpAddr, event: &Event) -> Outcome {
+/// Known CM sender? Notifications on? This node active (or holding, as standby)? SMGR's own
+/// login echoed back?
+fn filter(table: &ElementTable, admission: Admission, sender: IpAddr, event: &Event) -> Outcome {
     match table.lookup(sender) {
         None => Outcome::Dropped(Dropped::UnknownSender),
         Some(el) if !el.notify => Outcome::Dropped(Dropped::NotifyOff),
-        Some(_) if !gate_open => Outcome::Dropped(Dropped::Standby),
+        Some(_) if let Admission::Drop(why) = admission => Outcome::Dropped(why),
         Some(el) if event.login.is_some_and(|l| el.ignores_login(l)) => Outcome::IgnoredLogin,
-        Some(el) => Outcome::Queued(el.name.clone()),
+        Some(el) => Outcome::Queued {
+            element: el.name.clone(),
+            held: admission == Admission::Hold,
+        },
     }
 }
 
 /// The changes one event makes: one per object (a duplicate range expands), or one type- or
 /// element-level change.
-fn push_changes(out: &mut Vec<Change>, element: Arc<str>, e: &Event, at_ms: u64) {
+fn push_changes(out: &mut Vec<Change>, element: Arc<str>, e: &Event, at_ms: u64, standby: bool) {
     let ty = e.object.type_name.clone();
     let change = |scope: Scope, reason: Option<String>| Change {
         key: Key {
@@ -227,6 +239,7 @@ fn push_changes(out: &mut Vec<Change>, element: Arc<str>, e: &Event, at_ms: u64)
         login: e.login.map(ShortText::from),
         reason,
         at_ms,
+        standby,
     };
     match e.target {
         Target::Object(id) => out.push(change(Scope::Object { ty, id: id.into() }, None)),

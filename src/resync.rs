@@ -37,6 +37,8 @@ pub struct Change {
     pub reason: Option<String>,
     /// When rsyslog received it, milliseconds since the Unix epoch.
     pub at_ms: u64,
+    /// Heard while this node was standby (held until it is active; `origin: "standby"`).
+    pub standby: bool,
 }
 
 /// Where a record's fields go: the queue log's own writer and a JSON map (requests) alike, so

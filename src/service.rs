@@ -10,7 +10,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::config::{Config, ElementsSource, ELEMENTS_PATH};
+use crate::config::{Config, ElementsSource, HaMode, ELEMENTS_PATH};
 use crate::counters::Counters;
 use crate::deliver::{Deliverer, SharedClient, SmgrClient};
 use crate::elements::{parse_elements_lenient, ElementSpec, Elements};
@@ -216,6 +216,7 @@ impl Service {
             burst_threshold: config.burst_threshold,
             supervision: supervision.clone(),
             fallback_elements: configured_elements(config),
+            start_held: config.ha.standby_hold && config.ha.mode != HaMode::Always,
         };
         let queue = open_queue(&queue_config, &counters)?;
         let queue = Arc::new(queue);
@@ -235,6 +236,8 @@ impl Service {
         let watch = RoleWatch {
             client: client.clone(),
             gate,
+            queue: queue.clone(),
+            counters: counters.clone(),
             stop: stop.clone(),
         };
         let supervisor = Supervisor {
@@ -347,10 +350,13 @@ impl Drop for Service {
     }
 }
 
-/// Reads the HA role every `ha.interval.ms`.
+/// Reads the HA role every `ha.interval.ms`, and holds or releases the queue to match: a
+/// standby (`ha.standby="hold"`) keeps its keys, the moment it is active they are all due.
 struct RoleWatch {
     client: Arc<SharedClient>,
     gate: Arc<Gate>,
+    queue: Arc<Queue>,
+    counters: Arc<Counters>,
     stop: Arc<AtomicBool>,
 }
 
@@ -360,9 +366,46 @@ impl RoleWatch {
             #[cfg(feature = "fault-hooks")]
             crate::faults::panic_once("omcmsync-ha");
             self.gate.check(&self.client.get());
+            self.follow_role();
             let next = Instant::now() + self.gate.interval();
             while !self.stop.load(Ordering::Relaxed) && Instant::now() < next {
                 std::thread::sleep(Duration::from_millis(50).min(self.gate.interval()));
+            }
+        }
+    }
+}
+
+impl RoleWatch {
+    fn follow_role(&self) {
+        let c = &self.counters;
+        c.ha_role.store(self.gate.role() as u64, Ordering::Relaxed);
+        let holds = self.gate.holds_delivery();
+        match (holds, self.queue.held()) {
+            (true, false) => {
+                self.queue.hold();
+                logging::info(&format!(
+                    "standby: holding {} key(s) and what arrives until this node is active",
+                    self.queue.len()
+                ));
+            }
+            (false, true) => {
+                let n = self.queue.release();
+                c.standby_released.fetch_add(n as u64, Ordering::Relaxed);
+                logging::info(&format!("active: {n} held key(s) released, delivering"));
+            }
+            _ => {}
+        }
+        if holds {
+            let retain = self.gate.settings().standby_retain.as_millis() as u64;
+            let expired = self
+                .queue
+                .expire(crate::resync::now_ms().saturating_sub(retain));
+            if expired > 0 {
+                c.standby_expired
+                    .fetch_add(expired as u64, Ordering::Relaxed);
+                logging::info(&format!(
+                    "standby: {expired} held key(s) older than ha.standby.retain.ms dropped (System Manager's daily sync covers them)"
+                ));
             }
         }
     }

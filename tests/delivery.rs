@@ -204,13 +204,15 @@ fn kill9_loses_nothing_committed() {
     assert!(d.stop(WAIT).success());
 }
 
+/// `ha.standby="drop"` (System Manager's own semantics): what the standby hears is dropped,
+/// not delivered later. The default, holding it, is tests/failover.rs's.
 #[test]
 fn standby_posts_nothing_until_active() {
     let dir = TestDir::new();
     let sim = Sim::start(&dir, &[]);
     std::fs::write(dir.path("role"), "standby\n").unwrap();
     let ha = format!(
-        r#"{QUICK} ha.mode="file" ha.file="{}" ha.interval.ms="200""#,
+        r#"{QUICK} ha.mode="file" ha.file="{}" ha.interval.ms="200" ha.standby="drop""#,
         dir.p("role")
     );
     let d = Daemon::start(&dir, &action_to(&dir, sim.url(), &ha));
@@ -471,7 +473,7 @@ fn ha_role_over_http() {
     let sim = Sim::start(&dir, &[]);
     sim.control("/sim/role", json!({"role": "standby"}));
     let ha = format!(
-        r#"{QUICK} ha.mode="http" ha.url="{}/ha" ha.interval.ms="200""#,
+        r#"{QUICK} ha.mode="http" ha.url="{}/ha" ha.interval.ms="200" ha.standby="drop""#,
         sim.url()
     );
     let d = Daemon::start(&dir, &action_to(&dir, sim.url(), &ha));

@@ -87,13 +87,30 @@ fn filter_drops_strangers_disabled_elements_and_echoes() {
 }
 
 #[test]
-fn standby_node_drops_everything_until_active() {
+fn a_standby_holds_what_it_hears() {
     let f = Fixture::new();
     std::fs::write(f.dir.path().join("role"), "standby").unwrap();
     let p = f.pipeline(&[
         ("ha.mode", "file".into()),
         ("ha.file", f.path("role")),
         ("ha.interval.ms", "100".into()),
+    ]);
+    let line = [tpl("10.1.1.10", "change station 1")];
+    p.process_batch(0, line.iter().map(Vec::as_slice)).unwrap();
+    assert_eq!(p.keys_pending(), 1, "kept, not dropped");
+    assert_eq!(Counters::get(&p.counters().standby_held), 1);
+    assert_eq!(p.counters().dropped(Dropped::Standby), 0);
+}
+
+#[test]
+fn a_standby_in_drop_mode_drops_everything_until_active() {
+    let f = Fixture::new();
+    std::fs::write(f.dir.path().join("role"), "standby").unwrap();
+    let p = f.pipeline(&[
+        ("ha.mode", "file".into()),
+        ("ha.file", f.path("role")),
+        ("ha.interval.ms", "100".into()),
+        ("ha.standby", "drop".into()),
     ]);
     let line = [tpl("10.1.1.10", "change station 1")];
     p.process_batch(0, line.iter().map(Vec::as_slice)).unwrap();

@@ -65,6 +65,8 @@ pub const PARAMS: &[(&str, Kind)] = &[
     ("ha.command", Kind::Text),
     ("ha.interval.ms", Kind::Word),
     ("ha.onunknown", Kind::Word),
+    ("ha.standby", Kind::Word),
+    ("ha.standby.retain.ms", Kind::Word),
     ("coalesce.window.ms", Kind::Word),
     ("queue.fsync.ms", Kind::Word),
     ("burst.threshold", Kind::Word),
@@ -117,6 +119,12 @@ pub struct HaSettings {
     /// Process lines when the role cannot be read (a duplicate resync is harmless; a missed one
     /// is not).
     pub process_when_unknown: bool,
+    /// `ha.standby="hold"`: the standby keeps what it hears, held, and delivers it once
+    /// active; `"drop"`: it drops it (System Manager's own semantics).
+    pub standby_hold: bool,
+    /// Held keys whose last change is older than this are dropped: SMGR's daily
+    /// incremental sync covers them.
+    pub standby_retain: Duration,
 }
 
 /// The validated configuration of one action.
@@ -383,10 +391,16 @@ fn ha_settings(g: &mut Given) -> Result<HaSettings, ConfigError> {
         Some(v) => choice("ha.onunknown", v, &["process", "drop"])? == "process",
         None => true,
     };
+    let standby_hold = match g.take("ha.standby") {
+        Some(v) => choice("ha.standby", v, &["hold", "drop"])? == "hold",
+        None => true,
+    };
     Ok(HaSettings {
         mode,
         interval: g.millis("ha.interval.ms", 5000, 100, 3_600_000)?,
         process_when_unknown,
+        standby_hold,
+        standby_retain: g.millis("ha.standby.retain.ms", 86_400_000, 1000, 30 * 86_400_000)?,
     })
 }
 

@@ -42,6 +42,9 @@ fn item(scope: &Scope, entry: &Entry) -> Value {
     entry.write_summary(&mut m);
     m.insert("first_seen".into(), rfc3339(entry.first_ms).into());
     m.insert("last_seen".into(), rfc3339(entry.last_ms).into());
+    if entry.standby {
+        m.insert("origin".into(), "standby".into());
+    }
     Value::Object(m)
 }
 
@@ -102,6 +105,7 @@ mod tests {
             last_ms: 1_764_065_702_123,
             due_ms: 0,
             in_flight: false,
+            standby: false,
         };
         (key, entry)
     }

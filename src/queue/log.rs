@@ -293,6 +293,9 @@ fn encode(r: &Record, out: &mut Vec<u8>) {
             o.opt_str("login", change.login.as_deref());
             o.opt_str("reason", change.reason.as_deref());
             o.num("at", change.at_ms);
+            if change.standby {
+                o.str("origin", "standby");
+            }
         }),
         Record::Done { seq, key } => framed(out, |o| {
             o.str("t", "done");
@@ -314,6 +317,9 @@ fn encode_entry(element: &str, scope: &Scope, entry: &Entry, out: &mut Vec<u8>) 
         o.num("first", entry.first_ms);
         o.num("last", entry.last_ms);
         o.num("due", entry.due_ms);
+        if entry.standby {
+            o.str("origin", "standby");
+        }
     })
 }
 
@@ -428,6 +434,7 @@ fn decode(line: &[u8]) -> Option<Record> {
 
 fn from_json(v: &Value) -> Option<Record> {
     let n = |k: &str| v.get(k).and_then(Value::as_u64);
+    let standby = v.get("origin").and_then(Value::as_str) == Some("standby");
     let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
     let key = || {
         Some(Key {
@@ -445,6 +452,7 @@ fn from_json(v: &Value) -> Option<Record> {
                 login: v.get("login").and_then(Value::as_str).map(Into::into),
                 reason: s("reason"),
                 at_ms: n("at")?,
+                standby,
             },
         },
         "done" => Record::Done {
@@ -470,6 +478,7 @@ fn from_json(v: &Value) -> Option<Record> {
                     last_ms: n("last")?,
                     due_ms: n("due")?,
                     in_flight: false,
+                    standby,
                 },
             }
         }
@@ -503,6 +512,7 @@ mod tests {
                 login: Some("dadmin".into()),
                 reason: None,
                 at_ms: 5,
+                standby: false,
             },
         }
     }
@@ -556,6 +566,7 @@ mod tests {
                     login: Some("d\u{e9}admin\t\u{1}".into()),
                     reason: Some("add next".into()),
                     at_ms: u64::MAX,
+                    standby: false,
                 },
             },
             Record::Done {
@@ -577,6 +588,7 @@ mod tests {
                     last_ms: 2,
                     due_ms: 3,
                     in_flight: false,
+                    standby: true,
                 },
             },
         ];

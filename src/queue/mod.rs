@@ -48,6 +48,8 @@ pub struct QueueConfig {
     pub supervision: Supervision,
     /// The configured elements, resynced whole when the log is damaged and names none.
     pub fallback_elements: Vec<String>,
+    /// Start with every key held, until the HA role says this node is active.
+    pub start_held: bool,
 }
 
 /// Why a batch could not be made durable.
@@ -106,6 +108,7 @@ impl Replay {
                 login: None,
                 reason: Some(reason.to_owned()),
                 at_ms: crate::resync::now_ms(),
+                standby: false,
             };
             let seq = self.next_seq;
             self.apply(Record::Add { seq, change }, now);
@@ -215,6 +218,9 @@ impl Queue {
         // since, no key may wait longer than a window from now.
         map.pending
             .cap_due(crate::resync::sched_now_ms() + config.window_ms);
+        if config.start_held {
+            map.pending.hold();
+        }
         let mut state = State { log, map };
         state.compact()?;
         // The epoch is kept once a log vouches for the sequence numbers; damage draws a new
@@ -313,6 +319,35 @@ impl Queue {
         self.shared.after_write(&state, u64::MAX);
     }
 
+    /// This node is standby: no key is due until [`Queue::release`].
+    pub fn hold(&self) {
+        self.lock().map.pending.hold();
+    }
+
+    pub fn held(&self) -> bool {
+        self.lock().map.pending.held()
+    }
+
+    /// This node is active: every held key is due now; returns how many were released.
+    pub fn release(&self) -> usize {
+        let released = self
+            .lock()
+            .map
+            .pending
+            .release(crate::resync::sched_now_ms());
+        self.shared.added.notify_all();
+        released
+    }
+
+    /// Drops the keys whose last change was received before `cutoff_ms` (wall clock), as
+    /// delivered: what a standby holds beyond its retention. Returns how many.
+    pub fn expire(&self, cutoff_ms: u64) -> usize {
+        let old = self.lock().map.pending.older_than(cutoff_ms);
+        let n = old.len();
+        self.delivered(old);
+        n
+    }
+
     /// These keys' request failed; they wait until `retry_at_ms`.
     pub fn retry<'k>(&self, keys: impl IntoIterator<Item = &'k Key>, retry_at_ms: u64) {
         let mut state = self.lock();
@@ -407,6 +442,7 @@ mod tests {
             login: None,
             reason: None,
             at_ms: at,
+            standby: false,
         }
     }
 
@@ -418,6 +454,7 @@ mod tests {
             fsync_every: Duration::from_millis(50),
             supervision: Default::default(),
             fallback_elements: vec!["cm-a".into(), "cm-b".into()],
+            start_held: false,
         }
     }
 

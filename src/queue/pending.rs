@@ -31,6 +31,8 @@ pub struct Entry {
     pub due_ms: u64,
     /// A request for it is in flight (runtime only).
     pub in_flight: bool,
+    /// A change of it was heard while this node was standby.
+    pub standby: bool,
 }
 
 impl Entry {
@@ -72,6 +74,8 @@ pub struct Pending {
     /// No key that is not in flight is due before this: lets `take_due` and `next_due_ms`
     /// answer without walking every key (the delivery thread asks several times a second).
     earliest_due_ms: u64,
+    /// This node is standby: nothing is due until [`Pending::release`].
+    held: bool,
 }
 
 impl Pending {
@@ -82,7 +86,42 @@ impl Pending {
             window_ms,
             burst_threshold,
             earliest_due_ms: u64::MAX,
+            held: false,
         }
+    }
+
+    /// Holds every key (this node is standby): none is due until released.
+    pub fn hold(&mut self) {
+        self.held = true;
+    }
+
+    pub fn held(&self) -> bool {
+        self.held
+    }
+
+    /// This node is active: every held key is due now. Returns how many keys there are.
+    pub fn release(&mut self, now: u64) -> usize {
+        self.held = false;
+        for entry in self.elements.values_mut().flat_map(|s| s.values_mut()) {
+            entry.due_ms = entry.due_ms.min(now);
+        }
+        self.earliest_due_ms = self.earliest_due_ms.min(now);
+        self.len
+    }
+
+    /// Keys (not in flight) whose last change was received before `cutoff_ms` (wall clock),
+    /// with their sequence numbers: what a standby's retention drops.
+    pub fn older_than(&self, cutoff_ms: u64) -> Vec<(Key, u64)> {
+        self.iter()
+            .filter(|(_, _, e)| !e.in_flight && e.last_ms < cutoff_ms)
+            .map(|(element, scope, e)| {
+                let key = Key {
+                    element: element.into(),
+                    scope: scope.clone(),
+                };
+                (key, e.seq)
+            })
+            .collect()
     }
 
     pub fn len(&self) -> usize {
@@ -133,11 +172,13 @@ impl Pending {
                     last_ms: at,
                     due_ms: sched_at + window_ms,
                     in_flight: false,
+                    standby: false,
                 })
             }
         };
         entry.seq = entry.seq.max(seq);
         entry.count += 1;
+        entry.standby |= change.standby;
         entry.verbs.insert(change.verb);
         if let Some(login) = &change.login {
             add_login(&mut entry.logins, login);
@@ -181,6 +222,7 @@ impl Pending {
                     m.first_ms = m.first_ms.min(e.first_ms);
                     m.last_ms = m.last_ms.max(e.last_ms);
                     m.due_ms = m.due_ms.min(e.due_ms);
+                    m.standby |= e.standby;
                     m
                 }
             });
@@ -268,7 +310,7 @@ impl Pending {
         ready_at: impl Fn(&str) -> u64,
     ) -> Vec<DueBatch> {
         let mut batches: Vec<DueBatch> = Vec::new();
-        if now_ms < self.earliest_due_ms {
+        if self.held || now_ms < self.earliest_due_ms {
             return batches;
         }
         let mut earliest = u64::MAX;
@@ -330,7 +372,7 @@ impl Pending {
 
     /// The earliest time a key not in flight becomes due (a lower bound: never later).
     pub fn next_due_ms(&self) -> Option<u64> {
-        (self.earliest_due_ms != u64::MAX).then_some(self.earliest_due_ms)
+        (!self.held && self.earliest_due_ms != u64::MAX).then_some(self.earliest_due_ms)
     }
 }
 
@@ -356,6 +398,7 @@ mod tests {
             login: Some("dadmin".into()),
             reason: None,
             at_ms: at,
+            standby: false,
         }
     }
 
