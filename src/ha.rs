@@ -6,6 +6,7 @@
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::config::{HaMode, HaSettings};
@@ -53,6 +54,8 @@ pub struct Gate {
     role: AtomicU8,
     /// The role has been read once (or needs no reading).
     known: AtomicBool,
+    /// A role read that differs from the gate's: how often in a row, since when.
+    next: Mutex<Option<(Role, u32, Instant)>>,
 }
 
 impl Gate {
@@ -66,6 +69,7 @@ impl Gate {
         Gate {
             role: AtomicU8::new(initial as u8),
             known: AtomicBool::new(settings.mode == HaMode::Always),
+            next: Mutex::default(),
             settings,
         }
     }
@@ -110,80 +114,184 @@ impl Gate {
         self.settings.interval
     }
 
-    /// Reads the role now (blocking, bounded by the interval); logs changes.
-    pub fn check(&self, client: &SmgrClient) {
+    /// Reads the role now (blocking, bounded by the interval) and returns what was read. The
+    /// gate follows a new role once it was read twice in a row and has held for
+    /// `ha.holddown.ms` (the first read at start is followed at once); each switch is logged,
+    /// entering "unknown" with the reason.
+    pub fn check(&self, client: &SmgrClient) -> Reading {
         #[cfg(feature = "fault-hooks")]
         crate::faults::hang("ha");
-        let role = match &self.settings.mode {
-            HaMode::Always => Role::Active,
+        let reading = match &self.settings.mode {
+            HaMode::Always => Reading::known(Role::Active),
             HaMode::File(path) => from_file(path),
             HaMode::Http(url) => from_http(client, url.as_str()),
             HaMode::Command(cmd) => {
                 from_command(cmd, self.settings.interval.max(Duration::from_secs(1)))
             }
         };
-        let before = Role::from_u8(self.role.swap(role as u8, Ordering::Relaxed));
-        self.known.store(true, Ordering::Relaxed);
-        if before != role {
-            logging::info(&format!(
-                "this node is now {} (was {})",
+        let current = self.role();
+        let first = !self.known();
+        let switch = {
+            let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+            if first {
+                true
+            } else if reading.role == current {
+                *next = None;
+                false
+            } else {
+                let n = match next.take() {
+                    Some((role, reads, since)) if role == reading.role => (role, reads + 1, since),
+                    _ => (reading.role, 1, Instant::now()),
+                };
+                let ready = n.1 >= 2 && n.2.elapsed() >= self.settings.holddown;
+                *next = (!ready).then_some(n);
+                ready
+            }
+        };
+        if switch {
+            self.role.store(reading.role as u8, Ordering::Relaxed);
+            self.known.store(true, Ordering::Relaxed);
+            self.log_switch(current, &reading, first);
+        }
+        reading
+    }
+
+    fn log_switch(&self, before: Role, reading: &Reading, first: bool) {
+        let label = &self.settings.label;
+        let msg = match (before, reading.role) {
+            (_, Role::Unknown) => format!(
+                "ha ({label}): the role cannot be read: {}; events are {} meanwhile (ha.onunknown)",
+                reading.why.as_deref().unwrap_or("no answer"),
+                if self.settings.process_when_unknown {
+                    "processed"
+                } else {
+                    "dropped"
+                }
+            ),
+            (_, role) if first => format!("ha ({label}): this node is {}", role.as_str()),
+            (Role::Unknown, role) => format!(
+                "ha ({label}): the role reads again: this node is {}",
+                role.as_str()
+            ),
+            (before, role) => format!(
+                "ha ({label}): this node is now {} (was {})",
                 role.as_str(),
                 before.as_str()
-            ));
+            ),
+        };
+        logging::info(&msg);
+    }
+}
+
+/// One read of the role; `why`: what made it unknown.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reading {
+    pub role: Role,
+    pub why: Option<String>,
+}
+
+impl Reading {
+    fn known(role: Role) -> Reading {
+        Reading { role, why: None }
+    }
+
+    fn unknown(why: String) -> Reading {
+        Reading {
+            role: Role::Unknown,
+            why: Some(why),
         }
     }
 }
 
-fn parse_role(s: &str) -> Role {
+fn parse_role(s: &str, source: &str) -> Reading {
     match s.trim().to_ascii_lowercase().as_str() {
-        "active" => Role::Active,
-        "standby" => Role::Standby,
-        _ => Role::Unknown,
+        "active" => Reading::known(Role::Active),
+        "standby" => Reading::known(Role::Standby),
+        other => {
+            let shown: String = other
+                .chars()
+                .take(40)
+                .flat_map(char::escape_debug)
+                .collect();
+            Reading::unknown(format!("{source} says '{shown}', not active or standby"))
+        }
     }
 }
 
-fn from_file(path: &Path) -> Role {
-    std::fs::read_to_string(path).map_or(Role::Unknown, |s| parse_role(&s))
+fn from_file(path: &Path) -> Reading {
+    match std::fs::read_to_string(path) {
+        Ok(s) => parse_role(&s, &format!("ha.file {}", path.display())),
+        Err(e) => Reading::unknown(format!("ha.file {}: {e}", path.display())),
+    }
 }
 
-fn from_http(client: &SmgrClient, url: &str) -> Role {
+fn from_http(client: &SmgrClient, url: &str) -> Reading {
     match client.get_json(url) {
-        Ok(v) => v
-            .get("role")
-            .and_then(|r| r.as_str())
-            .map_or(Role::Unknown, parse_role),
-        Err(_) => Role::Unknown,
+        Ok(v) => match v.get("role").and_then(|r| r.as_str()) {
+            Some(role) => parse_role(role, "ha.url"),
+            None => Reading::unknown("ha.url answered without a \"role\" string".into()),
+        },
+        Err(e) => Reading::unknown(format!("ha.url: {}", client.redact(&e))),
     }
 }
 
-/// Runs `sh -c cmd`: exit 0 = active, other exit = standby, no exit within `limit` = unknown.
-fn from_command(cmd: &str, limit: Duration) -> Role {
+/// Runs `sh -c cmd` in a process group of its own: exit 0 = active, 126 and 127 (cannot run)
+/// or a signal = unknown, another exit = standby, no exit within `limit` = unknown, and the
+/// whole group is killed (a command's children must not be left behind).
+///
+/// The exit status comes back through a pipe, from a wrapper shell that echoes it: rsyslogd's
+/// main loop reaps every child process of the daemon (`waitpid(-1)` on SIGCHLD), so waiting
+/// for the command ourselves would race rsyslog for its status, and mostly lose.
+fn from_command(cmd: &str, limit: Duration) -> Reading {
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
     let child = Command::new("/bin/sh")
-        .args(["-c", cmd])
+        .args([
+            "-c",
+            "/bin/sh -c \"$1\" </dev/null >/dev/null 2>&1; echo $?",
+            "sh",
+            cmd,
+        ])
+        .process_group(0)
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn();
-    let Ok(mut child) = child else {
-        return Role::Unknown;
+    let mut child = match child {
+        Ok(child) => child,
+        Err(e) => return Reading::unknown(format!("ha.command: cannot run /bin/sh: {e}")),
     };
-    let deadline = Instant::now() + limit;
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) => {
-                return if status.success() {
-                    Role::Active
-                } else {
-                    Role::Standby
-                }
-            }
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Role::Unknown;
-            }
+    let (tx, rx) = std::sync::mpsc::channel();
+    if let Some(mut out) = child.stdout.take() {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = out.read_to_string(&mut text);
+            let _ = tx.send(text);
+        });
+    }
+    let answer = rx.recv_timeout(limit).ok();
+    if answer.is_none() {
+        if let Some(group) = rustix::process::Pid::from_raw(child.id() as i32) {
+            let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
         }
+    }
+    // Reaped here, or by rsyslogd already.
+    let _ = child.wait();
+    let Some(answer) = answer else {
+        return Reading::unknown(format!(
+            "ha.command gave no answer within {} ms",
+            limit.as_millis()
+        ));
+    };
+    match answer.trim().parse::<u32>() {
+        Ok(0) => Reading::known(Role::Active),
+        Ok(126) => Reading::unknown("ha.command exited 126: not executable".into()),
+        Ok(127) => Reading::unknown("ha.command exited 127: not found".into()),
+        Ok(n) if n > 128 => {
+            Reading::unknown(format!("ha.command was killed by signal {}", n - 128))
+        }
+        Ok(_) => Reading::known(Role::Standby),
+        Err(_) => Reading::unknown("ha.command: no exit status".into()),
     }
 }
 
@@ -214,6 +322,8 @@ mod tests {
             process_when_unknown,
             standby_hold: true,
             standby_retain: Duration::from_secs(86_400),
+            holddown: Duration::ZERO,
+            label: "test".into(),
         })
     }
 
@@ -233,13 +343,89 @@ mod tests {
         std::fs::write(&path, "ACTIVE").unwrap();
         g.check(&client());
         assert_eq!(
+            g.role(),
+            Role::Standby,
+            "one read of a new role is not enough"
+        );
+        g.check(&client());
+        assert_eq!(
             (g.role(), g.admission()),
             (Role::Active, Admission::Process)
         );
         assert!(!g.holds_delivery());
         std::fs::remove_file(&path).unwrap();
+        let r = g.check(&client());
+        assert!(
+            r.why.unwrap().contains("ha.file"),
+            "the reason names the source"
+        );
         g.check(&client());
         assert_eq!(g.role(), Role::Unknown);
+    }
+
+    /// A role that flaps faster than `ha.holddown.ms` is not followed.
+    #[test]
+    fn a_flapping_role_is_held_down() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("role");
+        std::fs::write(&path, "active").unwrap();
+        let mut settings = gate(HaMode::File(path.clone()), true).settings.clone();
+        settings.holddown = Duration::from_millis(500);
+        let g = Gate::new(settings);
+        g.check(&client());
+        for flap in 0..6 {
+            std::fs::write(&path, if flap % 2 == 0 { "standby" } else { "active" }).unwrap();
+            for _ in 0..3 {
+                g.check(&client());
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            assert_eq!(g.role(), Role::Active, "flap {flap}");
+        }
+        std::fs::write(&path, "standby").unwrap();
+        g.check(&client());
+        std::thread::sleep(Duration::from_millis(550));
+        g.check(&client());
+        assert_eq!(g.role(), Role::Standby, "a role that holds is followed");
+    }
+
+    #[test]
+    fn a_command_that_cannot_run_is_unknown_not_standby() {
+        let dir = tempfile::tempdir().unwrap();
+        let not_executable = dir.path().join("ha-check");
+        std::fs::write(&not_executable, "exit 0\n").unwrap();
+        let not_executable = not_executable.display().to_string();
+        for (cmd, says) in [
+            ("/nonexistent/ha-check", "127"),
+            (not_executable.as_str(), "126"),
+        ] {
+            let g = gate(HaMode::Command(cmd.into()), true);
+            let r = g.check(&client());
+            assert_eq!(g.role(), Role::Unknown, "{cmd}");
+            assert!(r.why.unwrap().contains(says), "{cmd}");
+        }
+    }
+
+    /// A timed-out command's children go with it: the whole process group is killed.
+    #[test]
+    fn a_timed_out_command_leaves_no_process_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("pid");
+        let cmd = format!("sleep 30 & echo $! > {}; wait", marker.display());
+        let g = gate(HaMode::Command(cmd), true);
+        g.check(&client());
+        let pid = std::fs::read_to_string(&marker).unwrap();
+        let proc_dir = format!("/proc/{}", pid.trim());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        // Killed, and reaped by its new parent (or a zombie until then: state Z).
+        while std::fs::read_to_string(format!("{proc_dir}/stat"))
+            .is_ok_and(|stat| !stat.contains(") Z "))
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the sleeping child {pid} survived"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     #[test]
@@ -256,6 +442,8 @@ mod tests {
             process_when_unknown: true,
             standby_hold: true,
             standby_retain: Duration::from_secs(86_400),
+            holddown: Duration::ZERO,
+            label: "test".into(),
         });
         let started = Instant::now();
         g.check(&client());

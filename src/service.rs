@@ -365,7 +365,10 @@ impl RoleWatch {
         while !self.stop.load(Ordering::Relaxed) {
             #[cfg(feature = "fault-hooks")]
             crate::faults::panic_once("omcmsync-ha");
-            self.gate.check(&self.client.get());
+            let reading = self.gate.check(&self.client.get());
+            if reading.role == crate::ha::Role::Unknown {
+                self.counters.ha_unknown.fetch_add(1, Ordering::Relaxed);
+            }
             self.follow_role();
             let next = Instant::now() + self.gate.interval();
             while !self.stop.load(Ordering::Relaxed) && Instant::now() < next {

@@ -66,6 +66,7 @@ pub const PARAMS: &[(&str, Kind)] = &[
     ("ha.interval.ms", Kind::Word),
     ("ha.onunknown", Kind::Word),
     ("ha.standby", Kind::Word),
+    ("ha.holddown.ms", Kind::Word),
     ("ha.standby.retain.ms", Kind::Word),
     ("coalesce.window.ms", Kind::Word),
     ("queue.fsync.ms", Kind::Word),
@@ -125,6 +126,10 @@ pub struct HaSettings {
     /// Held keys whose last change is older than this are dropped: SMGR's daily
     /// incremental sync covers them.
     pub standby_retain: Duration,
+    /// A new role must be read twice in a row and hold this long before the gate follows it.
+    pub holddown: Duration,
+    /// Names the action in HA log lines: its state directory.
+    pub label: String,
 }
 
 /// The validated configuration of one action.
@@ -264,7 +269,7 @@ impl Config {
             None => PathBuf::from(DEFAULT_STATE_DIR),
         };
         let elements = elements_source(g, strict_elements)?;
-        let config = Config {
+        let mut config = Config {
             template,
             client,
             elements,
@@ -304,6 +309,7 @@ impl Config {
             capture_file: g.path("capture.file")?,
             capture_max: g.number("capture.max", 1000, 1, 1_000_000)?,
         };
+        config.ha.label = format!("state.dir {}", config.state_dir.display());
         if config.delivery.retry_initial > config.delivery.retry_max {
             let ms = config.delivery.retry_initial.as_millis().to_string();
             return Err(invalid(
@@ -356,6 +362,26 @@ fn elements_source(g: &mut Given, strict: bool) -> Result<ElementsSource, Config
     }
 }
 
+/// An `ha.command` that names its program by an absolute path: it must exist and be
+/// executable (`sh` would exit 127 or 126 at every read, and the role stay unknown).
+fn check_program(cmd: &str) -> Result<(), ConfigError> {
+    use std::os::unix::fs::PermissionsExt;
+    let program = cmd.split_whitespace().next().unwrap_or_default();
+    if !program.starts_with('/') {
+        return Ok(());
+    }
+    let runnable = std::fs::metadata(program)
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    if runnable {
+        return Ok(());
+    }
+    Err(invalid(
+        "ha.command",
+        Value::Text(cmd.to_owned()),
+        &format!("a command whose program exists and is executable ({program} is not)"),
+    ))
+}
+
 fn ha_settings(g: &mut Given) -> Result<HaSettings, ConfigError> {
     let mode = match g.take("ha.mode") {
         Some(v) => choice("ha.mode", v, &["always", "file", "http", "command"])?,
@@ -379,11 +405,9 @@ fn ha_settings(g: &mut Given) -> Result<HaSettings, ConfigError> {
         }
         "command" => {
             let expected = "a command that exits 0 when this node is active (ha.mode=\"command\")";
-            HaMode::Command(text(
-                "ha.command",
-                g.required("ha.command", expected)?,
-                expected,
-            )?)
+            let cmd = text("ha.command", g.required("ha.command", expected)?, expected)?;
+            check_program(&cmd)?;
+            HaMode::Command(cmd)
         }
         _ => HaMode::Always,
     };
@@ -401,6 +425,8 @@ fn ha_settings(g: &mut Given) -> Result<HaSettings, ConfigError> {
         process_when_unknown,
         standby_hold,
         standby_retain: g.millis("ha.standby.retain.ms", 86_400_000, 1000, 30 * 86_400_000)?,
+        holddown: g.millis("ha.holddown.ms", 0, 0, 3_600_000)?,
+        label: String::new(),
     })
 }
 
