@@ -14,6 +14,8 @@
 //! 6. recovery: 300,000 pending keys written by the queue, rsyslogd started on them: the time to
 //!    the first new line committed and the peak RSS against the settled RSS (the map's own
 //!    size), both over a start on an empty state directory.
+//! 7. standby: the outage's flood heard by a standby that holds it, then promoted: RSS growth,
+//!    state.dir size, and the time from the promotion to the last request at the simulator.
 //!
 //!     cargo bench --bench daemon            (OMCM_BENCH_SCALE=0.1 for a quick look)
 //!
@@ -837,6 +839,63 @@ fn outage() {
     assert!(d.stop(Duration::from_secs(60)).success());
 }
 
+/// A standby holding a flood: 1,000,000 changes over 100,000 stations heard while standby
+/// (`ha.standby="hold"`), then the promotion: RSS growth and state.dir size (the outage
+/// step's targets), then the time from promotion to the last request at the simulator.
+fn standby() {
+    let changes = scale(1_000_000);
+    let objects = scale(100_000);
+    let mut bytes = Vec::new();
+    for i in 0..changes {
+        bytes.extend_from_slice(
+            format!(
+                "<13>Nov 25 10:15:02 cm-east cmdhist: change station {}\n",
+                1_000_000 + i % objects
+            )
+            .as_bytes(),
+        );
+    }
+    let dir = TestDir::new();
+    let sim = Sim::start(&dir, &[]);
+    std::fs::write(dir.path("role"), "standby").unwrap();
+    let d = Daemon::start(
+        &dir,
+        &action_to(
+            &dir,
+            sim.url(),
+            &format!(
+                r#"coalesce.window.ms="1000" burst.threshold="1000000" ha.mode="file" ha.file="{}" ha.interval.ms="200""#,
+                dir.p("role")
+            ),
+        )
+        .replace(&format!(" trace.file=\"{}\"", dir.p("trace.json")), ""),
+    );
+    let state = dir.path("state");
+    let f = flood_into(&d, &bytes, &state);
+    let state_bytes = dir_bytes(&state);
+    let posted = sim.requests().len();
+    std::fs::write(dir.path("role"), "active").unwrap();
+    let promoted = Instant::now();
+    wait_until(Duration::from_secs(600), || {
+        sim.items_received() >= objects as u64
+    });
+    let drain = promoted.elapsed().as_secs_f64();
+    println!(
+        "7. standby: {changes} changes over {objects} stations held: taken in {:.1} s; rsyslogd RSS {} -> {} MiB (growth {:.1} MiB, target <= 64; peak growth {:.1} MiB); state.dir {:.1} MiB; {posted} POSTs while standby",
+        f.ingest,
+        f.rss_before / 1024,
+        f.rss_after / 1024,
+        f.growth_mib(),
+        f.peak_growth_mib(),
+        state_bytes as f64 / (1 << 20) as f64
+    );
+    println!(
+        "   promoted: {} of {objects} stations at the simulator {drain:.1} s after the role file said active (reads every 200 ms, two in a row)",
+        object_ids(&sim.resync_items(), "cm-east").len()
+    );
+    assert!(d.stop(Duration::from_secs(60)).success());
+}
+
 fn latency() {
     let seconds = scale(10).max(3);
     let dir = TestDir::new();
@@ -905,6 +964,7 @@ fn main() {
             ("outage", outage),
             ("latency", latency),
             ("recovery", recovery),
+            ("standby", standby),
             ("instructions", instructions),
         ] {
             if which.is_empty() || which.split(',').any(|w| w == name) {
