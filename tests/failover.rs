@@ -32,18 +32,23 @@ struct Node {
 }
 
 impl Node {
+    /// A node whose role is in a file.
     fn new(role: &str, extra: &str) -> Node {
+        Node::with_role_from("file", role, extra)
+    }
+
+    /// `source`: `file` (a role file) or `http` (its System Manager's `/ha`, as smgr-sim
+    /// serves it).
+    fn with_role_from(source: &str, role: &str, extra: &str) -> Node {
         let dir = TestDir::new();
         let sim = Sim::start(&dir, &[]);
         std::fs::write(dir.path("role"), role).unwrap();
-        let body = action_to(
-            &dir,
-            sim.url(),
-            &format!(
-                r#"{QUICK} ha.mode="file" ha.file="{}" {extra}"#,
-                dir.p("role")
-            ),
-        );
+        sim.control("/sim/role", serde_json::json!({ "role": role }));
+        let ha = match source {
+            "http" => format!(r#"ha.mode="http" ha.url="{}/ha""#, sim.url()),
+            _ => format!(r#"ha.mode="file" ha.file="{}""#, dir.p("role")),
+        };
+        let body = action_to(&dir, sim.url(), &format!("{QUICK} {ha} {extra}"));
         Node {
             dir,
             sim,
@@ -59,6 +64,8 @@ impl Node {
 
     fn set_role(&self, role: &str) {
         std::fs::write(self.dir.path("role"), role).unwrap();
+        self.sim
+            .control("/sim/role", serde_json::json!({ "role": role }));
     }
 
     fn delivered(&self) -> BTreeSet<String> {
@@ -73,12 +80,19 @@ impl Node {
 
 /// A active, B standby, both fed the same stream as CM feeds them. A's System Manager is down;
 /// A is killed (-9) in the middle of the stream; more changes arrive, heard by B alone; B is
-/// promoted. Every station changed at any point reaches B's System Manager, and the ones B
-/// held carry `origin: "standby"`.
+/// promoted (its role from a file, then from System Manager's HTTP endpoint). Every station
+/// changed at any point reaches B's System Manager, and the ones B held carry
+/// `origin: "standby"`.
 #[test]
 fn the_standby_delivers_everything_once_promoted() {
-    let a = Node::new("active", "");
-    let b = Node::new("standby", "");
+    for source in ["file", "http"] {
+        failover(source);
+    }
+}
+
+fn failover(source: &str) {
+    let a = Node::with_role_from(source, "active", "");
+    let b = Node::with_role_from(source, "standby", "");
     a.sim
         .control("/sim/fault", serde_json::json!({"down_s": 3600}));
     let da = a.start();
@@ -109,7 +123,12 @@ fn the_standby_delivers_everything_once_promoted() {
         "held requests say where they come from: {items:?}"
     );
     let stats = wait_module_stats(&b.dir, WAIT, |v| v["standby.released"] == 40);
-    assert_eq!(stats["standby.held"], 40, "{stats}");
+    assert_eq!(stats["standby.held"], 40, "{source}: {stats}");
+    let traced = read_json_lines(&b.dir.path("trace.json"));
+    assert!(
+        traced.iter().all(|r| r["outcome"] == "held"),
+        "{source}: the trace says held"
+    );
     assert!(db.stop(WAIT).success());
 }
 
@@ -123,6 +142,7 @@ fn a_standby_never_promoted_expires_what_it_holds() {
     b.wait_traced(10);
     let stats = wait_module_stats(&b.dir, WAIT, |v| v["standby.expired"] == 10);
     assert_eq!(stats["keys.pending"], 0, "{stats}");
+    assert_eq!(stats["ha.role"], 1, "the role gauge: standby");
     assert!(b.sim.requests().is_empty());
     assert!(d.stop(WAIT).success());
 }
@@ -182,27 +202,5 @@ fn drop_mode_drops_on_the_standby() {
     b.set_role("active");
     std::thread::sleep(Duration::from_millis(1000));
     assert!(b.sim.requests().is_empty(), "nothing was kept to deliver");
-    assert!(d.stop(WAIT).success());
-}
-
-/// The same failover with the role from an HTTP endpoint (System Manager's own, as smgr-sim
-/// serves it).
-#[test]
-fn promotion_over_http_releases_what_was_held() {
-    let dir = TestDir::new();
-    let sim = Sim::start(&dir, &[]);
-    sim.control("/sim/role", serde_json::json!({"role": "standby"}));
-    let body = action_to(
-        &dir,
-        sim.url(),
-        &format!(r#"{QUICK} ha.mode="http" ha.url="{}/ha""#, sim.url()),
-    );
-    let d = Daemon::start(&dir, &body);
-    d.send_tcp(&stations(1..11));
-    wait_json_lines(&dir.path("trace.json"), 10, WAIT);
-    std::thread::sleep(Duration::from_millis(600));
-    assert!(sim.requests().is_empty());
-    sim.control("/sim/role", serde_json::json!({"role": "active"}));
-    sim.wait_items(WAIT, |i| ids(1..11).is_subset(&object_ids(i, "cm-east")));
     assert!(d.stop(WAIT).success());
 }
