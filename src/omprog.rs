@@ -14,20 +14,34 @@ use std::io::{BufRead, Write};
 use crate::action::Action;
 use crate::config::{Config, Value};
 
-/// Parses `name="value"` lines.
+/// Parses `name="value"` lines: the value quoted (and then taken as it is up to the closing
+/// quote) or bare (up to a `#` comment); `#` at the start of a line or after a value starts a
+/// comment.
 pub fn parse_config_file(text: &str) -> Result<Vec<(String, String)>, String> {
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
         .map(|(n, l)| {
+            let line = n + 1;
             let (name, value) = l
                 .split_once('=')
-                .ok_or(format!("line {}: expected name=\"value\"", n + 1))?;
-            let value = value.trim();
-            let value = value
-                .strip_prefix('"')
-                .and_then(|v| v.strip_suffix('"'))
-                .unwrap_or(value);
+                .ok_or(format!("line {line}: expected name=\"value\""))?;
+            let value = value.trim_start();
+            let value = match value.strip_prefix('"') {
+                Some(quoted) => {
+                    let (value, rest) = quoted
+                        .split_once('"')
+                        .ok_or(format!("line {line}: the value's closing quote is missing"))?;
+                    let rest = rest.trim();
+                    if !rest.is_empty() && !rest.starts_with('#') {
+                        return Err(format!(
+                            "line {line}: '{rest}' after the value: one name=\"value\" per line, a comment after #"
+                        ));
+                    }
+                    value
+                }
+                None => value.split_once('#').map_or(value, |(v, _)| v).trim_end(),
+            };
             Ok((name.trim().to_ascii_lowercase(), value.to_owned()))
         })
         .collect()
@@ -100,6 +114,25 @@ mod tests {
         assert!(parse_config_file("nonsense")
             .unwrap_err()
             .contains("line 1"));
+        // Comments after a value, and a # inside quotes.
+        let pairs = parse_config_file(
+            "state.dir=\"/var/lib/o\"  # the queue\nsmgr.url=http://h # bare\nha.command=\"a # b\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            pairs,
+            [
+                ("state.dir".into(), "/var/lib/o".into()),
+                ("smgr.url".into(), "http://h".into()),
+                ("ha.command".into(), "a # b".into())
+            ]
+        );
+        assert!(parse_config_file("a=\"x\" y")
+            .unwrap_err()
+            .contains("after the value"));
+        assert!(parse_config_file("a=\"x")
+            .unwrap_err()
+            .contains("closing quote"));
     }
 
     #[test]

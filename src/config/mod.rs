@@ -328,7 +328,14 @@ fn elements_source(g: &mut Given, strict: bool) -> Result<ElementsSource, Config
         None => "file",
     };
     match source {
-        "smgr" => Ok(ElementsSource::Smgr),
+        "smgr" => match g.take("elements.file") {
+            None => Ok(ElementsSource::Smgr),
+            Some(v) => Err(invalid(
+                "elements.file",
+                v,
+                "no elements.file with elements.source=\"smgr\" (the list comes from System Manager): drop one of them",
+            )),
+        },
         _ => {
             let expected = "the JSON file listing the CM elements (docs/configuration.md), or elements.source=\"smgr\"";
             let given = g.required("elements.file", expected)?;
@@ -387,6 +394,21 @@ fn ha_settings(g: &mut Given) -> Result<HaSettings, ConfigError> {
         Some(v) => choice("ha.mode", v, &["always", "file", "http", "command"])?,
         None => "always",
     };
+    for (param, wants) in [
+        ("ha.file", "file"),
+        ("ha.url", "http"),
+        ("ha.command", "command"),
+    ] {
+        if mode != wants {
+            if let Some(v) = g.take(param) {
+                return Err(invalid(
+                    param,
+                    v,
+                    &format!("it with ha.mode=\"{wants}\" (ha.mode is \"{mode}\", which does not read it)"),
+                ));
+            }
+        }
+    }
     let mode = match mode {
         "file" => HaMode::File(path(
             "ha.file",

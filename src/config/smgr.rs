@@ -200,17 +200,47 @@ fn tls(g: &mut Given, base_url: &url::Url) -> Result<(TlsFiles, Option<TlsConfig
             expected: format!("it together with {other} (two-way TLS)"),
         });
     }
-    let tls_given = tls != TlsFiles::default();
-    if base_url.scheme() != "https" && !tls_given {
-        return Ok((tls, None));
+    let given: Vec<(&'static str, &PathBuf)> = [
+        ("smgr.tls.cacert", &tls.ca_cert),
+        ("smgr.tls.mycert", &tls.my_cert),
+        ("smgr.tls.myprivkey", &tls.my_key),
+    ]
+    .into_iter()
+    .filter_map(|(param, path)| path.as_ref().map(|p| (param, p)))
+    .collect();
+    if base_url.scheme() != "https" {
+        return match given.first() {
+            None => Ok((tls, None)),
+            Some((param, path)) => Err(invalid(
+                param,
+                Value::Text(path.display().to_string()),
+                "it with an https:// smgr.url only: with http:// no TLS file is used",
+            )),
+        };
+    }
+    for (param, path) in &given {
+        if let Err(e) = std::fs::File::open(path) {
+            return Err(invalid(
+                param,
+                Value::Text(path.display().to_string()),
+                &format!("a readable PEM file ({e})"),
+            ));
+        }
     }
     match client_config(&tls) {
         Ok(config) => Ok((tls, Some(config))),
-        Err(e) => Err(ConfigError {
-            param: if tls_given { "smgr.tls.*" } else { "smgr.url" },
-            value: None,
-            expected: format!("usable TLS files: {e}"),
-        }),
+        Err(e) => {
+            // The error names the file; the parameter is the one that gave it.
+            let (param, path) = given
+                .iter()
+                .find(|(_, p)| e.contains(&p.display().to_string()))
+                .map_or(("smgr.url", None), |(param, p)| (*param, Some(*p)));
+            Err(ConfigError {
+                param,
+                value: path.map(|p| p.display().to_string()),
+                expected: format!("usable TLS files: {e}"),
+            })
+        }
     }
 }
 

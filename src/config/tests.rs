@@ -169,7 +169,53 @@ fn files_are_read_at_check_time() {
             ("smgr.tls.cacert", &f.path("missing.pem")),
         ])
         .unwrap_err();
-    assert_eq!(e.param, "smgr.tls.*");
+    assert_eq!(e.param, "smgr.tls.cacert");
+    assert!(
+        e.to_string().contains("missing.pem") && !e.to_string().contains("required"),
+        "a missing file is named, not called unset: {e}"
+    );
+    std::fs::write(f.dir.path().join("garbage.pem"), "no PEM here").unwrap();
+    let e = f
+        .cfg(&[
+            ("smgr.url", "https://smgr"),
+            ("smgr.tls.cacert", &f.path("garbage.pem")),
+        ])
+        .unwrap_err();
+    assert_eq!(e.param, "smgr.tls.cacert", "{e}");
+}
+
+/// Combinations that used to pass silently: each is an error naming both parameters.
+#[test]
+fn silent_combinations_are_errors_naming_both() {
+    let f = Fixture::new();
+    for (pairs, param, other) in [
+        (vec![("ha.url", "http://h/ha")], "ha.url", "ha.mode"),
+        (vec![("ha.command", "true")], "ha.command", "ha.mode"),
+        (
+            vec![
+                ("ha.mode", "file"),
+                ("ha.file", "/r"),
+                ("ha.url", "http://h/ha"),
+            ],
+            "ha.url",
+            "ha.mode",
+        ),
+        (
+            vec![("smgr.tls.cacert", "/ca.pem")],
+            "smgr.tls.cacert",
+            "smgr.url",
+        ),
+        (
+            vec![("elements.source", "smgr")],
+            "elements.file",
+            "elements.source",
+        ),
+    ] {
+        let e = f.cfg(&pairs).unwrap_err();
+        let text = e.to_string();
+        assert_eq!(e.param, param, "{pairs:?}: {text}");
+        assert!(text.contains(other), "{pairs:?}: {text}");
+    }
 }
 
 #[test]
