@@ -362,6 +362,11 @@ struct RoleWatch {
 
 impl RoleWatch {
     fn run(&self) {
+        // The retention walks every held key under the queue's lock: a tenth of the retention
+        // apart (1 s to 1 min), not at every read of the role.
+        let retain = self.gate.settings().standby_retain;
+        let expire_every = (retain / 10).clamp(Duration::from_secs(1), Duration::from_secs(60));
+        let mut next_expiry = Instant::now();
         while !self.stop.load(Ordering::Relaxed) {
             #[cfg(feature = "fault-hooks")]
             crate::faults::panic_once("omcmsync-ha");
@@ -369,7 +374,11 @@ impl RoleWatch {
             if reading.role == crate::ha::Role::Unknown {
                 self.counters.ha_unknown.fetch_add(1, Ordering::Relaxed);
             }
-            self.follow_role();
+            let holds = self.follow_role();
+            if holds && Instant::now() >= next_expiry {
+                self.expire(retain);
+                next_expiry = Instant::now() + expire_every;
+            }
             let next = Instant::now() + self.gate.interval();
             while !self.stop.load(Ordering::Relaxed) && Instant::now() < next {
                 std::thread::sleep(Duration::from_millis(50).min(self.gate.interval()));
@@ -379,7 +388,8 @@ impl RoleWatch {
 }
 
 impl RoleWatch {
-    fn follow_role(&self) {
+    /// Holds or releases the queue as the role says; returns whether it holds.
+    fn follow_role(&self) -> bool {
         let c = &self.counters;
         c.ha_role.store(self.gate.role() as u64, Ordering::Relaxed);
         let holds = self.gate.holds_delivery();
@@ -398,18 +408,20 @@ impl RoleWatch {
             }
             _ => {}
         }
-        if holds {
-            let retain = self.gate.settings().standby_retain.as_millis() as u64;
-            let expired = self
-                .queue
-                .expire(crate::resync::now_ms().saturating_sub(retain));
-            if expired > 0 {
-                c.standby_expired
-                    .fetch_add(expired as u64, Ordering::Relaxed);
-                logging::info(&format!(
-                    "standby: {expired} held key(s) older than ha.standby.retain.ms dropped (System Manager's daily sync covers them)"
-                ));
-            }
+        holds
+    }
+
+    /// Drops held keys whose last change is older than `retain`.
+    fn expire(&self, retain: Duration) {
+        let cutoff = crate::resync::now_ms().saturating_sub(retain.as_millis() as u64);
+        let expired = self.queue.expire(cutoff);
+        if expired > 0 {
+            self.counters
+                .standby_expired
+                .fetch_add(expired as u64, Ordering::Relaxed);
+            logging::info(&format!(
+                "standby: {expired} held key(s) older than ha.standby.retain.ms dropped (System Manager's daily sync covers them)"
+            ));
         }
     }
 }

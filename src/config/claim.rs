@@ -3,14 +3,14 @@
 //! before the queue's lock would refuse it at start. Two processes are kept apart by that lock
 //! (`queue::dir`).
 
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Mutex;
 
 use super::values::invalid;
 use super::{ConfigError, Value};
 
-static CLAIMED: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
+static CLAIMED: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
 
 /// A state directory claimed by one action, released when the action is freed.
 #[derive(Debug)]
@@ -21,7 +21,7 @@ impl StateDirClaim {
     pub fn take(dir: &Path) -> Result<StateDirClaim, ConfigError> {
         let key = std::fs::canonicalize(dir).unwrap_or_else(|_| lexical(dir));
         let mut claimed = CLAIMED.lock().unwrap_or_else(|e| e.into_inner());
-        if !claimed.get_or_insert_with(HashSet::new).insert(key.clone()) {
+        if !claimed.insert(key.clone()) {
             return Err(invalid(
                 "state.dir",
                 Value::Text(dir.display().to_string()),
@@ -35,9 +35,10 @@ impl StateDirClaim {
 
 impl Drop for StateDirClaim {
     fn drop(&mut self) {
-        if let Some(set) = CLAIMED.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
-            set.remove(&self.0);
-        }
+        CLAIMED
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.0);
     }
 }
 

@@ -117,17 +117,12 @@ impl Replay {
 }
 
 impl State {
-    /// Applies one record (see [`Replay::apply`]).
-    fn apply(&mut self, record: Record, now: u64) -> Option<u64> {
-        self.map.apply(record, now)
-    }
-
     /// Applies written `records` on the live path; returns the earliest due time they set.
     fn apply_all(&mut self, records: Vec<Record>) -> u64 {
         let now = crate::resync::sched_now_ms();
         records
             .into_iter()
-            .filter_map(|r| self.apply(r, now))
+            .filter_map(|r| self.map.apply(r, now))
             .min()
             .unwrap_or(u64::MAX)
     }
