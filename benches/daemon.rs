@@ -746,7 +746,9 @@ fn recovery() {
     print_restart("recovery", keys, &dir, &body);
 }
 
-fn outage() {
+/// The outage and standby steps' flood: 1,000,000 changes over 100,000 stations (scaled), as
+/// (changes, stations, the syslog lines).
+fn station_flood() -> (usize, usize, Vec<u8>) {
     let changes = scale(1_000_000);
     let objects = scale(100_000);
     let mut bytes = Vec::new();
@@ -759,6 +761,11 @@ fn outage() {
             .as_bytes(),
         );
     }
+    (changes, objects, bytes)
+}
+
+fn outage() {
+    let (changes, objects, bytes) = station_flood();
     // Baseline: the same flood into rsyslogd writing it to a file with omfile (rsyslog's own
     // memory for taking it in).
     let base = {
@@ -843,18 +850,7 @@ fn outage() {
 /// (`ha.standby="hold"`), then the promotion: RSS growth and state.dir size (the outage
 /// step's targets), then the time from promotion to the last request at the simulator.
 fn standby() {
-    let changes = scale(1_000_000);
-    let objects = scale(100_000);
-    let mut bytes = Vec::new();
-    for i in 0..changes {
-        bytes.extend_from_slice(
-            format!(
-                "<13>Nov 25 10:15:02 cm-east cmdhist: change station {}\n",
-                1_000_000 + i % objects
-            )
-            .as_bytes(),
-        );
-    }
+    let (changes, objects, bytes) = station_flood();
     let dir = TestDir::new();
     let sim = Sim::start(&dir, &[]);
     std::fs::write(dir.path("role"), "standby").unwrap();

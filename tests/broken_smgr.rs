@@ -93,15 +93,7 @@ fn an_expired_token_loses_nothing_and_is_said_once() {
     let d = Daemon::start_config(&dir, ports, &text);
     d.send_tcp(&changes(100..110));
     // Refused for a while (several retries), then accepted: nothing was dropped meanwhile.
-    let deadline = Instant::now() + WAIT;
-    while !dir.rsyslog_log().contains("HTTP 401") {
-        assert!(
-            Instant::now() < deadline,
-            "no error line: {}",
-            dir.rsyslog_log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    dir.wait_log(&["HTTP 401"]);
     d.send_tcp(&changes(110..120));
     std::thread::sleep(Duration::from_secs(3));
     assert!(sim.resync_items().is_empty());

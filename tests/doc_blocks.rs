@@ -67,12 +67,7 @@ fn moved(dir: &TestDir, text: &str) -> String {
 }
 
 fn prepare(dir: &TestDir) {
-    let etc = dir.path("etc");
-    std::fs::create_dir_all(etc.join("tls")).unwrap();
-    std::fs::create_dir_all(dir.path("log")).unwrap();
-    std::fs::write(etc.join("elements.json"), ELEMENTS).unwrap();
-    gen_certs(dir, "etc/tls");
-    std::fs::copy(etc.join("tls/ca.pem"), etc.join("tls/smgr-ca.pem")).unwrap();
+    install_etc(dir);
     // The snippets as the packages install them, with the same paths moved.
     let snippets = dir.path("rsyslog.d/omcmsync");
     std::fs::create_dir_all(&snippets).unwrap();

@@ -17,14 +17,6 @@ fn count(dir: &TestDir, text: &str) -> usize {
     dir.rsyslog_log().matches(text).count()
 }
 
-fn wait_log(dir: &TestDir, text: &str) {
-    let deadline = Instant::now() + WAIT;
-    while count(dir, text) == 0 {
-        assert!(Instant::now() < deadline, "{text}: {}", dir.rsyslog_log());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn an_absolute_ha_command_that_does_not_exist_fails_the_check() {
     let dir = TestDir::new();
@@ -52,7 +44,7 @@ fn a_command_that_cannot_run_is_unknown_and_says_why() {
     let d = Daemon::start(&dir, &action_to(&dir, sim.url(), &extra));
     d.send_tcp(&[syslog_line("cm-east", "cmdhist", "change station 1")]);
     sim.wait_items(WAIT, |i| object_ids(i, "cm-east").contains("1"));
-    wait_log(&dir, "exited 127: not found");
+    dir.wait_log(&["exited 127: not found"]);
     assert!(d.stop(WAIT).success());
 }
 
@@ -71,7 +63,7 @@ fn entering_and_leaving_unknown_is_logged_once_each() {
             _ => format!(r#"ha.mode="file" ha.file="{}""#, dir.p("role")),
         };
         let d = Daemon::start(&dir, &action_to(&dir, sim.url(), &format!("{QUICK} {ha}")));
-        wait_log(&dir, "the role cannot be read");
+        dir.wait_log(&["the role cannot be read"]);
         std::thread::sleep(Duration::from_millis(1500));
         assert_eq!(
             count(&dir, "the role cannot be read"),
@@ -83,7 +75,7 @@ fn entering_and_leaving_unknown_is_logged_once_each() {
             "http" => sim.control("/sim/role", serde_json::json!({"role": "active"})),
             _ => std::fs::write(dir.path("role"), "active").unwrap(),
         }
-        wait_log(&dir, "the role reads again: this node is active");
+        dir.wait_log(&["the role reads again: this node is active"]);
         std::thread::sleep(Duration::from_millis(1000));
         assert_eq!(count(&dir, "the role reads again"), 1, "{mode}");
         assert_eq!(count(&dir, "the role cannot be read"), 1, "{mode}");

@@ -38,19 +38,6 @@ fn commit(d: &Daemon, dir: &TestDir, lines: &[String], traced: usize) {
     wait_json_lines(&dir.path("trace.json"), traced, WAIT);
 }
 
-/// Waits until rsyslog's own log holds every one of `texts`.
-fn wait_log(dir: &TestDir, texts: &[&str]) {
-    let deadline = std::time::Instant::now() + WAIT;
-    while !texts.iter().all(|t| dir.rsyslog_log().contains(t)) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{texts:?}: {}",
-            dir.rsyslog_log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// The element-level requests for `element` that a damaged log asked for.
 fn damage_resyncs(sim: &Sim, element: &str) -> usize {
     sim.resync_items()
@@ -136,15 +123,7 @@ fn fault_hook_a_failed_swap_then_kill9_loses_nothing() {
         .map(|i| syslog_line("cm-east", "cmdhist", &format!("change station {}", i % 5)))
         .collect();
     commit(&d, &dir, &flood, 5000);
-    let deadline = std::time::Instant::now() + WAIT;
-    while !dir.rsyslog_log().contains("fault hook: reopen fails") {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{}",
-            dir.rsyslog_log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    dir.wait_log(&["fault hook: reopen fails"]);
     commit(&d, &dir, &stations(100..120), 5020);
     d.kill9();
     dir.set_env("OMCM_FAULT_COMPACT", "");
@@ -222,7 +201,7 @@ fn damage_costs_a_resync_never_a_change() {
             // The torn record's element cannot be read; the other records name it.
             Damage::Cut => "could not be read (elements they name: none)",
         };
-        wait_log(&dir, &[said, "queue damaged", ": cm-east"]);
+        dir.wait_log(&[said, "queue damaged", ": cm-east"]);
         let kept: Vec<_> = std::fs::read_dir(dir.path("state"))
             .unwrap()
             .map(|e| e.unwrap().file_name())

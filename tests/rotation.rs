@@ -24,19 +24,6 @@ fn https_sim(dir: &TestDir, pki: &str, server: &str, addr: &str) -> Sim {
     Sim::start(dir, &["--https", addr, "--cert", &cert, "--key", &key])
 }
 
-/// Waits until the module's log says `what` (HUP is served asynchronously).
-fn wait_log(dir: &TestDir, what: &str) {
-    let deadline = std::time::Instant::now() + WAIT;
-    while !dir.rsyslog_log().contains(what) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no '{what}' in: {}",
-            dir.rsyslog_log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn a_new_ca_and_a_broken_ca_file_on_hup() {
     let dir = TestDir::new();
@@ -63,7 +50,7 @@ fn a_new_ca_and_a_broken_ca_file_on_hup() {
     // A garbage CA file on HUP: logged by name, the trust in force kept.
     std::fs::write(&ca, "not a certificate\n").unwrap();
     d.signal(libc::SIGHUP);
-    wait_log(&dir, "credentials not reloaded");
+    dir.wait_log(&["credentials not reloaded"]);
     assert!(
         dir.rsyslog_log().contains(&ca.display().to_string()),
         "{}",
@@ -86,7 +73,7 @@ fn a_rotated_token_is_sent_after_hup() {
     sim.wait_items(WAIT, |i| object_ids(i, "cm-east").contains("1"));
     std::fs::write(&token, "t0ken-two\n").unwrap();
     d.signal(libc::SIGHUP);
-    wait_log(&dir, "credentials and TLS files read again");
+    dir.wait_log(&["credentials and TLS files read again"]);
     d.send_tcp(&[change(2)]);
     sim.wait_items(WAIT, |i| object_ids(i, "cm-east").contains("2"));
     let auth: Vec<String> = sim

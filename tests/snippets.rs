@@ -33,15 +33,6 @@ fn assembled_with(dir: &TestDir, input: &str, action: &str) -> String {
     .replace("port=\"6514\"", &format!("port=\"{}\"", Ports::free().tcp))
 }
 
-fn prepare(dir: &TestDir) {
-    let etc = dir.path("etc");
-    std::fs::create_dir_all(etc.join("tls")).unwrap();
-    std::fs::create_dir_all(dir.path("log")).unwrap();
-    std::fs::write(etc.join("elements.json"), ELEMENTS).unwrap();
-    gen_certs(dir, "etc/tls");
-    std::fs::copy(etc.join("tls/ca.pem"), etc.join("tls/smgr-ca.pem")).unwrap();
-}
-
 #[test]
 fn each_input_with_template_and_action_passes_n1() {
     for input in [
@@ -50,7 +41,7 @@ fn each_input_with_template_and_action_passes_n1() {
         "omcmsync-input-plain.conf",
     ] {
         let dir = TestDir::new();
-        prepare(&dir);
+        install_etc(&dir);
         let text = assembled(&dir, input);
         let search = format!("{}:/usr/lib/x86_64-linux-gnu/rsyslog", dir.p("modules"));
         let check = check_config(&dir, &text, &["-M", &search]);
@@ -61,7 +52,7 @@ fn each_input_with_template_and_action_passes_n1() {
 #[test]
 fn a_broken_parameter_in_the_action_snippet_fails_n1_naming_it() {
     let dir = TestDir::new();
-    prepare(&dir);
+    install_etc(&dir);
     let text = assembled(&dir, "omcmsync-input-plain.conf")
         .replace("https://smgr.example.net", "smgr.example.net");
     let search = format!("{}:/usr/lib/x86_64-linux-gnu/rsyslog", dir.p("modules"));
@@ -79,7 +70,7 @@ fn a_broken_parameter_in_the_action_snippet_fails_n1_naming_it() {
 #[test]
 fn omprog_snippet_passes_n1() {
     let dir = TestDir::new();
-    prepare(&dir);
+    install_etc(&dir);
     let text = assembled_with(&dir, "omcmsync-input-plain.conf", "omcmsync-omprog.conf");
     let check = check_config(&dir, &text, &[]);
     assert!(check.ok, "{}\n{text}", check.output);

@@ -86,15 +86,24 @@ fn filter_drops_strangers_disabled_elements_and_echoes() {
     assert_eq!(p.keys_pending(), 1);
 }
 
+impl Fixture {
+    /// An action whose role file says standby, with `extra` parameters.
+    fn standby(&self, extra: &[(&str, String)]) -> Action {
+        std::fs::write(self.dir.path().join("role"), "standby").unwrap();
+        let mut params = vec![
+            ("ha.mode", "file".into()),
+            ("ha.file", self.path("role")),
+            ("ha.interval.ms", "100".into()),
+        ];
+        params.extend(extra.iter().cloned());
+        self.pipeline(&params)
+    }
+}
+
 #[test]
 fn a_standby_holds_what_it_hears() {
     let f = Fixture::new();
-    std::fs::write(f.dir.path().join("role"), "standby").unwrap();
-    let p = f.pipeline(&[
-        ("ha.mode", "file".into()),
-        ("ha.file", f.path("role")),
-        ("ha.interval.ms", "100".into()),
-    ]);
+    let p = f.standby(&[]);
     let line = [tpl("10.1.1.10", "change station 1")];
     p.process_batch(0, line.iter().map(Vec::as_slice)).unwrap();
     assert_eq!(p.keys_pending(), 1, "kept, not dropped");
@@ -105,13 +114,7 @@ fn a_standby_holds_what_it_hears() {
 #[test]
 fn a_standby_in_drop_mode_drops_everything_until_active() {
     let f = Fixture::new();
-    std::fs::write(f.dir.path().join("role"), "standby").unwrap();
-    let p = f.pipeline(&[
-        ("ha.mode", "file".into()),
-        ("ha.file", f.path("role")),
-        ("ha.interval.ms", "100".into()),
-        ("ha.standby", "drop".into()),
-    ]);
+    let p = f.standby(&[("ha.standby", "drop".into())]);
     let line = [tpl("10.1.1.10", "change station 1")];
     p.process_batch(0, line.iter().map(Vec::as_slice)).unwrap();
     assert_eq!(p.counters().dropped(Dropped::Standby), 1);

@@ -118,6 +118,20 @@ impl TestDir {
         std::fs::read_to_string(self.path("rsyslog.log")).unwrap_or_default()
     }
 
+    /// Waits (at most a minute) until rsyslogd's log holds every one of `texts`: the module's
+    /// lines reach it asynchronously.
+    pub fn wait_log(&self, texts: &[&str]) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !texts.iter().all(|t| self.rsyslog_log().contains(t)) {
+            assert!(
+                Instant::now() < deadline,
+                "no {texts:?} in: {}",
+                self.rsyslog_log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// `path(name)` as a string, for config text.
     pub fn p(&self, name: &str) -> String {
         self.path(name).display().to_string()
@@ -483,6 +497,18 @@ pub fn read_json_lines(path: &Path) -> Vec<serde_json::Value> {
 
 /// A throwaway PKI from `smgr-sim gen-certs` in the test's `name` directory (ca.pem,
 /// server.pem, client.pem, other-ca.pem, other-server.pem and their keys); returns its path.
+/// The packages' `/etc/omcmsync` moved to `dir/etc` (elements, `tls/smgr-ca.pem` from
+/// smgr-sim's certificates) and a `dir/log` for `/var/log/omcmsync`: what the shipped snippets
+/// and the docs' blocks name.
+pub fn install_etc(dir: &TestDir) {
+    let etc = dir.path("etc");
+    std::fs::create_dir_all(etc.join("tls")).unwrap();
+    std::fs::create_dir_all(dir.path("log")).unwrap();
+    std::fs::write(etc.join("elements.json"), ELEMENTS).unwrap();
+    gen_certs(dir, "etc/tls");
+    std::fs::copy(etc.join("tls/ca.pem"), etc.join("tls/smgr-ca.pem")).unwrap();
+}
+
 pub fn gen_certs(dir: &TestDir, name: &str) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_smgr-sim"))
         .arg("gen-certs")
