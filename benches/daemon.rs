@@ -621,6 +621,17 @@ impl Flooded {
     fn peak_growth_mib(&self) -> f64 {
         (self.peak as f64 - self.rss_before as f64) / 1024.0
     }
+
+    /// rsyslogd's memory over the flood, against the outage target.
+    fn memory(&self) -> String {
+        format!(
+            "rsyslogd RSS {} -> {} MiB (growth {:.1} MiB, target <= 64; peak growth {:.1} MiB)",
+            self.rss_before / 1024,
+            self.rss_after / 1024,
+            self.growth_mib(),
+            self.peak_growth_mib()
+        )
+    }
 }
 
 /// Sends `bytes` to rsyslogd `d` and waits until `output` (a file or directory) has not grown
@@ -819,12 +830,9 @@ fn outage() {
         .filter(|id| *id != "99999999")
         .count();
     println!(
-        "3. outage: {changes} changes over {objects} stations with SMGR down: queued in {:.1} s; rsyslogd RSS {} -> {} MiB (growth {:.1} MiB, target <= 64; peak growth {:.1} MiB); state.dir {:.1} MiB",
+        "3. outage: {changes} changes over {objects} stations with SMGR down: queued in {:.1} s; {}; state.dir {:.1} MiB",
         f.ingest,
-        f.rss_before / 1024,
-        f.rss_after / 1024,
-        f.growth_mib(),
-        f.peak_growth_mib(),
+        f.memory(),
         state_bytes as f64 / (1 << 20) as f64
     );
     println!(
@@ -877,12 +885,9 @@ fn standby() {
     });
     let drain = promoted.elapsed().as_secs_f64();
     println!(
-        "7. standby: {changes} changes over {objects} stations held: taken in {:.1} s; rsyslogd RSS {} -> {} MiB (growth {:.1} MiB, target <= 64; peak growth {:.1} MiB); state.dir {:.1} MiB; {posted} POSTs while standby",
+        "7. standby: {changes} changes over {objects} stations held: taken in {:.1} s; {}; state.dir {:.1} MiB; {posted} POSTs while standby",
         f.ingest,
-        f.rss_before / 1024,
-        f.rss_after / 1024,
-        f.growth_mib(),
-        f.peak_growth_mib(),
+        f.memory(),
         state_bytes as f64 / (1 << 20) as f64
     );
     println!(
