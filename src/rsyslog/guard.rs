@@ -40,9 +40,18 @@ pub(super) fn guarded(name: &str, on_panic: rsRetVal, body: impl FnOnce() -> rsR
 /// message) could be taken by one of ours, and the module's log lines would wait in rsyslog's
 /// list until the main loop next woke for another reason.
 pub(super) fn with_signals_blocked(body: impl FnOnce()) {
+    /// Restores the caller's mask when dropped: also when `body` panics (the entry point's
+    /// guard catches it), so rsyslog's main thread never keeps SIGTERM and HUP blocked.
+    struct Restore(libc::sigset_t);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            // SAFETY: pthread_sigmask on the current thread with a valid set.
+            unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.0, std::ptr::null_mut()) };
+        }
+    }
     // SAFETY: sigset operations on a local set, and pthread_sigmask on the current thread with
     // valid pointers; the synchronous signals stay deliverable.
-    let previous = unsafe {
+    let _restore = unsafe {
         let mut all: libc::sigset_t = std::mem::zeroed();
         libc::sigfillset(&mut all);
         for sync in [libc::SIGSEGV, libc::SIGBUS, libc::SIGFPE, libc::SIGILL] {
@@ -50,15 +59,41 @@ pub(super) fn with_signals_blocked(body: impl FnOnce()) {
         }
         let mut previous: libc::sigset_t = std::mem::zeroed();
         libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut previous);
-        previous
+        Restore(previous)
     };
     body();
-    // SAFETY: as above; the caller's mask back.
-    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &previous, std::ptr::null_mut()) };
 }
 
 #[cfg(test)]
 mod tests {
+    /// The caller's signal mask, as it is now.
+    fn mask() -> libc::sigset_t {
+        // SAFETY: querying the current thread's mask into a local set.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut set);
+            set
+        }
+    }
+
+    fn blocks_term(set: &libc::sigset_t) -> bool {
+        // SAFETY: reading a local set.
+        unsafe { libc::sigismember(set, libc::SIGTERM) == 1 }
+    }
+
+    #[test]
+    fn the_mask_comes_back_also_after_a_panic() {
+        std::thread::spawn(|| {
+            assert!(!blocks_term(&mask()));
+            with_signals_blocked(|| assert!(blocks_term(&mask())));
+            assert!(!blocks_term(&mask()));
+            let _ = std::panic::catch_unwind(|| with_signals_blocked(|| panic!("in the body")));
+            assert!(!blocks_term(&mask()), "a panic left SIGTERM blocked");
+        })
+        .join()
+        .unwrap();
+    }
+
     use super::super::abi::PTHREAD_CANCEL_ENABLE;
     use super::*;
     use std::sync::atomic::{AtomicBool, Ordering};
