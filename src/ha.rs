@@ -3,8 +3,8 @@
 //! drops it (`"drop"`). The role is read off the hot path by its own thread every
 //! `ha.interval.ms`; workers only load an atomic.
 
+use crate::program::{self, Program, Ran};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -235,63 +235,32 @@ fn from_http(client: &SmgrClient, url: &str) -> Reading {
     }
 }
 
-/// Runs `sh -c cmd` in a process group of its own: exit 0 = active, 126 and 127 (cannot run)
-/// or a signal = unknown, another exit = standby, no exit within `limit` = unknown, and the
-/// whole group is killed (a command's children must not be left behind).
-///
-/// The exit status comes back through a pipe, from a wrapper shell that echoes it: rsyslogd's
-/// main loop reaps every child process of the daemon (`waitpid(-1)` on SIGCHLD), so waiting
-/// for the command ourselves would race rsyslog for its status, and mostly lose.
+/// `ha.command` run with `/bin/sh -c` ([`crate::program`]: its own process group, killed whole
+/// at the limit); its exit status is the role.
 fn from_command(cmd: &str, limit: Duration) -> Reading {
-    use std::io::Read;
-    use std::os::unix::process::CommandExt;
-    let child = Command::new("/bin/sh")
-        .args([
-            "-c",
-            "/bin/sh -c \"$1\" </dev/null >/dev/null 2>&1; echo $?",
-            "sh",
-            cmd,
-        ])
-        .process_group(0)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn();
-    let mut child = match child {
-        Ok(child) => child,
-        Err(e) => return Reading::unknown(format!("ha.command: cannot run /bin/sh: {e}")),
-    };
-    let (tx, rx) = std::sync::mpsc::channel();
-    if let Some(mut out) = child.stdout.take() {
-        std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = out.read_to_string(&mut text);
-            let _ = tx.send(text);
-        });
-    }
-    let answer = rx.recv_timeout(limit).ok();
-    if answer.is_none() {
-        if let Some(group) = rustix::process::Pid::from_raw(child.id() as i32) {
-            let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+    let ran = program::run(&Program {
+        argv: &["/bin/sh", "-c", cmd],
+        input: None,
+        env: &[],
+        limit,
+    });
+    match ran {
+        Ran::Exited { code: 0, .. } => Reading::known(Role::Active),
+        Ran::Exited { code: 126, .. } => {
+            Reading::unknown("ha.command exited 126: not executable".into())
         }
-    }
-    // Reaped here, or by rsyslogd already.
-    let _ = child.wait();
-    let Some(answer) = answer else {
-        return Reading::unknown(format!(
+        Ran::Exited { code: 127, .. } => {
+            Reading::unknown("ha.command exited 127: not found".into())
+        }
+        Ran::Exited { code, .. } if code > 128 => {
+            Reading::unknown(format!("ha.command was killed by signal {}", code - 128))
+        }
+        Ran::Exited { .. } => Reading::known(Role::Standby),
+        Ran::TimedOut => Reading::unknown(format!(
             "ha.command gave no answer within {} ms",
             limit.as_millis()
-        ));
-    };
-    match answer.trim().parse::<u32>() {
-        Ok(0) => Reading::known(Role::Active),
-        Ok(126) => Reading::unknown("ha.command exited 126: not executable".into()),
-        Ok(127) => Reading::unknown("ha.command exited 127: not found".into()),
-        Ok(n) if n > 128 => {
-            Reading::unknown(format!("ha.command was killed by signal {}", n - 128))
-        }
-        Ok(_) => Reading::known(Role::Standby),
-        Err(_) => Reading::unknown("ha.command: no exit status".into()),
+        )),
+        Ran::CannotStart(e) => Reading::unknown(format!("ha.command: {e}")),
     }
 }
 
@@ -303,6 +272,7 @@ mod tests {
 
     fn client() -> SmgrClient {
         SmgrClient::new(ClientSettings {
+            transport: crate::config::Transport::Http,
             base_url: url::Url::parse("http://127.0.0.1:9").unwrap(),
             resync_path: "/{element}".into(),
             tls: TlsFiles::default(),

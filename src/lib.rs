@@ -48,6 +48,7 @@ pub mod logging;
 pub mod omprog;
 pub mod pipeline;
 mod private;
+pub mod program;
 pub mod queue;
 pub mod records;
 pub mod resync;

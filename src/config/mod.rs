@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use self::claim::StateDirClaim;
-pub use self::smgr::{Auth, ClientSettings, DeliverySettings, StatusCodes};
+pub use self::smgr::{Auth, ClientSettings, DeliverySettings, StatusCodes, Transport};
 use crate::classify::{parse_rules, Limits, ObjectRule};
 use crate::elements::{parse_elements, ElementSpec};
 use crate::logging;
@@ -55,6 +55,8 @@ pub const PARAMS: &[(&str, Kind)] = &[
     ("smgr.passwordfile", Kind::Text),
     ("smgr.retrycodes", Kind::Text),
     ("smgr.permanentcodes", Kind::Text),
+    ("smgr.transport", Kind::Word),
+    ("smgr.command", Kind::Text),
     ("state.dir", Kind::Text),
     ("elements.file", Kind::Text),
     ("elements.source", Kind::Word),
@@ -369,9 +371,9 @@ fn elements_source(g: &mut Given, strict: bool) -> Result<ElementsSource, Config
     }
 }
 
-/// An `ha.command` that names its program by an absolute path: it must exist and be
-/// executable (`sh` would exit 127 or 126 at every read, and the role stay unknown).
-fn check_program(cmd: &str) -> Result<(), ConfigError> {
+/// A command (`ha.command`, `smgr.command`) that names its program by an absolute path: it
+/// must exist and be executable (it would exit 127 or 126 at every run).
+pub(crate) fn check_program(param: &'static str, cmd: &str) -> Result<(), ConfigError> {
     use std::os::unix::fs::PermissionsExt;
     let program = cmd.split_whitespace().next().unwrap_or_default();
     if !program.starts_with('/') {
@@ -383,7 +385,7 @@ fn check_program(cmd: &str) -> Result<(), ConfigError> {
         return Ok(());
     }
     Err(invalid(
-        "ha.command",
+        param,
         Value::Text(cmd.to_owned()),
         &format!("a command whose program exists and is executable ({program} is not)"),
     ))
@@ -428,7 +430,7 @@ fn ha_settings(g: &mut Given) -> Result<HaSettings, ConfigError> {
         "command" => {
             let expected = "a command that exits 0 when this node is active (ha.mode=\"command\")";
             let cmd = text("ha.command", g.required("ha.command", expected)?, expected)?;
-            check_program(&cmd)?;
+            check_program("ha.command", &cmd)?;
             HaMode::Command(cmd)
         }
         _ => HaMode::Always,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use base64::Engine;
 
-use super::values::{self, invalid, readable_file, text};
+use super::values::{self, choice, invalid, readable_file, text};
 use super::{ConfigError, Given, Value, DEFAULT_RESYNC_PATH};
 use crate::tls::{client_config, TlsConfig, TlsFiles};
 
@@ -107,9 +107,19 @@ impl Auth {
     }
 }
 
+/// How a resync request reaches System Manager.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// POST to `{smgr.url}{smgr.resyncpath}` (docs/smgr-api.md).
+    Http,
+    /// `smgr.command`: the site's program gets the body on standard input (docs/smgr-api.md).
+    Command(PathBuf),
+}
+
 /// Everything the client needs to reach SMGR.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClientSettings {
+    pub transport: Transport,
     pub base_url: url::Url,
     /// Path template with `{element}`.
     pub resync_path: String,
@@ -159,6 +169,7 @@ pub(super) fn client_settings(
     let (tls, tls_config) = tls(g, &base_url)?;
     let (auth, secret_file) = auth(g)?;
     Ok(ClientSettings {
+        transport: transport(g)?,
         base_url,
         resync_path,
         tls,
@@ -168,6 +179,36 @@ pub(super) fn client_settings(
         timeout: g.millis("smgr.timeout.ms", 10_000, 100, 600_000)?,
         codes: status_codes(g)?,
     })
+}
+
+fn transport(g: &mut Given) -> Result<Transport, ConfigError> {
+    let transport = match g.take("smgr.transport") {
+        Some(v) => choice("smgr.transport", v, &["http", "command"])?,
+        None => "http",
+    };
+    let command = g.take("smgr.command");
+    match (transport, command) {
+        ("http", None) => Ok(Transport::Http),
+        ("http", Some(v)) => Err(invalid(
+            "smgr.command",
+            v,
+            "it with smgr.transport=\"command\" (smgr.transport is \"http\", which posts to smgr.url)",
+        )),
+        (_, None) => Err(ConfigError {
+            param: "smgr.command",
+            value: None,
+            expected: "the absolute path of the program that delivers a request (smgr.transport=\"command\")".into(),
+        }),
+        (_, Some(v)) => {
+            let expected = "the absolute path of an executable program";
+            let program = text("smgr.command", v, expected)?;
+            if !program.starts_with('/') {
+                return Err(invalid("smgr.command", Value::Text(program), expected));
+            }
+            super::check_program("smgr.command", &program)?;
+            Ok(Transport::Command(PathBuf::from(program)))
+        }
+    }
 }
 
 fn resync_path(g: &mut Given) -> Result<String, ConfigError> {

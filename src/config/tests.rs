@@ -210,6 +210,11 @@ fn silent_combinations_are_errors_naming_both() {
             "elements.file",
             "elements.source",
         ),
+        (
+            vec![("smgr.command", "/bin/true")],
+            "smgr.command",
+            "smgr.transport",
+        ),
     ] {
         let e = f.cfg(&pairs).unwrap_err();
         let text = e.to_string();
@@ -291,4 +296,31 @@ fn every_param_is_read() {
         };
         assert!(r.is_err(), "{name} is not read");
     }
+}
+
+#[test]
+fn command_transport_needs_an_executable_program() {
+    let f = Fixture::new();
+    assert_eq!(f.cfg(&[]).unwrap().client.transport, Transport::Http);
+    let c = f
+        .cfg(&[("smgr.transport", "command"), ("smgr.command", "/bin/true")])
+        .unwrap();
+    assert_eq!(c.client.transport, Transport::Command("/bin/true".into()));
+    let not_executable = f.path("elements.json");
+    for (command, why) in [
+        (None, "required"),
+        (Some("relative/prog"), "absolute path"),
+        (Some("/nonexistent/prog"), "executable"),
+        (Some(not_executable.as_str()), "executable"),
+    ] {
+        let mut pairs = vec![("smgr.transport", "command")];
+        pairs.extend(command.map(|c| ("smgr.command", c)));
+        let e = f.cfg(&pairs).unwrap_err();
+        assert_eq!(e.param, "smgr.command", "{e}");
+        assert!(e.to_string().contains(why), "{e}");
+    }
+    assert_eq!(
+        f.cfg(&[("smgr.transport", "ftp")]).unwrap_err().param,
+        "smgr.transport"
+    );
 }

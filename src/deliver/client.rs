@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-pub use crate::config::{Auth, ClientSettings, StatusCodes};
+use super::command::{self, Delivery};
+pub use crate::config::{Auth, ClientSettings, StatusCodes, Transport};
 use crate::tls::client_config;
 
 /// How a POST ended, for the queue.
@@ -227,6 +228,44 @@ impl SmgrClient {
         redact(text, &secrets)
     }
 
+    /// Delivers one request body by the configured transport (`attempt`: the element's tries
+    /// in a row, from 1); never panics, never blocks longer than `smgr.timeout.ms`.
+    pub fn deliver(&self, element: &str, body: &Value, key: &str, attempt: u32) -> Outcome {
+        match &self.settings.transport {
+            Transport::Http => self.post(element, body, key),
+            Transport::Command(program) => {
+                let d = Delivery {
+                    element,
+                    idempotency_key: key,
+                    attempt,
+                    smgr_url: self.settings.base_url.as_str(),
+                };
+                command::deliver(
+                    program,
+                    body.to_string().as_bytes(),
+                    &d,
+                    self.settings.timeout,
+                )
+            }
+        }
+    }
+
+    /// Where requests go, for log lines: `POST {url}` or `smgr.command {program}`.
+    pub fn target(&self, element: &str) -> String {
+        match &self.settings.transport {
+            Transport::Http => format!("POST {}", self.resync_url(element)),
+            Transport::Command(program) => format!("smgr.command {}", program.display()),
+        }
+    }
+
+    /// What a permanent refusal with `status` was, for log lines.
+    pub fn refusal(&self, status: u16) -> String {
+        match &self.settings.transport {
+            Transport::Http => format!("System Manager refused a request with HTTP {status}"),
+            Transport::Command(_) => format!("smgr.command refused a request (exit {status})"),
+        }
+    }
+
     /// POSTs one body; never panics, never blocks longer than the timeout.
     pub fn post(&self, element: &str, body: &Value, idempotency_key: &str) -> Outcome {
         let mut request = self
@@ -289,6 +328,7 @@ mod tests {
     #[test]
     fn unreachable_smgr_is_a_retry() {
         let settings = ClientSettings {
+            transport: Transport::Http,
             base_url: url::Url::parse("http://127.0.0.1:9").unwrap(),
             resync_path: "/inventory/cm/v1/elements/{element}/resync".into(),
             tls: crate::tls::TlsFiles::default(),

@@ -7,6 +7,7 @@
 
 mod backoff;
 mod client;
+mod command;
 mod request;
 
 use std::collections::HashMap;
@@ -19,7 +20,8 @@ use serde_json::json;
 
 use self::backoff::Jitter;
 pub use self::client::{
-    path_segment, redact, Auth, ClientSettings, Outcome, SharedClient, SmgrClient, StatusCodes,
+    path_segment, redact, truncate_at_char, Auth, ClientSettings, Outcome, SharedClient,
+    SmgrClient, StatusCodes,
 };
 use self::request::Request;
 use crate::config::DeliverySettings;
@@ -225,15 +227,16 @@ impl Lanes {
         let request = Request::new(self.queue.epoch(), element, items);
         let d = &self.counters.delivery;
         let client = self.client.get();
-        match client.post(element, &request.body, &request.idempotency_key) {
+        let attempt = self.state().get(element).map_or(0, |s| s.failures) + 1;
+        match client.deliver(element, &request.body, &request.idempotency_key, attempt) {
             Outcome::Done => self.delivered(element, items),
             Outcome::Retry { why, after } => {
                 d.posts_retried.fetch_add(1, Ordering::Relaxed);
                 let (delay, failures) = self.back_off(jitter, element, after);
                 if failures == 1 || failures.is_multiple_of(20) {
                     logging::warning(&format!(
-                        "{element}: POST {} failed ({why}); {} keys kept, retrying in {} ms (attempt {failures})",
-                        client.resync_url(element),
+                        "{element}: {} failed ({why}); {} keys kept, retrying in {} ms (attempt {failures})",
+                        client.target(element),
                         items.len(),
                         delay.as_millis(),
                     ));
@@ -262,6 +265,10 @@ impl Lanes {
                 self.send(jitter, element, b);
             }
             Outcome::Permanent { status, body } => {
+                logging::error(&format!(
+                    "{element}: {}; written to deadletter.file",
+                    client.refusal(status)
+                ));
                 self.dead_letter(element, items, request, status, body)
             }
         }
@@ -306,9 +313,6 @@ impl Lanes {
             .requests_deadlettered
             .fetch_add(items.len() as u64, Ordering::Relaxed);
         self.accepted(element);
-        logging::error(&format!(
-            "{element}: System Manager refused a request with HTTP {status}; written to deadletter.file",
-        ));
         let record = json!({
             "time": rfc3339(now_ms()), "element": &**element, "status": status,
             "answer": answer, "idempotency_key": request.idempotency_key, "body": request.body,

@@ -1,0 +1,139 @@
+//! `smgr.transport="command"`: a resync request handed to the site's program instead of
+//! POSTed (docs/smgr-api.md). The body is the same JSON on standard input; the element, the
+//! Idempotency-Key and the attempt are in the environment; the exit status is the answer.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::client::Outcome;
+use crate::program::{self, Program, Ran};
+
+/// EX_TEMPFAIL (sysexits.h): try again later.
+pub const RETRY_EXIT: u32 = 75;
+
+/// What the program is told besides the body.
+pub struct Delivery<'a> {
+    pub element: &'a str,
+    pub idempotency_key: &'a str,
+    pub attempt: u32,
+    /// `smgr.url`, for a program that posts somewhere under it.
+    pub smgr_url: &'a str,
+}
+
+/// Runs `program` for one request, bounded by `timeout`: 0 done, 75 retried, 126/127 (cannot
+/// run), a signal or the timeout retried (the fault is the site's, not the request's), any
+/// other exit refused for good with its standard error.
+pub fn deliver(program: &Path, body: &[u8], d: &Delivery, timeout: Duration) -> Outcome {
+    let path = program.to_string_lossy();
+    let attempt = d.attempt.to_string();
+    let ran = program::run(&Program {
+        argv: &[&path],
+        input: Some(body),
+        env: &[
+            ("OMCMSYNC_ELEMENT", d.element),
+            ("OMCMSYNC_IDEMPOTENCY_KEY", d.idempotency_key),
+            ("OMCMSYNC_ATTEMPT", &attempt),
+            ("OMCMSYNC_SMGR_URL", d.smgr_url),
+        ],
+        limit: timeout,
+    });
+    let retry = |why: String| Outcome::Retry { why, after: None };
+    match ran {
+        Ran::Exited { code: 0, .. } => Outcome::Done,
+        Ran::Exited { code, stderr } if code == RETRY_EXIT || matches!(code, 126 | 127) => {
+            retry(format!("smgr.command exited {code}: {}", one_line(&stderr)))
+        }
+        Ran::Exited { code, .. } if code > 128 => {
+            retry(format!("smgr.command was killed by signal {}", code - 128))
+        }
+        Ran::Exited { code, stderr } => Outcome::Permanent {
+            status: code as u16,
+            body: stderr,
+        },
+        Ran::TimedOut => retry(format!(
+            "smgr.command did not exit within smgr.timeout.ms ({} ms): killed",
+            timeout.as_millis()
+        )),
+        Ran::CannotStart(e) => retry(format!("smgr.command: {e}")),
+    }
+}
+
+/// A program's standard error in one log line.
+fn one_line(text: &str) -> String {
+    let t = text.trim();
+    let t = crate::deliver::truncate_at_char(t, 200);
+    t.replace(['\n', '\r'], " | ")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn program(dir: &Path, script: &str) -> std::path::PathBuf {
+        let p = dir.join("deliver");
+        std::fs::write(&p, format!("#!/bin/sh\n{script}\n")).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p
+    }
+
+    fn run(script: &str, timeout_ms: u64) -> (Outcome, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("seen");
+        let script = script.replace("OUT", &out.display().to_string());
+        let d = Delivery {
+            element: "cm-east",
+            idempotency_key: "omcmsync-0123",
+            attempt: 3,
+            smgr_url: "https://smgr.example.net",
+        };
+        let o = deliver(
+            &program(dir.path(), &script),
+            b"{\"element\":\"cm-east\"}",
+            &d,
+            Duration::from_millis(timeout_ms),
+        );
+        (o, std::fs::read_to_string(&out).unwrap_or_default())
+    }
+
+    #[test]
+    fn exit_statuses_are_answers() {
+        let (o, seen) = run(
+            "{ cat; echo \" $OMCMSYNC_ELEMENT $OMCMSYNC_IDEMPOTENCY_KEY $OMCMSYNC_ATTEMPT $OMCMSYNC_SMGR_URL\"; } > OUT",
+            5000,
+        );
+        assert_eq!(o, Outcome::Done);
+        assert_eq!(
+            seen,
+            "{\"element\":\"cm-east\"} cm-east omcmsync-0123 3 https://smgr.example.net\n"
+        );
+        let (o, _) = run("echo busy >&2; exit 75", 5000);
+        assert!(
+            matches!(o, Outcome::Retry { ref why, .. } if why.contains("75: busy")),
+            "{o:?}"
+        );
+        let (o, _) = run("echo 'no such station' >&2; exit 1", 5000);
+        assert_eq!(
+            o,
+            Outcome::Permanent {
+                status: 1,
+                body: "no such station\n".into()
+            }
+        );
+        let (o, _) = run("kill -9 $$", 5000);
+        assert!(
+            matches!(o, Outcome::Retry { ref why, .. } if why.contains("signal 9")),
+            "{o:?}"
+        );
+    }
+
+    #[test]
+    fn a_hung_program_is_killed_and_retried() {
+        let (o, _) = run("sleep 30", 300);
+        assert!(
+            matches!(o, Outcome::Retry { ref why, .. } if why.contains("killed")),
+            "{o:?}"
+        );
+    }
+}

@@ -1,0 +1,182 @@
+//! A site's program, run bounded: `ha.command` (is this node active?) and `smgr.command` (a
+//! resync mechanism of the site's choosing) both go through [`run`].
+//!
+//! The program runs in a process group of its own, which is killed whole at the time limit (its
+//! children must not be left behind). Its exit status comes back through a pipe, from a
+//! wrapper shell that echoes it: rsyslogd's main loop reaps every child process of the daemon
+//! (`waitpid(-1)` on SIGCHLD), so waiting for the program ourselves would race rsyslog for its
+//! status, and mostly lose.
+
+use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// At most this much of a program's standard error is kept (dead-letter file, logs).
+pub const STDERR_BYTES: usize = 2000;
+
+/// What to run and how.
+pub struct Program<'a> {
+    /// The program and its arguments (executed directly, no shell).
+    pub argv: &'a [&'a str],
+    /// Written to its standard input (none: `/dev/null`).
+    pub input: Option<&'a [u8]>,
+    /// Added to its environment.
+    pub env: &'a [(&'a str, &'a str)],
+    /// Killed, with its process group, when it has not exited by then.
+    pub limit: Duration,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ran {
+    /// Exited with `code` (as the shell reports it: 128 + n when killed by signal n).
+    Exited { code: u32, stderr: String },
+    /// No exit within the limit: the process group was killed.
+    TimedOut,
+    /// Could not be started at all.
+    CannotStart(String),
+}
+
+/// Runs `p` and waits for it, at most `p.limit`; never panics.
+pub fn run(p: &Program) -> Ran {
+    let mut cmd = Command::new("/bin/sh");
+    cmd.args(["-c", "\"$@\" >/dev/null; echo $?", "sh"])
+        .args(p.argv)
+        .process_group(0)
+        .stdin(if p.input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (name, value) in p.env {
+        cmd.env(name, value);
+    }
+    let mut child = match cmd.spawn() {
+        Ok(child) => child,
+        Err(e) => return Ran::CannotStart(format!("cannot run /bin/sh: {e}")),
+    };
+    // Standard input written, and the outputs read, on threads of their own: a program that
+    // reads nothing, or writes much, must not block us past the limit.
+    if let (Some(mut stdin), Some(input)) = (child.stdin.take(), p.input) {
+        let input = input.to_vec();
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+    }
+    let status = read_on_thread(child.stdout.take(), usize::MAX);
+    let stderr = read_on_thread(child.stderr.take(), STDERR_BYTES);
+    let answer = status.recv_timeout(p.limit).ok();
+    if answer.is_none() {
+        if let Some(group) = rustix::process::Pid::from_raw(child.id() as i32) {
+            let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+        }
+    }
+    // Reaped here, or by rsyslogd already.
+    let _ = child.wait();
+    let Some(answer) = answer else {
+        return Ran::TimedOut;
+    };
+    // A grandchild that left the group may hold standard error open: not waited for long.
+    let stderr = stderr
+        .recv_timeout(Duration::from_millis(200))
+        .unwrap_or_default();
+    match answer.trim().parse::<u32>() {
+        Ok(code) => Ran::Exited { code, stderr },
+        Err(_) => Ran::CannotStart("no exit status".into()),
+    }
+}
+
+/// Reads `from` to its end on a thread, keeping at most `max` bytes (as text, cut at a
+/// character boundary); the text arrives on the returned channel.
+fn read_on_thread(from: Option<impl Read + Send + 'static>, max: usize) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    if let Some(mut from) = from {
+        std::thread::spawn(move || {
+            let mut kept = Vec::new();
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = from.read(&mut buf) {
+                let room = max.saturating_sub(kept.len());
+                kept.extend_from_slice(&buf[..n.min(room)]);
+            }
+            let text = String::from_utf8_lossy(&kept);
+            let _ = tx.send(crate::deliver::truncate_at_char(&text, max).to_owned());
+        });
+    }
+    rx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(script: &str, input: Option<&[u8]>, limit_ms: u64) -> Ran {
+        run(&Program {
+            argv: &["/bin/sh", "-c", script],
+            input,
+            env: &[("OMCM_TEST", "v a l")],
+            limit: Duration::from_millis(limit_ms),
+        })
+    }
+
+    #[test]
+    fn exit_status_stderr_input_and_environment() {
+        let ran = sh(
+            "read x; echo \"got $x $OMCM_TEST\" >&2; echo out; exit 3",
+            Some(b"body\n"),
+            5000,
+        );
+        assert_eq!(
+            ran,
+            Ran::Exited {
+                code: 3,
+                stderr: "got body v a l\n".into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_program_that_reads_nothing_of_a_large_input_still_ends() {
+        let big = vec![b'x'; 1 << 20];
+        assert!(matches!(
+            sh("exit 0", Some(&big), 5000),
+            Ran::Exited { code: 0, .. }
+        ));
+    }
+
+    #[test]
+    fn long_stderr_is_cut() {
+        let Ran::Exited { stderr, .. } =
+            sh("head -c 100000 /dev/zero | tr '\\0' e >&2", None, 5000)
+        else {
+            panic!()
+        };
+        assert_eq!(stderr.len(), STDERR_BYTES);
+    }
+
+    #[test]
+    fn a_hung_program_and_its_children_are_killed_at_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("late");
+        let script = format!("(sleep 1; touch {}) & sleep 30", marker.display());
+        let started = std::time::Instant::now();
+        assert_eq!(sh(&script, None, 300), Ran::TimedOut);
+        assert!(started.elapsed() < Duration::from_secs(5));
+        std::thread::sleep(Duration::from_millis(1500));
+        assert!(!marker.exists(), "a child of the killed program ran on");
+    }
+
+    #[test]
+    fn a_missing_program_is_127() {
+        let ran = run(&Program {
+            argv: &["/nonexistent/program"],
+            input: None,
+            env: &[],
+            limit: Duration::from_secs(5),
+        });
+        assert!(matches!(ran, Ran::Exited { code: 127, .. }), "{ran:?}");
+    }
+}
