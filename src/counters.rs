@@ -42,6 +42,10 @@ pub struct Counters {
     /// could not tell.
     pub ha_role: AtomicU64,
     pub ha_unknown: AtomicU64,
+    /// Requests an operator put back into the queue (`omcmsync deadletter requeue`), and
+    /// resyncs an operator asked for (`omcmsync resync`).
+    pub operator_requeued: AtomicU64,
+    pub operator_resyncs: AtomicU64,
     /// Panics caught in background threads (each thread restarted, or given up).
     pub threads_restarted: AtomicU64,
     pub delivery: DeliveryCounters,
@@ -212,6 +216,8 @@ impl Counters {
             ("standby.expired".into(), &self.standby_expired),
             ("ha.role".into(), &self.ha_role),
             ("ha.unknown".into(), &self.ha_unknown),
+            ("operator.requeued".into(), &self.operator_requeued),
+            ("operator.resyncs".into(), &self.operator_resyncs),
             ("elements.rejected".into(), &d.elements_rejected),
             ("elements.conflicts".into(), &d.elements_conflicts),
             ("latency.ms.sum".into(), &d.latency_ms_sum),

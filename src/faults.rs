@@ -22,7 +22,8 @@ pub fn statsobj_if_version() -> Option<i32> {
 }
 
 /// `OMCM_FAULT_HANG=<point>:<ms>`: every pass through that point first sleeps `ms`
-/// (`resolve`: each element host name lookup; `ha`: each read of the HA role).
+/// (`resolve`: each element host name lookup; `ha`: each read of the HA role; `requeue`:
+/// between a requeue's queued requests and its rewrite of the dead-letter file).
 pub fn hang(point: &str) {
     let Ok(spec) = std::env::var("OMCM_FAULT_HANG") else {
         return;

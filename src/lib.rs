@@ -22,8 +22,10 @@
 //! and the thread restarted), `queue` (durable coalescing; its thread fsyncs and compacts),
 //! `deliver` (the SMGR client, the request builder, backoff, the dispatcher and its
 //! per-element lanes), `elements` (which sender is which CM: the list as written, host names
-//! looked up in parallel off the hot path), `ha` (is this node active) and `resync` (keys,
-//! changes, and the fields of their records). `omprog` runs the same action under rsyslog's
+//! looked up in parallel off the hot path), `ha` (is this node active), `resync` (keys,
+//! changes, and the fields of their records), `control` (the socket in `state.dir` through
+//! which the operator's tools read and act on the running module, never a second writer) and
+//! `program` (a site's program run bounded: `ha.command`, `smgr.command`). `omprog` runs the same action under rsyslog's
 //! omprog.
 //!
 //! Alongside: `config` (every parameter, validated in one place; what reaching System Manager
@@ -37,6 +39,7 @@
 pub mod action;
 pub mod classify;
 pub mod config;
+pub mod control;
 pub mod counters;
 pub mod deliver;
 pub mod elements;

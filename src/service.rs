@@ -11,13 +11,13 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::config::{Config, ElementsSource, HaMode, ELEMENTS_PATH};
+use crate::control::Control;
 use crate::counters::Counters;
-use crate::deliver::{Deliverer, SharedClient, SmgrClient};
+use crate::deliver::{DeadLetters, Deliverer, SharedClient, SmgrClient};
 use crate::elements::{parse_elements_lenient, ElementSpec, Elements};
 use crate::ha::Gate;
 use crate::logging;
 use crate::queue::{Queue, QueueConfig, Recovery};
-use crate::records::RecordFile;
 use crate::supervise::{self, Health, Supervision};
 
 /// How often a failed start of the service is tried again.
@@ -222,14 +222,26 @@ impl Service {
         let queue = Arc::new(queue);
         // One client (one TLS configuration) for the lanes and the supervisor.
         let client = Arc::new(SharedClient::new(SmgrClient::new(config.client.clone())?));
-        let deliverer = Deliverer::new(
+        let deadletters = Arc::new(DeadLetters::new(&config.deadletter_file));
+        let deliverer = Arc::new(Deliverer::new(
             queue.clone(),
             client.clone(),
             config.delivery.clone(),
-            RecordFile::new(&config.deadletter_file),
+            deadletters.clone(),
             counters.clone(),
             stop.clone(),
-        );
+        ));
+        let control = Control {
+            state_dir: dir.clone(),
+            queue: queue.clone(),
+            deliverer: deliverer.clone(),
+            gate: gate.clone(),
+            elements: elements.clone(),
+            deadletters,
+            trace_file: config.trace_file.clone(),
+            counters: counters.clone(),
+            stop: stop.clone(),
+        };
         // The role has a thread of its own: a check that hangs (bounded by smgr.timeout.ms
         // or ha.interval.ms) holds up neither the element list nor HUP's reloads. Batches are
         // held until its first answer (`Lifecycle::queue`).
@@ -254,7 +266,10 @@ impl Service {
                 deliverer.run()
             }),
             supervise::spawn("omcmsync-ha", supervision.clone(), move || watch.run()),
-            supervise::spawn("omcmsync-supervise", supervision, move || supervisor.run()),
+            supervise::spawn("omcmsync-supervise", supervision.clone(), move || {
+                supervisor.run()
+            }),
+            supervise::spawn("omcmsync-control", supervision, move || control.run()),
         ]
         .into_iter()
         .collect::<Result<_, _>>()

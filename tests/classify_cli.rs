@@ -76,7 +76,8 @@ fn rule_file_teaches_new_objects() {
 fn bad_arguments_exit_2_with_usage() {
     let (code, _, stderr) = run(&["classify", "--bogus"], "");
     assert_eq!(code, 2);
-    assert!(stderr.contains("usage"), "{stderr}");
+    assert!(stderr.contains("unexpected argument '--bogus'"), "{stderr}");
+    assert!(stderr.contains("Usage: omcmsync classify"), "{stderr}");
     let (code, _, stderr) = run(&["classify", "/nonexistent/capture.log"], "");
     assert_eq!(code, 2);
     assert!(stderr.contains("/nonexistent/capture.log"), "{stderr}");

@@ -258,6 +258,20 @@ impl SmgrClient {
         }
     }
 
+    /// An outcome in a few words, for `omcmsync status`.
+    pub fn describe(&self, outcome: &Outcome) -> String {
+        match outcome {
+            Outcome::Done => "accepted".into(),
+            Outcome::Retry { why, .. } => format!("retry: {why}"),
+            Outcome::Unauthorized { status, .. } => format!("HTTP {status}: credentials refused"),
+            Outcome::Permanent { status, body } => format!(
+                "{}: {}",
+                self.refusal(*status),
+                truncate_at_char(body.trim(), 200)
+            ),
+        }
+    }
+
     /// What a permanent refusal with `status` was, for log lines.
     pub fn refusal(&self, status: u16) -> String {
         match &self.settings.transport {
@@ -304,6 +318,24 @@ impl SmgrClient {
                 after: None,
             },
         }
+    }
+
+    /// The status System Manager answers a GET of `url` with, credentials sent: what
+    /// `omcmsync check` learns about authentication. Transport errors are `Err`.
+    pub fn get_status(&self, url: &str) -> Result<u16, String> {
+        let mut request = self.agent.get(url);
+        if let Some(auth) = self.settings.auth.header() {
+            request = request.set("Authorization", &auth);
+        }
+        match request.call() {
+            Ok(resp) => Ok(resp.status()),
+            Err(ureq::Error::Status(status, _)) => Ok(status),
+            Err(ureq::Error::Transport(t)) => Err(self.redact(&t.to_string())),
+        }
+    }
+
+    pub fn settings(&self) -> &ClientSettings {
+        &self.settings
     }
 
     /// GETs a JSON document under the base URL (elements list, HA role).

@@ -8,6 +8,7 @@
 mod backoff;
 mod client;
 mod command;
+mod deadletter;
 mod request;
 
 use std::collections::HashMap;
@@ -16,20 +17,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::json;
-
 use self::backoff::Jitter;
 pub use self::client::{
     path_segment, redact, truncate_at_char, Auth, ClientSettings, Outcome, SharedClient,
     SmgrClient, StatusCodes,
 };
+pub use self::deadletter::{changes_of, DeadLetters, Filter};
 use self::request::Request;
 use crate::config::DeliverySettings;
 use crate::counters::Counters;
 use crate::logging;
 use crate::queue::{DueBatch, Entry, Queue};
-use crate::records::RecordFile;
-use crate::resync::{now_ms, rfc3339, sched_now_ms, Key};
+use crate::resync::{now_ms, sched_now_ms, Key};
 use crate::supervise;
 
 /// Due keys are taken for up to this many POSTs per element at once: finding them walks every
@@ -45,6 +44,19 @@ struct ElementState {
     busy: bool,
     /// The 401/403 that marked the element unauthorized, until SMGR accepts again.
     unauthorized: Option<u16>,
+    /// The last answer or error, and when (wall clock).
+    last: Option<(u64, String)>,
+}
+
+/// One element's delivery as `omcmsync status` shows it.
+#[derive(Clone, Debug, Default)]
+pub struct ElementView {
+    /// Failed attempts in a row.
+    pub failures: u32,
+    /// Milliseconds until the next attempt may go out (0: now).
+    pub next_attempt_in_ms: u64,
+    pub unauthorized: Option<u16>,
+    pub last: Option<(u64, String)>,
 }
 
 /// What the lanes share.
@@ -52,7 +64,7 @@ struct Lanes {
     queue: Arc<Queue>,
     client: Arc<SharedClient>,
     settings: DeliverySettings,
-    deadletter: RecordFile,
+    deadletter: Arc<DeadLetters>,
     counters: Arc<Counters>,
     stop: Arc<AtomicBool>,
     elements: Mutex<HashMap<Arc<str>, ElementState>>,
@@ -68,7 +80,7 @@ impl Deliverer {
         queue: Arc<Queue>,
         client: Arc<SharedClient>,
         settings: DeliverySettings,
-        deadletter: RecordFile,
+        deadletter: Arc<DeadLetters>,
         counters: Arc<Counters>,
         stop: Arc<AtomicBool>,
     ) -> Self {
@@ -108,6 +120,26 @@ impl Deliverer {
             lanes.dispatch(&jobs, add_lane);
             drop(jobs);
         });
+    }
+}
+
+impl Deliverer {
+    /// Each element's delivery state now, by name.
+    pub fn view(&self) -> Vec<(Arc<str>, ElementView)> {
+        let now = sched_now_ms();
+        self.lanes
+            .state()
+            .iter()
+            .map(|(el, s)| {
+                let view = ElementView {
+                    failures: s.failures,
+                    next_attempt_in_ms: s.next_try_ms.saturating_sub(now),
+                    unauthorized: s.unauthorized,
+                    last: s.last.clone(),
+                };
+                (el.clone(), view)
+            })
+            .collect()
     }
 }
 
@@ -228,7 +260,10 @@ impl Lanes {
         let d = &self.counters.delivery;
         let client = self.client.get();
         let attempt = self.state().get(element).map_or(0, |s| s.failures) + 1;
-        match client.deliver(element, &request.body, &request.idempotency_key, attempt) {
+        let outcome = client.deliver(element, &request.body, &request.idempotency_key, attempt);
+        self.state().entry(element.clone()).or_default().last =
+            Some((now_ms(), client.describe(&outcome)));
+        match outcome {
             Outcome::Done => self.delivered(element, items),
             Outcome::Retry { why, after } => {
                 d.posts_retried.fetch_add(1, Ordering::Relaxed);
@@ -313,13 +348,13 @@ impl Lanes {
             .requests_deadlettered
             .fetch_add(items.len() as u64, Ordering::Relaxed);
         self.accepted(element);
-        let record = json!({
-            "time": rfc3339(now_ms()), "element": &**element, "status": status,
-            "answer": answer, "idempotency_key": request.idempotency_key, "body": request.body,
-        });
-        let mut line = record.to_string().into_bytes();
-        line.push(b'\n');
-        self.deadletter.append(&line, 1);
+        self.deadletter.append(
+            element,
+            &request.body,
+            &request.idempotency_key,
+            status,
+            &answer,
+        );
         self.queue
             .delivered(items.iter().map(|(k, e)| (k.clone(), e.seq)).collect());
     }

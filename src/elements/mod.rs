@@ -94,6 +94,11 @@ impl ElementTable {
         table
     }
 
+    /// The elements' names, in the list's order.
+    pub fn names(&self) -> impl Iterator<Item = &Arc<str>> {
+        self.elements.iter().map(|e| &e.name)
+    }
+
     /// The element a sender belongs to.
     pub fn lookup(&self, sender: IpAddr) -> Option<&Element> {
         self.by_addr

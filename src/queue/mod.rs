@@ -37,6 +37,17 @@ use crate::supervise::{self, Supervision};
 /// Every wait of a worker is bounded: rsyslog's shutdown waits for it (ABI spec §11.8).
 pub const SUBMIT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// One element's keys, as `omcmsync status` shows them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ElementKeys {
+    pub pending: usize,
+    pub in_flight: usize,
+    /// Held while this node is standby.
+    pub held: usize,
+    /// First change of the oldest key, ms since the Unix epoch.
+    pub oldest_ms: Option<u64>,
+}
+
 #[derive(Clone, Debug)]
 pub struct QueueConfig {
     pub dir: PathBuf,
@@ -249,6 +260,17 @@ impl Queue {
     /// Makes `changes` durable: returns once they are written to the log (and, with a zero
     /// `fsync_every`, on disk), or failed.
     pub fn submit(&self, changes: Vec<Change>) -> Result<(), QueueError> {
+        self.submit_then(changes, self.fsync_every.is_zero())
+    }
+
+    /// As [`Queue::submit`], returning only once the changes are on disk, whatever
+    /// `fsync_every` says: what an operator's requeue waits for before it takes the requests
+    /// out of the dead-letter file.
+    pub fn submit_synced(&self, changes: Vec<Change>) -> Result<(), QueueError> {
+        self.submit_then(changes, true)
+    }
+
+    fn submit_then(&self, changes: Vec<Change>, sync: bool) -> Result<(), QueueError> {
         if changes.is_empty() {
             return Ok(());
         }
@@ -273,10 +295,28 @@ impl Queue {
         self.shared.after_write(&state, earliest_due);
         drop(state);
         let write = self.shared.durability.written();
-        if self.fsync_every.is_zero() {
+        if sync {
             self.shared.durability.wait(write, SUBMIT_TIMEOUT)?;
         }
         Ok(())
+    }
+
+    /// Each element's keys: pending, in flight, and the oldest one's first change (wall clock).
+    pub fn summary(&self) -> std::collections::BTreeMap<String, ElementKeys> {
+        let mut out = std::collections::BTreeMap::<String, ElementKeys>::new();
+        let state = self.shared.state.lock();
+        let held = state.map.pending.held();
+        for (element, _, entry) in state.map.pending.iter() {
+            let keys = out.entry(element.to_owned()).or_default();
+            keys.pending += 1;
+            keys.in_flight += usize::from(entry.in_flight);
+            keys.held += usize::from(held && !entry.in_flight);
+            keys.oldest_ms = Some(
+                keys.oldest_ms
+                    .map_or(entry.first_ms, |o| o.min(entry.first_ms)),
+            );
+        }
+        out
     }
 
     /// Takes due keys (marking them in flight), up to `max_per_element` per element that may

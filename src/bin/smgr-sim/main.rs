@@ -1,7 +1,7 @@
 //! `smgr-sim`: a System Manager stand-in for tests and the demo (docs/smgr-api.md).
 //!
 //!     smgr-sim serve [--http ADDR] [--https ADDR --cert F --key F [--client-ca F]]
-//!                    [--record FILE] [--elements FILE] [--role active|standby]
+//!                    [--record FILE] [--elements FILE] [--role active|standby] [--token T]
 //!     smgr-sim gen-certs DIR
 //!
 //! Serves the resync contract over HTTP and HTTPS (optionally requiring client certificates),
@@ -55,6 +55,8 @@ struct State {
     down_until: Option<Instant>,
     role: String,
     elements: Option<PathBuf>,
+    /// `--token T`: System Manager's API answers 401 without `Authorization: Bearer T`.
+    token: Option<String>,
     record: Option<std::fs::File>,
     received: u64,
     /// Resync request objects in the POSTs received.
@@ -72,7 +74,7 @@ fn main() {
         },
         Some("serve") => serve(&args[1..]),
         _ => Err("usage: smgr-sim serve [--http ADDR] [--https ADDR --cert F --key F [--client-ca F]] \
-                  [--record FILE] [--elements FILE] [--role active|standby] | smgr-sim gen-certs DIR"
+                  [--record FILE] [--elements FILE] [--role active|standby] [--token T] | smgr-sim gen-certs DIR"
             .into()),
     };
     if let Err(e) = result {
@@ -91,6 +93,7 @@ fn serve(args: &[String]) -> Result<(), String> {
     let state = Arc::new(Mutex::new(State {
         role: opts.get("role").cloned().unwrap_or_else(|| "active".into()),
         elements: opts.get("elements").map(PathBuf::from),
+        token: opts.get("token").cloned(),
         record: match opts.get("record") {
             Some(p) => Some(
                 std::fs::OpenOptions::new()
@@ -216,6 +219,12 @@ fn lock(state: &Shared) -> std::sync::MutexGuard<'_, State> {
 fn route(req: &Request, peer: Option<SocketAddr>, tls: bool, state: &Shared) -> Option<Response> {
     let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
     let path = req.path.split('?').next().unwrap_or("");
+    if let Some(token) = &lock(state).token {
+        let bearer = format!("Bearer {token}");
+        if !path.starts_with("/sim/") && req.header("authorization") != Some(bearer.as_str()) {
+            return Some(Response::json(401, json!({"error": "not authenticated"})));
+        }
+    }
     Some(match (req.method.as_str(), path) {
         ("POST", "/sim/fault") => {
             let mut s = lock(state);

@@ -1,0 +1,407 @@
+//! `omcmsync check`: a setup, checked before it is trusted. One line per check, each with what
+//! was found and, when it fails, the fix; exit status 0 only when none fails (a warning does
+//! not fail). The action's parameters come from an rsyslog configuration (read through
+//! `rsyslogd -N1 -o`, so includes are resolved) or from an omprog config file.
+
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use omcmsync::config::{Config, ElementsSource, HaMode, Transport, Value, ELEMENTS_PATH};
+use omcmsync::deliver::SmgrClient;
+use omcmsync::elements::{literal, parse_elements_lenient, ElementSpec};
+
+mod rsyslog_conf;
+
+/// Less free space than this in state.dir fails: an outage's backlog has to fit.
+const MIN_FREE: u64 = 64 << 20;
+
+#[derive(Default)]
+struct Report {
+    failed: bool,
+}
+
+impl Report {
+    fn pass(&mut self, what: &str, detail: &str) {
+        println!("PASS  {what:<16} {detail}");
+    }
+
+    fn warn(&mut self, what: &str, detail: &str, fix: &str) {
+        println!("WARN  {what:<16} {detail}\n      {:<16} fix: {fix}", "");
+    }
+
+    fn fail(&mut self, what: &str, detail: &str, fix: &str) {
+        self.failed = true;
+        println!("FAIL  {what:<16} {detail}\n      {:<16} fix: {fix}", "");
+    }
+}
+
+pub fn run(rsyslog_conf: Option<&Path>, config: Option<&Path>, rsyslogd: &str) -> ExitCode {
+    // The library's own log lines (a role switch, say) are not part of the report.
+    omcmsync::logging::set_sink(Some(|_, _| {}));
+    let mut report = Report::default();
+    let actions = match (rsyslog_conf, config) {
+        (Some(conf), _) => rsyslog_conf::actions(&mut report, conf, rsyslogd),
+        (None, Some(file)) => omprog_file(&mut report, file).into_iter().collect(),
+        (None, None) => Vec::new(),
+    };
+    if actions.is_empty() && !report.failed {
+        report.fail(
+            "parameters",
+            "no omcmsync action found",
+            "add action(type=\"omcmsync\" ...) (docs/configuration.md)",
+        );
+    }
+    for (n, action) in actions.iter().enumerate() {
+        let label = if actions.len() > 1 {
+            format!(" (action {} of {})", n + 1, actions.len())
+        } else {
+            String::new()
+        };
+        check_action(&mut report, action, &label);
+    }
+    if report.failed {
+        println!("omcmsync check: FAILED");
+        ExitCode::from(1)
+    } else {
+        println!("omcmsync check: all checks passed");
+        ExitCode::SUCCESS
+    }
+}
+
+/// One action's parameters, as given, and rsyslog's maxMessageSize where known.
+pub struct Action {
+    pub params: Vec<(String, String)>,
+    pub max_message_size: Option<u64>,
+}
+
+fn omprog_file(report: &mut Report, file: &Path) -> Option<Action> {
+    let params = std::fs::read_to_string(file)
+        .map_err(|e| e.to_string())
+        .and_then(|text| omcmsync::omprog::parse_config_file(&text));
+    match params {
+        Ok(params) => Some(Action {
+            params,
+            max_message_size: None,
+        }),
+        Err(e) => {
+            report.fail(
+                "parameters",
+                &format!("{}: {e}", file.display()),
+                "name=value lines, as in docs/omprog.md",
+            );
+            None
+        }
+    }
+}
+
+fn check_action(report: &mut Report, action: &Action, label: &str) {
+    let values = action
+        .params
+        .iter()
+        .map(|(n, v)| (n.as_str(), Value::Text(v.clone())));
+    let config = match Config::from_values(values) {
+        Ok(c) => c,
+        Err(e) => {
+            report.fail(
+                "parameters",
+                &format!("{e}{label}"),
+                "correct that parameter (docs/configuration.md)",
+            );
+            return;
+        }
+    };
+    report.pass(
+        "parameters",
+        &format!("valid{label}, state.dir {}", config.state_dir.display()),
+    );
+    if let Some(max) = action.max_message_size {
+        let line = config.limits.max_line as u64;
+        if max < line {
+            report.warn(
+                "maxMessageSize",
+                &format!("rsyslog's maxMessageSize ({max}) is below line.maxlength ({line}): rsyslog cuts longer messages, and a command across the cut is lost"),
+                &format!("global(maxMessageSize=\"{}\") or line.maxlength=\"{max}\"", line.next_power_of_two()),
+            );
+        }
+    }
+    state_dir(report, &config.state_dir);
+    let client = match SmgrClient::new(config.client.clone()) {
+        Ok(c) => c,
+        Err(e) => {
+            report.fail("smgr", &e, "the smgr.tls.* files (docs/configuration.md)");
+            return;
+        }
+    };
+    let reached = smgr(report, &client);
+    let specs = match &config.elements {
+        ElementsSource::File { list, .. } => list.clone().unwrap_or_default(),
+        ElementsSource::Smgr if reached => smgr_elements(report, &client),
+        ElementsSource::Smgr => Vec::new(),
+    };
+    for spec in &specs {
+        element_hosts(report, spec);
+    }
+    ha(report, &config, &client);
+}
+
+fn state_dir(report: &mut Report, dir: &Path) {
+    let what = "state.dir";
+    let shown = dir.display();
+    let probe_dir =
+        if dir.is_dir() {
+            dir
+        } else {
+            match dir.parent().filter(|p| p.is_dir()) {
+                Some(parent) => parent,
+                None => return report.fail(
+                    what,
+                    &format!("{shown} does not exist, nor its parent"),
+                    "create it for rsyslogd's user (packaging: /usr/libexec/omcmsync/setup-dirs)",
+                ),
+            }
+        };
+    let probe = probe_dir.join(format!(".omcmsync-check-{}", std::process::id()));
+    if let Err(e) = std::fs::write(&probe, b"") {
+        return report.fail(
+            what,
+            &format!("{} is not writable ({e})", probe_dir.display()),
+            "make it writable by rsyslogd's user (chown; mode 0700)",
+        );
+    }
+    let _ = std::fs::remove_file(&probe);
+    const REMOTE: &[(i64, &str)] = &[
+        (0x6969, "NFS"),
+        (0x517B, "SMB"),
+        (0xFF53_4D42, "CIFS"),
+        (0xFE53_4D42, "SMB2"),
+        (0x6573_5546, "FUSE"),
+        (0x00C3_6400, "Ceph"),
+    ];
+    if let Ok(fs) = rustix::fs::statfs(probe_dir) {
+        if let Some((_, name)) = REMOTE.iter().find(|(m, _)| *m == fs.f_type) {
+            return report.fail(
+                what,
+                &format!("{shown} is on {name}: flock and fsync are not to be trusted there"),
+                "a directory on a local file system",
+            );
+        }
+    }
+    let free = rustix::fs::statvfs(probe_dir)
+        .map(|v| v.f_bavail.saturating_mul(v.f_frsize))
+        .unwrap_or(u64::MAX);
+    if free < MIN_FREE {
+        return report.fail(
+            what,
+            &format!("{shown}: only {} MiB free", free >> 20),
+            "free space there (an outage's backlog is kept in queue.log)",
+        );
+    }
+    let created = if dir.is_dir() {
+        ""
+    } else {
+        " (created at start)"
+    };
+    report.pass(
+        what,
+        &format!("{shown}{created}: writable, local, {} MiB free", free >> 20),
+    );
+}
+
+/// TCP, TLS and authentication; true when System Manager answered.
+fn smgr(report: &mut Report, client: &SmgrClient) -> bool {
+    let settings = client.settings();
+    if let Transport::Command(program) = &settings.transport {
+        report.pass(
+            "smgr.command",
+            &format!("{} is executable", program.display()),
+        );
+        return false;
+    }
+    let url = &settings.base_url;
+    let host = url.host_str().unwrap_or_default().trim_matches(['[', ']']);
+    let port = url.port_or_known_default().unwrap_or(443);
+    let addrs: Vec<_> = match (host, port).to_socket_addrs() {
+        Ok(a) => a.collect(),
+        Err(e) => {
+            report.fail(
+                "smgr tcp",
+                &format!("{host} does not resolve ({e})"),
+                "correct smgr.url's host, or DNS / /etc/hosts",
+            );
+            return false;
+        }
+    };
+    let timeout = settings.timeout.min(Duration::from_secs(10));
+    let Some(stream) = addrs
+        .iter()
+        .find_map(|a| TcpStream::connect_timeout(a, timeout).ok())
+    else {
+        report.fail(
+            "smgr tcp",
+            &format!("no connection to {host} port {port}"),
+            "start System Manager, or correct smgr.url; check firewalls between this host and it",
+        );
+        return false;
+    };
+    report.pass("smgr tcp", &format!("connected to {host} port {port}"));
+    if let Some(tls) = &settings.tls_config {
+        if let Err(e) = tls_handshake(stream, tls.0.clone(), host, timeout) {
+            let fix = if e.contains("certificate") && !e.contains("alert") {
+                "smgr.tls.cacert must name the CA that signed System Manager's certificate"
+            } else {
+                "System Manager refused this host's TLS: check smgr.tls.mycert and smgr.tls.myprivkey against the CA System Manager trusts"
+            };
+            report.fail("smgr tls", &e, fix);
+            return false;
+        }
+        let client_cert = if settings.tls.my_cert.is_some() {
+            ", client certificate accepted"
+        } else {
+            ""
+        };
+        report.pass(
+            "smgr tls",
+            &format!("handshake verified against the CA{client_cert}"),
+        );
+    }
+    let probe = client.url(ELEMENTS_PATH);
+    match client.get_status(&probe) {
+        Ok(status @ (401 | 403)) => {
+            report.fail(
+                "smgr auth",
+                &format!("GET {probe} answered HTTP {status}: credentials refused"),
+                "smgr.tokenfile (or smgr.user and smgr.passwordfile) and the account's rights",
+            );
+            false
+        }
+        Ok(status) => {
+            report.pass(
+                "smgr auth",
+                &format!("GET {probe} answered HTTP {status} (credentials not refused)"),
+            );
+            true
+        }
+        Err(e) => {
+            report.fail(
+                "smgr auth",
+                &format!("GET {probe}: {e}"),
+                "System Manager's API must answer under smgr.url",
+            );
+            false
+        }
+    }
+}
+
+fn tls_handshake(
+    mut stream: TcpStream,
+    config: std::sync::Arc<rustls::ClientConfig>,
+    host: &str,
+    timeout: Duration,
+) -> Result<(), String> {
+    let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+        .map_err(|e| format!("{host}: {e}"))?;
+    let mut conn = rustls::ClientConnection::new(config, name).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    while conn.is_handshaking() {
+        conn.complete_io(&mut stream)
+            .map_err(|e| format!("TLS handshake: {e}"))?;
+    }
+    // A TLS 1.3 server judges the client certificate after the handshake: its refusal is an
+    // alert that arrives within moments, session tickets are not.
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+    for _ in 0..3 {
+        match conn.complete_io(&mut stream) {
+            Ok(_) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                break
+            }
+            Err(e) => return Err(format!("TLS after the handshake: {e}")),
+        }
+    }
+    Ok(())
+}
+
+fn smgr_elements(report: &mut Report, client: &SmgrClient) -> Vec<ElementSpec> {
+    let url = client.url(ELEMENTS_PATH);
+    let list = client
+        .get_json(&url)
+        .and_then(|v| parse_elements_lenient(&v.to_string()));
+    match list {
+        Ok((specs, rejected)) if rejected.is_empty() => {
+            report.pass("elements", &format!("{} from {url}", specs.len()));
+            specs
+        }
+        Ok((specs, rejected)) => {
+            report.warn(
+                "elements",
+                &format!(
+                    "{} from {url}, {} skipped: {}",
+                    specs.len(),
+                    rejected.len(),
+                    rejected.join("; ")
+                ),
+                "correct those entries in System Manager",
+            );
+            specs
+        }
+        Err(e) => {
+            report.fail(
+                "elements",
+                &format!("{url}: {e}"),
+                "System Manager must serve the element list (elements.source=\"smgr\"), or use elements.file",
+            );
+            Vec::new()
+        }
+    }
+}
+
+fn element_hosts(report: &mut Report, spec: &ElementSpec) {
+    let what = format!("element {}", spec.name);
+    let unresolved: Vec<String> = spec
+        .hosts
+        .iter()
+        .filter(|h| literal(h).is_none())
+        .filter_map(|h| match (h.as_str(), 0).to_socket_addrs() {
+            Ok(a) if a.len() > 0 => None,
+            Ok(_) => Some(format!("{h} (no address)")),
+            Err(e) => Some(format!("{h} ({e})")),
+        })
+        .collect();
+    if unresolved.is_empty() {
+        report.pass(&what, &format!("{} host(s), all resolve", spec.hosts.len()));
+    } else {
+        report.fail(
+            &what,
+            &format!("does not resolve: {}", unresolved.join(", ")),
+            "correct the host name in the element list, or DNS / /etc/hosts (lines from an unresolved host count as unknown senders)",
+        );
+    }
+}
+
+fn ha(report: &mut Report, config: &Config, client: &SmgrClient) {
+    if config.ha.mode == HaMode::Always {
+        return report.pass("ha", "ha.mode=\"always\": a single node, always active");
+    }
+    let gate = omcmsync::ha::Gate::new(config.ha.clone());
+    let reading = gate.check(client);
+    match reading.role {
+        omcmsync::ha::Role::Unknown => report.fail(
+            "ha",
+            &format!(
+                "the role cannot be read: {}",
+                reading.why.unwrap_or_default()
+            ),
+            "ha.file, ha.url or ha.command as ha.mode says (docs/configuration.md)",
+        ),
+        role => report.pass("ha", &format!("role read: {}", role.as_str())),
+    }
+}

@@ -1,0 +1,96 @@
+//! `omcmsync`: the command-line companion of the rsyslog module (`omcmsync --help`, and the
+//! omcmsync(1) man page generated from the same declarations in `cli.rs`).
+
+mod check;
+mod classify;
+mod cli;
+mod manpages;
+mod operator;
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+use cli::{Cli, Command, DeadletterAction, Shell};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Status { dir, json } => {
+            operator::run(&dir.state_dir, omcmsync::control::Request::Status, |a| {
+                if json {
+                    println!("{a}");
+                } else {
+                    operator::show_status(a);
+                }
+            })
+        }
+        Command::Deadletter { action } => {
+            let (dir, filter, requeue) = match action {
+                DeadletterAction::List { dir, filter } => (dir, filter, false),
+                DeadletterAction::Requeue { dir, filter } => (dir, filter, true),
+            };
+            let request = omcmsync::control::Request::DeadLetters {
+                requeue,
+                filter: operator::filter(filter.element, filter.since),
+            };
+            operator::run(&dir.state_dir, request, |a| {
+                if requeue {
+                    operator::show_requeued(a)
+                } else {
+                    operator::show_records(a)
+                }
+            })
+        }
+        Command::Resync {
+            dir,
+            element,
+            ty,
+            id,
+        } => operator::run(
+            &dir.state_dir,
+            operator::resync_request(element, ty, id),
+            operator::show_queued,
+        ),
+        Command::Check {
+            rsyslog_conf,
+            config,
+            rsyslogd,
+        } => check::run(rsyslog_conf.as_deref(), config.as_deref(), &rsyslogd),
+        Command::Classify { rules, input } => done(
+            "classify",
+            classify::run(rules.as_deref(), input.as_deref()),
+        ),
+        Command::Omprog { config } => done(
+            "omprog",
+            omcmsync::omprog::load_config(&config).and_then(|c| {
+                omcmsync::omprog::run(c, std::io::stdin().lock(), std::io::stdout().lock())
+            }),
+        ),
+        Command::Completions { shell } => {
+            let shell = match shell {
+                Shell::Bash => clap_complete::Shell::Bash,
+                Shell::Zsh => clap_complete::Shell::Zsh,
+                Shell::Fish => clap_complete::Shell::Fish,
+            };
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "omcmsync",
+                &mut std::io::stdout(),
+            );
+            ExitCode::SUCCESS
+        }
+        Command::Manpages { dir } => done("manpages", manpages::write(&dir)),
+    }
+}
+
+/// A subcommand's result as an exit status: errors printed, status 2.
+fn done(what: &str, result: Result<(), String>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("omcmsync {what}: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

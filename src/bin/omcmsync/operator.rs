@@ -1,0 +1,149 @@
+//! The subcommands that talk to a running module over its control socket: `status`,
+//! `deadletter list|requeue`, `resync`. Exit status 2 when no module runs there.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use omcmsync::control::{ask, AskError, FilterSpec, Request};
+use omcmsync::resync::Scope;
+use serde_json::Value;
+
+/// A requeue waits for the queue's fsync; status and the rest answer at once.
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Asks, then prints with `show`; the exit status says how it went.
+pub fn run(state_dir: &Path, request: Request, show: impl FnOnce(&Value)) -> ExitCode {
+    match ask(state_dir, &request, TIMEOUT) {
+        Ok(answer) => {
+            show(&answer);
+            ExitCode::SUCCESS
+        }
+        Err(e @ AskError::NoModule(_)) => {
+            eprintln!("omcmsync: {e}\n  is rsyslogd running with an omcmsync action whose state.dir is {}? (--state-dir DIR)", state_dir.display());
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("omcmsync: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+pub fn resync_request(element: String, ty: Option<String>, id: Option<String>) -> Request {
+    let scope = match (ty, id) {
+        (Some(ty), Some(id)) => Scope::Object {
+            ty: ty.as_str().into(),
+            id: id.as_str().into(),
+        },
+        (Some(ty), None) => Scope::Type {
+            ty: ty.as_str().into(),
+        },
+        _ => Scope::Element,
+    };
+    Request::Resync { element, scope }
+}
+
+pub fn filter(element: Option<String>, since_ms: Option<u64>) -> FilterSpec {
+    FilterSpec { element, since_ms }
+}
+
+/// `omcmsync status`, for a person: the module, then one row per element.
+pub fn show_status(a: &Value) {
+    println!(
+        "omcmsync {} (pid {}), state.dir {}, HA role {}",
+        text(&a["version"]),
+        a["pid"],
+        text(&a["state_dir"]),
+        text(&a["role"])
+    );
+    let q = &a["queue"];
+    println!(
+        "queue: {} key(s), log {} bytes{}",
+        q["keys"],
+        q["log_bytes"],
+        if q["held"] == true {
+            ", held (standby)"
+        } else {
+            ""
+        }
+    );
+    if let Some(e) = a["deadletter_error"].as_str() {
+        println!("dead-letter file {}: {e}", text(&a["deadletter_file"]));
+    }
+    println!(
+        "{:<16} {:>8} {:>9} {:>6} {:>9} {:>12} {:>5}  LAST ANSWER",
+        "ELEMENT", "PENDING", "IN-FLIGHT", "HELD", "OLDEST", "NEXT-TRY", "DEAD"
+    );
+    for e in a["elements"].as_array().into_iter().flatten() {
+        let next = match e["next_attempt_in_ms"].as_u64() {
+            Some(0) | None => "now".to_owned(),
+            Some(ms) => format!("in {}", age(ms)),
+        };
+        let last = match (e["last_answer"].as_str(), e["last_answer_at"].as_str()) {
+            (Some(text), Some(at)) => format!("{at} {text}"),
+            _ => "-".into(),
+        };
+        let name = if e["configured"] == true {
+            text(&e["name"]).to_owned()
+        } else {
+            format!("{} (not listed)", text(&e["name"]))
+        };
+        let n = |k: &str| e[k].to_string();
+        println!(
+            "{name:<16} {:>8} {:>9} {:>6} {:>9} {next:>12} {:>5}  {last}",
+            n("pending"),
+            n("in_flight"),
+            n("held"),
+            e["oldest_age_ms"].as_u64().map_or("-".into(), age),
+            n("deadletters"),
+        );
+    }
+}
+
+pub fn show_records(a: &Value) {
+    for r in a["records"].as_array().into_iter().flatten() {
+        println!("{r}");
+    }
+    eprintln!(
+        "{} dead-lettered request(s)",
+        a["records"].as_array().map_or(0, Vec::len)
+    );
+}
+
+pub fn show_requeued(a: &Value) {
+    println!(
+        "{} dead-lettered request(s) requeued ({} key change(s)); they are delivered like any change",
+        a["requeued"], a["changes"]
+    );
+}
+
+pub fn show_queued(a: &Value) {
+    println!("queued: {}", a["queued"]);
+}
+
+fn text(v: &Value) -> &str {
+    v.as_str().unwrap_or("?")
+}
+
+/// A duration for a person: 850ms, 42s, 5m07s, 3h12m, 2d04h.
+fn age(ms: u64) -> String {
+    let s = ms / 1000;
+    match s {
+        0 => format!("{ms}ms"),
+        1..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
+        3600..=86_399 => format!("{}h{:02}m", s / 3600, s / 60 % 60),
+        _ => format!("{}d{:02}h", s / 86_400, s / 3600 % 24),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ages_read_well() {
+        assert_eq!(super::age(850), "850ms");
+        assert_eq!(super::age(307_000), "5m07s");
+        assert_eq!(super::age(2 * 86_400_000 + 4 * 3_600_000), "2d04h");
+    }
+}

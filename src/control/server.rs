@@ -1,0 +1,308 @@
+//! The module's side of the control socket: a supervised thread (`omcmsync-control`) that
+//! answers one connection at a time. Requests are rare and small; none may hold up delivery,
+//! so each connection has a 2 s budget per read and write.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Map, Value};
+
+use super::{error_answer, socket_path, Request, MAX_REQUEST};
+use crate::classify::Verb;
+use crate::counters::Counters;
+use crate::deliver::{DeadLetters, Deliverer, Filter};
+use crate::elements::Elements;
+use crate::ha::Gate;
+use crate::logging;
+use crate::queue::Queue;
+use crate::records::RecordFile;
+use crate::resync::{now_ms, rfc3339, Change, Key, Scope};
+
+/// What the control thread answers from.
+pub struct Control {
+    pub state_dir: PathBuf,
+    pub queue: Arc<Queue>,
+    pub deliverer: Arc<Deliverer>,
+    pub gate: Arc<Gate>,
+    pub elements: Arc<Elements>,
+    pub deadletters: Arc<DeadLetters>,
+    pub trace_file: Option<PathBuf>,
+    pub counters: Arc<Counters>,
+    pub stop: Arc<AtomicBool>,
+}
+
+impl Control {
+    /// Listens until `stop`; the socket is removed when it ends. A socket that cannot be made
+    /// is logged and tried again every 10 s: the module runs on without it.
+    pub fn run(&self) {
+        let path = socket_path(&self.state_dir);
+        let mut retry_at = Instant::now();
+        let mut logged = false;
+        while !self.stop.load(Ordering::Relaxed) {
+            if Instant::now() < retry_at {
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+            match self.bind() {
+                Ok(listener) => {
+                    self.serve(&listener);
+                    let _ = std::fs::remove_file(&path);
+                    return;
+                }
+                Err(e) => {
+                    if !logged {
+                        logging::warning(&format!(
+                            "control socket {}: {e}; omcmsync status, deadletter and resync cannot reach this module (tried again every 10 s)",
+                            path.display()
+                        ));
+                        logged = true;
+                    }
+                    retry_at = Instant::now() + Duration::from_secs(10);
+                }
+            }
+        }
+    }
+
+    /// Binds under a temporary name, makes it 0600, then renames it into place: the socket is
+    /// never reachable with a wider mode. Any socket found there is stale (this process holds
+    /// the state directory's lock).
+    fn bind(&self) -> std::io::Result<UnixListener> {
+        let path = socket_path(&self.state_dir);
+        let tmp = path.with_extension("sock.new");
+        let _ = std::fs::remove_file(&tmp);
+        let listener = UnixListener::bind(&tmp)?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::rename(&tmp, &path)?;
+        listener.set_nonblocking(true)?;
+        Ok(listener)
+    }
+
+    fn serve(&self, listener: &UnixListener) {
+        while !self.stop.load(Ordering::Relaxed) {
+            match listener.accept() {
+                Ok((stream, _)) => self.answer(stream),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+
+    /// One connection: a request line, an answer line.
+    fn answer(&self, stream: UnixStream) {
+        let budget = Some(Duration::from_secs(2));
+        if stream.set_nonblocking(false).is_err()
+            || stream.set_read_timeout(budget).is_err()
+            || stream.set_write_timeout(budget).is_err()
+        {
+            return;
+        }
+        let mut line = String::new();
+        let Ok(mut writer) = stream.try_clone() else {
+            return;
+        };
+        let read = BufReader::new(stream.take(MAX_REQUEST)).read_line(&mut line);
+        let answer = match read {
+            Ok(_) => match serde_json::from_str(&line)
+                .map_err(|e| format!("request is not JSON: {e}"))
+                .and_then(|v| Request::from_json(&v))
+            {
+                Ok(request) => self.handle(request),
+                Err(e) => error_answer(&e),
+            },
+            Err(e) => error_answer(&e.to_string()),
+        };
+        let mut out = answer.to_string();
+        out.push('\n');
+        let _ = writer.write_all(out.as_bytes());
+    }
+
+    fn handle(&self, request: Request) -> Value {
+        match request {
+            Request::Status => self.status(),
+            Request::DeadLetters { requeue, filter } => {
+                let filter = Filter::from(&filter);
+                if requeue {
+                    self.requeue(&filter)
+                } else {
+                    match self.deadletters.list(&filter) {
+                        Ok(records) => json!({"ok": true, "records": records}),
+                        Err(e) => {
+                            error_answer(&format!("{}: {e}", self.deadletters.path().display()))
+                        }
+                    }
+                }
+            }
+            Request::Resync { element, scope } => self.resync(element, scope),
+        }
+    }
+
+    /// Per element: its keys, its delivery, its dead letters; and the module's own state.
+    fn status(&self) -> Value {
+        let keys = self.queue.summary();
+        let delivery: BTreeMap<String, _> = self
+            .deliverer
+            .view()
+            .into_iter()
+            .map(|(e, v)| (e.to_string(), v))
+            .collect();
+        let dead = self.deadletters.list(&Filter::default());
+        let mut dead_by: BTreeMap<String, u64> = BTreeMap::new();
+        for r in dead.as_ref().map(Vec::as_slice).unwrap_or_default() {
+            *dead_by
+                .entry(r["element"].as_str().unwrap_or_default().to_owned())
+                .or_default() += 1;
+        }
+        let table = self.elements.current();
+        let mut names: Vec<String> = table.names().map(|n| n.to_string()).collect();
+        for name in keys.keys().chain(delivery.keys()).chain(dead_by.keys()) {
+            if !names.contains(name) {
+                names.push(name.clone());
+            }
+        }
+        let now = now_ms();
+        let elements: Vec<Value> = names
+            .iter()
+            .map(|name| {
+                let k = keys.get(name).cloned().unwrap_or_default();
+                let d = delivery.get(name).cloned().unwrap_or_default();
+                let mut m = Map::new();
+                m.insert("name".into(), name.as_str().into());
+                m.insert("pending".into(), k.pending.into());
+                m.insert("in_flight".into(), k.in_flight.into());
+                m.insert("held".into(), k.held.into());
+                m.insert(
+                    "oldest_age_ms".into(),
+                    k.oldest_ms.map(|o| now.saturating_sub(o)).into(),
+                );
+                m.insert("failures".into(), d.failures.into());
+                m.insert("next_attempt_in_ms".into(), d.next_attempt_in_ms.into());
+                m.insert("unauthorized".into(), d.unauthorized.into());
+                m.insert(
+                    "last_answer".into(),
+                    d.last.as_ref().map(|(_, text)| text.as_str()).into(),
+                );
+                m.insert(
+                    "last_answer_at".into(),
+                    d.last.as_ref().map(|(at, _)| rfc3339(*at)).into(),
+                );
+                m.insert(
+                    "deadletters".into(),
+                    dead_by.get(name).copied().unwrap_or(0).into(),
+                );
+                m.insert(
+                    "configured".into(),
+                    table.names().any(|n| **n == **name).into(),
+                );
+                Value::Object(m)
+            })
+            .collect();
+        json!({
+            "ok": true,
+            "version": env!("CARGO_PKG_VERSION"),
+            "pid": std::process::id(),
+            "state_dir": self.state_dir.display().to_string(),
+            "role": if self.gate.known() { self.gate.role().as_str() } else { "not read yet" },
+            "queue": {"keys": self.queue.len(), "log_bytes": self.queue.log_bytes(),
+                      "held": self.queue.held()},
+            "deadletter_file": self.deadletters.path().display().to_string(),
+            "deadletter_error": dead.err().map(|e| e.to_string()),
+            "elements": elements,
+        })
+    }
+
+    /// The selected dead letters' requests back into the queue (on disk before the records
+    /// leave the file).
+    fn requeue(&self, filter: &Filter) -> Value {
+        let mut changes = 0;
+        let taken = self.deadletters.requeue(filter, |c| {
+            changes = c.len();
+            match self.queue.submit_synced(c) {
+                Ok(()) => true,
+                Err(e) => {
+                    logging::error(&format!("operator requeue: the queue refused: {e:?}"));
+                    false
+                }
+            }
+        });
+        match taken {
+            Ok(records) => {
+                let n = records.len() as u64;
+                self.counters
+                    .operator_requeued
+                    .fetch_add(n, Ordering::Relaxed);
+                if n > 0 {
+                    logging::info(&format!(
+                        "operator: {n} dead-lettered request(s) requeued ({changes} key change(s)), by omcmsync deadletter requeue"
+                    ));
+                    for r in &records {
+                        self.trace(json!({"op": "requeue", "element": r["element"],
+                            "idempotency_key": r["idempotency_key"], "outcome": "queued"}));
+                    }
+                }
+                json!({"ok": true, "requeued": n, "changes": changes})
+            }
+            Err(e) => error_answer(&format!(
+                "requeue from {}: {e}; nothing was taken out of it",
+                self.deadletters.path().display()
+            )),
+        }
+    }
+
+    /// An operator's own request, through the same durable path as a change from CM.
+    fn resync(&self, element: String, scope: Scope) -> Value {
+        let table = self.elements.current();
+        if !table.names().any(|n| **n == *element) {
+            return error_answer(&format!(
+                "unknown element '{element}': not in the element list in force"
+            ));
+        }
+        let change = Change {
+            key: Key {
+                element: element.as_str().into(),
+                scope: scope.clone(),
+            },
+            verb: Verb::Change,
+            login: None,
+            reason: (!matches!(scope, Scope::Object { .. })).then(|| "operator resync".into()),
+            at_ms: now_ms(),
+            standby: false,
+        };
+        if let Err(e) = self.queue.submit_synced(vec![change]) {
+            return error_answer(&format!("the queue refused the request: {e:?}"));
+        }
+        self.counters
+            .operator_resyncs
+            .fetch_add(1, Ordering::Relaxed);
+        let mut fields = Map::new();
+        scope.write_fields(&mut fields);
+        let what = Value::Object(fields.clone());
+        logging::info(&format!(
+            "operator: resync of {element} {what} queued, by omcmsync resync"
+        ));
+        fields.insert("op".into(), "resync".into());
+        fields.insert("element".into(), element.into());
+        fields.insert("outcome".into(), "queued".into());
+        self.trace(Value::Object(fields));
+        json!({"ok": true, "queued": what})
+    }
+
+    /// An operator's action in `trace.file`, when one is set.
+    fn trace(&self, mut record: Value) {
+        let Some(path) = &self.trace_file else {
+            return;
+        };
+        record["time"] = rfc3339(now_ms()).into();
+        record["source"] = "operator".into();
+        let mut line = record.to_string().into_bytes();
+        line.push(b'\n');
+        RecordFile::new(path).append(&line, 1);
+    }
+}

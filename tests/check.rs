@@ -1,0 +1,253 @@
+//! `omcmsync check` against a real System Manager stand-in (smgr-sim over HTTPS with client
+//! certificates and a bearer token) and the real rsyslogd for `--rsyslog-conf`: a good setup
+//! passes; each broken part fails with its own line.
+
+mod common;
+
+use std::process::Output;
+
+use common::*;
+
+const TOKEN: &str = "s3cr3t-token";
+
+struct Setup {
+    dir: TestDir,
+    pki: String,
+    sim: Sim,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let dir = TestDir::new();
+        let pki = gen_certs(&dir, "pki");
+        let (cert, key, ca) = (
+            format!("{pki}/server.pem"),
+            format!("{pki}/server-key.pem"),
+            format!("{pki}/ca.pem"),
+        );
+        let sim = Sim::start(
+            &dir,
+            &[
+                "--https",
+                "127.0.0.1:0",
+                "--cert",
+                &cert,
+                "--key",
+                &key,
+                "--client-ca",
+                &ca,
+                "--token",
+                TOKEN,
+            ],
+        );
+        std::fs::write(dir.path("token"), TOKEN).unwrap();
+        std::fs::write(dir.path("wrong-token"), "not-the-token").unwrap();
+        std::fs::write(dir.path("role"), "active\n").unwrap();
+        Setup { dir, pki, sim }
+    }
+
+    /// The good parameters, with `changes` replacing or adding some (an empty value removes).
+    fn params(&self, changes: &[(&str, String)]) -> Vec<(String, String)> {
+        let (d, pki) = (&self.dir, &self.pki);
+        let mut p: Vec<(String, String)> = [
+            ("smgr.url", self.sim.https.clone().unwrap()),
+            ("smgr.tls.cacert", format!("{pki}/ca.pem")),
+            ("smgr.tls.mycert", format!("{pki}/client.pem")),
+            ("smgr.tls.myprivkey", format!("{pki}/client-key.pem")),
+            ("smgr.tokenfile", d.p("token")),
+            ("elements.file", d.p("elements.json")),
+            ("state.dir", d.p("state")),
+            ("ha.mode", "file".into()),
+            ("ha.file", d.p("role")),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        for (k, v) in changes {
+            p.retain(|(n, _)| n != k);
+            if !v.is_empty() {
+                p.push((k.to_string(), v.clone()));
+            }
+        }
+        p
+    }
+
+    /// `omcmsync check --config FILE` with those parameters.
+    fn check(&self, changes: &[(&str, String)]) -> (Option<i32>, String) {
+        let file = self.dir.path("action.conf");
+        let text: String = self
+            .params(changes)
+            .iter()
+            .map(|(k, v)| format!("{k}={v}\n"))
+            .collect();
+        std::fs::write(&file, text).unwrap();
+        result(
+            std::process::Command::new(env!("CARGO_BIN_EXE_omcmsync"))
+                .args(["check", "--config"])
+                .arg(&file)
+                .output()
+                .unwrap(),
+        )
+    }
+}
+
+fn result(out: Output) -> (Option<i32>, String) {
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code(), text)
+}
+
+/// The line of check `what`, which must say `status`.
+fn line<'a>(text: &'a str, status: &str, what: &str) -> &'a str {
+    let prefix = format!("{status}  {what} ");
+    text.lines()
+        .find(|l| l.starts_with(&prefix))
+        .unwrap_or_else(|| panic!("no '{prefix}' line in:\n{text}"))
+}
+
+#[test]
+fn a_good_setup_passes() {
+    let s = Setup::new();
+    let (code, text) = s.check(&[]);
+    assert_eq!(code, Some(0), "{text}");
+    for what in [
+        "parameters",
+        "state.dir",
+        "smgr tcp",
+        "smgr tls",
+        "smgr auth",
+        "element cm-east",
+        "ha",
+    ] {
+        line(&text, "PASS", what);
+    }
+    assert!(line(&text, "PASS", "smgr tls").contains("client certificate accepted"));
+    assert!(!text.contains("FAIL"), "{text}");
+}
+
+#[test]
+fn each_broken_part_fails_on_its_own_line() {
+    let s = Setup::new();
+    let pki = &s.pki;
+    let port = free_port();
+    std::fs::write(
+        s.dir.path("unresolvable.json"),
+        r#"{"elements":[{"name":"cm-east","hosts":["127.0.0.1","cm-east-a.invalid"]}]}"#,
+    )
+    .unwrap();
+    // (the check that fails, the parameters changed, what its fix names)
+    type Case<'a> = (&'a str, Vec<(&'a str, String)>, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            "smgr tls",
+            vec![("smgr.tls.cacert", format!("{pki}/other-ca.pem"))],
+            "smgr.tls.cacert",
+        ),
+        (
+            "smgr tls",
+            vec![
+                ("smgr.tls.mycert", format!("{pki}/other-server.pem")),
+                ("smgr.tls.myprivkey", format!("{pki}/other-server-key.pem")),
+            ],
+            "smgr.tls.mycert",
+        ),
+        (
+            "smgr auth",
+            vec![("smgr.tokenfile", s.dir.p("wrong-token"))],
+            "smgr.tokenfile",
+        ),
+        (
+            "element cm-east",
+            vec![("elements.file", s.dir.p("unresolvable.json"))],
+            "host name",
+        ),
+        (
+            "state.dir",
+            vec![("state.dir", "/sys/omcmsync-state".into())],
+            "writable",
+        ),
+        (
+            "smgr tcp",
+            vec![("smgr.url", format!("https://127.0.0.1:{port}"))],
+            "start System Manager",
+        ),
+    ];
+    for (what, changes, fix) in cases {
+        let (code, text) = s.check(&changes);
+        assert_eq!(code, Some(1), "{what}: {text}");
+        let fail = line(&text, "FAIL", what);
+        let at = text.find(fail).unwrap();
+        let fix_line = text[at..].lines().nth(1).unwrap_or_default();
+        assert!(
+            fix_line.contains("fix:") && fix_line.contains(fix),
+            "{what}: fix line '{fix_line}' in:\n{text}"
+        );
+        assert_eq!(
+            text.matches("FAIL  ").count(),
+            1,
+            "{what}: one failure only:\n{text}"
+        );
+    }
+}
+
+/// Through rsyslogd: the action is found in an included file, and rsyslog's maxMessageSize
+/// below line.maxlength is a warning, not a failure.
+#[test]
+fn an_rsyslog_configuration_is_read_with_its_includes() {
+    let s = Setup::new();
+    let d = &s.dir;
+    let params: String = s
+        .params(&[("line.maxlength", "16384".into())])
+        .iter()
+        .map(|(k, v)| format!(" {k}=\"{v}\""))
+        .collect();
+    let ports = Ports::free();
+    let main = config(
+        d,
+        ports,
+        &format!("include(file=\"{}\")", d.p("omcmsync-action.conf")),
+    )
+    .replace(
+        "processInternalMessages=\"on\"",
+        "processInternalMessages=\"on\" maxMessageSize=\"8k\"",
+    );
+    std::fs::write(
+        d.path("omcmsync-action.conf"),
+        format!("action(type=\"omcmsync\"{params})\n"),
+    )
+    .unwrap();
+    std::fs::write(d.path("main.conf"), main).unwrap();
+    // The test's rsyslogd (a Debian root's, in the matrix) as one program.
+    let wrapper = d.path("rsyslogd");
+    let cmd = rsyslogd_command(rsyslog_root().as_deref(), &[]);
+    let argv: Vec<String> = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    std::fs::write(
+        &wrapper,
+        format!("#!/bin/sh\nexec {} \"$@\"\n", argv.join(" ")),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (code, text) = result(
+        std::process::Command::new(env!("CARGO_BIN_EXE_omcmsync"))
+            .args([
+                "check",
+                "--rsyslog-conf",
+                &d.p("main.conf"),
+                "--rsyslogd",
+                &d.p("rsyslogd"),
+            ])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(code, Some(0), "{text}");
+    line(&text, "PASS", "rsyslogd -N1");
+    line(&text, "PASS", "smgr auth");
+    assert!(
+        line(&text, "WARN", "maxMessageSize").contains("(8192) is below line.maxlength (16384)"),
+        "{text}"
+    );
+}

@@ -1,0 +1,270 @@
+//! The operator's subcommands against a running rsyslogd with the module: `status`,
+//! `deadletter list|requeue` and `resync`, over the module's control socket. Assertions are
+//! on what the simulator received and what the command printed.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+
+const WAIT: Duration = Duration::from_secs(60);
+const QUICK: &str = r#"coalesce.window.ms="100" retry.initial.ms="100" retry.max.ms="500""#;
+
+fn change(id: u64) -> String {
+    syslog_line(
+        "cm-east",
+        "cmdhist",
+        &format!("11/25 10:15 SAT dadmin chan station {id}"),
+    )
+}
+
+fn omcmsync(dir: &TestDir, args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_omcmsync"))
+        .args(args)
+        .args(["--state-dir", &dir.p("state")])
+        .output()
+        .expect("run omcmsync")
+}
+
+/// `omcmsync status --json`, once the module answers.
+fn status(dir: &TestDir) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let out = omcmsync(dir, &["status", "--json"]);
+        if out.status.success() {
+            return serde_json::from_slice(&out.stdout).expect("status --json is JSON");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "status never answered: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn element<'a>(status: &'a Value, name: &str) -> &'a Value {
+    status["elements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == name)
+        .unwrap_or_else(|| panic!("{name} not in {status}"))
+}
+
+fn wait_status(dir: &TestDir, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let s = status(dir);
+        if done(&s) {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "status never showed {what}: {s}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn ids(range: std::ops::Range<u64>) -> BTreeSet<String> {
+    range.map(|i| i.to_string()).collect()
+}
+
+#[test]
+fn status_shows_what_waits_and_says_when_no_module_runs() {
+    let dir = TestDir::new();
+    let port = free_port();
+    let smgr = format!("http://127.0.0.1:{port}");
+    let d = Daemon::start(&dir, &action_to(&dir, &smgr, QUICK));
+    d.send_tcp(&(100..105).map(change).collect::<Vec<_>>());
+    // SMGR down: five keys pending for cm-east, their age growing, the refusal shown.
+    let s = wait_status(&dir, "5 pending with an answer", |s| {
+        let e = element(s, "cm-east");
+        e["pending"] == 5 && e["last_answer"].is_string()
+    });
+    let e = element(&s, "cm-east");
+    assert!(e["oldest_age_ms"].as_u64().unwrap() > 0, "{e}");
+    assert!(e["failures"].as_u64().unwrap() >= 1, "{e}");
+    assert!(
+        e["last_answer"].as_str().unwrap().starts_with("retry:"),
+        "{e}"
+    );
+    assert_eq!(s["version"], env!("CARGO_PKG_VERSION"));
+    use std::os::unix::fs::PermissionsExt;
+    let socket = std::fs::metadata(dir.path("state/control.sock")).unwrap();
+    assert_eq!(
+        socket.permissions().mode() & 0o777,
+        0o600,
+        "control.sock is rsyslogd's user's alone"
+    );
+    assert_eq!(s["role"], "active");
+    let table = omcmsync(&dir, &["status"]);
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("cm-east") && l.contains(" 5 ")),
+        "{text}"
+    );
+    // SMGR up: delivered, nothing pending.
+    let sim = Sim::start_on(&dir, &format!("127.0.0.1:{port}"), &[]);
+    sim.wait_items(WAIT, |i| object_ids(i, "cm-east").len() == 5);
+    let s = wait_status(&dir, "nothing pending", |s| {
+        element(s, "cm-east")["pending"] == 0
+    });
+    assert_eq!(element(&s, "cm-east")["last_answer"], "accepted");
+    assert!(d.stop(WAIT).success());
+    // No module: a clear message, exit status 2.
+    let out = omcmsync(&dir, &["status"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no omcmsync module is running"), "{stderr}");
+}
+
+#[test]
+fn refused_requests_are_requeued_once_smgr_is_fixed() {
+    let dir = TestDir::new();
+    let sim = Sim::start(&dir, &[]);
+    sim.control("/sim/fault", json!({"status": 400, "element": "cm-east"}));
+    let d = Daemon::start(&dir, &action_to(&dir, sim.url(), QUICK));
+    d.send_tcp(&(200..210).map(change).collect::<Vec<_>>());
+    let dead = wait_json_lines(&dir.path("state/deadletter.json"), 10, WAIT);
+    assert_eq!(dead.len(), 10);
+    let s = wait_status(&dir, "10 dead letters", |s| {
+        element(s, "cm-east")["deadletters"] == 10
+    });
+    assert_eq!(element(&s, "cm-east")["pending"], 0);
+    let listed = omcmsync(
+        &dir,
+        &[
+            "deadletter",
+            "list",
+            "--element",
+            "cm-east",
+            "--since",
+            "1h",
+        ],
+    );
+    assert!(listed.status.success());
+    assert_eq!(String::from_utf8_lossy(&listed.stdout).lines().count(), 10);
+    let other = omcmsync(&dir, &["deadletter", "list", "--element", "cm-west"]);
+    assert_eq!(String::from_utf8_lossy(&other.stdout).lines().count(), 0);
+
+    sim.control("/sim/fault", json!({"clear": true}));
+    let out = omcmsync(&dir, &["deadletter", "requeue", "--element", "cm-east"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("10 dead-lettered request(s) requeued")
+    );
+    let items = sim.wait_items(WAIT, |i| object_ids(i, "cm-east").len() == 10);
+    assert_eq!(object_ids(&items, "cm-east"), ids(200..210));
+    assert!(read_json_lines(&dir.path("state/deadletter.json")).is_empty());
+    let trace = read_json_lines(&dir.path("trace.json"));
+    assert_eq!(
+        trace
+            .iter()
+            .filter(|r| r["source"] == "operator" && r["op"] == "requeue")
+            .count(),
+        10
+    );
+    dir.wait_log(&["operator: 10 dead-lettered request(s) requeued"]);
+    assert!(d.stop(WAIT).success());
+}
+
+#[test]
+fn resync_reaches_smgr_as_one_element_request() {
+    let dir = TestDir::new();
+    let sim = Sim::start(&dir, &[]);
+    let d = Daemon::start(&dir, &action_to(&dir, sim.url(), QUICK));
+    status(&dir);
+    let out = omcmsync(&dir, &["resync", "--element", "cm-east"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let items = sim.wait_items(WAIT, |i| !i.is_empty());
+    std::thread::sleep(Duration::from_millis(500));
+    let items_after = sim.resync_items();
+    assert_eq!(items_after.len(), 1, "{items:?}");
+    assert_eq!(
+        (
+            &items_after[0]["scope"],
+            &items_after[0]["reason"],
+            &items_after[0]["element"]
+        ),
+        (
+            &json!("element"),
+            &json!("operator resync"),
+            &json!("cm-east")
+        )
+    );
+    // One object, then an element the list does not know.
+    let out = omcmsync(
+        &dir,
+        &[
+            "resync",
+            "--element",
+            "cm-east",
+            "--type",
+            "station",
+            "--id",
+            "4711",
+        ],
+    );
+    assert!(out.status.success());
+    sim.wait_items(WAIT, |i| object_ids(i, "cm-east").contains("4711"));
+    let out = omcmsync(&dir, &["resync", "--element", "cm-nowhere"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown element 'cm-nowhere'"));
+    dir.wait_log(&["operator: resync of cm-east"]);
+    assert!(d.stop(WAIT).success());
+}
+
+/// A requeue interrupted by kill -9 between its queued requests and its rewrite of the
+/// dead-letter file (fault hook): after the restart every request is delivered, and a second
+/// requeue (the records are still there) empties the file.
+#[test]
+fn fault_hook_requeue_survives_kill_9() {
+    let dir = TestDir::new();
+    let sim = Sim::start(&dir, &[]);
+    sim.control("/sim/fault", json!({"status": 400, "element": "cm-east"}));
+    dir.set_env("OMCM_FAULT_HANG", "requeue:3000");
+    let action = action_to(&dir, sim.url(), QUICK);
+    let d = Daemon::start(&dir, &action);
+    d.send_tcp(&(300..305).map(change).collect::<Vec<_>>());
+    wait_json_lines(&dir.path("state/deadletter.json"), 5, WAIT);
+    sim.control("/sim/fault", json!({"clear": true}));
+    let requeue = std::process::Command::new(env!("CARGO_BIN_EXE_omcmsync"))
+        .args(["deadletter", "requeue", "--state-dir", &dir.p("state")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The hook holds the rewrite for 3 s: the kill lands inside it.
+    std::thread::sleep(Duration::from_secs(1));
+    d.kill9();
+    let _ = requeue.wait_with_output();
+    assert_eq!(
+        read_json_lines(&dir.path("state/deadletter.json")).len(),
+        5,
+        "the file was rewritten before the kill"
+    );
+    let d = Daemon::start(&dir, &action);
+    let items = sim.wait_items(WAIT, |i| object_ids(i, "cm-east").len() == 5);
+    assert_eq!(object_ids(&items, "cm-east"), ids(300..305));
+    status(&dir);
+    let out = omcmsync(&dir, &["deadletter", "requeue"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(read_json_lines(&dir.path("state/deadletter.json")).is_empty());
+    assert!(d.stop(WAIT).success());
+}
