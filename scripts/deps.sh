@@ -7,7 +7,8 @@
 #   debootstrap               Debian roots for the rsyslog version matrix (scripts/rsyslog-root)
 #   checkpolicy semodule-utils apparmor   compile the shipped SELinux and AppArmor files
 #   libfaketime               steps rsyslogd's wall clock in the clock test
-omcm_packages="rsyslog rsyslog-gnutls libclang-dev valgrind binutils python3 rpm rpm2cpio cpio debootstrap checkpolicy semodule-utils apparmor libfaketime"
+#   man-db                    renders the packaged man pages in the packaging test (man -l)
+omcm_packages="rsyslog rsyslog-gnutls libclang-dev valgrind binutils python3 rpm rpm2cpio cpio debootstrap checkpolicy semodule-utils apparmor libfaketime man-db"
 
 omcm_install_deps() {
     local missing=()

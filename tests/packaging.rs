@@ -200,6 +200,35 @@ fn deb_installs_passes_n1_keeps_a_sites_mode_and_warns_on_purge() {
     let module = Path::new("/usr/lib/x86_64-linux-gnu/rsyslog/omcmsync.so");
     assert!(module.exists() && Path::new("/usr/bin/omcmsync").exists());
     assert!(Path::new("/etc/apparmor.d/rsyslog.d/omcmsync").exists());
+    assert!(Path::new("/usr/share/bash-completion/completions/omcmsync").exists());
+    // The man pages install and render: the command line's, and the module's parameters
+    // (built from docs/configuration.md's table).
+    for (page, expect) in [
+        ("/usr/share/man/man1/omcmsync.1.gz", "omcmsync-status(1)"),
+        ("/usr/share/man/man1/omcmsync-deadletter.1.gz", "requeue"),
+        (
+            "/usr/share/man/man5/rsyslog-omcmsync.5.gz",
+            "smgr.transport",
+        ),
+    ] {
+        let text = run_ok("man", &["-P", "cat", "-l", page]);
+        assert!(text.contains(expect), "{page} rendered as:\n{text}");
+    }
+    let text = run_ok(
+        "man",
+        &[
+            "-P",
+            "cat",
+            "-l",
+            "/usr/share/man/man5/rsyslog-omcmsync.5.gz",
+        ],
+    );
+    for (param, _) in omcmsync::config::PARAMS {
+        assert!(
+            text.contains(param),
+            "{param} missing from rsyslog-omcmsync(5)"
+        );
+    }
     let state = Path::new("/var/lib/omcmsync");
     assert_eq!(mode(state), 0o750, "state directory created 0750");
 
@@ -345,6 +374,12 @@ fn rpm_installs_in_a_scratch_root_and_its_module_delivers_on_rsyslog_8_2102() {
             .find(|f| f[4] == path)
             .unwrap_or_else(|| panic!("{path} not in the rpm: {files:?}"))
     };
+    for page in [
+        "/usr/share/man/man1/omcmsync.1.gz",
+        "/usr/share/man/man5/rsyslog-omcmsync.5.gz",
+    ] {
+        file(page);
+    }
     for conf in [
         "/etc/rsyslog.d/omcmsync/omcmsync-action.conf",
         "/etc/rsyslog.d/omcmsync/omcmsync-template.conf",
@@ -485,6 +520,12 @@ fn deb_under_rsyslogs_privilege_drop_to_syslog_delivers() {
     five_stations_arrive(&d, &sim);
     let log = std::fs::metadata(state.join("queue.log")).unwrap();
     assert_eq!(log.uid(), uid, "the module wrote its queue as syslog");
+    let socket = std::fs::metadata(state.join("control.sock")).unwrap();
+    assert_eq!(
+        (socket.uid(), socket.permissions().mode() & 0o777),
+        (uid, 0o600),
+        "the control socket is syslog's alone"
+    );
     assert!(d.stop(WAIT).success());
 }
 
