@@ -179,8 +179,8 @@ mod tests {
             parse_since("2026-12-01T08:00:00Z").unwrap(),
             1_796_112_000_000
         );
-        let now = omcmsync::resync::now_ms();
         let h = parse_since("2h").unwrap();
+        let now = omcmsync::resync::now_ms();
         assert!(now - h >= 7_200_000 && now - h < 7_300_000);
         assert!(parse_since("2w").is_err() && parse_since("soon").is_err());
     }
