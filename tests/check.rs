@@ -190,33 +190,36 @@ fn each_broken_part_fails_on_its_own_line() {
     }
 }
 
-/// Through rsyslogd: the action is found in an included file, and rsyslog's maxMessageSize
-/// below line.maxlength is a warning, not a failure.
-#[test]
-fn an_rsyslog_configuration_is_read_with_its_includes() {
-    let s = Setup::new();
+/// `omcmsync check --rsyslog-conf` on a main file that includes the action (with the good
+/// parameters and `changes`), `global` added to the main file's global() and `first` put
+/// before it.
+fn check_rsyslog_conf(
+    s: &Setup,
+    changes: &[(&str, String)],
+    global: &str,
+    first: &str,
+) -> (Option<i32>, String) {
     let d = &s.dir;
     let params: String = s
-        .params(&[("line.maxlength", "16384".into())])
+        .params(changes)
         .iter()
         .map(|(k, v)| format!(" {k}=\"{v}\""))
         .collect();
-    let ports = Ports::free();
     let main = config(
         d,
-        ports,
+        Ports::free(),
         &format!("include(file=\"{}\")", d.p("omcmsync-action.conf")),
     )
     .replace(
         "processInternalMessages=\"on\"",
-        "processInternalMessages=\"on\" maxMessageSize=\"8k\"",
+        &format!("processInternalMessages=\"on\" {global}"),
     );
     std::fs::write(
         d.path("omcmsync-action.conf"),
         format!("action(type=\"omcmsync\"{params})\n"),
     )
     .unwrap();
-    std::fs::write(d.path("main.conf"), main).unwrap();
+    std::fs::write(d.path("main.conf"), format!("{first}{main}")).unwrap();
     // The test's rsyslogd (a Debian root's, in the matrix) as one program.
     let wrapper = d.path("rsyslogd");
     let cmd = rsyslogd_command(rsyslog_root().as_deref(), &[]);
@@ -231,7 +234,7 @@ fn an_rsyslog_configuration_is_read_with_its_includes() {
     .unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let (code, text) = result(
+    result(
         std::process::Command::new(env!("CARGO_BIN_EXE_omcmsync"))
             .args([
                 "check",
@@ -242,6 +245,19 @@ fn an_rsyslog_configuration_is_read_with_its_includes() {
             ])
             .output()
             .unwrap(),
+    )
+}
+
+/// Through rsyslogd: the action is found in an included file, and rsyslog's maxMessageSize
+/// below line.maxlength is a warning, not a failure.
+#[test]
+fn an_rsyslog_configuration_is_read_with_its_includes() {
+    let s = Setup::new();
+    let (code, text) = check_rsyslog_conf(
+        &s,
+        &[("line.maxlength", "16384".into())],
+        "maxMessageSize=\"8k\"",
+        "",
     );
     assert_eq!(code, Some(0), "{text}");
     line(&text, "PASS", "rsyslogd -N1");
@@ -250,4 +266,22 @@ fn an_rsyslog_configuration_is_read_with_its_includes() {
         line(&text, "WARN", "maxMessageSize").contains("(8192) is below line.maxlength (16384)"),
         "{text}"
     );
+}
+
+/// A state.dir root may write but the user rsyslogd drops to may not: a failure naming that
+/// user, though `check` itself runs as root.
+#[test]
+fn state_dir_is_judged_for_the_user_rsyslogd_drops_to() {
+    let s = Setup::new();
+    let state = s.dir.path("state");
+    std::fs::create_dir(&state).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let (code, text) = check_rsyslog_conf(&s, &[], "", "$PrivDropToUser nobody\n");
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        line(&text, "FAIL", "state.dir").contains("not writable by rsyslogd's user nobody"),
+        "{text}"
+    );
+    assert_eq!(text.matches("FAIL  ").count(), 1, "{text}");
 }

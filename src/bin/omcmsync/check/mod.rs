@@ -13,6 +13,7 @@ use omcmsync::deliver::SmgrClient;
 use omcmsync::elements::{literal, parse_elements_lenient, ElementSpec};
 
 mod rsyslog_conf;
+mod user;
 
 /// Less free space than this in state.dir fails: an outage's backlog has to fit.
 const MIN_FREE: u64 = 64 << 20;
@@ -74,6 +75,8 @@ pub fn run(rsyslog_conf: Option<&Path>, config: Option<&Path>, rsyslogd: &str) -
 pub struct Action {
     pub params: Vec<(String, String)>,
     pub max_message_size: Option<u64>,
+    /// The user rsyslogd drops its privileges to, where the configuration says.
+    pub user: Option<String>,
 }
 
 fn omprog_file(report: &mut Report, file: &Path) -> Option<Action> {
@@ -84,6 +87,7 @@ fn omprog_file(report: &mut Report, file: &Path) -> Option<Action> {
         Ok(params) => Some(Action {
             params,
             max_message_size: None,
+            user: None,
         }),
         Err(e) => {
             report.fail(
@@ -126,7 +130,7 @@ fn check_action(report: &mut Report, action: &Action, label: &str) {
             );
         }
     }
-    state_dir(report, &config.state_dir);
+    state_dir(report, &config.state_dir, action.user.as_deref());
     let client = match SmgrClient::new(config.client.clone()) {
         Ok(c) => c,
         Err(e) => {
@@ -146,7 +150,7 @@ fn check_action(report: &mut Report, action: &Action, label: &str) {
     ha(report, &config, &client);
 }
 
-fn state_dir(report: &mut Report, dir: &Path) {
+fn state_dir(report: &mut Report, dir: &Path, rsyslog_user: Option<&str>) {
     let what = "state.dir";
     let shown = dir.display();
     let probe_dir =
@@ -171,6 +175,21 @@ fn state_dir(report: &mut Report, dir: &Path) {
         );
     }
     let _ = std::fs::remove_file(&probe);
+    if let Some(name) = rsyslog_user {
+        if let Err(e) = user::may_write(name, probe_dir) {
+            return report.fail(
+                what,
+                &format!(
+                    "{} is not writable by rsyslogd's user {name}: {e}",
+                    probe_dir.display()
+                ),
+                &format!(
+                    "chown {name} {} (the packages: /usr/libexec/omcmsync/setup-dirs)",
+                    probe_dir.display()
+                ),
+            );
+        }
+    }
     const REMOTE: &[(i64, &str)] = &[
         (0x6969, "NFS"),
         (0x517B, "SMB"),

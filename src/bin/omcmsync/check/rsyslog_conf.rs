@@ -50,6 +50,7 @@ pub fn actions(report: &mut Report, conf: &Path, rsyslogd: &str) -> Vec<Action> 
         return Vec::new();
     };
     let max = max_message_size(&text).unwrap_or(RSYSLOG_DEFAULT_MAX_MESSAGE);
+    let user = drop_user(&text);
     blocks(&text, "action")
         .into_iter()
         .filter(|params| {
@@ -60,25 +61,37 @@ pub fn actions(report: &mut Report, conf: &Path, rsyslogd: &str) -> Vec<Action> 
         .map(|params| Action {
             params,
             max_message_size: Some(max),
+            user: user.clone(),
         })
         .collect()
 }
 
-/// `global(maxMessageSize=...)` or `$MaxMessageSize`, the last one given.
+/// `global(maxMessageSize=...)` or `$MaxMessageSize`.
 fn max_message_size(text: &str) -> Option<u64> {
+    global_setting(text, "maxmessagesize").and_then(|v| size(&v))
+}
+
+/// The user rsyslogd drops to: `global(privilege.dropToUser=...)` or `$PrivDropToUser`.
+fn drop_user(text: &str) -> Option<String> {
+    global_setting(text, "privilege.droptouser").or_else(|| global_setting(text, "privdroptouser"))
+}
+
+/// A global setting, the last one given: `global(name=...)` or the legacy `$name value`
+/// (names lower-cased).
+fn global_setting(text: &str, name: &str) -> Option<String> {
     let from_global = blocks(text, "global")
         .into_iter()
         .flatten()
-        .filter(|(n, _)| n == "maxmessagesize")
-        .filter_map(|(_, v)| size(&v))
+        .filter(|(n, _)| n == name)
+        .map(|(_, v)| v)
         .next_back();
     let legacy = text
         .lines()
         .filter_map(|l| {
-            let (name, value) = l.trim().split_once(char::is_whitespace)?;
-            name.eq_ignore_ascii_case("$maxmessagesize")
-                .then(|| size(value.trim()))
-                .flatten()
+            let (n, value) = l.trim().split_once(char::is_whitespace)?;
+            let n = n.strip_prefix('$')?;
+            n.eq_ignore_ascii_case(name)
+                .then(|| value.trim().to_owned())
         })
         .next_back();
     from_global.or(legacy)
@@ -227,6 +240,15 @@ ruleset(name="cm") {
         assert_eq!(max_message_size(text), Some(64 << 10));
         assert_eq!(max_message_size("$MaxMessageSize 2K\n"), Some(2000));
         assert_eq!(max_message_size("global(x=\"1\")"), None);
+        assert_eq!(
+            drop_user("$PrivDropToUser syslog\n").as_deref(),
+            Some("syslog")
+        );
+        assert_eq!(
+            drop_user("global(privdrop.user.name=\"rsyslog\")").as_deref(),
+            Some("rsyslog")
+        );
+        assert_eq!(drop_user(text), None);
         for junk in [
             "action(",
             "action(=",
