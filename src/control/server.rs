@@ -173,35 +173,18 @@ impl Control {
             .map(|name| {
                 let k = keys.get(name).cloned().unwrap_or_default();
                 let d = delivery.get(name).cloned().unwrap_or_default();
-                let mut m = Map::new();
-                m.insert("name".into(), name.as_str().into());
-                m.insert("pending".into(), k.pending.into());
-                m.insert("in_flight".into(), k.in_flight.into());
-                m.insert("held".into(), k.held.into());
-                m.insert(
-                    "oldest_age_ms".into(),
-                    k.oldest_ms.map(|o| now.saturating_sub(o)).into(),
-                );
-                m.insert("failures".into(), d.failures.into());
-                m.insert("next_attempt_in_ms".into(), d.next_attempt_in_ms.into());
-                m.insert("unauthorized".into(), d.unauthorized.into());
-                m.insert(
-                    "last_answer".into(),
-                    d.last.as_ref().map(|(_, text)| text.as_str()).into(),
-                );
-                m.insert(
-                    "last_answer_at".into(),
-                    d.last.as_ref().map(|(at, _)| rfc3339(*at)).into(),
-                );
-                m.insert(
-                    "deadletters".into(),
-                    dead_by.get(name).copied().unwrap_or(0).into(),
-                );
-                m.insert(
-                    "configured".into(),
-                    table.names().any(|n| **n == **name).into(),
-                );
-                Value::Object(m)
+                json!({
+                    "name": name,
+                    "configured": table.names().any(|n| **n == **name),
+                    "pending": k.pending, "in_flight": k.in_flight, "held": k.held,
+                    "oldest_age_ms": k.oldest_ms.map(|o| now.saturating_sub(o)),
+                    "failures": d.failures,
+                    "next_attempt_in_ms": d.next_attempt_in_ms,
+                    "unauthorized": d.unauthorized,
+                    "last_answer": d.last.as_ref().map(|(_, text)| text),
+                    "last_answer_at": d.last.as_ref().map(|(at, _)| rfc3339(*at)),
+                    "deadletters": dead_by.get(name).copied().unwrap_or(0),
+                })
             })
             .collect();
         json!({
