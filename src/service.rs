@@ -238,6 +238,10 @@ impl Service {
             gate: gate.clone(),
             elements: elements.clone(),
             deadletters,
+            types: crate::classify::ObjectTable::with_rules(&config.rules)
+                .type_names()
+                .map(str::to_owned)
+                .collect(),
             trace_file: config.trace_file.clone(),
             counters: counters.clone(),
             stop: stop.clone(),

@@ -219,6 +219,16 @@ fn resync_reaches_smgr_as_one_element_request() {
     );
     assert!(out.status.success());
     sim.wait_items(WAIT, |i| object_ids(i, "cm-east").contains("4711"));
+    let out = omcmsync(
+        &dir,
+        &["resync", "--element", "cm-east", "--type", "stations"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("unknown object type 'stations'; known: ") && stderr.contains("station,"),
+        "{stderr}"
+    );
     let out = omcmsync(&dir, &["resync", "--element", "cm-nowhere"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown element 'cm-nowhere'"));

@@ -219,6 +219,11 @@ impl ObjectTable {
         table
     }
 
+    /// Every type name requests may carry (`station`, `hunt-group`, ...), in table order.
+    pub fn type_names(&self) -> impl Iterator<Item = &str> {
+        self.types.iter().map(|t| &*t.type_name)
+    }
+
     pub fn get(&self, object: usize) -> &ObjectType {
         &self.types[object]
     }

@@ -188,6 +188,18 @@ mod tests {
         assert!(Request::from_json(&json!({"op": "resync"})).is_err());
     }
 
+    proptest::proptest! {
+        /// Whatever arrives on the socket is an answer, never a panic.
+        #[test]
+        fn any_request_line_is_read_safely(line in r#"[{}\[\]":,a-z_0-9 .\\/-]{0,80}"#,
+                                           op in "(status|deadletters|requeue|resync|x)",
+                                           scope in "(object|type|element|planet)") {
+            let _ = serde_json::from_str::<Value>(&line).map(|v| Request::from_json(&v));
+            let v = json!({"op": op, "scope": scope, "element": line, "type": 7, "since_ms": "x"});
+            let _ = Request::from_json(&v);
+        }
+    }
+
     #[test]
     fn no_module_is_told_apart() {
         let dir = tempfile::tempdir().unwrap();

@@ -32,6 +32,8 @@ pub struct Control {
     pub gate: Arc<Gate>,
     pub elements: Arc<Elements>,
     pub deadletters: Arc<DeadLetters>,
+    /// The object types requests may name (built-in and `rules.file`'s).
+    pub types: Vec<String>,
     pub trace_file: Option<PathBuf>,
     pub counters: Arc<Counters>,
     pub stop: Arc<AtomicBool>,
@@ -246,6 +248,14 @@ impl Control {
             return error_answer(&format!(
                 "unknown element '{element}': not in the element list in force"
             ));
+        }
+        if let Scope::Object { ty, .. } | Scope::Type { ty } = &scope {
+            if !self.types.iter().any(|t| **t == **ty) {
+                return error_answer(&format!(
+                    "unknown object type '{ty}'; known: {}",
+                    self.types.join(", ")
+                ));
+            }
         }
         let change = Change {
             key: Key {
