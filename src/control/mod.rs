@@ -119,12 +119,16 @@ pub fn ask(state_dir: &Path, request: &Request, timeout: Duration) -> Result<Val
     let path = socket_path(state_dir);
     let mut stream = UnixStream::connect(&path).map_err(|e| {
         use std::io::ErrorKind::*;
-        let why = match e.kind() {
-            NotFound | ConnectionRefused => "no omcmsync module is running with this state.dir",
-            PermissionDenied => "permission denied: run as rsyslogd's user or root",
-            _ => "cannot connect",
-        };
-        AskError::NoModule(format!("{}: {why} ({e})", path.display()))
+        let shown = path.display();
+        match e.kind() {
+            NotFound | ConnectionRefused => AskError::NoModule(format!(
+                "{shown}: no omcmsync module is running with this state.dir ({e})"
+            )),
+            PermissionDenied => AskError::Failed(format!(
+                "{shown}: permission denied: run as rsyslogd's user or root"
+            )),
+            _ => AskError::Failed(format!("{shown}: cannot connect ({e})")),
+        }
     })?;
     let failed = |e: std::io::Error| AskError::Failed(format!("{}: {e}", path.display()));
     stream.set_read_timeout(Some(timeout)).map_err(failed)?;
