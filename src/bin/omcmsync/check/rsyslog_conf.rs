@@ -71,9 +71,17 @@ fn max_message_size(text: &str) -> Option<u64> {
     global_setting(text, "maxmessagesize").and_then(|v| size(&v))
 }
 
-/// The user rsyslogd drops to: `global(privilege.dropToUser=...)` or `$PrivDropToUser`.
+/// The user (name or uid) rsyslogd drops to: `global(privdrop.user.name=...)` or
+/// `privdrop.user.id` (8.2110 and later), `$PrivDropToUser` or `$PrivDropToUserID`.
 fn drop_user(text: &str) -> Option<String> {
-    global_setting(text, "privilege.droptouser").or_else(|| global_setting(text, "privdroptouser"))
+    [
+        "privdrop.user.name",
+        "privdrop.user.id",
+        "privdroptouser",
+        "privdroptouserid",
+    ]
+    .into_iter()
+    .find_map(|name| global_setting(text, name))
 }
 
 /// A global setting, the last one given: `global(name=...)` or the legacy `$name value`
