@@ -141,20 +141,31 @@ impl TestDir {
 /// A port nothing listens on yet, free for TCP and UDP on 127.0.0.1 and [::1]. Never the same
 /// twice in one test process, and below the kernel's ephemeral range (32768 and up), so that a
 /// port handed out here cannot be taken meanwhile by a simulator or client binding port 0
-/// while rsyslogd, slower to start in a Debian root, has yet to bind it.
+/// while rsyslogd, slower to start in a Debian root, has yet to bind it. Test processes that run
+/// at the same time (scripts/test runs the three roots at once) get disjoint ranges through
+/// `OMCM_TEST_PORTS=LOW-HIGH` (default 20000-32000).
 pub fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU16, Ordering};
-    // Each test binary (they run one after another) starts at its own place in 20000-31999.
     static NEXT: AtomicU16 = AtomicU16::new(0);
+    let (low, high) = std::env::var("OMCM_TEST_PORTS")
+        .ok()
+        .and_then(|r| {
+            let (a, b) = r.split_once('-')?;
+            Some((a.parse::<u16>().ok()?, b.parse::<u16>().ok()?))
+        })
+        .filter(|(a, b)| a < b)
+        .unwrap_or((20_000, 32_000));
+    // Each test binary (they run one after another) starts at its own place in the range.
+    let slots = ((high - low) / 200).max(1) as u32;
     let _ = NEXT.compare_exchange(
         0,
-        20_000 + (std::process::id() % 60) as u16 * 200,
+        low + (std::process::id() % slots) as u16 * 200,
         Ordering::SeqCst,
         Ordering::SeqCst,
     );
     loop {
         let port = NEXT.fetch_add(1, Ordering::SeqCst);
-        let port = 20_000 + (port - 20_000) % 12_000;
+        let port = low + (port.wrapping_sub(low)) % (high - low);
         let free = TcpListener::bind(("127.0.0.1", port)).is_ok()
             && UdpSocket::bind(("127.0.0.1", port)).is_ok()
             && TcpListener::bind(("::1", port)).is_ok();
