@@ -33,24 +33,8 @@ pub fn socket_path(state_dir: &Path) -> PathBuf {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Request {
     Status,
-    DeadLetters { requeue: bool, filter: FilterSpec },
+    DeadLetters { requeue: bool, filter: Filter },
     Resync { element: String, scope: Scope },
-}
-
-/// A dead-letter filter as sent.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct FilterSpec {
-    pub element: Option<String>,
-    pub since_ms: Option<u64>,
-}
-
-impl From<&FilterSpec> for Filter {
-    fn from(f: &FilterSpec) -> Filter {
-        Filter {
-            element: f.element.clone(),
-            since_ms: f.since_ms,
-        }
-    }
 }
 
 impl Request {
@@ -73,7 +57,7 @@ impl Request {
 
     pub fn from_json(v: &Value) -> Result<Request, String> {
         let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
-        let filter = || FilterSpec {
+        let filter = || Filter {
             element: text("element"),
             since_ms: v.get("since_ms").and_then(Value::as_u64),
         };
@@ -165,14 +149,14 @@ mod tests {
             Request::Status,
             Request::DeadLetters {
                 requeue: true,
-                filter: FilterSpec {
+                filter: Filter {
                     element: Some("cm-east".into()),
                     since_ms: Some(5),
                 },
             },
             Request::DeadLetters {
                 requeue: false,
-                filter: FilterSpec::default(),
+                filter: Filter::default(),
             },
             Request::Resync {
                 element: "cm-east".into(),

@@ -130,7 +130,6 @@ impl Control {
         match request {
             Request::Status => self.status(),
             Request::DeadLetters { requeue, filter } => {
-                let filter = Filter::from(&filter);
                 if requeue {
                     self.requeue(&filter)
                 } else {

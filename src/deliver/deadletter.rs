@@ -23,7 +23,7 @@ pub struct DeadLetters {
 }
 
 /// Which records: of one element, refused at or after a time.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Filter {
     pub element: Option<String>,
     pub since_ms: Option<u64>,

@@ -31,7 +31,10 @@ fn main() -> ExitCode {
             };
             let request = omcmsync::control::Request::DeadLetters {
                 requeue,
-                filter: operator::filter(filter.element, filter.since),
+                filter: omcmsync::deliver::Filter {
+                    element: filter.element,
+                    since_ms: filter.since,
+                },
             };
             operator::run(&dir.state_dir, request, |a| {
                 if requeue {

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use omcmsync::control::{ask, AskError, FilterSpec, Request};
+use omcmsync::control::{ask, AskError, Request};
 use omcmsync::resync::Scope;
 use serde_json::Value;
 
@@ -42,10 +42,6 @@ pub fn resync_request(element: String, ty: Option<String>, id: Option<String>) -
         _ => Scope::Element,
     };
     Request::Resync { element, scope }
-}
-
-pub fn filter(element: Option<String>, since_ms: Option<u64>) -> FilterSpec {
-    FilterSpec { element, since_ms }
 }
 
 /// `omcmsync status`, for a person: the module, then one row per element.

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use omcmsync::config::{Config, ElementsSource, HaMode, Transport, Value, ELEMENTS_PATH};
 use omcmsync::deliver::SmgrClient;
-use omcmsync::elements::{literal, parse_elements_lenient, ElementSpec};
+use omcmsync::elements::{literal, parse_elements_lenient, system_lookup, ElementSpec};
 
 mod rsyslog_conf;
 mod user;
@@ -385,15 +385,12 @@ fn smgr_elements(report: &mut Report, client: &SmgrClient) -> Vec<ElementSpec> {
 
 fn element_hosts(report: &mut Report, spec: &ElementSpec) {
     let what = format!("element {}", spec.name);
-    let unresolved: Vec<String> = spec
+    // The module's own lookup, so the answer is the one it will get.
+    let unresolved: Vec<&str> = spec
         .hosts
         .iter()
-        .filter(|h| literal(h).is_none())
-        .filter_map(|h| match (h.as_str(), 0).to_socket_addrs() {
-            Ok(a) if a.len() > 0 => None,
-            Ok(_) => Some(format!("{h} (no address)")),
-            Err(e) => Some(format!("{h} ({e})")),
-        })
+        .filter(|h| literal(h).is_none() && system_lookup(h).is_empty())
+        .map(String::as_str)
         .collect();
     if unresolved.is_empty() {
         report.pass(&what, &format!("{} host(s), all resolve", spec.hosts.len()));
