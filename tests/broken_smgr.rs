@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
@@ -21,10 +20,6 @@ fn change(id: u64) -> String {
 
 fn changes(range: std::ops::Range<u64>) -> Vec<String> {
     range.map(change).collect()
-}
-
-fn ids(range: std::ops::Range<u64>) -> BTreeSet<String> {
-    range.map(|i| i.to_string()).collect()
 }
 
 fn elements(dir: &TestDir, list: &[(&str, &str)]) {

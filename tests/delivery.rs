@@ -11,18 +11,6 @@ use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(60);
 
-fn change(id: u64) -> String {
-    syslog_line(
-        "cm-east",
-        "cmdhist",
-        &format!("11/25 10:15 SAT dadmin chan station {id}"),
-    )
-}
-
-fn ids(range: std::ops::Range<u64>) -> BTreeSet<String> {
-    range.map(|i| i.to_string()).collect()
-}
-
 /// Fast windows and retries, so that tests finish quickly.
 const QUICK: &str = r#"coalesce.window.ms="200" retry.initial.ms="100" retry.max.ms="1000""#;
 
@@ -31,7 +19,7 @@ const QUICK: &str = r#"coalesce.window.ms="200" retry.initial.ms="100" retry.max
 fn probe_until_queued(d: &Daemon, dir: &TestDir, first: u64) {
     for probe in first.. {
         let before = read_json_lines(&dir.path("trace.json")).len();
-        d.send_tcp(&[change(probe)]);
+        d.send_tcp(&[station_change(probe)]);
         let trace = wait_json_lines(&dir.path("trace.json"), before + 1, WAIT);
         if trace.last().unwrap()["outcome"] == "queued" {
             return;
@@ -46,7 +34,7 @@ fn changes_become_resync_requests() {
     let dir = TestDir::new();
     let sim = Sim::start(&dir, &[]);
     let d = Daemon::start(&dir, &action_to(&dir, sim.url(), QUICK));
-    d.send_tcp(&(1000..1010).map(change).collect::<Vec<_>>());
+    d.send_tcp(&(1000..1010).map(station_change).collect::<Vec<_>>());
     d.send_tcp(&[
         syslog_line("cm-east", "cmdhist", "add station next"),
         syslog_line("cm-east", "x", "IPEVT noise"),
@@ -83,7 +71,11 @@ fn thousand_changes_to_ten_stations_make_ten_requests() {
         &dir,
         &action_to(&dir, sim.url(), r#"coalesce.window.ms="3000""#),
     );
-    d.send_tcp(&(0..1000).map(|i| change(2000 + i % 10)).collect::<Vec<_>>());
+    d.send_tcp(
+        &(0..1000)
+            .map(|i| station_change(2000 + i % 10))
+            .collect::<Vec<_>>(),
+    );
     let items = sim.wait_items(WAIT, |i| object_ids(i, "cm-east").len() == 10);
     std::thread::sleep(Duration::from_secs(1)); // nothing more may come
     let items_after = sim.resync_items();
@@ -107,7 +99,7 @@ fn smgr_down_then_up_delivers_everything() {
         &dir,
         &action_to(&dir, &format!("http://127.0.0.1:{port}"), QUICK),
     );
-    d.send_tcp(&(3000..3100).map(change).collect::<Vec<_>>());
+    d.send_tcp(&(3000..3100).map(station_change).collect::<Vec<_>>());
     std::thread::sleep(Duration::from_secs(2)); // SMGR is down: requests fail and are retried
     let sim = Sim::start_on(&dir, &format!("127.0.0.1:{port}"), &[]);
     let items = sim.wait_items(WAIT, |i| object_ids(i, "cm-east").len() == 100);
@@ -126,7 +118,7 @@ fn retryable_answers_are_retried_with_retry_after() {
     sim.control("/sim/fault", json!({"status": 429, "times": 1}));
     sim.control("/sim/fault", json!({"drop": true, "times": 1}));
     let d = Daemon::start(&dir, &action_to(&dir, sim.url(), QUICK));
-    d.send_tcp(&[change(4001)]);
+    d.send_tcp(&[station_change(4001)]);
     let items = sim.wait_items(WAIT, |i| !i.is_empty());
     assert_eq!(object_ids(&items, "cm-east"), ids(4001..4002));
     assert!(d.stop(WAIT).success());
@@ -145,7 +137,7 @@ fn a_failed_post_holds_back_the_rest_of_its_pass() {
     let config = r#"coalesce.window.ms="200" retry.initial.ms="100" retry.max.ms="5000" batch.maxrequests="100""#;
     let d = Daemon::start(&dir, &action_to(&dir, sim.url(), config));
     let sent_at = omcmsync::resync::now_ms();
-    d.send_tcp(&(5000..5250).map(change).collect::<Vec<_>>());
+    d.send_tcp(&(5000..5250).map(station_change).collect::<Vec<_>>());
     let items = sim.wait_items(WAIT, |i| object_ids(i, "cm-east").len() == 250);
     assert_eq!(object_ids(&items, "cm-east"), ids(5000..5250));
     let posts = sim.requests();
@@ -175,7 +167,7 @@ fn kill9_loses_nothing_committed() {
         use std::io::Write;
         let mut s = std::net::TcpStream::connect(("127.0.0.1", port_in)).unwrap();
         for i in 0..20_000u64 {
-            if s.write_all(format!("{}\n", change(10_000 + i % 2000)).as_bytes())
+            if s.write_all(format!("{}\n", station_change(10_000 + i % 2000)).as_bytes())
                 .is_err()
             {
                 break;
@@ -216,7 +208,7 @@ fn standby_posts_nothing_until_active() {
         dir.p("role")
     );
     let d = Daemon::start(&dir, &action_to(&dir, sim.url(), &ha));
-    d.send_tcp(&(5000..5005).map(change).collect::<Vec<_>>());
+    d.send_tcp(&(5000..5005).map(station_change).collect::<Vec<_>>());
     wait_json_lines(&dir.path("trace.json"), 5, WAIT);
     std::thread::sleep(Duration::from_secs(1));
     assert!(
@@ -226,7 +218,7 @@ fn standby_posts_nothing_until_active() {
     );
     std::fs::write(dir.path("role"), "active\n").unwrap();
     probe_until_queued(&d, &dir, 5900);
-    d.send_tcp(&(5100..5105).map(change).collect::<Vec<_>>());
+    d.send_tcp(&(5100..5105).map(station_change).collect::<Vec<_>>());
     let items = sim.wait_items(WAIT, |i| {
         (5100..5105).all(|n| object_ids(i, "cm-east").contains(&n.to_string()))
     });
@@ -249,8 +241,8 @@ fn unknown_senders_and_disabled_elements_post_nothing() {
     .unwrap();
     let sim = Sim::start(&dir, &[]);
     let d = Daemon::start(&dir, &action_to(&dir, sim.url(), QUICK));
-    d.send_tcp(&(6000..6005).map(change).collect::<Vec<_>>()); // from 127.0.0.1: notify off
-    d.send_tcp6(&(6100..6105).map(change).collect::<Vec<_>>()); // from ::1: nobody's
+    d.send_tcp(&(6000..6005).map(station_change).collect::<Vec<_>>()); // from 127.0.0.1: notify off
+    d.send_tcp6(&(6100..6105).map(station_change).collect::<Vec<_>>()); // from ::1: nobody's
     let trace = wait_json_lines(&dir.path("trace.json"), 10, WAIT);
     assert_eq!(
         trace
@@ -281,8 +273,8 @@ fn ipv6_sender_and_resolved_host_name() {
     .unwrap();
     let sim = Sim::start(&dir, &[]);
     let d = Daemon::start(&dir, &action_to(&dir, sim.url(), QUICK));
-    d.send_tcp6(&(7000..7003).map(change).collect::<Vec<_>>());
-    d.send_tcp(&(7100..7103).map(change).collect::<Vec<_>>());
+    d.send_tcp6(&(7000..7003).map(station_change).collect::<Vec<_>>());
+    d.send_tcp(&(7100..7103).map(station_change).collect::<Vec<_>>());
     let items = sim.wait_items(WAIT, |i| {
         object_ids(i, "cm-v6").len() == 3 && object_ids(i, "cm-named").len() == 3
     });
@@ -303,8 +295,8 @@ fn permanent_refusal_is_dead_lettered_while_others_flow() {
     sim.control("/sim/fault", json!({"status": 400, "element": "cm-bad"}));
     let extra = format!(r#"{QUICK} deadletter.file="{}""#, dir.p("deadletter.json"));
     let d = Daemon::start(&dir, &action_to(&dir, sim.url(), &extra));
-    d.send_tcp(&(8000..8003).map(change).collect::<Vec<_>>());
-    d.send_tcp6(&(8100..8103).map(change).collect::<Vec<_>>());
+    d.send_tcp(&(8000..8003).map(station_change).collect::<Vec<_>>());
+    d.send_tcp6(&(8100..8103).map(station_change).collect::<Vec<_>>());
     let items = sim.wait_items(WAIT, |i| object_ids(i, "cm-good").len() == 3);
     assert_eq!(object_ids(&items, "cm-good"), ids(8100..8103));
     assert!(object_ids(&items, "cm-bad").is_empty());
@@ -339,7 +331,7 @@ fn burst_escalates_to_one_element_request() {
         "cmdhist",
         "duplicate station 1000 start 9000 count 100",
     )]);
-    d.send_tcp(&(9500..9520).map(change).collect::<Vec<_>>());
+    d.send_tcp(&(9500..9520).map(station_change).collect::<Vec<_>>());
     let items = sim.wait_items(WAIT, |i| !i.is_empty());
     std::thread::sleep(Duration::from_millis(500));
     let items_after = sim.resync_items();
@@ -370,7 +362,7 @@ fn element_list_from_smgr_is_fetched_and_cached() {
     // The list arrives asynchronously: keep sending until the element knows the sender.
     let mut n = 0;
     let items = loop {
-        d.send_tcp(&[change(9900 + n)]);
+        d.send_tcp(&[station_change(9900 + n)]);
         n += 1;
         std::thread::sleep(Duration::from_millis(300));
         let items = sim.resync_items();
@@ -387,7 +379,7 @@ fn element_list_from_smgr_is_fetched_and_cached() {
 /// Sends changes (ids from `first`) from ::1 until the simulator has some, at most 100.
 fn send6_until_delivered(d: &Daemon, sim: &Sim, first: u64) -> Vec<serde_json::Value> {
     for n in 0..100 {
-        d.send_tcp6(&[change(first + n)]);
+        d.send_tcp6(&[station_change(first + n)]);
         std::thread::sleep(Duration::from_millis(200));
         let items = sim.resync_items();
         if !items.is_empty() {
@@ -407,7 +399,7 @@ fn element_file_changes_take_effect_without_restart() {
     .unwrap();
     let sim = Sim::start(&dir, &[]);
     let d = Daemon::start(&dir, &action_to(&dir, sim.url(), QUICK));
-    d.send_tcp6(&[change(9800)]);
+    d.send_tcp6(&[station_change(9800)]);
     wait_json_lines(&dir.path("trace.json"), 1, WAIT);
     std::thread::sleep(Duration::from_millis(1100)); // a new mtime second
     std::fs::write(
@@ -437,7 +429,7 @@ fn hup_reloads_the_element_file() {
     .unwrap();
     let sim = Sim::start(&dir, &[]);
     let d = Daemon::start(&dir, &action_to(&dir, sim.url(), QUICK));
-    d.send_tcp6(&[change(9700)]);
+    d.send_tcp6(&[station_change(9700)]);
     wait_json_lines(&dir.path("trace.json"), 1, WAIT);
     let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
     std::fs::write(
@@ -452,7 +444,7 @@ fn hup_reloads_the_element_file() {
         .set_modified(mtime)
         .unwrap();
     std::thread::sleep(Duration::from_millis(500));
-    d.send_tcp6(&[change(9701)]);
+    d.send_tcp6(&[station_change(9701)]);
     wait_json_lines(&dir.path("trace.json"), 2, WAIT);
     assert_eq!(
         read_json_lines(&dir.path("trace.json"))[1]["outcome"],
@@ -477,13 +469,13 @@ fn ha_role_over_http() {
         sim.url()
     );
     let d = Daemon::start(&dir, &action_to(&dir, sim.url(), &ha));
-    d.send_tcp(&[change(9700)]);
+    d.send_tcp(&[station_change(9700)]);
     wait_json_lines(&dir.path("trace.json"), 1, WAIT);
     std::thread::sleep(Duration::from_millis(500));
     assert!(sim.requests().is_empty());
     sim.control("/sim/role", json!({"role": "active"}));
     probe_until_queued(&d, &dir, 9750);
-    d.send_tcp(&[change(9701)]);
+    d.send_tcp(&[station_change(9701)]);
     let items = sim.wait_items(WAIT, |i| object_ids(i, "cm-east").contains("9701"));
     assert!(
         !object_ids(&items, "cm-east").contains("9700"),
@@ -512,7 +504,7 @@ fn bearer_and_basic_authentication_reach_smgr() {
             &dir,
             &action_to(&dir, sim.url(), &format!("{QUICK} {params}")),
         );
-        d.send_tcp(&[change(9600)]);
+        d.send_tcp(&[station_change(9600)]);
         sim.wait_items(WAIT, |i| !i.is_empty());
         assert!(
             sim.requests()

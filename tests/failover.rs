@@ -19,10 +19,6 @@ fn stations(ids: Range<u32>) -> Vec<String> {
         .collect()
 }
 
-fn ids(ids: impl IntoIterator<Item = u32>) -> BTreeSet<String> {
-    ids.into_iter().map(|i| i.to_string()).collect()
-}
-
 /// One SMGR-side node: its rsyslogd's directory, its role file and its System Manager.
 struct Node {
     dir: TestDir,

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
@@ -14,20 +13,23 @@ use serde_json::{json, Value};
 const WAIT: Duration = Duration::from_secs(60);
 const QUICK: &str = r#"coalesce.window.ms="100" retry.initial.ms="100" retry.max.ms="500""#;
 
-fn change(id: u64) -> String {
-    syslog_line(
-        "cm-east",
-        "cmdhist",
-        &format!("11/25 10:15 SAT dadmin chan station {id}"),
-    )
-}
-
 fn omcmsync(dir: &TestDir, args: &[&str]) -> Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_omcmsync"))
         .args(args)
         .args(["--state-dir", &dir.p("state")])
         .output()
         .expect("run omcmsync")
+}
+
+/// `omcmsync ARGS`, which must succeed; its standard output.
+fn omcmsync_ok(dir: &TestDir, args: &[&str]) -> String {
+    let out = omcmsync(dir, args);
+    assert!(
+        out.status.success(),
+        "omcmsync {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// `omcmsync status --json`, once the module answers.
@@ -68,17 +70,13 @@ fn wait_status(dir: &TestDir, what: &str, done: impl Fn(&Value) -> bool) -> Valu
     }
 }
 
-fn ids(range: std::ops::Range<u64>) -> BTreeSet<String> {
-    range.map(|i| i.to_string()).collect()
-}
-
 #[test]
 fn status_shows_what_waits_and_says_when_no_module_runs() {
     let dir = TestDir::new();
     let port = free_port();
     let smgr = format!("http://127.0.0.1:{port}");
     let d = Daemon::start(&dir, &action_to(&dir, &smgr, QUICK));
-    d.send_tcp(&(100..105).map(change).collect::<Vec<_>>());
+    d.send_tcp(&(100..105).map(station_change).collect::<Vec<_>>());
     // SMGR down: five keys pending for cm-east, their age growing, the refusal shown.
     let s = wait_status(&dir, "5 pending with an answer", |s| {
         let e = element(s, "cm-east");
@@ -128,14 +126,14 @@ fn refused_requests_are_requeued_once_smgr_is_fixed() {
     let sim = Sim::start(&dir, &[]);
     sim.control("/sim/fault", json!({"status": 400, "element": "cm-east"}));
     let d = Daemon::start(&dir, &action_to(&dir, sim.url(), QUICK));
-    d.send_tcp(&(200..210).map(change).collect::<Vec<_>>());
+    d.send_tcp(&(200..210).map(station_change).collect::<Vec<_>>());
     let dead = wait_json_lines(&dir.path("state/deadletter.json"), 10, WAIT);
     assert_eq!(dead.len(), 10);
     let s = wait_status(&dir, "10 dead letters", |s| {
         element(s, "cm-east")["deadletters"] == 10
     });
     assert_eq!(element(&s, "cm-east")["pending"], 0);
-    let listed = omcmsync(
+    let listed = omcmsync_ok(
         &dir,
         &[
             "deadletter",
@@ -146,21 +144,13 @@ fn refused_requests_are_requeued_once_smgr_is_fixed() {
             "1h",
         ],
     );
-    assert!(listed.status.success());
-    assert_eq!(String::from_utf8_lossy(&listed.stdout).lines().count(), 10);
+    assert_eq!(listed.lines().count(), 10);
     let other = omcmsync(&dir, &["deadletter", "list", "--element", "cm-west"]);
     assert_eq!(String::from_utf8_lossy(&other.stdout).lines().count(), 0);
 
     sim.control("/sim/fault", json!({"clear": true}));
-    let out = omcmsync(&dir, &["deadletter", "requeue", "--element", "cm-east"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        String::from_utf8_lossy(&out.stdout).starts_with("10 dead-lettered request(s) requeued")
-    );
+    let out = omcmsync_ok(&dir, &["deadletter", "requeue", "--element", "cm-east"]);
+    assert!(out.starts_with("10 dead-lettered request(s) requeued"));
     let items = sim.wait_items(WAIT, |i| object_ids(i, "cm-east").len() == 10);
     assert_eq!(object_ids(&items, "cm-east"), ids(200..210));
     assert!(read_json_lines(&dir.path("state/deadletter.json")).is_empty());
@@ -182,12 +172,7 @@ fn resync_reaches_smgr_as_one_element_request() {
     let sim = Sim::start(&dir, &[]);
     let d = Daemon::start(&dir, &action_to(&dir, sim.url(), QUICK));
     status(&dir);
-    let out = omcmsync(&dir, &["resync", "--element", "cm-east"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    omcmsync_ok(&dir, &["resync", "--element", "cm-east"]);
     let items = sim.wait_items(WAIT, |i| !i.is_empty());
     std::thread::sleep(Duration::from_millis(500));
     let items_after = sim.resync_items();
@@ -205,7 +190,7 @@ fn resync_reaches_smgr_as_one_element_request() {
         )
     );
     // One object, then an element the list does not know.
-    let out = omcmsync(
+    omcmsync_ok(
         &dir,
         &[
             "resync",
@@ -217,7 +202,6 @@ fn resync_reaches_smgr_as_one_element_request() {
             "4711",
         ],
     );
-    assert!(out.status.success());
     sim.wait_items(WAIT, |i| object_ids(i, "cm-east").contains("4711"));
     let out = omcmsync(
         &dir,
@@ -247,7 +231,7 @@ fn fault_hook_requeue_survives_kill_9() {
     dir.set_env("OMCM_FAULT_HANG", "requeue:3000");
     let action = action_to(&dir, sim.url(), QUICK);
     let d = Daemon::start(&dir, &action);
-    d.send_tcp(&(300..305).map(change).collect::<Vec<_>>());
+    d.send_tcp(&(300..305).map(station_change).collect::<Vec<_>>());
     wait_json_lines(&dir.path("state/deadletter.json"), 5, WAIT);
     sim.control("/sim/fault", json!({"clear": true}));
     let requeue = std::process::Command::new(env!("CARGO_BIN_EXE_omcmsync"))
@@ -269,12 +253,7 @@ fn fault_hook_requeue_survives_kill_9() {
     let items = sim.wait_items(WAIT, |i| object_ids(i, "cm-east").len() == 5);
     assert_eq!(object_ids(&items, "cm-east"), ids(300..305));
     status(&dir);
-    let out = omcmsync(&dir, &["deadletter", "requeue"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    omcmsync_ok(&dir, &["deadletter", "requeue"]);
     assert!(read_json_lines(&dir.path("state/deadletter.json")).is_empty());
     assert!(d.stop(WAIT).success());
 }

@@ -19,10 +19,6 @@ fn stations(ids: Range<u32>) -> Vec<String> {
         .collect()
 }
 
-fn ids(ids: impl IntoIterator<Item = u32>) -> BTreeSet<String> {
-    ids.into_iter().map(|i| i.to_string()).collect()
-}
-
 fn down(sim: &Sim) {
     sim.control("/sim/fault", serde_json::json!({"down_s": 3600}));
 }

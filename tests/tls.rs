@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::*;
@@ -16,10 +15,6 @@ fn changes(range: std::ops::Range<u64>) -> Vec<String> {
     range
         .map(|i| syslog_line("cm-east", "cmdhist", &format!("change station {i}")))
         .collect()
-}
-
-fn ids(range: std::ops::Range<u64>) -> BTreeSet<String> {
-    range.map(|i| i.to_string()).collect()
 }
 
 fn https_sim(dir: &TestDir, pki: &str, client_ca: bool) -> Sim {

@@ -25,14 +25,6 @@ case $mode in
 esac
 "#;
 
-fn change(id: u64) -> String {
-    syslog_line(
-        "cm-east",
-        "cmdhist",
-        &format!("11/25 10:15 SAT dadmin chan station {id}"),
-    )
-}
-
 fn lines(dir: &TestDir, name: &str) -> Vec<String> {
     std::fs::read_to_string(dir.path(name))
         .unwrap_or_default()
@@ -71,7 +63,7 @@ fn exit_status_decides_and_a_hung_program_is_killed() {
     let d = Daemon::start(&dir, &action(&dir, &extra));
 
     // 75: retried, with the attempt counting up and the same Idempotency-Key.
-    d.send_tcp(&[change(1001)]);
+    d.send_tcp(&[station_change(1001)]);
     wait_until(&dir, "three attempts", || lines(&dir, "calls").len() >= 3);
     let calls = lines(&dir, "calls");
     let fields: Vec<Vec<&str>> = calls.iter().map(|l| l.splitn(5, ' ').collect()).collect();
@@ -93,7 +85,7 @@ fn exit_status_decides_and_a_hung_program_is_killed() {
 
     // 1: dead-lettered with the program's standard error.
     mode("refuse");
-    d.send_tcp(&[change(1002)]);
+    d.send_tcp(&[station_change(1002)]);
     let dead = wait_json_lines(&dir.path("state/deadletter.json"), 1, WAIT);
     assert_eq!(dead[0]["status"], 1);
     assert_eq!(dead[0]["answer"], "station unknown to SMGR\n");
@@ -102,7 +94,7 @@ fn exit_status_decides_and_a_hung_program_is_killed() {
     // A hang: killed after smgr.timeout.ms, retried, delivered once the program answers.
     mode("hang");
     let before = lines(&dir, "calls").len();
-    d.send_tcp(&[change(1003)]);
+    d.send_tcp(&[station_change(1003)]);
     wait_until(&dir, "two hung attempts", || {
         lines(&dir, "calls")[before..]
             .iter()

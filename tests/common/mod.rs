@@ -472,6 +472,20 @@ impl Drop for Daemon {
     }
 }
 
+/// A SAT `change station ID` by dadmin on cm-east, as CM's command history forwards it.
+pub fn station_change(id: u64) -> String {
+    syslog_line(
+        "cm-east",
+        "cmdhist",
+        &format!("11/25 10:15 SAT dadmin chan station {id}"),
+    )
+}
+
+/// Object ids as the simulator's items name them.
+pub fn ids<T: ToString>(ids: impl IntoIterator<Item = T>) -> std::collections::BTreeSet<String> {
+    ids.into_iter().map(|i| i.to_string()).collect()
+}
+
 /// A syslog line as CM's rsyslog would forward it.
 pub fn syslog_line(host: &str, tag: &str, msg: &str) -> String {
     format!("<13>Nov 25 10:15:02 {host} {tag}: {msg}")
