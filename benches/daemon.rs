@@ -1,11 +1,11 @@
 //! The module inside the real rsyslogd, measured beside baselines in the same run:
 //!
 //! 1. throughput: a TCP flood (95 % CM noise, 5 % commands) into rsyslogd with rsyslog's own
-//!    `stop` (ingest only), with omfile, and with the shipped configuration (the ruleset and
-//!    action of rsyslog-conf/omcmsync-action.conf, posting to smgr-sim), interleaved; messages/s
-//!    and rsyslogd CPU-seconds per million messages, and the shipped configuration's ratios to
-//!    the two baselines. The load generator's rate into a discard sink shows it is not the
-//!    bottleneck.
+//!    `stop` (ingest only; also inside the shipped ruleset's queue), an action that renders
+//!    nothing, omfile, and the shipped configuration (the ruleset and action of
+//!    rsyslog-conf/omcmsync-action.conf, posting to smgr-sim), interleaved; messages/s and
+//!    rsyslogd CPU-seconds per million messages, and the shipped configuration's ratios to the
+//!    baselines. The load generator's rate into a discard sink shows it is not the bottleneck.
 //! 2. coalescing: 100,000 changes over 1,000 stations in one window -> requests at the simulator.
 //! 3. memory under outage: SMGR down, 1,000,000 changes over 100,000 stations -> rsyslogd RSS
 //!    growth, state.dir size, then the time to drain once SMGR is back.
@@ -169,21 +169,23 @@ struct Run {
     cpu_per_million: f64,
 }
 
-/// Sends a flood and the end marker (tagged `omcm-end:`), and waits until `out` shows the marker.
-fn send_and_wait_for(d: &Daemon, flood: &[u8], out: &std::path::Path, timeout: Duration) {
+/// Whether the end marker is in the last part of a file.
+fn shows_marker(path: &std::path::Path) -> bool {
+    tail(path)
+        .windows(MARKER.len())
+        .any(|w| w == MARKER.as_bytes())
+}
+
+/// Sends a flood and the end marker (tagged `omcm-end:`), and waits until `done` says the
+/// setup has handled it.
+fn send_and_wait_for(d: &Daemon, flood: &[u8], done: impl Fn() -> bool, timeout: Duration) {
     let mut bytes = flood.to_vec();
     bytes.extend_from_slice(format!("<13>Nov 25 10:15:02 cm-east omcm-end: {MARKER}\n").as_bytes());
     send(d.ports.tcp, &bytes);
     // Polled every 5 ms: a throughput run takes one to three seconds.
     let deadline = Instant::now() + timeout;
-    while !tail(out)
-        .windows(MARKER.len())
-        .any(|w| w == MARKER.as_bytes())
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the flood's end marker never arrived"
-        );
+    while !done() {
+        assert!(Instant::now() < deadline, "the flood's end never arrived");
         std::thread::sleep(Duration::from_millis(5));
     }
 }
@@ -193,6 +195,12 @@ fn send_and_wait_for(d: &Daemon, flood: &[u8], out: &std::path::Path, timeout: D
 enum Setup {
     /// rsyslog's own `stop`: ingest only, the floor.
     Stop,
+    /// `stop` inside the shipped configuration's ruleset and queue: the floor with CM's traffic
+    /// kept apart from the main queue, as the shipped configuration must.
+    StopIsolated,
+    /// omfile writing two constant bytes per message, in the shipped ruleset and queue: what any
+    /// action costs rsyslog before it renders a property or does any work.
+    EmptyAction,
     /// omfile writing every line, in the shipped configuration's ruleset and queue.
     Omfile,
     /// The shipped action with no queue of its own: on the main queue's worker.
@@ -205,8 +213,10 @@ enum Setup {
 }
 
 impl Setup {
-    const ALL: [Setup; 5] = [
+    const ALL: [Setup; 7] = [
         Setup::Stop,
+        Setup::StopIsolated,
+        Setup::EmptyAction,
         Setup::Omfile,
         Setup::Direct,
         Setup::ActionQueue,
@@ -216,6 +226,8 @@ impl Setup {
     fn name(self) -> &'static str {
         match self {
             Setup::Stop => "stop",
+            Setup::StopIsolated => "stop-isolated",
+            Setup::EmptyAction => "empty-action",
             Setup::Omfile => "omfile",
             Setup::Direct => "direct",
             Setup::ActionQueue => "action-queue",
@@ -223,13 +235,23 @@ impl Setup {
         }
     }
 
-    /// Where the end marker shows once the setup has handled the whole flood.
-    fn done_file(self) -> &'static str {
+    /// Whether the setup has handled the whole flood of `lines` and its end marker.
+    fn done(self, dir: &TestDir, lines: usize) -> bool {
         match self {
-            Setup::Stop => "end.log",
-            Setup::Omfile => "out.log",
-            Setup::Direct | Setup::ActionQueue | Setup::Shipped => "capture.json",
+            Setup::Stop | Setup::StopIsolated => shows_marker(&dir.path("end.log")),
+            Setup::Omfile => shows_marker(&dir.path("out.log")),
+            // Its template renders nothing of the marker: done once every message's line is out.
+            Setup::EmptyAction => std::fs::metadata(dir.path("out.log"))
+                .is_ok_and(|m| m.len() >= 2 * (lines as u64 + 1)),
+            Setup::Direct | Setup::ActionQueue | Setup::Shipped => {
+                shows_marker(&dir.path("capture.json"))
+            }
         }
+    }
+
+    /// Position in [`Setup::ALL`].
+    fn index(self) -> usize {
+        Setup::ALL.iter().position(|s| *s == self).unwrap()
     }
 }
 
@@ -279,14 +301,20 @@ fn setup_config(dir: &TestDir, ports: Ports, smgr_url: &str, setup: Setup, extra
         );
         return config(dir, ports, &format!("{marker}\n{queued}"));
     }
+    let omfile = |template: &str| {
+        format!(
+            r#"action(type="omfile" file="{}" template="{template}")"#,
+            dir.p("out.log")
+        )
+    };
     let action = match setup {
         Setup::Shipped => shipped_action,
-        _ => format!(
-            r#"action(type="omfile" file="{}" template="omcmsync_line")"#,
-            dir.p("out.log")
-        ),
+        Setup::StopIsolated => "stop".to_owned(),
+        Setup::EmptyAction => omfile("bench_empty"),
+        _ => omfile("omcmsync_line"),
     };
     config(dir, ports, "stop").replace(r#"ruleset="cm""#, r#"ruleset="omcmsync""#)
+        + "template(name=\"bench_empty\" type=\"string\" string=\"x\\n\")\n"
         + &format!("{header}\n{marker}\n{action}\n}}\n")
 }
 
@@ -309,7 +337,7 @@ fn throughput_run(flood: &[u8], lines: usize, setup: Setup) -> Run {
     send_and_wait_for(
         &d,
         flood,
-        &dir.path(setup.done_file()),
+        || setup.done(&dir, lines),
         Duration::from_secs(300),
     );
     let elapsed = started.elapsed().as_secs_f64();
@@ -376,9 +404,11 @@ fn throughput() {
     let bytes = flood(lines, percent, 7);
     println!(
         "1. throughput: {lines} messages, {percent} % commands, the rest noise, {:.0} B/message; \
-         stop (ingest only), omfile, the shipped action direct on the main queue and with an \
-         action queue of its own (as shipped before), and the shipped configuration \
-         (rsyslog-conf/omcmsync-action.conf: ruleset queue, action direct), interleaved",
+         stop (ingest only) on the main queue and in the shipped ruleset's queue, an empty \
+         action (omfile, a constant template), omfile, the shipped action direct on the main \
+         queue and with an action queue of its own (as shipped before), and the shipped \
+         configuration (rsyslog-conf/omcmsync-action.conf: ruleset queue, action direct), \
+         interleaved",
         bytes.len() as f64 / lines as f64,
     );
     println!(
@@ -432,8 +462,6 @@ fn throughput() {
         })
         .collect();
     println!("   median: {}", row.join("; "));
-    let (stop, omfile, direct, action_queue, shipped) =
-        (&runs[0], &runs[1], &runs[2], &runs[3], &runs[4]);
     // Each round's ratio: the runs of a round are seconds apart, so the VM's drift between
     // rounds cancels out. The middle half of the rounds' ratios shows how far to trust it.
     let per_round = |b: &[Run], a: &[Run], f: fn(&Run) -> f64| {
@@ -449,41 +477,67 @@ fn throughput() {
     };
     // The least disturbed run of each side: the host's interference only ever slows a run.
     let best = |v: &[Run], f: fn(&Run) -> f64| v.iter().map(f).fold(f64::NAN, f64::max);
-    for (name, base, target) in [
-        (
-            "stop",
-            stop,
-            " (target >= 0.95 throughput, <= 1.1 CPU per message)",
-        ),
-        ("omfile", omfile, ""),
-        (
-            "direct",
-            direct,
-            " (the same action without a queue of its own)",
-        ),
-        (
-            "action-queue",
-            action_queue,
-            " (the configuration shipped before)",
-        ),
-    ] {
+    for (a, b, note) in COMPARISONS {
+        let (x, base) = (&runs[a.index()], &runs[b.index()]);
         println!(
-            "   shipped/{name}{target}: ratio of medians: throughput {:.3}, CPU per message {:.3}",
-            median(shipped, rate) / median(base, rate),
-            median(shipped, cpu) / median(base, cpu)
+            "   {}/{}{note}: ratio of medians: throughput {:.3}, CPU per message {:.3}",
+            a.name(),
+            b.name(),
+            median(x, rate) / median(base, rate),
+            median(x, cpu) / median(base, cpu)
         );
         println!(
             "     median of the rounds' ratios: throughput {}, CPU per message {}",
-            per_round(shipped, base, rate),
-            per_round(shipped, base, cpu)
+            per_round(x, base, rate),
+            per_round(x, base, cpu)
         );
         println!(
             "     best round of each side: throughput {:.3}, CPU per message {:.3}",
-            best(shipped, rate) / best(base, rate),
-            best(shipped, |r| -r.cpu_per_million) / best(base, |r| -r.cpu_per_million)
+            best(x, rate) / best(base, rate),
+            best(x, |r| -r.cpu_per_million) / best(base, |r| -r.cpu_per_million)
         );
     }
 }
+
+/// The ratios steps 1 and 5 print: (setup, baseline, what the figure says).
+const COMPARISONS: [(Setup, Setup, &str); 8] = [
+    (
+        Setup::Shipped,
+        Setup::Stop,
+        " (target >= 0.95 throughput, <= 1.1 CPU per message)",
+    ),
+    (
+        Setup::EmptyAction,
+        Setup::Stop,
+        " (any action, before it renders a property)",
+    ),
+    (
+        Setup::Shipped,
+        Setup::StopIsolated,
+        " (against the floor with the same isolation)",
+    ),
+    (
+        Setup::Shipped,
+        Setup::EmptyAction,
+        " (what rendering the line and the module add)",
+    ),
+    (Setup::Shipped, Setup::Omfile, ""),
+    (
+        Setup::Shipped,
+        Setup::Direct,
+        " (the same action without a queue of its own)",
+    ),
+    (
+        Setup::Shipped,
+        Setup::ActionQueue,
+        " (the configuration shipped before)",
+    ),
+    (
+        Setup::ActionQueue,
+        Setup::Direct,
+        " (what an action queue of its own costs)",
+    ),
+];
 
 /// Instructions rsyslogd executes per message of the flood (callgrind counts them, so the VM's
 /// speed does not enter), in each setup of step 1 with the same messages. With
@@ -527,7 +581,7 @@ fn instructions() {
         send_and_wait_for(
             &d,
             &bytes,
-            &dir.path(setup.done_file()),
+            || setup.done(&dir, lines),
             Duration::from_secs(600),
         );
         toggle("off");
@@ -551,13 +605,21 @@ fn instructions() {
         .zip(&counts)
         .map(|(s, n)| format!("{} {n:.0}", s.name()))
         .collect();
+    let ratios: Vec<String> = COMPARISONS
+        .iter()
+        .map(|(a, b, _)| {
+            format!(
+                "{}/{} {:.3}",
+                a.name(),
+                b.name(),
+                counts[a.index()] / counts[b.index()]
+            )
+        })
+        .collect();
     println!(
-        "5. instructions per message (callgrind, {lines} messages, 5 % commands): {}; shipped/stop {:.3}, shipped/omfile {:.3}, shipped/direct {:.3}, action-queue/direct {:.3}",
+        "5. instructions per message (callgrind, {lines} messages, 5 % commands): {}; {}",
         row.join(" | "),
-        counts[4] / counts[0],
-        counts[4] / counts[1],
-        counts[4] / counts[2],
-        counts[3] / counts[2]
+        ratios.join(", ")
     );
 }
 
