@@ -285,3 +285,17 @@ fn state_dir_is_judged_for_the_user_rsyslogd_drops_to() {
     );
     assert_eq!(text.matches("FAIL  ").count(), 1, "{text}");
 }
+
+/// rsyslog's and the module's defaults agree: a message rsyslog cuts at its default
+/// maxMessageSize is too long for the classifier, so the check passes without a warning.
+#[test]
+fn default_message_sizes_pass() {
+    let s = Setup::new();
+    let (code, text) = check_rsyslog_conf(&s, &[], "", "");
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        line(&text, "PASS", "maxMessageSize").contains("(8096) is at least line.maxlength (8000)"),
+        "{text}"
+    );
+    assert!(!text.contains("WARN"), "{text}");
+}

@@ -35,9 +35,11 @@ pub struct Limits {
 }
 
 impl Default for Limits {
+    /// `max_line` is below rsyslog's default maxMessageSize (8096, header included): a message
+    /// rsyslog cut short at that size is too long for the classifier, not read as if whole.
     fn default() -> Self {
         Limits {
-            max_line: 8192,
+            max_line: 8000,
             max_duplicate: 100,
         }
     }

@@ -303,9 +303,17 @@ impl Config {
                 }
                 None => Vec::new(),
             },
-            limits: Limits {
-                max_line: g.number("line.maxlength", 8192, 1, 1 << 20)? as usize,
-                max_duplicate: g.number("duplicate.maxcount", 100, 1, 100_000)? as u32,
+            limits: {
+                let d = Limits::default();
+                Limits {
+                    max_line: g.number("line.maxlength", d.max_line as u64, 1, 1 << 20)? as usize,
+                    max_duplicate: g.number(
+                        "duplicate.maxcount",
+                        d.max_duplicate.into(),
+                        1,
+                        100_000,
+                    )? as u32,
+                }
             },
             trace_file: g.path("trace.file")?,
             capture_file: g.path("capture.file")?,

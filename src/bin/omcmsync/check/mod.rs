@@ -128,6 +128,11 @@ fn check_action(report: &mut Report, action: &Action, label: &str) {
                 &format!("rsyslog's maxMessageSize ({max}) is below line.maxlength ({line}): rsyslog cuts longer messages, and a command across the cut is lost"),
                 &format!("global(maxMessageSize=\"{}\") or line.maxlength=\"{max}\"", line.next_power_of_two()),
             );
+        } else {
+            report.pass(
+                "maxMessageSize",
+                &format!("rsyslog's maxMessageSize ({max}) is at least line.maxlength ({line})"),
+            );
         }
     }
     state_dir(report, &config.state_dir, action.user.as_deref());
