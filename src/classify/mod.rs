@@ -36,7 +36,8 @@ pub struct Limits {
 
 impl Default for Limits {
     /// `max_line` is below rsyslog's default maxMessageSize (8096, header included): a message
-    /// rsyslog cut short at that size is too long for the classifier, not read as if whole.
+    /// rsyslog cut short at that size (header up to 96 bytes) is too long for the classifier,
+    /// not read as if whole.
     fn default() -> Self {
         Limits {
             max_line: 8000,
