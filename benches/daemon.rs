@@ -190,6 +190,9 @@ fn send_and_wait_for(d: &Daemon, flood: &[u8], done: impl Fn() -> bool, timeout:
     }
 }
 
+/// What the empty action writes for each message (and a newline).
+const EMPTY_LINE: &str = "x";
+
 /// What takes the flood in step 1.
 #[derive(Clone, Copy, PartialEq)]
 enum Setup {
@@ -242,7 +245,7 @@ impl Setup {
             Setup::Omfile => shows_marker(&dir.path("out.log")),
             // Its template renders nothing of the marker: done once every message's line is out.
             Setup::EmptyAction => std::fs::metadata(dir.path("out.log"))
-                .is_ok_and(|m| m.len() >= 2 * (lines as u64 + 1)),
+                .is_ok_and(|m| m.len() >= (EMPTY_LINE.len() as u64 + 1) * (lines as u64 + 1)),
             Setup::Direct | Setup::ActionQueue | Setup::Shipped => {
                 shows_marker(&dir.path("capture.json"))
             }
@@ -314,7 +317,7 @@ fn setup_config(dir: &TestDir, ports: Ports, smgr_url: &str, setup: Setup, extra
         _ => omfile("omcmsync_line"),
     };
     config(dir, ports, "stop").replace(r#"ruleset="cm""#, r#"ruleset="omcmsync""#)
-        + "template(name=\"bench_empty\" type=\"string\" string=\"x\\n\")\n"
+        + &format!("template(name=\"bench_empty\" type=\"string\" string=\"{EMPTY_LINE}\\n\")\n")
         + &format!("{header}\n{marker}\n{action}\n}}\n")
 }
 
