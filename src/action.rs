@@ -10,8 +10,8 @@ use crate::config::{Config, ElementsSource};
 use crate::counters::Counters;
 use crate::elements::{system_lookup, Elements};
 use crate::ha::Gate;
-use crate::logging;
 use crate::pipeline::Pipeline;
+use crate::problems::Problems;
 use crate::service::Lifecycle;
 
 /// How long a batch waits for the service to be ready before it is answered SUSPENDED
@@ -31,30 +31,54 @@ pub struct Action {
     service: Lifecycle,
     elements: Arc<Elements>,
     counters: Arc<Counters>,
+    problems: Arc<Problems>,
 }
 
 impl Action {
     /// Builds the action. Opens nothing and starts nothing (this runs in `rsyslogd -N1` too):
     /// see [`Action::start_in_background`].
     pub fn new(config: Config) -> Self {
-        let elements = Arc::new(match &config.elements {
-            ElementsSource::File { path, list } => {
-                Elements::new(Some(path), system_lookup).with_first_list(list.clone())
+        let elements = Arc::new(
+            match &config.elements {
+                ElementsSource::File { path, list } => {
+                    Elements::new(Some(path), system_lookup).with_first_list(list.clone())
+                }
+                ElementsSource::Smgr => Elements::new(None, system_lookup),
             }
-            ElementsSource::Smgr => Elements::new(None, system_lookup),
-        });
+            .with_max(config.elements_max),
+        );
         let gate = Arc::new(Gate::new(config.ha.clone()));
         let counters: Arc<Counters> = Arc::default();
+        let problems = Arc::new(Problems::new(counters.clone()));
+        let pipeline = Pipeline::new(
+            &config,
+            elements.clone(),
+            gate.clone(),
+            counters.clone(),
+            problems.clone(),
+        );
         Action {
-            pipeline: Pipeline::new(&config, elements.clone(), gate.clone(), counters.clone()),
-            service: Lifecycle::new(config, elements.clone(), gate, counters.clone()),
+            pipeline,
+            service: Lifecycle::new(
+                config,
+                elements.clone(),
+                gate,
+                counters.clone(),
+                problems.clone(),
+            ),
             elements,
             counters,
+            problems,
         }
     }
 
     pub fn counters(&self) -> &Counters {
         &self.counters
+    }
+
+    /// What the host lacks for this action now.
+    pub fn problems(&self) -> &Problems {
+        &self.problems
     }
 
     /// Starts the background service (queue, delivery, element list, HA role) in a thread of
@@ -84,14 +108,14 @@ impl Action {
         worker: u64,
         lines: impl IntoIterator<Item = &'a [u8]>,
     ) -> Result<(), Suspend> {
+        if !self.pipeline.ready() {
+            return Err(Suspend);
+        }
         let queue = self.service.queue(BATCH_WAIT).ok_or(Suspend)?;
-        let mut batch = self.pipeline.read(worker, lines);
-        queue.submit(batch.take_changes()).map_err(|e| {
-            logging::warning(&format!(
-                "batch not committed, rsyslog will retry it: {e:?}"
-            ));
-            Suspend
-        })?;
+        let mut batch = self.pipeline.read(worker, lines).ok_or(Suspend)?;
+        // A write that failed was reported by the queue (summarised: a full disk would
+        // otherwise log at every retry).
+        queue.submit(batch.take_changes()).map_err(|_| Suspend)?;
         self.pipeline.committed(batch);
         Ok(())
     }

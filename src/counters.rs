@@ -48,6 +48,9 @@ pub struct Counters {
     pub operator_resyncs: AtomicU64,
     /// Panics caught in background threads (each thread restarted, or given up).
     pub threads_restarted: AtomicU64,
+    /// Parameters whose file, program or answer the host lacks now: the action runs degraded
+    /// (gauge; `omcmsync status` names them).
+    pub degraded: AtomicU64,
     pub delivery: DeliveryCounters,
 }
 
@@ -72,6 +75,9 @@ pub struct DeliveryCounters {
     pub elements_rejected: AtomicU64,
     /// Addresses claimed by two elements (the first keeps it), at the last load (gauge).
     pub elements_conflicts: AtomicU64,
+    /// Element-level resyncs held back by `resync.element.cooldown.ms` (each sent once the
+    /// cooldown ends, coalesced with whatever else asked for one meanwhile).
+    pub element_resyncs_deferred: AtomicU64,
     /// Sum and maximum of first change to delivery, milliseconds.
     pub latency_ms_sum: AtomicU64,
     pub latency_ms_max: AtomicU64,
@@ -211,6 +217,11 @@ impl Counters {
             ("elements.unauthorized".into(), &d.elements_unauthorized),
             ("posts.split".into(), &d.posts_split),
             ("threads.restarted".into(), &self.threads_restarted),
+            ("degraded".into(), &self.degraded),
+            (
+                "resyncs.element.deferred".into(),
+                &d.element_resyncs_deferred,
+            ),
             ("standby.held".into(), &self.standby_held),
             ("standby.released".into(), &self.standby_released),
             ("standby.expired".into(), &self.standby_expired),

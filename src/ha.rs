@@ -3,7 +3,7 @@
 //! drops it (`"drop"`). The role is read off the hot path by its own thread every
 //! `ha.interval.ms`; workers only load an atomic.
 
-use crate::program::{self, Program, Ran};
+use crate::program::{self, ProcessGroups, Program, Ran};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Mutex;
@@ -56,7 +56,14 @@ pub struct Gate {
     known: AtomicBool,
     /// A role read that differs from the gate's: how often in a row, since when.
     next: Mutex<Option<(Role, u32, Instant)>>,
+    /// `ha.command`'s runs: killed at stop.
+    programs: ProcessGroups,
 }
+
+/// The first read of the role, at start, is given at most this long: until it ends, what
+/// arrives is held, not delivered; a check that hangs then reads "unknown" and `ha.onunknown`
+/// decides, instead of holding delivery for a whole `ha.interval.ms`.
+const FIRST_READ: Duration = Duration::from_secs(1);
 
 impl Gate {
     /// Starts as active for `ha.mode="always"`, otherwise unknown until the first check.
@@ -70,6 +77,7 @@ impl Gate {
             role: AtomicU8::new(initial as u8),
             known: AtomicBool::new(settings.mode == HaMode::Always),
             next: Mutex::default(),
+            programs: ProcessGroups::default(),
             settings,
         }
     }
@@ -78,15 +86,34 @@ impl Gate {
         Role::from_u8(self.role.load(Ordering::Relaxed))
     }
 
-    /// What becomes of an event now.
+    /// What becomes of an event now. Before the role's first read (at most [`FIRST_READ`])
+    /// nothing waits: events are held when a standby would hold them, and released or kept
+    /// by the role once read.
     pub fn admission(&self) -> Admission {
+        let s = &self.settings;
         match self.role() {
             Role::Active => Admission::Process,
-            Role::Standby if self.settings.standby_hold => Admission::Hold,
+            Role::Standby if s.standby_hold => Admission::Hold,
             Role::Standby => Admission::Drop(Dropped::Standby),
-            Role::Unknown if self.settings.process_when_unknown => Admission::Process,
+            Role::Unknown if !self.known() && s.standby_hold => Admission::Hold,
+            Role::Unknown if s.process_when_unknown => Admission::Process,
             Role::Unknown => Admission::Drop(Dropped::Unknown),
         }
+    }
+
+    /// The parameter that says where the role is read, for problems and logs.
+    pub fn source_param(&self) -> Option<&'static str> {
+        match self.settings.mode {
+            HaMode::Always => None,
+            HaMode::File(_) => Some("ha.file"),
+            HaMode::Http(_) => Some("ha.url"),
+            HaMode::Command(_) => Some("ha.command"),
+        }
+    }
+
+    /// Kills every `ha.command` still running (the module stops).
+    pub fn kill_programs(&self) {
+        self.programs.kill_all();
     }
 
     /// Whether delivery waits: this node is standby (or not known to be active) and holds
@@ -114,23 +141,34 @@ impl Gate {
         self.settings.interval
     }
 
-    /// Reads the role now (blocking, bounded by the interval) and returns what was read. The
+    /// Reads the role now (blocking, bounded by the interval, the first read by
+    /// [`FIRST_READ`]) and returns what was read; `client`: none while System Manager's
+    /// client cannot be built (`ha.url` then reads "unknown"). The
     /// gate follows a new role once it was read twice in a row and has held for
     /// `ha.holddown.ms` (the first read at start is followed at once); each switch is logged,
     /// entering "unknown" with the reason.
-    pub fn check(&self, client: &SmgrClient) -> Reading {
+    pub fn check(&self, client: Option<&SmgrClient>) -> Reading {
         #[cfg(feature = "fault-hooks")]
         crate::faults::hang("ha");
+        let first = !self.known();
+        let limit = if first {
+            self.settings.interval.min(FIRST_READ)
+        } else {
+            self.settings.interval
+        };
         let reading = match &self.settings.mode {
             HaMode::Always => Reading::known(Role::Active),
             HaMode::File(path) => from_file(path),
-            HaMode::Http(url) => from_http(client, url.as_str()),
-            HaMode::Command(cmd) => {
-                from_command(cmd, self.settings.interval.max(Duration::from_secs(1)))
-            }
+            HaMode::Http(url) => match client {
+                Some(client) => from_http(client, url.as_str(), limit),
+                None => Reading::unknown(
+                    "ha.url: no System Manager client yet (see the smgr.* problem logged)".into(),
+                ),
+            },
+            // A program needs a moment to start at all.
+            HaMode::Command(cmd) => from_command(cmd, limit.max(FIRST_READ), &self.programs),
         };
         let current = self.role();
-        let first = !self.known();
         let switch = {
             let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
             if first {
@@ -225,8 +263,8 @@ fn from_file(path: &Path) -> Reading {
     }
 }
 
-fn from_http(client: &SmgrClient, url: &str) -> Reading {
-    match client.get_json(url) {
+fn from_http(client: &SmgrClient, url: &str, limit: Duration) -> Reading {
+    match client.get_json(url, limit) {
         Ok(v) => match v.get("role").and_then(|r| r.as_str()) {
             Some(role) => parse_role(role, "ha.url"),
             None => Reading::unknown("ha.url answered without a \"role\" string".into()),
@@ -237,12 +275,13 @@ fn from_http(client: &SmgrClient, url: &str) -> Reading {
 
 /// `ha.command` run with `/bin/sh -c` ([`crate::program`]: its own process group, killed whole
 /// at the limit); its exit status is the role.
-fn from_command(cmd: &str, limit: Duration) -> Reading {
+fn from_command(cmd: &str, limit: Duration, groups: &ProcessGroups) -> Reading {
     let ran = program::run(&Program {
         argv: &["/bin/sh", "-c", cmd],
         input: None,
         env: &[],
         limit,
+        groups,
     });
     match ran {
         Ran::Exited { code: 0, .. } => Reading::known(Role::Active),
@@ -302,34 +341,43 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("role");
         let g = gate(HaMode::File(path.clone()), false);
-        assert!(
-            g.admission() == Admission::Drop(Dropped::Unknown),
-            "unknown before the first check, and onunknown=drop"
+        assert_eq!(
+            g.admission(),
+            Admission::Hold,
+            "before the first check nothing waits: held, decided by the role once read"
+        );
+        std::fs::remove_file(&path).ok();
+        g.check(Some(&client()));
+        assert_eq!(
+            g.admission(),
+            Admission::Drop(Dropped::Unknown),
+            "unreadable, and onunknown=drop"
         );
         std::fs::write(&path, "standby\n").unwrap();
-        g.check(&client());
+        g.check(Some(&client()));
+        g.check(Some(&client()));
         assert_eq!((g.role(), g.admission()), (Role::Standby, Admission::Hold));
         assert!(g.holds_delivery());
         std::fs::write(&path, "ACTIVE").unwrap();
-        g.check(&client());
+        g.check(Some(&client()));
         assert_eq!(
             g.role(),
             Role::Standby,
             "one read of a new role is not enough"
         );
-        g.check(&client());
+        g.check(Some(&client()));
         assert_eq!(
             (g.role(), g.admission()),
             (Role::Active, Admission::Process)
         );
         assert!(!g.holds_delivery());
         std::fs::remove_file(&path).unwrap();
-        let r = g.check(&client());
+        let r = g.check(Some(&client()));
         assert!(
             r.why.unwrap().contains("ha.file"),
             "the reason names the source"
         );
-        g.check(&client());
+        g.check(Some(&client()));
         assert_eq!(g.role(), Role::Unknown);
     }
 
@@ -342,19 +390,19 @@ mod tests {
         let mut settings = gate(HaMode::File(path.clone()), true).settings.clone();
         settings.holddown = Duration::from_millis(500);
         let g = Gate::new(settings);
-        g.check(&client());
+        g.check(Some(&client()));
         for flap in 0..6 {
             std::fs::write(&path, if flap % 2 == 0 { "standby" } else { "active" }).unwrap();
             for _ in 0..3 {
-                g.check(&client());
+                g.check(Some(&client()));
                 std::thread::sleep(Duration::from_millis(50));
             }
             assert_eq!(g.role(), Role::Active, "flap {flap}");
         }
         std::fs::write(&path, "standby").unwrap();
-        g.check(&client());
+        g.check(Some(&client()));
         std::thread::sleep(Duration::from_millis(550));
-        g.check(&client());
+        g.check(Some(&client()));
         assert_eq!(g.role(), Role::Standby, "a role that holds is followed");
     }
 
@@ -369,7 +417,7 @@ mod tests {
             (not_executable.as_str(), "126"),
         ] {
             let g = gate(HaMode::Command(cmd.into()), true);
-            let r = g.check(&client());
+            let r = g.check(Some(&client()));
             assert_eq!(g.role(), Role::Unknown, "{cmd}");
             assert!(r.why.unwrap().contains(says), "{cmd}");
         }
@@ -382,7 +430,7 @@ mod tests {
         let marker = dir.path().join("pid");
         let cmd = format!("sleep 30 & echo $! > {}; wait", marker.display());
         let g = gate(HaMode::Command(cmd), true);
-        g.check(&client());
+        g.check(Some(&client()));
         let pid = std::fs::read_to_string(&marker).unwrap();
         let proc_dir = format!("/proc/{}", pid.trim());
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -401,10 +449,10 @@ mod tests {
     #[test]
     fn command_mode_uses_the_exit_status() {
         let g = gate(HaMode::Command("exit 0".into()), true);
-        g.check(&client());
+        g.check(Some(&client()));
         assert_eq!(g.role(), Role::Active);
         let g = gate(HaMode::Command("exit 3".into()), true);
-        g.check(&client());
+        g.check(Some(&client()));
         assert_eq!(g.role(), Role::Standby);
         let g = Gate::new(HaSettings {
             mode: HaMode::Command("sleep 5".into()),
@@ -416,7 +464,7 @@ mod tests {
             label: "test".into(),
         });
         let started = Instant::now();
-        g.check(&client());
+        g.check(Some(&client()));
         assert_eq!(
             (g.role(), g.admission()),
             (Role::Unknown, Admission::Process)
@@ -433,7 +481,7 @@ mod tests {
             HaMode::Http(url::Url::parse("http://127.0.0.1:9/ha").unwrap()),
             true,
         );
-        g.check(&client());
+        g.check(Some(&client()));
         assert_eq!(g.role(), Role::Unknown);
     }
 }

@@ -25,7 +25,9 @@
 //! looked up in parallel off the hot path), `ha` (is this node active), `resync` (keys,
 //! changes, and the fields of their records), `control` (the socket in `state.dir` through
 //! which the operator's tools read and act on the running module, never a second writer) and
-//! `program` (a site's program run bounded: `ha.command`, `smgr.command`). `omprog` runs the same action under rsyslog's
+//! `program` (a site's program run bounded: `ha.command`, `smgr.command`; every run killed at
+//! stop), and `problems` (what the host lacks for the action: a file, a program, a
+//! certificate, an answer; the action runs degraded meanwhile, each problem said once). `omprog` runs the same action under rsyslog's
 //! omprog.
 //!
 //! Alongside: `config` (every parameter, validated in one place; what reaching System Manager
@@ -51,6 +53,7 @@ pub mod logging;
 pub mod omprog;
 pub mod pipeline;
 mod private;
+pub mod problems;
 pub mod program;
 pub mod queue;
 pub mod records;

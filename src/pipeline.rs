@@ -7,26 +7,66 @@
 //! on disk, count and write the record files ([`Pipeline::committed`]).
 
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
+use crate::classify::Limits;
 use crate::classify::{verdict_json, Classifier, Event, ObjectTable, Reason, Target, Verdict};
-use crate::config::Config;
+use crate::config::{Config, RulesSource};
 use crate::counters::{Counters, Dropped, Tally};
 use crate::elements::{ElementTable, Elements};
 use crate::ha::{Admission, Gate};
 use crate::line::{Malformed, ReceivedLine};
+use crate::problems::Problems;
 use crate::records::RecordFile;
 use crate::resync::{now_ms, parse_rfc3339_ms, Change, Key, Scope, ShortText};
 
+/// How often a `rules.file` that could not be read at start is looked for.
+const RULES_RETRY: Duration = Duration::from_secs(1);
+
 pub struct Pipeline {
-    classifier: Classifier,
+    /// Set once the object table is complete: at start, or once a `rules.file` that could not
+    /// be read at start is read ([`Pipeline::ready`]).
+    classifier: OnceLock<Classifier>,
+    late_rules: LateRules,
     elements: Arc<Elements>,
     gate: Arc<Gate>,
     trace: Option<RecordFile>,
     capture: Option<RecordFile>,
     counters: Arc<Counters>,
+}
+
+/// A `rules.file` that could not be read when the configuration was, looked for again.
+struct LateRules {
+    path: Option<PathBuf>,
+    limits: Limits,
+    problems: Arc<Problems>,
+    last_try: Mutex<Option<Instant>>,
+}
+
+impl LateRules {
+    /// Reads the file, at most every [`RULES_RETRY`]; the classifier once it could.
+    fn try_read(&self) -> Option<Classifier> {
+        let path = self.path.as_deref()?;
+        {
+            let mut last = self.last_try.lock().unwrap_or_else(|e| e.into_inner());
+            if last.is_some_and(|t| t.elapsed() < RULES_RETRY) {
+                return None;
+            }
+            *last = Some(Instant::now());
+        }
+        let read = RulesSource::read(path).map_err(|e| {
+            format!(
+                "{e}; the action holds what arrives (rsyslog keeps it) until the file can be read"
+            )
+        });
+        self.problems.track("rules.file", &read);
+        let table = ObjectTable::with_rules(&read.ok()?);
+        Some(Classifier::new(table, self.limits))
+    }
 }
 
 /// One batch, read: its changes for the queue, and its counts and records for after.
@@ -80,22 +120,54 @@ impl Pipeline {
         elements: Arc<Elements>,
         gate: Arc<Gate>,
         counters: Arc<Counters>,
+        problems: Arc<Problems>,
     ) -> Self {
+        let classifier = OnceLock::new();
+        if let Some(rules) = &config.rules.rules {
+            let table = ObjectTable::with_rules(rules);
+            let _ = classifier.set(Classifier::new(table, config.limits));
+        }
         Pipeline {
-            classifier: Classifier::new(ObjectTable::with_rules(&config.rules), config.limits),
-            trace: config.trace_file.as_deref().map(RecordFile::new),
-            capture: config
-                .capture_file
+            classifier,
+            late_rules: LateRules {
+                path: config.rules.path.clone(),
+                limits: config.limits,
+                problems: problems.clone(),
+                last_try: Mutex::default(),
+            },
+            trace: config
+                .trace_file
                 .as_deref()
-                .map(|p| RecordFile::bounded(p, config.capture_max)),
+                .map(|p| RecordFile::new(p, "trace.file", problems.clone())),
+            capture: config.capture_file.as_deref().map(|p| {
+                RecordFile::new(p, "capture.file", problems.clone()).bounded(config.capture_max)
+            }),
             elements,
             gate,
             counters,
         }
     }
 
-    /// Reads a batch: every line split, classified and filtered, the changes it makes.
-    pub fn read<'a>(&self, worker: u64, lines: impl IntoIterator<Item = &'a [u8]>) -> Batch {
+    /// Whether batches can be read: the object table is complete (a `rules.file` that could
+    /// not be read at start has been read since). Until then the action holds what arrives.
+    pub fn ready(&self) -> bool {
+        if self.classifier.get().is_some() {
+            return true;
+        }
+        if let Some(classifier) = self.late_rules.try_read() {
+            let _ = self.classifier.set(classifier);
+        }
+        self.classifier.get().is_some()
+    }
+
+    /// Reads a batch: every line split, classified and filtered, the changes it makes. `None`
+    /// before [`Pipeline::ready`].
+    pub fn read<'a>(
+        &self,
+        worker: u64,
+        lines: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Option<Batch> {
+        let classifier = self.classifier.get()?;
         let mut batch = Batch {
             changes: Vec::new(),
             tally: Tally::default(),
@@ -107,16 +179,16 @@ impl Pipeline {
         let table = self.elements.current();
         let admission = self.gate.admission();
         for raw in lines {
-            self.read_line(&mut batch, &table, admission, worker, raw);
+            self.read_line(&mut batch, classifier, (&table, admission), worker, raw);
         }
-        batch
+        Some(batch)
     }
 
     fn read_line(
         &self,
         batch: &mut Batch,
-        table: &ElementTable,
-        admission: Admission,
+        classifier: &Classifier,
+        (table, admission): (&ElementTable, Admission),
         worker: u64,
         raw: &[u8],
     ) {
@@ -127,7 +199,7 @@ impl Pipeline {
             Ok(line) => line,
             Err(why) => return self.malformed(tally, out, worker, raw, why),
         };
-        let verdict = self.classifier.classify(line.message);
+        let verdict = classifier.classify(line.message);
         let outcome = match &verdict {
             Verdict::Event(e) => {
                 let sender = match line.sender() {

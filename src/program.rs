@@ -2,15 +2,17 @@
 //! resync mechanism of the site's choosing) both go through [`run`].
 //!
 //! The program runs in a process group of its own, which is killed whole at the time limit (its
-//! children must not be left behind). Its exit status comes back through a pipe, from a
+//! children must not be left behind), and at the module's stop: the owner's [`ProcessGroups`]
+//! knows every group still running. Its exit status comes back through a pipe, from a
 //! wrapper shell that echoes it: rsyslogd's main loop reaps every child process of the daemon
 //! (`waitpid(-1)` on SIGCHLD), so waiting for the program ourselves would race rsyslog for its
 //! status, and mostly lose.
 
+use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Mutex};
 use std::time::Duration;
 
 /// At most this much of a program's standard error is kept (dead-letter file, logs).
@@ -26,6 +28,36 @@ pub struct Program<'a> {
     pub env: &'a [(&'a str, &'a str)],
     /// Killed, with its process group, when it has not exited by then.
     pub limit: Duration,
+    /// Where the running group is known, so that a stop can kill it.
+    pub groups: &'a ProcessGroups,
+}
+
+/// The process groups one owner (the HA gate, the SMGR client) has running now.
+#[derive(Debug, Default)]
+pub struct ProcessGroups(Mutex<HashSet<i32>>);
+
+impl ProcessGroups {
+    fn set(&self) -> std::sync::MutexGuard<'_, HashSet<i32>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Kills every group still running, children and all (the module stops: no program it
+    /// started may outlive it). Their runs end as timed out.
+    pub fn kill_all(&self) {
+        for &group in self.set().iter() {
+            kill_group(group);
+        }
+    }
+
+    pub fn running(&self) -> usize {
+        self.set().len()
+    }
+}
+
+fn kill_group(group: i32) {
+    if let Some(group) = rustix::process::Pid::from_raw(group) {
+        let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+    }
 }
 
 /// How a run ended.
@@ -67,14 +99,15 @@ pub fn run(p: &Program) -> Ran {
             let _ = stdin.write_all(&input);
         });
     }
+    let group = child.id() as i32;
+    p.groups.set().insert(group);
     let status = read_on_thread(child.stdout.take(), usize::MAX);
     let stderr = read_on_thread(child.stderr.take(), STDERR_BYTES);
     let answer = status.recv_timeout(p.limit).ok();
     if answer.is_none() {
-        if let Some(group) = rustix::process::Pid::from_raw(child.id() as i32) {
-            let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
-        }
+        kill_group(group);
     }
+    p.groups.set().remove(&group);
     // Reaped here, or by rsyslogd already.
     let _ = child.wait();
     let Some(answer) = answer else {
@@ -119,7 +152,41 @@ mod tests {
             input,
             env: &[("OMCM_TEST", "v a l")],
             limit: Duration::from_millis(limit_ms),
+            groups: &ProcessGroups::default(),
         })
+    }
+
+    /// A stop kills what is running, children and all, without waiting for the limit.
+    #[test]
+    fn kill_all_ends_a_running_program_and_its_children() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("late");
+        let script = format!("(sleep 1; touch {}) & sleep 30", marker.display());
+        let groups = ProcessGroups::default();
+        let started = std::time::Instant::now();
+        std::thread::scope(|scope| {
+            let running = scope.spawn(|| {
+                run(&Program {
+                    argv: &["/bin/sh", "-c", &script],
+                    input: None,
+                    env: &[],
+                    limit: Duration::from_secs(30),
+                    groups: &groups,
+                })
+            });
+            while groups.running() == 0 {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            groups.kill_all();
+            assert!(!matches!(
+                running.join().unwrap(),
+                Ran::Exited { code: 0, .. }
+            ));
+        });
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert_eq!(groups.running(), 0);
+        std::thread::sleep(Duration::from_millis(1500));
+        assert!(!marker.exists(), "a child of the killed program ran on");
     }
 
     #[test]
@@ -176,6 +243,7 @@ mod tests {
             input: None,
             env: &[],
             limit: Duration::from_secs(5),
+            groups: &ProcessGroups::default(),
         });
         assert!(matches!(ran, Ran::Exited { code: 127, .. }), "{ran:?}");
     }

@@ -3,18 +3,22 @@
 //! classify).
 //!
 //! Debugging aids (and what the tests read), so they must never hold up or fail the pipeline: a
-//! write error is logged once and records are dropped until writing works again. Reopened on HUP
+//! write error is reported once under the file's parameter ([`Problems`]) and records are
+//! dropped until writing works again, which is reported once too. Reopened on HUP
 //! so that logrotate can move them away; a bounded file takes `max` records per open.
 
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use crate::logging;
+use crate::problems::Problems;
 
 pub struct RecordFile {
     path: PathBuf,
+    /// `trace.file` or `capture.file`, for problems.
+    param: &'static str,
+    problems: Arc<Problems>,
     max: Option<u64>,
     state: Mutex<State>,
 }
@@ -28,19 +32,21 @@ struct State {
 
 impl RecordFile {
     /// Nothing is opened until the first write (rsyslogd -N1 must not create files).
-    pub fn new(path: &Path) -> Self {
+    pub fn new(path: &Path, param: &'static str, problems: Arc<Problems>) -> Self {
         RecordFile {
             path: path.to_owned(),
+            param,
+            problems,
             max: None,
             state: Mutex::new(State::default()),
         }
     }
 
     /// A file that takes at most `max` records per open.
-    pub fn bounded(path: &Path, max: u64) -> Self {
+    pub fn bounded(self, max: u64) -> Self {
         RecordFile {
             max: Some(max),
-            ..RecordFile::new(path)
+            ..self
         }
     }
 
@@ -65,21 +71,18 @@ impl RecordFile {
                 Ok(())
             }),
         };
-        let path = self.path.display();
         match result {
             Ok(()) if state.failing => {
                 state.failing = false;
-                logging::info(&format!("{path}: writing again"));
+                self.problems.clear(self.param);
             }
             Ok(()) => {}
             Err(e) => {
                 state.file = None;
-                if !state.failing {
-                    state.failing = true;
-                    logging::error(&format!(
-                        "{path}: {e}; records dropped until it is writable"
-                    ));
-                }
+                state.failing = true;
+                let path = self.path.display();
+                let what = format!("{path}: {e}; records dropped until it is writable");
+                self.problems.report(self.param, &what);
             }
         }
     }
@@ -109,7 +112,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("omcm-trace-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("t.json");
-        let t = RecordFile::new(&path);
+        let t = RecordFile::new(&path, "trace.file", Arc::default());
         assert!(!path.exists(), "opened before first write");
         t.append(b"{\"a\":1}\n", 1);
         std::fs::rename(&path, dir.join("t.json.1")).unwrap();
@@ -126,7 +129,11 @@ mod tests {
 
     #[test]
     fn unwritable_path_does_not_fail_the_caller() {
-        let t = RecordFile::new(Path::new("/nonexistent-dir/omcm/t.json"));
+        let t = RecordFile::new(
+            Path::new("/nonexistent-dir/omcm/t.json"),
+            "trace.file",
+            Arc::default(),
+        );
         t.append(b"x\n", 1);
         t.append(b"y\n", 1);
     }
@@ -134,13 +141,16 @@ mod tests {
     #[test]
     fn bounded_file_counts_room_per_open() {
         let path = std::env::temp_dir().join(format!("omcm-bounded-{}.json", std::process::id()));
-        let t = RecordFile::bounded(&path, 3);
+        let t = RecordFile::new(&path, "capture.file", Arc::default()).bounded(3);
         assert_eq!(t.room(), 3);
         t.append(b"1\n2\n", 2);
         assert_eq!(t.room(), 1);
         t.reopen();
         assert_eq!(t.room(), 3);
-        assert_eq!(RecordFile::new(&path).room(), u64::MAX);
+        assert_eq!(
+            RecordFile::new(&path, "trace.file", Arc::default()).room(),
+            u64::MAX
+        );
         std::fs::remove_file(path).unwrap();
     }
 }

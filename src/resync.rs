@@ -20,6 +20,9 @@ pub enum Scope {
     Element,
 }
 
+/// The reason of a resync an operator asked for (`omcmsync resync`).
+pub const OPERATOR_RESYNC: &str = "operator resync";
+
 /// The unit of coalescing: one element's object, type, or the element itself.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Key {

@@ -13,12 +13,17 @@ use std::time::{Duration, Instant};
 use crate::config::{Config, ElementsSource, HaMode, ELEMENTS_PATH};
 use crate::control::Control;
 use crate::counters::Counters;
-use crate::deliver::{DeadLetters, Deliverer, SharedClient, SmgrClient};
+use crate::deliver::{DeadLetters, Deliverer, SharedClient};
 use crate::elements::{parse_elements_lenient, ElementSpec, Elements};
 use crate::ha::Gate;
 use crate::logging;
+use crate::problems::Problems;
 use crate::queue::{Queue, QueueConfig, Recovery};
 use crate::supervise::{self, Health, Supervision};
+
+/// How often the element list is tried again while none is in force (System Manager's list
+/// failed to come at start; every line waits for it).
+const FIRST_LIST_RETRY: Duration = Duration::from_secs(2);
 
 /// How often a failed start of the service is tried again.
 const RESTART_EVERY: Duration = Duration::from_secs(5);
@@ -33,6 +38,7 @@ struct LifecycleInner {
     elements: Arc<Elements>,
     gate: Arc<Gate>,
     counters: Arc<Counters>,
+    problems: Arc<Problems>,
     state: Mutex<LifecycleState>,
     /// A start ended (ran or failed).
     changed: Condvar,
@@ -52,6 +58,7 @@ impl Lifecycle {
         elements: Arc<Elements>,
         gate: Arc<Gate>,
         counters: Arc<Counters>,
+        problems: Arc<Problems>,
     ) -> Self {
         Lifecycle {
             inner: Arc::new(LifecycleInner {
@@ -59,6 +66,7 @@ impl Lifecycle {
                 elements,
                 gate,
                 counters,
+                problems,
                 state: Mutex::default(),
                 changed: Condvar::new(),
             }),
@@ -96,8 +104,9 @@ impl Lifecycle {
     }
 
     /// The running queue, once the batch can be filtered: starts the service if needed and
-    /// waits up to `wait` for it to run, the element list to be in force and the HA role to
-    /// be read. `None`: not (yet) ready, or failed; rsyslog keeps the batch and retries.
+    /// waits up to `wait` for it to run and the element list to be in force (the HA role is
+    /// not waited for: `ha::Gate::admission`). `None`: not (yet) ready, or failed; rsyslog
+    /// keeps the batch and retries.
     pub fn queue(&self, wait: Duration) -> Option<Arc<Queue>> {
         let deadline = Instant::now() + wait;
         let mut state = self.lock();
@@ -110,7 +119,7 @@ impl Lifecycle {
                 if s.health.failed() {
                     return None;
                 }
-                if self.inner.elements.ready() && self.inner.gate.known() {
+                if self.inner.elements.ready() {
                     return Some(s.queue.clone());
                 }
             } else {
@@ -123,8 +132,7 @@ impl Lifecycle {
             if left.is_zero() {
                 return None;
             }
-            // A start ending notifies; the element list and the role are looked at again
-            // every 10 ms.
+            // A start ending notifies; the element list is looked at again every 10 ms.
             state = self
                 .inner
                 .changed
@@ -161,7 +169,15 @@ impl LifecycleInner {
             self.elements.clone(),
             self.gate.clone(),
             self.counters.clone(),
+            self.problems.clone(),
         );
+        match &result {
+            Ok(_) => self.problems.clear("state.dir"),
+            Err(e) => self.problems.report(
+                "state.dir",
+                &format!("cannot start: {e}; rsyslog keeps the messages (the action is suspended) and the start is tried again every 5 s"),
+            ),
+        }
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         state.starting = false;
         let late = match result {
@@ -170,12 +186,7 @@ impl LifecycleInner {
                 state.running = Some(service);
                 None
             }
-            Err(e) => {
-                logging::error(&format!(
-                    "cannot start: {e}; rsyslog keeps the messages and retries"
-                ));
-                None
-            }
+            Err(_) => None,
         };
         drop(state);
         self.changed.notify_all();
@@ -187,6 +198,9 @@ pub struct Service {
     pub queue: Arc<Queue>,
     /// Failed when a background thread could not be kept running.
     pub health: Arc<Health>,
+    /// Whose programs (`ha.command`, `smgr.command`) are killed at stop.
+    gate: Arc<Gate>,
+    client: Arc<SharedClient>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
 }
@@ -198,6 +212,7 @@ impl Service {
         elements: Arc<Elements>,
         gate: Arc<Gate>,
         counters: Arc<Counters>,
+        problems: Arc<Problems>,
     ) -> Result<Service, String> {
         let dir = &config.state_dir;
         crate::private::create_dir_all(dir)
@@ -208,6 +223,7 @@ impl Service {
             counters: counters.clone(),
             health: health.clone(),
             stop: stop.clone(),
+            problems: problems.clone(),
         };
         let queue_config = QueueConfig {
             dir: dir.clone(),
@@ -221,8 +237,8 @@ impl Service {
         let queue = open_queue(&queue_config, &counters)?;
         let queue = Arc::new(queue);
         // One client (one TLS configuration) for the lanes and the supervisor.
-        let client = Arc::new(SharedClient::new(SmgrClient::new(config.client.clone())?));
-        let deadletters = Arc::new(DeadLetters::new(&config.deadletter_file));
+        let client = Arc::new(SharedClient::new(config.client.clone(), problems.clone()));
+        let deadletters = Arc::new(DeadLetters::new(&config.deadletter_file, problems.clone()));
         let deliverer = Arc::new(Deliverer::new(
             queue.clone(),
             client.clone(),
@@ -238,12 +254,13 @@ impl Service {
             gate: gate.clone(),
             elements: elements.clone(),
             deadletters,
-            types: crate::classify::ObjectTable::with_rules(&config.rules)
+            types: crate::classify::ObjectTable::with_rules(config.rules.rules())
                 .type_names()
                 .map(str::to_owned)
                 .collect(),
             trace_file: config.trace_file.clone(),
             counters: counters.clone(),
+            problems: problems.clone(),
             stop: stop.clone(),
         };
         // The role has a thread of its own: a check that hangs (bounded by smgr.timeout.ms
@@ -251,13 +268,15 @@ impl Service {
         // held until its first answer (`Lifecycle::queue`).
         let watch = RoleWatch {
             client: client.clone(),
-            gate,
+            gate: gate.clone(),
             queue: queue.clone(),
             counters: counters.clone(),
+            problems: problems.clone(),
             stop: stop.clone(),
         };
         let supervisor = Supervisor {
-            client,
+            client: client.clone(),
+            problems,
             source: config.elements.clone(),
             refresh: config.elements_refresh,
             cache: dir.join("elements.json"),
@@ -281,6 +300,8 @@ impl Service {
         Ok(Service {
             queue,
             health,
+            gate,
+            client,
             stop,
             threads,
         })
@@ -357,6 +378,9 @@ impl Drop for Service {
     /// module is never unloaded: `getKeepType`). The others see `stop` within 100 ms.
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        // No program the module started outlives it: a thread waiting for one ends at once.
+        self.gate.kill_programs();
+        self.client.kill_programs();
         let deadline = Instant::now() + Duration::from_millis(500);
         for t in self.threads.drain(..) {
             while !t.is_finished() && Instant::now() < deadline {
@@ -376,6 +400,7 @@ struct RoleWatch {
     gate: Arc<Gate>,
     queue: Arc<Queue>,
     counters: Arc<Counters>,
+    problems: Arc<Problems>,
     stop: Arc<AtomicBool>,
 }
 
@@ -389,9 +414,16 @@ impl RoleWatch {
         while !self.stop.load(Ordering::Relaxed) {
             #[cfg(feature = "fault-hooks")]
             crate::faults::panic_once("omcmsync-ha");
-            let reading = self.gate.check(&self.client.get());
+            let reading = self.gate.check(self.client.get().as_deref());
             if reading.role == crate::ha::Role::Unknown {
                 self.counters.ha_unknown.fetch_add(1, Ordering::Relaxed);
+            }
+            // Shown in status; the gate logs the role's switches itself.
+            if let Some(param) = self.gate.source_param() {
+                match &reading.why {
+                    Some(why) => self.problems.note(param, why),
+                    None => self.problems.forget(param),
+                }
             }
             let holds = self.follow_role();
             if holds && Instant::now() >= next_expiry {
@@ -449,6 +481,7 @@ impl RoleWatch {
 /// the file changes and every `elements.refresh.ms`; the client rebuilt on HUP.
 struct Supervisor {
     client: Arc<SharedClient>,
+    problems: Arc<Problems>,
     source: ElementsSource,
     refresh: Duration,
     cache: std::path::PathBuf,
@@ -471,15 +504,27 @@ impl Supervisor {
             let hup = self.elements.take_reload_request();
             if hup {
                 self.client.reload();
+            } else {
+                self.client.retry_if_missing();
             }
             if now >= next_refresh || hup {
                 match self.source {
                     ElementsSource::File { .. } => self.elements.reload(),
                     ElementsSource::Smgr => self.fetch_list(),
                 }
-                next_refresh = now + self.refresh;
+                // Until a list is in force every line waits for one: tried again soon.
+                next_refresh = now + self.refresh.min(FIRST_LIST_RETRY);
+                if self.elements.ready() {
+                    next_refresh = now + self.refresh;
+                }
             } else {
                 self.elements.reload_if_changed();
+            }
+            if let ElementsSource::File { .. } = self.source {
+                match self.elements.file_problem() {
+                    Some(why) => self.problems.note("elements.file", &why),
+                    None => self.problems.forget("elements.file"),
+                }
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -496,12 +541,12 @@ impl Supervisor {
     /// Installs System Manager's list: its good entries; each bad one, and each address two
     /// elements claim, logged once and counted.
     fn install_list(&self, specs: &[ElementSpec], rejected: &[String]) {
-        for why in rejected {
-            self.elements.say_once(
-                logging::Level::Warning,
-                &format!("element list from System Manager: skipped {why}"),
-            );
-        }
+        let skipped: Vec<String> = rejected
+            .iter()
+            .map(|why| format!("element list from System Manager: skipped {why}"))
+            .collect();
+        self.elements
+            .say_changes("rejected", logging::Level::Warning, &skipped);
         let conflicts = self.elements.install(specs);
         let d = &self.counters.delivery;
         d.elements_rejected
@@ -511,29 +556,44 @@ impl Supervisor {
     }
 
     /// Fetches the element list from SMGR; on success installs it and caches it on disk.
+    /// Failures are reported under `elements.source`, summarised (a refresh a minute would
+    /// otherwise log 1,440 lines a day).
     fn fetch_list(&self) {
-        let url = self.client.get().url(ELEMENTS_PATH);
-        let result = self.client.get().get_json(&url).and_then(|v| {
-            let json = v.to_string();
-            parse_elements_lenient(&json).map(|list| (list, json))
-        });
-        match result {
-            Ok(((specs, rejected), json)) => {
-                self.install_list(&specs, &rejected);
-                let tmp = self.cache.with_extension("json.tmp");
-                if crate::private::write(&tmp, json.as_bytes())
-                    .and_then(|()| std::fs::rename(&tmp, &self.cache))
-                    .is_err()
-                {
-                    logging::warning(&format!(
-                        "could not cache the element list in {}",
-                        self.cache.display()
-                    ));
-                }
+        let Some(client) = self.client.get() else {
+            return; // The client's own problem is reported.
+        };
+        let url = client.url(ELEMENTS_PATH);
+        let result = client
+            .get_json(&url, client.settings().timeout)
+            .and_then(|v| {
+                let json = v.to_string();
+                let (specs, rejected) = parse_elements_lenient(&json)?;
+                Ok(((self.elements.check_size(specs)?, rejected), json))
+            });
+        let in_force = if self.elements.ready() {
+            "keeping the list in force"
+        } else {
+            "holding what arrives (rsyslog keeps it) until a list is read; tried again every few seconds"
+        };
+        self.problems.track(
+            "elements.source",
+            &result
+                .as_ref()
+                .map(|_| ())
+                .map_err(|e| format!("element list from {url}: {e}; {in_force}")),
+        );
+        if let Ok(((specs, rejected), json)) = result {
+            self.install_list(&specs, &rejected);
+            let tmp = self.cache.with_extension("json.tmp");
+            if crate::private::write(&tmp, json.as_bytes())
+                .and_then(|()| std::fs::rename(&tmp, &self.cache))
+                .is_err()
+            {
+                logging::warning(&format!(
+                    "could not cache the element list in {}",
+                    self.cache.display()
+                ));
             }
-            Err(e) => logging::warning(&format!(
-                "element list from {url}: {e}; keeping the list in force"
-            )),
         }
     }
 }

@@ -37,6 +37,8 @@ pub struct Supervision {
     pub counters: Arc<Counters>,
     pub health: Arc<Health>,
     pub stop: Arc<AtomicBool>,
+    /// Where a thread reports what the host lacks (a full disk, say), summarised.
+    pub problems: Arc<crate::problems::Problems>,
 }
 
 impl std::fmt::Debug for Supervision {

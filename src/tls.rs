@@ -62,14 +62,40 @@ pub fn client_config(files: &TlsFiles) -> Result<TlsConfig, String> {
         (Some(cert), Some(key)) => {
             let key =
                 PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
+            let chain = read_certs(cert)?;
+            valid_now(cert, &chain[0])?;
             builder
-                .with_client_auth_cert(read_certs(cert)?, key)
+                .with_client_auth_cert(chain, key)
                 .map_err(|e| e.to_string())?
         }
         (None, None) => builder.with_no_client_auth(),
         _ => return Err("smgr.tls.mycert and smgr.tls.myprivkey go together".into()),
     };
     Ok(TlsConfig(Arc::new(config)))
+}
+
+/// A client certificate System Manager would refuse for its dates is an error here, named,
+/// rather than a TLS alert at every request.
+fn valid_now(path: &Path, cert: &CertificateDer) -> Result<(), String> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert)
+        .map_err(|e| format!("{}: not an X.509 certificate: {e}", path.display()))?;
+    let validity = parsed.validity();
+    let now = x509_parser::time::ASN1Time::now();
+    if now > validity.not_after {
+        return Err(format!(
+            "{}: the certificate expired on {}: install a renewed one (then HUP, or wait a few seconds while none is in force)",
+            path.display(),
+            validity.not_after
+        ));
+    }
+    if now < validity.not_before {
+        return Err(format!(
+            "{}: the certificate is not valid before {} (check the clock)",
+            path.display(),
+            validity.not_before
+        ));
+    }
+    Ok(())
 }
 
 fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {

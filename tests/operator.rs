@@ -14,11 +14,7 @@ const WAIT: Duration = Duration::from_secs(60);
 const QUICK: &str = r#"coalesce.window.ms="100" retry.initial.ms="100" retry.max.ms="500""#;
 
 fn omcmsync(dir: &TestDir, args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_omcmsync"))
-        .args(args)
-        .args(["--state-dir", &dir.p("state")])
-        .output()
-        .expect("run omcmsync")
+    omcmsync_cli(&dir.path("state"), args)
 }
 
 /// `omcmsync ARGS`, which must succeed; its standard output.
@@ -34,19 +30,7 @@ fn omcmsync_ok(dir: &TestDir, args: &[&str]) -> String {
 
 /// `omcmsync status --json`, once the module answers.
 fn status(dir: &TestDir) -> Value {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let out = omcmsync(dir, &["status", "--json"]);
-        if out.status.success() {
-            return serde_json::from_slice(&out.stdout).expect("status --json is JSON");
-        }
-        assert!(
-            Instant::now() < deadline,
-            "status never answered: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    module_status(&dir.path("state"), WAIT)
 }
 
 fn element<'a>(status: &'a Value, name: &str) -> &'a Value {

@@ -4,8 +4,10 @@
 //! tools read the same names from a file. Both paths end in [`Config::from_values`], so a value
 //! is accepted or rejected the same way everywhere, and the error names the parameter, the
 //! value and what is expected (that text is what an operator sees from `rsyslogd -N1`). Files
-//! the module needs (rules, elements, certificates, secrets) are read here too, so a missing or
-//! broken one fails the configuration check instead of the running daemon.
+//! and programs the module needs (rules, elements, certificates, secrets, programs) are read
+//! here too, so a missing or broken one fails the configuration check. At a real start only
+//! what no change of the host can fix is refused; the rest starts the action degraded
+//! (docs/design.md, "Degrade, never drop": [`Config::from_values_at_start`]).
 
 mod claim;
 mod smgr;
@@ -56,11 +58,13 @@ pub const PARAMS: &[(&str, Kind)] = &[
     ("smgr.retrycodes", Kind::Text),
     ("smgr.permanentcodes", Kind::Text),
     ("smgr.transport", Kind::Word),
+    ("smgr.allowcleartext", Kind::Word),
     ("smgr.command", Kind::Text),
     ("state.dir", Kind::Text),
     ("elements.file", Kind::Text),
     ("elements.source", Kind::Word),
     ("elements.refresh.ms", Kind::Word),
+    ("elements.max", Kind::Word),
     ("ha.mode", Kind::Word),
     ("ha.file", Kind::Text),
     ("ha.url", Kind::Word),
@@ -71,6 +75,7 @@ pub const PARAMS: &[(&str, Kind)] = &[
     ("ha.holddown.ms", Kind::Word),
     ("ha.standby.retain.ms", Kind::Word),
     ("coalesce.window.ms", Kind::Word),
+    ("resync.element.cooldown.ms", Kind::Word),
     ("queue.fsync.ms", Kind::Word),
     ("burst.threshold", Kind::Word),
     ("batch.maxrequests", Kind::Word),
@@ -104,6 +109,49 @@ pub enum ElementsSource {
     },
     /// `GET {smgr.url}/inventory/cm/v1/elements`, cached in `state.dir/elements.json`.
     Smgr,
+}
+
+/// Object types added to (or replacing) the built-in table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RulesSource {
+    /// `rules.file`, if given.
+    pub path: Option<PathBuf>,
+    /// Its rules as read when the configuration was (none: it could not be read then, and
+    /// the action holds what arrives until it can).
+    pub rules: Option<Vec<ObjectRule>>,
+}
+
+impl Default for RulesSource {
+    /// No `rules.file`: the built-in table alone, complete.
+    fn default() -> Self {
+        RulesSource {
+            path: None,
+            rules: Some(Vec::new()),
+        }
+    }
+}
+
+impl RulesSource {
+    /// The rules in force: none but the built-in table until the file is read.
+    pub fn rules(&self) -> &[ObjectRule] {
+        self.rules.as_deref().unwrap_or_default()
+    }
+
+    /// Reads `rules.file` (`Ok(None)` without one); the error names the parameter and file.
+    pub fn read(path: &std::path::Path) -> Result<Vec<ObjectRule>, ConfigError> {
+        let (p, json) = readable_file(
+            "rules.file",
+            Value::Text(path.display().to_string()),
+            "JSON rule file",
+        )?;
+        parse_rules(&json).map_err(|e| {
+            invalid(
+                "rules.file",
+                Value::Text(p.display().to_string()),
+                &format!("a rule file as in docs/classifier.md: {e}"),
+            )
+        })
+    }
 }
 
 /// How this node learns whether it is the active System Manager.
@@ -143,6 +191,8 @@ pub struct Config {
     pub state_dir: PathBuf,
     pub elements: ElementsSource,
     pub elements_refresh: Duration,
+    /// The most elements a list may hold (`elements.max`); a longer one is refused.
+    pub elements_max: usize,
     pub ha: HaSettings,
     pub window: Duration,
     /// How long an accepted change may wait for its fsync (0: before the batch is committed).
@@ -151,7 +201,7 @@ pub struct Config {
     pub delivery: DeliverySettings,
     pub deadletter_file: PathBuf,
     /// Object types added to (or replacing) the built-in table, from `rules.file`.
-    pub rules: Vec<ObjectRule>,
+    pub rules: RulesSource,
     /// Classifier limits (`line.maxlength`, `duplicate.maxcount`).
     pub limits: Limits,
     /// Where to write one JSON record per received line, if anywhere.
@@ -236,9 +286,11 @@ impl Config {
         Config::build(values, true)
     }
 
-    /// As [`Config::from_values`] for a daemon that is starting for real: a missing or broken
-    /// `elements.file` is logged, and the action is created all the same (it holds what
-    /// arrives, delivers what is queued, and reads the file once it can: docs/design.md).
+    /// As [`Config::from_values`] for a daemon that is starting for real: what depends on the
+    /// state of the host (a file or program missing, unreadable or broken, a certificate that
+    /// has expired, a state directory whose parent is missing: it is made) is not checked here, and the
+    /// action starts degraded until the host provides it (docs/design.md, "Degrade, never
+    /// drop"). A missing or broken `elements.file` or `rules.file` is logged here.
     pub fn from_values_at_start<'a>(
         values: impl IntoIterator<Item = (&'a str, Value)>,
     ) -> Result<Config, ConfigError> {
@@ -247,7 +299,7 @@ impl Config {
 
     fn build<'a>(
         values: impl IntoIterator<Item = (&'a str, Value)>,
-        strict_elements: bool,
+        load: bool,
     ) -> Result<Config, ConfigError> {
         let mut given = Given(
             values
@@ -265,18 +317,21 @@ impl Config {
             g.required("smgr.url", URL_EXPECTED)?,
             URL_EXPECTED,
         )?;
-        let client = smgr::client_settings(g, base_url)?;
+        let client = smgr::client_settings(g, base_url, load)?;
         let state_dir = match g.take("state.dir") {
-            Some(v) => state_dir("state.dir", v)?,
+            Some(v) if load => state_dir("state.dir", v)?,
+            Some(v) => path("state.dir", v)?,
             None => PathBuf::from(DEFAULT_STATE_DIR),
         };
-        let elements = elements_source(g, strict_elements)?;
+        let elements_max = g.number("elements.max", 10_000, 1, 1_000_000)? as usize;
+        let elements = elements_source(g, load, elements_max)?;
         let mut config = Config {
             template,
             client,
             elements,
             elements_refresh: g.millis("elements.refresh.ms", 60_000, 1000, 86_400_000)?,
-            ha: ha_settings(g)?,
+            elements_max,
+            ha: ha_settings(g, load)?,
             window: g.millis("coalesce.window.ms", 5000, 0, 3_600_000)?,
             fsync_every: g.millis("queue.fsync.ms", 200, 0, 60_000)?,
             burst_threshold: g.number("burst.threshold", 500, 1, 1_000_000)? as usize,
@@ -285,24 +340,13 @@ impl Config {
                 parallel: g.number("delivery.parallel", 4, 1, 64)? as usize,
                 retry_initial: g.millis("retry.initial.ms", 1000, 10, 3_600_000)?,
                 retry_max: g.millis("retry.max.ms", 300_000, 10, 86_400_000)?,
+                element_cooldown: g.millis("resync.element.cooldown.ms", 600_000, 0, 86_400_000)?,
             },
             deadletter_file: g
                 .path("deadletter.file")?
                 .unwrap_or_else(|| state_dir.join("deadletter.json")),
             state_dir,
-            rules: match g.take("rules.file") {
-                Some(v) => {
-                    let (p, json) = readable_file("rules.file", v, "JSON rule file")?;
-                    parse_rules(&json).map_err(|e| {
-                        invalid(
-                            "rules.file",
-                            Value::Text(p.display().to_string()),
-                            &format!("a rule file as in docs/classifier.md: {e}"),
-                        )
-                    })?
-                }
-                None => Vec::new(),
-            },
+            rules: rules_source(g, load)?,
             limits: {
                 let d = Limits::default();
                 Limits {
@@ -320,6 +364,7 @@ impl Config {
             capture_max: g.number("capture.max", 1000, 1, 1_000_000)?,
         };
         config.ha.label = format!("state.dir {}", config.state_dir.display());
+        cleartext_credentials(g, &config)?;
         if config.delivery.retry_initial > config.delivery.retry_max {
             let ms = config.delivery.retry_initial.as_millis().to_string();
             return Err(invalid(
@@ -332,7 +377,7 @@ impl Config {
     }
 }
 
-fn elements_source(g: &mut Given, strict: bool) -> Result<ElementsSource, ConfigError> {
+fn elements_source(g: &mut Given, strict: bool, max: usize) -> Result<ElementsSource, ConfigError> {
     let source = match g.take("elements.source") {
         Some(v) => choice("elements.source", v, &["file", "smgr"])?,
         None => "file",
@@ -350,7 +395,7 @@ fn elements_source(g: &mut Given, strict: bool) -> Result<ElementsSource, Config
             let expected = "the JSON file listing the CM elements (docs/configuration.md), or elements.source=\"smgr\"";
             let given = g.required("elements.file", expected)?;
             let checked = readable_file("elements.file", given.clone(), "element list").and_then(
-                |(path, json)| match parse_elements(&json) {
+                |(path, json)| match parse_elements(&json).and_then(|l| within_max(l, max)) {
                     Ok(list) => Ok((path, list)),
                     Err(e) => Err(invalid(
                         "elements.file",
@@ -379,6 +424,83 @@ fn elements_source(g: &mut Given, strict: bool) -> Result<ElementsSource, Config
     }
 }
 
+/// A list of at most `max` elements (memory for a list is about 2 KB an element in force).
+pub fn within_max<T>(list: Vec<T>, max: usize) -> Result<Vec<T>, String> {
+    if list.len() > max {
+        return Err(format!(
+            "{} elements, more than elements.max ({max}): raise elements.max if the list is right",
+            list.len()
+        ));
+    }
+    Ok(list)
+}
+
+/// `rules.file`: read now; at a real start one that cannot be read is logged and the action
+/// holds what arrives until it can (a line of a site's own object type would otherwise be
+/// lost as unknown).
+fn rules_source(g: &mut Given, strict: bool) -> Result<RulesSource, ConfigError> {
+    let Some(v) = g.take("rules.file") else {
+        return Ok(RulesSource::default());
+    };
+    let path = values::path("rules.file", v)?;
+    match RulesSource::read(&path) {
+        Ok(rules) => Ok(RulesSource {
+            path: Some(path),
+            rules: Some(rules),
+        }),
+        Err(e) if strict => Err(e),
+        Err(_) => Ok(RulesSource {
+            path: Some(path),
+            rules: None,
+        }),
+    }
+}
+
+/// A secret sent over plain http to a host other than this one crosses the network in clear:
+/// refused unless `smgr.allowcleartext="on"` says the site means it.
+fn cleartext_credentials(g: &mut Given, config: &Config) -> Result<(), ConfigError> {
+    let allowed = match g.take("smgr.allowcleartext") {
+        Some(v) => choice("smgr.allowcleartext", v, &["on", "off"])? == "on",
+        None => false,
+    };
+    let client = &config.client;
+    if allowed || !client.has_credentials() || client.transport != Transport::Http {
+        return Ok(());
+    }
+    let secret = if matches!(client.auth, Auth::Basic { .. }) {
+        "smgr.passwordfile"
+    } else {
+        "smgr.tokenfile"
+    };
+    let ha_url = match &config.ha.mode {
+        HaMode::Http(url) => Some(("ha.url", url)),
+        _ => None,
+    };
+    for (param, url) in [("smgr.url", &client.base_url)].into_iter().chain(ha_url) {
+        if url.scheme() == "http" && !is_loopback(url) {
+            return Err(invalid(
+                param,
+                Value::Text(url.to_string()),
+                &format!(
+                    "an https:// URL: with {secret} set, http:// to another host sends the secret \
+                     in clear over the network; use https://, or set smgr.allowcleartext=\"on\" \
+                     if the network is trusted"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
 /// A command (`ha.command`, `smgr.command`) that names its program by an absolute path: it
 /// must exist and be executable (it would exit 127 or 126 at every run).
 pub(crate) fn check_program(param: &'static str, cmd: &str) -> Result<(), ConfigError> {
@@ -399,7 +521,7 @@ pub(crate) fn check_program(param: &'static str, cmd: &str) -> Result<(), Config
     ))
 }
 
-fn ha_settings(g: &mut Given) -> Result<HaSettings, ConfigError> {
+fn ha_settings(g: &mut Given, load: bool) -> Result<HaSettings, ConfigError> {
     let mode = match g.take("ha.mode") {
         Some(v) => choice("ha.mode", v, &["always", "file", "http", "command"])?,
         None => "always",
@@ -438,7 +560,9 @@ fn ha_settings(g: &mut Given) -> Result<HaSettings, ConfigError> {
         "command" => {
             let expected = "a command that exits 0 when this node is active (ha.mode=\"command\")";
             let cmd = text("ha.command", g.required("ha.command", expected)?, expected)?;
-            check_program("ha.command", &cmd)?;
+            if load {
+                check_program("ha.command", &cmd)?;
+            }
             HaMode::Command(cmd)
         }
         _ => HaMode::Always,

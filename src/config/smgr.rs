@@ -136,49 +136,69 @@ pub struct ClientSettings {
 }
 
 impl ClientSettings {
-    /// The same settings with the secret and the TLS files read again. Errors name the file,
-    /// never its content.
-    pub fn reloaded(&self) -> Result<ClientSettings, String> {
+    /// The same settings with what they name on the host read now: the secret
+    /// (`smgr.tokenfile`, `smgr.passwordfile`), the TLS files (a client certificate must be
+    /// valid now) and the delivery program (`smgr.command`). `rsyslogd -N1` fails on the error;
+    /// a real start runs degraded until this succeeds (docs/design.md, "Degrade, never
+    /// drop"). Errors name the parameter and the file, never its content.
+    pub fn load(&self) -> Result<ClientSettings, ConfigError> {
         let mut s = self.clone();
         if let Some(path) = &self.secret_file {
-            let text =
-                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let (param, what) = match self.auth {
+                Auth::Basic { .. } => ("smgr.passwordfile", "file holding the password"),
+                _ => ("smgr.tokenfile", "file holding the bearer token"),
+            };
+            let (_, text) = readable_file(param, Value::Text(path.display().to_string()), what)?;
             s.auth = match &self.auth {
-                Auth::Bearer(_) => Auth::Bearer(text.trim().to_owned()),
                 Auth::Basic { user, .. } => Auth::Basic {
                     user: user.clone(),
                     password: text.trim_end_matches(['\n', '\r']).to_owned(),
                 },
-                Auth::None => Auth::None,
+                _ => Auth::Bearer(text.trim().to_owned()),
             };
         }
-        if s.tls_config.is_some() {
-            s.tls_config = Some(client_config(&s.tls)?);
+        if self.base_url.scheme() == "https" {
+            s.tls_config = Some(load_tls(&self.tls)?);
+        }
+        if let Transport::Command(program) = &self.transport {
+            super::check_program("smgr.command", &program.display().to_string())?;
         }
         Ok(s)
     }
+
+    /// Whether requests carry a secret.
+    pub fn has_credentials(&self) -> bool {
+        self.secret_file.is_some() || self.auth != Auth::None
+    }
 }
 
-/// Reads the `smgr.*` parameters. The TLS configuration is built here, once: the check that
-/// the files are good is the build the client then uses.
+/// Reads the `smgr.*` parameters; with `load`, also what they name on the host
+/// ([`ClientSettings::load`]: the check that the files are good is the build the client then
+/// uses).
 pub(super) fn client_settings(
     g: &mut Given,
     base_url: url::Url,
+    load: bool,
 ) -> Result<ClientSettings, ConfigError> {
     let resync_path = resync_path(g)?;
-    let (tls, tls_config) = tls(g, &base_url)?;
+    let tls = tls_files(g, &base_url)?;
     let (auth, secret_file) = auth(g)?;
-    Ok(ClientSettings {
+    let settings = ClientSettings {
         transport: transport(g)?,
         base_url,
         resync_path,
         tls,
-        tls_config,
+        tls_config: None,
         auth,
         secret_file,
         timeout: g.millis("smgr.timeout.ms", 10_000, 100, 600_000)?,
         codes: status_codes(g)?,
-    })
+    };
+    if load {
+        settings.load()
+    } else {
+        Ok(settings)
+    }
 }
 
 fn transport(g: &mut Given) -> Result<Transport, ConfigError> {
@@ -205,7 +225,6 @@ fn transport(g: &mut Given) -> Result<Transport, ConfigError> {
             if !program.starts_with('/') {
                 return Err(invalid("smgr.command", Value::Text(program), expected));
             }
-            super::check_program("smgr.command", &program)?;
             Ok(Transport::Command(PathBuf::from(program)))
         }
     }
@@ -223,7 +242,8 @@ fn resync_path(g: &mut Given) -> Result<String, ConfigError> {
     Ok(p)
 }
 
-fn tls(g: &mut Given, base_url: &url::Url) -> Result<(TlsFiles, Option<TlsConfig>), ConfigError> {
+/// The `smgr.tls.*` paths: both halves of a client certificate, and only with https.
+fn tls_files(g: &mut Given, base_url: &url::Url) -> Result<TlsFiles, ConfigError> {
     let tls = TlsFiles {
         ca_cert: g.path("smgr.tls.cacert")?,
         my_cert: g.path("smgr.tls.mycert")?,
@@ -241,24 +261,31 @@ fn tls(g: &mut Given, base_url: &url::Url) -> Result<(TlsFiles, Option<TlsConfig
             expected: format!("it together with {other} (two-way TLS)"),
         });
     }
-    let given: Vec<(&'static str, &PathBuf)> = [
+    match tls_given(&tls).first() {
+        Some((param, path)) if base_url.scheme() != "https" => Err(invalid(
+            param,
+            Value::Text(path.display().to_string()),
+            "it with an https:// smgr.url only: with http:// no TLS file is used",
+        )),
+        _ => Ok(tls),
+    }
+}
+
+fn tls_given(tls: &TlsFiles) -> Vec<(&'static str, &PathBuf)> {
+    [
         ("smgr.tls.cacert", &tls.ca_cert),
         ("smgr.tls.mycert", &tls.my_cert),
         ("smgr.tls.myprivkey", &tls.my_key),
     ]
     .into_iter()
     .filter_map(|(param, path)| path.as_ref().map(|p| (param, p)))
-    .collect();
-    if base_url.scheme() != "https" {
-        return match given.first() {
-            None => Ok((tls, None)),
-            Some((param, path)) => Err(invalid(
-                param,
-                Value::Text(path.display().to_string()),
-                "it with an https:// smgr.url only: with http:// no TLS file is used",
-            )),
-        };
-    }
+    .collect()
+}
+
+/// Builds the TLS configuration from the files; the error names the parameter whose file is
+/// wrong.
+fn load_tls(tls: &TlsFiles) -> Result<TlsConfig, ConfigError> {
+    let given = tls_given(tls);
     for (param, path) in &given {
         if let Err(e) = std::fs::File::open(path) {
             return Err(invalid(
@@ -268,21 +295,18 @@ fn tls(g: &mut Given, base_url: &url::Url) -> Result<(TlsFiles, Option<TlsConfig
             ));
         }
     }
-    match client_config(&tls) {
-        Ok(config) => Ok((tls, Some(config))),
-        Err(e) => {
-            // The error names the file; the parameter is the one that gave it.
-            let (param, path) = given
-                .iter()
-                .find(|(_, p)| e.contains(&p.display().to_string()))
-                .map_or(("smgr.url", None), |(param, p)| (*param, Some(*p)));
-            Err(ConfigError {
-                param,
-                value: path.map(|p| p.display().to_string()),
-                expected: format!("usable TLS files: {e}"),
-            })
+    client_config(tls).map_err(|e| {
+        // The error names the file; the parameter is the one that gave it.
+        let (param, path) = given
+            .iter()
+            .find(|(_, p)| e.contains(&p.display().to_string()))
+            .map_or(("smgr.url", None), |(param, p)| (*param, Some(*p)));
+        ConfigError {
+            param,
+            value: path.map(|p| p.display().to_string()),
+            expected: format!("usable TLS files: {e}"),
         }
-    }
+    })
 }
 
 fn auth(g: &mut Given) -> Result<(Auth, Option<PathBuf>), ConfigError> {
@@ -292,16 +316,15 @@ fn auth(g: &mut Given) -> Result<(Auth, Option<PathBuf>), ConfigError> {
         g.take("smgr.passwordfile"),
     ) {
         (None, None, None) => Ok((Auth::None, None)),
-        (Some(t), None, None) => {
-            let (path, token) =
-                readable_file("smgr.tokenfile", t, "file holding the bearer token")?;
-            Ok((Auth::Bearer(token.trim().to_owned()), Some(path)))
-        }
+        // The secret itself is read by `ClientSettings::load`.
+        (Some(t), None, None) => Ok((
+            Auth::Bearer(String::new()),
+            Some(values::path("smgr.tokenfile", t)?),
+        )),
         (None, Some(u), Some(p)) => {
             let user = text("smgr.user", u, "a user name")?;
-            let (path, password) =
-                readable_file("smgr.passwordfile", p, "file holding the password")?;
-            let password = password.trim_end_matches(['\n', '\r']).to_owned();
+            let path = values::path("smgr.passwordfile", p)?;
+            let password = String::new();
             Ok((Auth::Basic { user, password }, Some(path)))
         }
         (Some(_), _, _) => Err(ConfigError {
@@ -340,6 +363,9 @@ pub struct DeliverySettings {
     pub retry_max: Duration,
     /// Lanes: how many elements are posted to at once.
     pub parallel: usize,
+    /// At most one element-level resync per element this often (`resync.element.cooldown.ms`;
+    /// each costs System Manager a full read of that CM). Zero: no cooldown.
+    pub element_cooldown: Duration,
 }
 
 #[cfg(test)]

@@ -21,10 +21,24 @@ impl Fixture {
     }
 
     fn cfg(&self, pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        self.build(pairs, true)
+    }
+
+    /// As a real start reads it.
+    fn at_start(&self, pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        self.build(pairs, false)
+    }
+
+    fn build(&self, pairs: &[(&str, &str)], check: bool) -> Result<Config, ConfigError> {
         let mut values = vec![("smgr.url", "http://smgr.example.net".to_string())];
         values.push(("elements.file", self.path("elements.json")));
         values.extend(pairs.iter().map(|(k, v)| (*k, v.to_string())));
-        Config::from_values(values.iter().map(|(k, v)| (*k, Value::Text(v.clone()))))
+        let values = values.iter().map(|(k, v)| (*k, Value::Text(v.clone())));
+        if check {
+            Config::from_values(values)
+        } else {
+            Config::from_values_at_start(values)
+        }
     }
 }
 
@@ -131,7 +145,10 @@ fn files_are_read_at_check_time() {
     let f = Fixture::new();
     std::fs::write(f.dir.path().join("token"), "s3cret\n").unwrap();
     std::fs::write(f.dir.path().join("password"), "pa ss\n").unwrap();
-    let c = f.cfg(&[("smgr.tokenfile", &f.path("token"))]).unwrap();
+    let clear = ("smgr.allowcleartext", "on");
+    let c = f
+        .cfg(&[("smgr.tokenfile", &f.path("token")), clear])
+        .unwrap();
     assert_eq!(c.client.auth, Auth::Bearer("s3cret".into()));
     assert!(
         !format!("{c:?}").contains("s3cret"),
@@ -141,6 +158,7 @@ fn files_are_read_at_check_time() {
         .cfg(&[
             ("smgr.user", "admin"),
             ("smgr.passwordfile", &f.path("password")),
+            clear,
         ])
         .unwrap();
     assert_eq!(
@@ -151,7 +169,7 @@ fn files_are_read_at_check_time() {
         }
     );
     let e = f
-        .cfg(&[("smgr.tokenfile", &f.path("missing"))])
+        .cfg(&[("smgr.tokenfile", &f.path("missing")), clear])
         .unwrap_err();
     assert!(e.to_string().contains("readable"), "{e}");
     std::fs::write(
@@ -182,6 +200,88 @@ fn files_are_read_at_check_time() {
         ])
         .unwrap_err();
     assert_eq!(e.param, "smgr.tls.cacert", "{e}");
+}
+
+/// A real start refuses only what no change of the host can fix: every file and program a
+/// parameter names may be missing (the action runs degraded until it appears), a value out of
+/// range is still an error.
+#[test]
+fn a_real_start_defers_what_the_host_lacks() {
+    let f = Fixture::new();
+    let missing = f.path("missing");
+    let program = format!("{missing}/program");
+    let lacking: &[&[(&str, &str)]] = &[
+        &[("smgr.url", "https://smgr"), ("smgr.tls.cacert", &missing)],
+        &[
+            ("smgr.url", "https://smgr"),
+            ("smgr.tls.mycert", &missing),
+            ("smgr.tls.myprivkey", &missing),
+        ],
+        &[("smgr.url", "https://smgr"), ("smgr.tokenfile", &missing)],
+        &[
+            ("smgr.url", "https://smgr"),
+            ("smgr.user", "u"),
+            ("smgr.passwordfile", &missing),
+        ],
+        &[("ha.mode", "command"), ("ha.command", &program)],
+        &[("smgr.transport", "command"), ("smgr.command", &program)],
+        &[("rules.file", &missing)],
+        &[("elements.file", &missing)],
+        &[("state.dir", &program)],
+    ];
+    for pairs in lacking {
+        assert!(f.cfg(pairs).is_err(), "-N1 refuses {pairs:?}");
+        let c = f.at_start(pairs);
+        assert!(c.is_ok(), "a real start takes {pairs:?}: {c:?}");
+    }
+    let c = f.at_start(&[("rules.file", &missing)]).unwrap();
+    assert_eq!(c.rules.rules, None, "the rules are pending");
+    let c = f.at_start(&[("smgr.url", "https://smgr"), ("smgr.tokenfile", &missing)]);
+    assert_eq!(c.unwrap().client.tls_config, None, "nothing was read");
+    for pairs in [
+        &[("smgr.timeout.ms", "5")][..],
+        &[("ha.mode", "sometimes")],
+        &[("smgr.url", "http://smgr"), ("smgr.tls.cacert", &missing)],
+    ] {
+        assert!(f.at_start(pairs).is_err(), "a real start refuses {pairs:?}");
+    }
+}
+
+/// A secret over plain http to another host crosses the network in clear: refused, naming
+/// the URL's parameter and the secret's, unless it goes to this host or the site says so.
+#[test]
+fn credentials_in_clear_to_another_host_are_refused() {
+    let f = Fixture::new();
+    std::fs::write(f.dir.path().join("token"), "t\n").unwrap();
+    let token = f.path("token");
+    let e = f.cfg(&[("smgr.tokenfile", &token)]).unwrap_err();
+    assert_eq!(e.param, "smgr.url");
+    assert!(e.to_string().contains("smgr.tokenfile"), "{e}");
+    assert!(f.at_start(&[("smgr.tokenfile", &token)]).is_err());
+    let e = f
+        .cfg(&[
+            ("smgr.url", "https://smgr"),
+            ("smgr.tokenfile", &token),
+            ("ha.mode", "http"),
+            ("ha.url", "http://smgr-peer:8080/role"),
+        ])
+        .unwrap_err();
+    assert_eq!(e.param, "ha.url", "{e}");
+    for url in [
+        "http://127.0.0.1:8080",
+        "http://[::1]:80",
+        "http://localhost",
+    ] {
+        assert!(f
+            .cfg(&[("smgr.url", url), ("smgr.tokenfile", &token)])
+            .is_ok());
+    }
+    let allowed = [
+        ("smgr.tokenfile", &token[..]),
+        ("smgr.allowcleartext", "on"),
+    ];
+    assert!(f.cfg(&allowed).is_ok());
+    assert!(f.cfg(&[]).is_ok(), "no secret, nothing to protect");
 }
 
 /// Combinations that used to pass silently: each is an error naming both parameters.
@@ -235,6 +335,7 @@ fn rules_file_is_read_and_checked() {
         f.cfg(&[("rules.file", &f.path("good.json"))])
             .unwrap()
             .rules
+            .rules()
             .len(),
         1
     );

@@ -1,13 +1,15 @@
 //! The module's side of the control socket: a supervised thread (`omcmsync-control`) that
-//! answers one connection at a time. Requests are rare and small; none may hold up delivery,
-//! so each connection has a 2 s budget per read and write.
+//! accepts connections and answers each on a short-lived thread of its own (at most
+//! [`MAX_CLIENTS`] at once), so an idle or slow client holds up nobody else. Requests are
+//! rare and small: each connection has [`CONNECTION_BUDGET`] in all to send its request and
+//! take its answer.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,6 +26,17 @@ use crate::queue::Queue;
 use crate::records::RecordFile;
 use crate::resync::{now_ms, rfc3339, Change, Key, Scope};
 
+/// Connections served at once; one more is answered "busy" and closed.
+const MAX_CLIENTS: usize = 64;
+
+/// Configured elements with nothing to show (no key, no delivery state, no dead letter)
+/// listed in `status`; the rest are counted: a list of 100,000 idle rows helps nobody and
+/// costs the daemon seconds.
+const IDLE_SHOWN: usize = 1000;
+
+/// How long one connection may take, from accept to its answer written.
+const CONNECTION_BUDGET: Duration = Duration::from_secs(2);
+
 /// What the control thread answers from.
 pub struct Control {
     pub state_dir: PathBuf,
@@ -36,6 +49,7 @@ pub struct Control {
     pub types: Vec<String>,
     pub trace_file: Option<PathBuf>,
     pub counters: Arc<Counters>,
+    pub problems: Arc<crate::problems::Problems>,
     pub stop: Arc<AtomicBool>,
 }
 
@@ -86,44 +100,60 @@ impl Control {
     }
 
     fn serve(&self, listener: &UnixListener) {
-        while !self.stop.load(Ordering::Relaxed) {
-            match listener.accept() {
-                Ok((stream, _)) => self.answer(stream),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+        let clients = AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            while !self.stop.load(Ordering::Relaxed) {
+                let Ok((mut stream, _)) = listener.accept() else {
                     std::thread::sleep(Duration::from_millis(50));
+                    continue;
+                };
+                if clients.fetch_add(1, Ordering::Relaxed) >= MAX_CLIENTS {
+                    clients.fetch_sub(1, Ordering::Relaxed);
+                    let busy = error_answer("busy: too many operator commands at once, try again");
+                    let _ = stream.set_nonblocking(true);
+                    let _ = stream.write_all(format!("{busy}\n").as_bytes());
+                    continue;
                 }
-                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+                let clients = &clients;
+                let spawned = std::thread::Builder::new()
+                    .name("omcmsync-ctl".into())
+                    .spawn_scoped(scope, move || {
+                        self.answer(stream);
+                        clients.fetch_sub(1, Ordering::Relaxed);
+                    });
+                if spawned.is_err() {
+                    clients.fetch_sub(1, Ordering::Relaxed);
+                }
             }
-        }
+        });
     }
 
-    /// One connection: a request line, an answer line.
+    /// One connection: a request line, an answer line, within [`CONNECTION_BUDGET`].
     fn answer(&self, stream: UnixStream) {
-        let budget = Some(Duration::from_secs(2));
-        if stream.set_nonblocking(false).is_err()
-            || stream.set_read_timeout(budget).is_err()
-            || stream.set_write_timeout(budget).is_err()
-        {
+        let deadline = Instant::now() + CONNECTION_BUDGET;
+        if stream.set_nonblocking(false).is_err() {
             return;
         }
-        let mut line = String::new();
-        let Ok(mut writer) = stream.try_clone() else {
-            return;
-        };
-        let read = BufReader::new(stream.take(MAX_REQUEST)).read_line(&mut line);
-        let answer = match read {
-            Ok(_) => match serde_json::from_str(&line)
+        let answer = match read_request(&stream, deadline) {
+            Ok(line) => match serde_json::from_str(&line)
                 .map_err(|e| format!("request is not JSON: {e}"))
                 .and_then(|v| Request::from_json(&v))
             {
                 Ok(request) => self.handle(request),
                 Err(e) => error_answer(&e),
             },
-            Err(e) => error_answer(&e.to_string()),
+            Err(e) => error_answer(&e),
         };
         let mut out = answer.to_string();
         out.push('\n');
-        let _ = writer.write_all(out.as_bytes());
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut writer = &stream;
+        if stream
+            .set_write_timeout(Some(left.max(Duration::from_millis(100))))
+            .is_ok()
+        {
+            let _ = writer.write_all(out.as_bytes());
+        }
     }
 
     fn handle(&self, request: Request) -> Value {
@@ -162,12 +192,27 @@ impl Control {
                 .or_default() += 1;
         }
         let table = self.elements.current();
-        let mut names: Vec<String> = table.names().map(|n| n.to_string()).collect();
+        let configured: std::collections::HashSet<&str> = table.names().map(|n| &**n).collect();
+        let active =
+            |n: &str| keys.contains_key(n) || delivery.contains_key(n) || dead_by.contains_key(n);
+        let mut idle = 0;
+        let mut names: Vec<String> = Vec::new();
+        for name in table.names() {
+            if active(name) || idle < IDLE_SHOWN {
+                idle += usize::from(!active(name));
+                names.push(name.to_string());
+            }
+        }
+        let mut listed: std::collections::HashSet<String> = names.iter().cloned().collect();
         for name in keys.keys().chain(delivery.keys()).chain(dead_by.keys()) {
-            if !names.contains(name) {
+            if listed.insert(name.clone()) {
                 names.push(name.clone());
             }
         }
+        let shown_configured = names
+            .iter()
+            .filter(|n| configured.contains(n.as_str()))
+            .count();
         let now = now_ms();
         let elements: Vec<Value> = names
             .iter()
@@ -176,7 +221,7 @@ impl Control {
                 let d = delivery.get(name).cloned().unwrap_or_default();
                 json!({
                     "name": name,
-                    "configured": table.names().any(|n| **n == **name),
+                    "configured": configured.contains(name.as_str()),
                     "pending": k.pending, "in_flight": k.in_flight, "held": k.held,
                     "oldest_age_ms": k.oldest_ms.map(|o| now.saturating_sub(o)),
                     "failures": d.failures,
@@ -198,7 +243,12 @@ impl Control {
                       "held": self.queue.held()},
             "deadletter_file": self.deadletters.path().display().to_string(),
             "deadletter_error": dead.err().map(|e| e.to_string()),
+            "elements_configured": configured.len(),
+            "elements_not_shown": configured.len() - shown_configured,
             "elements": elements,
+            "problems": self.problems.list().iter().map(|p| json!({
+                "param": p.param, "what": p.what, "since": rfc3339(p.since_ms), "seen": p.seen,
+            })).collect::<Vec<_>>(),
         })
     }
 
@@ -263,7 +313,8 @@ impl Control {
             },
             verb: Verb::Change,
             login: None,
-            reason: (!matches!(scope, Scope::Object { .. })).then(|| "operator resync".into()),
+            reason: (!matches!(scope, Scope::Object { .. }))
+                .then(|| crate::resync::OPERATOR_RESYNC.into()),
             at_ms: now_ms(),
             standby: false,
         };
@@ -295,6 +346,33 @@ impl Control {
         record["source"] = "operator".into();
         let mut line = record.to_string().into_bytes();
         line.push(b'\n');
-        RecordFile::new(path).append(&line, 1);
+        RecordFile::new(path, "trace.file", self.problems.clone()).append(&line, 1);
     }
+}
+
+/// Reads one request line (at most [`MAX_REQUEST`] bytes) before `deadline`, however slowly
+/// the client sends it.
+fn read_request(mut stream: &UnixStream, deadline: Instant) -> Result<String, String> {
+    let mut line = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !line.contains(&b'\n') {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err("no whole request within the connection's budget".into());
+        }
+        stream
+            .set_read_timeout(Some(left))
+            .map_err(|e| e.to_string())?;
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => line.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.to_string()),
+        }
+        if line.len() as u64 > MAX_REQUEST {
+            return Err(format!("request longer than {MAX_REQUEST} bytes"));
+        }
+    }
+    let end = line.iter().position(|&b| b == b'\n').unwrap_or(line.len());
+    String::from_utf8(line[..end].to_vec()).map_err(|_| "request is not UTF-8".into())
 }

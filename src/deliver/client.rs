@@ -1,12 +1,15 @@
 //! The System Manager client: one POST per batch of resync requests for one element, and what
 //! its answer means for the queue (docs/smgr-api.md).
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use super::command::{self, Delivery};
 pub use crate::config::{Auth, ClientSettings, StatusCodes, Transport};
+use crate::problems::Problems;
+use crate::program::ProcessGroups;
 use crate::tls::client_config;
 
 /// How a POST ended, for the queue.
@@ -143,38 +146,124 @@ pub fn path_segment(name: &str) -> String {
     out
 }
 
-/// The client every delivery lane and the supervisor use: built once, replaced as a whole when
-/// HUP brings new credentials (a request under way keeps the client it started with).
-pub struct SharedClient(std::sync::RwLock<std::sync::Arc<SmgrClient>>);
+/// The client the lanes, the HA watcher and the element-list fetch share, replaced as a whole
+/// when its files are read again (HUP). None while what the settings name on the host is
+/// missing or broken (a certificate, a secret, the delivery program): the action runs
+/// degraded, queueing what arrives and posting nothing, and the files are looked for again
+/// every [`LOAD_RETRY`] until they load ([`SharedClient::retry_if_missing`]).
+pub struct SharedClient {
+    configured: ClientSettings,
+    /// `smgr.command`'s runs, whichever client started them: killed at stop.
+    programs: Arc<ProcessGroups>,
+    current: RwLock<Option<Arc<SmgrClient>>>,
+    problems: Arc<Problems>,
+    last_try: Mutex<Instant>,
+}
+
+/// How often a client that could not be built is tried again.
+pub const LOAD_RETRY: Duration = Duration::from_secs(1);
 
 impl SharedClient {
-    pub fn new(client: SmgrClient) -> Self {
-        SharedClient(std::sync::RwLock::new(std::sync::Arc::new(client)))
+    /// Builds the client from `settings` now, or reports why it cannot be yet.
+    pub fn new(settings: ClientSettings, problems: Arc<Problems>) -> Self {
+        let shared = SharedClient {
+            configured: settings,
+            programs: Arc::default(),
+            current: RwLock::default(),
+            problems,
+            last_try: Mutex::new(Instant::now()),
+        };
+        if let Ok(client) = shared.load() {
+            *shared.current.write().unwrap_or_else(|e| e.into_inner()) = Some(client);
+        }
+        shared
     }
 
-    pub fn get(&self) -> std::sync::Arc<SmgrClient> {
-        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    /// The client in force, if one could be built.
+    pub fn get(&self) -> Option<Arc<SmgrClient>> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
-    /// Rebuilds the client from its files; a file that is missing or broken is logged by name
-    /// and the client in force is kept.
+    /// Reads the files and builds a client; a failure is reported (once) under the parameter
+    /// that names the file, a success clears what was reported.
+    fn load(&self) -> Result<Arc<SmgrClient>, String> {
+        *self.last_try.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        let loaded = self.configured.load().map_err(|e| (e.param, e.to_string()));
+        let built = loaded.and_then(|s| SmgrClient::new(s).map_err(|e| ("smgr.url", e)));
+        let built = built.map(|mut client| {
+            client.programs = self.programs.clone();
+            client
+        });
+        for param in CLIENT_PARAMS {
+            if built.as_ref().err().is_none_or(|(p, _)| *p != param) {
+                self.problems.clear(param);
+            }
+        }
+        built.map(Arc::new).map_err(|(param, why)| {
+            let meanwhile = if self.get().is_some() {
+                "credentials not reloaded: the ones in force are kept (read again at the next HUP)"
+            } else {
+                "nothing is posted meanwhile: changes are queued and kept, and delivered once it is fixed"
+            };
+            self.problems.report(param, &format!("{why}; {meanwhile}"));
+            why
+        })
+    }
+
+    /// Rebuilds the client from its files (HUP); a file that is missing or broken is reported
+    /// by name and the client in force, if any, is kept.
     pub fn reload(&self) {
-        let current = self.get();
-        match current.settings.reloaded().and_then(SmgrClient::new) {
-            Ok(client) => {
-                *self.0.write().unwrap_or_else(|e| e.into_inner()) = std::sync::Arc::new(client);
+        if let Ok(client) = self.load() {
+            let had = self
+                .current
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .replace(client)
+                .is_some();
+            if had {
                 crate::logging::info("HUP: System Manager credentials and TLS files read again");
             }
-            Err(e) => crate::logging::error(&format!(
-                "HUP: System Manager credentials not reloaded: {e}; the ones in force are kept"
-            )),
+        }
+    }
+
+    /// Kills every `smgr.command` still running (the module stops).
+    pub fn kill_programs(&self) {
+        self.programs.kill_all();
+    }
+
+    /// Tries again, at most every [`LOAD_RETRY`], while no client could be built: a file
+    /// that appears is noticed within seconds, without a HUP.
+    pub fn retry_if_missing(&self) {
+        let due = self
+            .last_try
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .elapsed()
+            >= LOAD_RETRY;
+        if due && self.get().is_none() {
+            self.reload();
         }
     }
 }
 
+/// The parameters whose files or program the client needs.
+const CLIENT_PARAMS: [&str; 7] = [
+    "smgr.url",
+    "smgr.tls.cacert",
+    "smgr.tls.mycert",
+    "smgr.tls.myprivkey",
+    "smgr.tokenfile",
+    "smgr.passwordfile",
+    "smgr.command",
+];
+
 pub struct SmgrClient {
     agent: ureq::Agent,
     settings: ClientSettings,
+    programs: Arc<ProcessGroups>,
 }
 
 impl SmgrClient {
@@ -195,6 +284,7 @@ impl SmgrClient {
         Ok(SmgrClient {
             agent: builder.build(),
             settings,
+            programs: Arc::default(),
         })
     }
 
@@ -245,6 +335,7 @@ impl SmgrClient {
                     body.to_string().as_bytes(),
                     &d,
                     self.settings.timeout,
+                    &self.programs,
                 )
             }
         }
@@ -338,9 +429,13 @@ impl SmgrClient {
         &self.settings
     }
 
-    /// GETs a JSON document under the base URL (elements list, HA role).
-    pub fn get_json(&self, url: &str) -> Result<Value, String> {
-        let mut request = self.agent.get(url);
+    /// GETs a JSON document under the base URL (elements list, HA role), within `limit` (and
+    /// `smgr.timeout.ms`).
+    pub fn get_json(&self, url: &str, limit: Duration) -> Result<Value, String> {
+        let mut request = self
+            .agent
+            .get(url)
+            .timeout(limit.min(self.settings.timeout));
         if let Some(auth) = self.settings.auth.header() {
             request = request.set("Authorization", &auth);
         }

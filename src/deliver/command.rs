@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::client::Outcome;
-use crate::program::{self, Program, Ran};
+use crate::program::{self, ProcessGroups, Program, Ran};
 
 /// EX_TEMPFAIL (sysexits.h): try again later.
 pub const RETRY_EXIT: u32 = 75;
@@ -23,7 +23,13 @@ pub struct Delivery<'a> {
 /// Runs `program` for one request, bounded by `timeout`: 0 done, 75 retried, 126/127 (cannot
 /// run), a signal or the timeout retried (the fault is the site's, not the request's), any
 /// other exit refused for good with its standard error.
-pub fn deliver(program: &Path, body: &[u8], d: &Delivery, timeout: Duration) -> Outcome {
+pub fn deliver(
+    program: &Path,
+    body: &[u8],
+    d: &Delivery,
+    timeout: Duration,
+    groups: &ProcessGroups,
+) -> Outcome {
     let path = program.to_string_lossy();
     let attempt = d.attempt.to_string();
     let ran = program::run(&Program {
@@ -36,6 +42,7 @@ pub fn deliver(program: &Path, body: &[u8], d: &Delivery, timeout: Duration) -> 
             ("OMCMSYNC_SMGR_URL", d.smgr_url),
         ],
         limit: timeout,
+        groups,
     });
     let retry = |why: String| Outcome::Retry { why, after: None };
     match ran {
@@ -93,6 +100,7 @@ mod tests {
             b"{\"element\":\"cm-east\"}",
             &d,
             Duration::from_millis(timeout_ms),
+            &ProcessGroups::default(),
         );
         (o, std::fs::read_to_string(&out).unwrap_or_default())
     }

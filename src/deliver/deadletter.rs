@@ -8,18 +8,19 @@
 use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
 
 use crate::classify::Verb;
-use crate::logging;
+use crate::problems::Problems;
 use crate::resync::{now_ms, parse_rfc3339_ms, rfc3339, Change, Key, Scope, ShortText};
 
 /// The file, appended to by the lanes and rewritten by a requeue, one at a time.
 pub struct DeadLetters {
     path: PathBuf,
     lock: Mutex<()>,
+    problems: Arc<Problems>,
 }
 
 /// Which records: of one element, refused at or after a time.
@@ -39,10 +40,11 @@ impl Filter {
 }
 
 impl DeadLetters {
-    pub fn new(path: &Path) -> Self {
+    pub fn new(path: &Path, problems: Arc<Problems>) -> Self {
         DeadLetters {
             path: path.to_owned(),
             lock: Mutex::new(()),
+            problems,
         }
     }
 
@@ -60,11 +62,15 @@ impl DeadLetters {
         let mut line = record.to_string().into_bytes();
         line.push(b'\n');
         let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        if let Err(e) = crate::private::append(&self.path).and_then(|mut f| f.write_all(&line)) {
-            logging::error(&format!(
-                "{}: {e}; a refused request of {element} was not recorded",
-                self.path.display()
-            ));
+        match crate::private::append(&self.path).and_then(|mut f| f.write_all(&line)) {
+            Ok(()) => self.problems.clear("deadletter.file"),
+            Err(e) => self.problems.report(
+                "deadletter.file",
+                &format!(
+                    "{}: {e}; refused requests are not recorded until it is writable",
+                    self.path.display()
+                ),
+            ),
         }
     }
 
@@ -200,7 +206,7 @@ mod tests {
     #[test]
     fn records_list_and_requeue_by_element_and_time() {
         let dir = tempfile::tempdir().unwrap();
-        let d = DeadLetters::new(&dir.path().join("deadletter.json"));
+        let d = DeadLetters::new(&dir.path().join("deadletter.json"), Arc::default());
         assert!(
             d.list(&Filter::default()).unwrap().is_empty(),
             "missing file"

@@ -28,12 +28,16 @@ use crate::config::DeliverySettings;
 use crate::counters::Counters;
 use crate::logging;
 use crate::queue::{DueBatch, Entry, Queue};
-use crate::resync::{now_ms, sched_now_ms, Key};
+use crate::resync::{now_ms, sched_now_ms, Key, Scope, OPERATOR_RESYNC};
 use crate::supervise;
 
 /// Due keys are taken for up to this many POSTs per element at once: finding them walks every
 /// pending key of the element, which with a backlog of 100,000 keys cost more than the POSTs.
 const POSTS_PER_PASS: usize = 16;
+
+/// When one element's POST succeeds after failures, the others backing off try again within
+/// this many milliseconds (spread, so that a recovering System Manager is not hit at once).
+const SPREAD_MS: u64 = 1000;
 
 /// One element's delivery state, shared by the dispatcher and the lanes.
 #[derive(Default)]
@@ -46,6 +50,8 @@ struct ElementState {
     unauthorized: Option<u16>,
     /// The last answer or error, and when (wall clock).
     last: Option<(u64, String)>,
+    /// When the last element-level resync was delivered (scheduling clock).
+    element_resync_ms: Option<u64>,
 }
 
 /// One element's delivery as `omcmsync status` shows it.
@@ -156,6 +162,12 @@ impl Lanes {
         while !self.stop.load(Ordering::Relaxed) {
             self.counters
                 .set_queue_gauges(self.queue.len() as u64, self.queue.log_bytes());
+            if self.client.get().is_none() {
+                // Degraded: no client can be built (a certificate, a secret, the program is
+                // missing). The keys wait; the supervisor looks for the files meanwhile.
+                std::thread::sleep(Duration::from_millis(250));
+                continue;
+            }
             let now = sched_now_ms();
             let ready: HashMap<Arc<str>, u64> = self
                 .state()
@@ -243,6 +255,7 @@ impl Lanes {
     fn send_pass(&self, jitter: &mut Jitter, (element, items): DueBatch) {
         #[cfg(feature = "fault-hooks")]
         crate::faults::panic_once("omcmsync-post");
+        let items = self.cool_down(&element, items);
         for chunk in items.chunks(self.settings.max_requests) {
             let ready = self.ready_at(&element);
             if self.stop.load(Ordering::Relaxed) || ready > sched_now_ms() {
@@ -254,11 +267,38 @@ impl Lanes {
         }
     }
 
+    /// Holds an element-level resync back until `resync.element.cooldown.ms` after the last
+    /// one delivered for the element (an operator's own is never held); what asks for one
+    /// meanwhile coalesces into the held key, sent once when the cooldown ends. Returns the
+    /// items to send now.
+    fn cool_down(&self, element: &Arc<str>, items: Vec<(Key, Entry)>) -> Vec<(Key, Entry)> {
+        let cooldown = self.settings.element_cooldown.as_millis() as u64;
+        let last = self.state().get(element).and_then(|s| s.element_resync_ms);
+        let Some(until) = last.map(|t| t + cooldown).filter(|&t| t > sched_now_ms()) else {
+            return items;
+        };
+        let (held, send): (Vec<_>, Vec<_>) = items.into_iter().partition(|(k, e)| {
+            k.scope == Scope::Element && e.reason.as_deref() != Some(OPERATOR_RESYNC)
+        });
+        if !held.is_empty() {
+            self.counters
+                .delivery
+                .element_resyncs_deferred
+                .fetch_add(held.len() as u64, Ordering::Relaxed);
+            self.queue.retry(held.iter().map(|(k, _)| k), until);
+        }
+        send
+    }
+
     /// One POST, and what its answer does to the keys.
     fn send(&self, jitter: &mut Jitter, element: &Arc<str>, items: &[(Key, Entry)]) {
         let request = Request::new(self.queue.epoch(), element, items);
         let d = &self.counters.delivery;
-        let client = self.client.get();
+        let Some(client) = self.client.get() else {
+            // The client went away between the dispatch and now: the keys wait.
+            self.retry_after(items, client::LOAD_RETRY);
+            return;
+        };
         let attempt = self.state().get(element).map_or(0, |s| s.failures) + 1;
         let outcome = client.deliver(element, &request.body, &request.idempotency_key, attempt);
         self.state().entry(element.clone()).or_default().last =
@@ -322,6 +362,12 @@ impl Lanes {
             d.latency_ms_max.fetch_max(latency, Ordering::Relaxed);
         }
         self.accepted(element);
+        if items.iter().any(|(k, _)| k.scope == Scope::Element) {
+            self.state()
+                .entry(element.clone())
+                .or_default()
+                .element_resync_ms = Some(sched_now_ms());
+        }
         self.queue
             .delivered(items.iter().map(|(k, e)| (k.clone(), e.seq)).collect());
     }
@@ -371,7 +417,26 @@ impl Lanes {
         s.failures = 0;
         s.next_try_ms = 0;
         let unauthorized = state.values().filter(|s| s.unauthorized.is_some()).count();
+        // The elements share System Manager: one that answers again says it is back, and the
+        // others backing off try again now, spread over a second, not when their backoff ends.
+        let backing_off: Vec<Arc<str>> = if was_down {
+            state
+                .iter_mut()
+                .filter(|(_, s)| s.failures > 0 && s.unauthorized.is_none())
+                .map(|(el, s)| {
+                    s.failures = 1;
+                    el.clone()
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         drop(state);
+        for (i, el) in backing_off.iter().enumerate() {
+            let at = sched_now_ms() + (i as u64 * SPREAD_MS / backing_off.len() as u64);
+            self.state().entry(el.clone()).or_default().next_try_ms = at;
+            self.queue.hasten(el, at);
+        }
         self.counters
             .delivery
             .elements_unauthorized

@@ -24,6 +24,9 @@ pub use spec::{
     check_name, literal, parse_elements, parse_elements_lenient, read_specs, ElementSpec, NAME_MAX,
 };
 
+/// New problems of one kind logged one by one; more are summed up in one line.
+const SAID_AT_ONCE: usize = 5;
+
 /// How long one round of lookups holds up the supervisor; answers after it are picked up
 /// within 100 ms of their arrival.
 const ROUND_WAIT: Duration = Duration::from_secs(2);
@@ -124,14 +127,19 @@ pub struct Elements {
     first: Mutex<Option<Vec<ElementSpec>>>,
     /// A list is in force and every host name in it has been answered once.
     ready: AtomicBool,
+    /// The most elements a list may hold (`elements.max`).
+    max: usize,
     loaded_mtime: RwLock<Option<SystemTime>>,
     /// The mtime (`None`: no file) of the last read that failed: logged once per change.
     failed_mtime: RwLock<Option<Option<SystemTime>>>,
+    /// Why the last read of the file failed, until one succeeds (`omcmsync status`).
+    file_problem: Mutex<Option<String>>,
     /// Host names reported as not resolving (or as kept from an earlier answer): each is
     /// logged when it enters that state, not at every refresh.
     unresolved_said: Mutex<HashSet<String>>,
-    /// Problems already logged: each is said once, not at every refresh.
-    said: Mutex<HashSet<String>>,
+    /// Problems logged, by kind, as of the last list: each is said once when it appears,
+    /// forgotten once it is gone (so the set is bounded by the list in force).
+    said: Mutex<HashMap<&'static str, HashSet<String>>>,
 }
 
 impl Elements {
@@ -146,11 +154,24 @@ impl Elements {
             specs: Mutex::default(),
             first: Mutex::default(),
             ready: AtomicBool::default(),
+            max: usize::MAX,
             loaded_mtime: RwLock::new(None),
             failed_mtime: RwLock::new(None),
+            file_problem: Mutex::default(),
             unresolved_said: Mutex::default(),
             said: Mutex::default(),
         }
+    }
+
+    /// At most `max` elements in a list: a longer one is refused, the list in force kept.
+    pub fn with_max(mut self, max: usize) -> Self {
+        self.max = max;
+        self
+    }
+
+    /// Refuses a list longer than `elements.max`.
+    pub fn check_size(&self, specs: Vec<ElementSpec>) -> Result<Vec<ElementSpec>, String> {
+        crate::config::within_max(specs, self.max)
     }
 
     /// `file`'s list, as the configuration read it just now: installed by the first reload.
@@ -196,10 +217,11 @@ impl Elements {
             return;
         }
         let stamp = mtime(path);
-        match read_specs(path) {
+        match read_specs(path).and_then(|s| self.check_size(s)) {
             Ok(specs) => {
                 *self.loaded_mtime.write().unwrap_or_else(|e| e.into_inner()) = stamp;
                 *self.failed_mtime.write().unwrap_or_else(|e| e.into_inner()) = None;
+                *self.file_problem.lock().unwrap_or_else(|e| e.into_inner()) = None;
                 self.install(&specs);
             }
             Err(e) => {
@@ -214,10 +236,20 @@ impl Elements {
                     } else {
                         "holding what arrives (rsyslog keeps it) until the file can be read"
                     };
-                    logging::error(&format!("elements.file {e}; {in_force}"));
+                    let why = format!("elements.file {e}; {in_force}");
+                    logging::error(&why);
+                    *self.file_problem.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
                 }
             }
         }
+    }
+
+    /// Why the file could not be read the last time, until it can.
+    pub fn file_problem(&self) -> Option<String> {
+        self.file_problem
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Reloads when the file changed since it was last read (or last failed to read), and
@@ -251,9 +283,12 @@ impl Elements {
         let table = ElementTable::build(&specs, |h| self.resolver.addresses(h));
         let stale = self.resolver.stale(&names);
         self.report_unresolved(&table.unresolved, &stale);
-        for conflict in &table.conflicts {
-            self.say_once(logging::Level::Error, &format!("elements: {conflict}"));
-        }
+        let conflicts: Vec<String> = table
+            .conflicts
+            .iter()
+            .map(|c| format!("elements: {c}"))
+            .collect();
+        self.say_changes("conflicts", logging::Level::Error, &conflicts);
         let conflicts = table.conflicts.len();
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(table);
         self.ready
@@ -292,16 +327,28 @@ impl Elements {
         }
     }
 
-    /// Logs `msg` unless it was logged before.
-    pub fn say_once(&self, level: logging::Level, msg: &str) {
-        let new = self
-            .said
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(msg.to_owned());
-        if new {
+    /// Logs the problems of `kind` (say, the list's skipped entries) that were not there the
+    /// last time, at most [`SAID_AT_ONCE`] of them and a count of the rest, and forgets those
+    /// that are gone.
+    pub fn say_changes(&self, kind: &'static str, level: logging::Level, problems: &[String]) {
+        let now: HashSet<String> = problems.iter().cloned().collect();
+        let mut said = self.said.lock().unwrap_or_else(|e| e.into_inner());
+        let before = said.entry(kind).or_default();
+        let new: Vec<&String> = problems.iter().filter(|p| !before.contains(*p)).collect();
+        for msg in new.iter().take(SAID_AT_ONCE) {
             logging::log(level, msg);
         }
+        if new.len() > SAID_AT_ONCE {
+            logging::log(
+                level,
+                &format!(
+                    "elements: and {} more like these ({} in all now)",
+                    new.len() - SAID_AT_ONCE,
+                    now.len()
+                ),
+            );
+        }
+        *before = now;
     }
 }
 

@@ -52,13 +52,18 @@ pub fn parse_elements_lenient(json: &str) -> Result<(Vec<ElementSpec>, Vec<Strin
     let mut seen = std::collections::HashSet::new();
     let mut specs = Vec::new();
     let mut rejected = Vec::new();
-    for (i, v) in list.iter().enumerate() {
+    // Named by the entry, not its position: an entry that moves in the list is the same
+    // problem (and is logged once, not again at every fetch).
+    for v in list {
         match parse_element(v) {
             Ok(spec) if !seen.insert(spec.name.clone()) => {
-                rejected.push(format!("elements[{i}]: name '{}' appears twice", spec.name))
+                rejected.push(format!("'{}': the name appears twice", spec.name))
             }
             Ok(spec) => specs.push(spec),
-            Err(e) => rejected.push(format!("elements[{i}]: {e}")),
+            Err(e) => rejected.push(match v.get("name").and_then(Value::as_str) {
+                Some(name) => format!("'{}': {e}", crate::deliver::truncate_at_char(name, 64)),
+                None => format!("an entry without a name: {e}"),
+            }),
         }
     }
     Ok((specs, rejected))

@@ -28,7 +28,6 @@ pub use self::log::Recovery;
 use self::log::{Log, Record};
 pub use self::pending::{DueBatch, Entry, Pending};
 use self::sync::Durability;
-use crate::logging;
 use crate::resync::{Change, Key};
 use crate::supervise::{self, Supervision};
 
@@ -157,6 +156,8 @@ struct Shared {
     /// Bytes in the log, for stats.
     log_bytes: AtomicU64,
     durability: Durability,
+    /// A log that cannot be written (a full disk) is reported here, summarised.
+    problems: Arc<crate::problems::Problems>,
 }
 
 impl Shared {
@@ -241,6 +242,7 @@ impl Queue {
             added: Condvar::new(),
             wake_at_ms: AtomicU64::new(0),
             durability: Durability::default(),
+            problems: config.supervision.problems.clone(),
         });
         let thread_shared = shared.clone();
         let fsync_every = config.fsync_every;
@@ -285,12 +287,17 @@ impl Queue {
             .map(|(seq, change)| Record::Add { seq, change })
             .collect();
         // A failed write leaves the map as it was: rsyslog retries the whole batch.
+        let problems = &self.shared.problems;
         state.log.append(&records).map_err(|e| {
-            logging::error(&format!(
-                "queue: writing state.dir/queue.log failed: {e}; rsyslog will retry the batch"
-            ));
+            problems.report(
+                "state.dir",
+                &format!(
+                    "writing queue.log failed: {e}; rsyslog keeps the batches and retries them"
+                ),
+            );
             QueueError::Io(e.to_string())
         })?;
+        problems.clear("state.dir");
         let earliest_due = state.apply_all(records);
         self.shared.after_write(&state, earliest_due);
         drop(state);
@@ -346,9 +353,10 @@ impl Queue {
         let mut state = self.lock();
         if let Err(e) = state.log.append(&records) {
             // The map still learns of the delivery: the log only errs towards sending again.
-            logging::warning(&format!(
-                "queue: recording a delivery in state.dir/queue.log failed: {e}; after a restart these keys are sent again"
-            ));
+            self.shared.problems.report(
+                "state.dir",
+                &format!("recording deliveries in queue.log failed: {e}; after a restart those keys are sent again"),
+            );
         }
         state.apply_all(records);
         self.shared.after_write(&state, u64::MAX);
@@ -381,6 +389,12 @@ impl Queue {
         let n = old.len();
         self.delivered(old);
         n
+    }
+
+    /// `element`'s keys that wait for a backoff are due at `at_ms` at the latest.
+    pub fn hasten(&self, element: &str, at_ms: u64) {
+        self.lock().map.pending.hasten(element, at_ms);
+        self.shared.added.notify_all();
     }
 
     /// These keys' request failed; they wait until `retry_at_ms`.

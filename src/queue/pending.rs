@@ -274,6 +274,16 @@ impl Pending {
         }
     }
 
+    /// No key of `element` is due later than `at_ms` (what waited for a backoff).
+    pub fn hasten(&mut self, element: &str, at_ms: u64) {
+        if let Some(scopes) = self.elements.get_mut(element) {
+            for e in scopes.values_mut() {
+                e.due_ms = e.due_ms.min(at_ms);
+            }
+            self.earliest_due_ms = self.earliest_due_ms.min(at_ms);
+        }
+    }
+
     /// No key is due later than `latest`.
     pub fn cap_due(&mut self, latest: u64) {
         for e in self

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use super::{QueueError, Shared};
-use crate::logging;
 
 /// Where the fsyncs stand. Writes are numbered; a write is durable once `synced` reaches it.
 #[derive(Default)]
@@ -131,9 +130,10 @@ fn sync(shared: &Shared, target: u64) {
             p.unsynced_since = (p.written > target).then(Instant::now);
         }
         Err(e) => {
-            logging::error(&format!(
-                "queue: fsync of state.dir/queue.log failed: {e}; written changes stay in the kernel's cache and may be lost if the host crashes; trying again"
-            ));
+            shared.problems.report(
+                "state.dir",
+                &format!("fsync of queue.log failed: {e}; written changes stay in the kernel's cache and may be lost if the host crashes; trying again"),
+            );
             p.failed = Some((target, e.to_string()));
             p.unsynced_since = Some(Instant::now());
         }
@@ -157,9 +157,10 @@ fn compact_log(shared: &Shared) {
             }
             d.synced.notify_all();
         }
-        Err(e) => logging::warning(&format!(
-            "queue: compacting state.dir/queue.log failed: {e}; will try again"
-        )),
+        Err(e) => shared.problems.report(
+            "state.dir",
+            &format!("compacting queue.log failed: {e}; will try again"),
+        ),
     }
     shared.note_log_bytes(&state);
 }

@@ -10,7 +10,7 @@
 use std::io::Write;
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// The repository root.
@@ -691,4 +691,31 @@ pub fn object_ids(
         .filter(|i| i["element"] == element && i["scope"] == "object")
         .map(|i| i["id"].as_str().unwrap().to_owned())
         .collect()
+}
+
+/// `omcmsync ARGS --state-dir STATE` (the operator's command line).
+pub fn omcmsync_cli(state_dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_omcmsync"))
+        .args(args)
+        .arg("--state-dir")
+        .arg(state_dir)
+        .output()
+        .expect("run omcmsync")
+}
+
+/// `omcmsync status --json` for the module on `state_dir`, once it answers (within `wait`).
+pub fn module_status(state_dir: &Path, wait: Duration) -> serde_json::Value {
+    let deadline = Instant::now() + wait;
+    loop {
+        let out = omcmsync_cli(state_dir, &["status", "--json"]);
+        if out.status.success() {
+            return serde_json::from_slice(&out.stdout).expect("status --json is JSON");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "status never answered: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

@@ -64,6 +64,15 @@ pub fn show_status(a: &Value) {
             ""
         }
     );
+    for p in a["problems"].as_array().into_iter().flatten() {
+        println!(
+            "degraded: {}: {} (since {}, seen {} times)",
+            text(&p["param"]),
+            text(&p["what"]),
+            text(&p["since"]),
+            p["seen"]
+        );
+    }
     if let Some(e) = a["deadletter_error"].as_str() {
         println!("dead-letter file {}: {e}", text(&a["deadletter_file"]));
     }
@@ -94,6 +103,9 @@ pub fn show_status(a: &Value) {
             e["oldest_age_ms"].as_u64().map_or("-".into(), age),
             n("deadletters"),
         );
+    }
+    if let Some(more @ 1..) = a["elements_not_shown"].as_u64() {
+        println!("... and {more} more configured element(s) with nothing pending or to show");
     }
 }
 

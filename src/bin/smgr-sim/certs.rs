@@ -1,6 +1,7 @@
 //! `smgr-sim gen-certs DIR`: a throwaway PKI for tests and the demo — a CA, a server certificate
-//! for localhost/127.0.0.1/::1, a client certificate, and a second, unrelated CA with its own
-//! server certificate (for "wrong CA" tests).
+//! for localhost/127.0.0.1/::1, a client certificate (and one of the same CA that expired a
+//! year ago: `expired-client.pem`), and a second, unrelated CA with its own server certificate
+//! (for "wrong CA" tests).
 
 use std::path::Path;
 
@@ -23,13 +24,14 @@ pub fn generate(dir: &Path) -> Result<(), String> {
             &ca,
         )?;
         if prefix.is_empty() {
-            leaf(
-                dir,
-                "client",
-                vec!["omcmsync-client".into()],
-                ExtendedKeyUsagePurpose::ClientAuth,
-                &ca,
-            )?;
+            for (name, expired) in [("client", false), ("expired-client", true)] {
+                let mut params = client_params()?;
+                if expired {
+                    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+                    params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+                }
+                sign(dir, name, params, &ca)?;
+            }
         }
     }
     Ok(())
@@ -48,6 +50,25 @@ fn ca(name: &str) -> Result<CertifiedIssuer<'static, KeyPair>, String> {
     CertifiedIssuer::self_signed(params, key).map_err(|e| e.to_string())
 }
 
+fn client_params() -> Result<CertificateParams, String> {
+    leaf_params(
+        vec!["omcmsync-client".into()],
+        ExtendedKeyUsagePurpose::ClientAuth,
+    )
+}
+
+fn leaf_params(
+    sans: Vec<String>,
+    usage: ExtendedKeyUsagePurpose,
+) -> Result<CertificateParams, String> {
+    let mut params = CertificateParams::new(sans.clone()).map_err(|e| e.to_string())?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, sans[0].as_str());
+    params.extended_key_usages = vec![usage];
+    Ok(params)
+}
+
 fn leaf(
     dir: &Path,
     name: &str,
@@ -55,11 +76,15 @@ fn leaf(
     usage: ExtendedKeyUsagePurpose,
     ca: &CertifiedIssuer<'static, KeyPair>,
 ) -> Result<(), String> {
-    let mut params = CertificateParams::new(sans.clone()).map_err(|e| e.to_string())?;
-    params
-        .distinguished_name
-        .push(DnType::CommonName, sans[0].as_str());
-    params.extended_key_usages = vec![usage];
+    sign(dir, name, leaf_params(sans, usage)?, ca)
+}
+
+fn sign(
+    dir: &Path,
+    name: &str,
+    params: CertificateParams,
+    ca: &CertifiedIssuer<'static, KeyPair>,
+) -> Result<(), String> {
     let key = KeyPair::generate().map_err(|e| e.to_string())?;
     let cert = params.signed_by(&key, ca).map_err(|e| e.to_string())?;
     write(dir, &format!("{name}.pem"), &cert.pem())?;

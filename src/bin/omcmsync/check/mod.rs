@@ -357,7 +357,7 @@ fn tls_handshake(
 fn smgr_elements(report: &mut Report, client: &SmgrClient) -> Vec<ElementSpec> {
     let url = client.url(ELEMENTS_PATH);
     let list = client
-        .get_json(&url)
+        .get_json(&url, client.settings().timeout)
         .and_then(|v| parse_elements_lenient(&v.to_string()));
     match list {
         Ok((specs, rejected)) if rejected.is_empty() => {
@@ -413,7 +413,7 @@ fn ha(report: &mut Report, config: &Config, client: &SmgrClient) {
         return report.pass("ha", "ha.mode=\"always\": a single node, always active");
     }
     let gate = omcmsync::ha::Gate::new(config.ha.clone());
-    let reading = gate.check(client);
+    let reading = gate.check(Some(client));
     match reading.role {
         omcmsync::ha::Role::Unknown => report.fail(
             "ha",
