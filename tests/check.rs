@@ -299,3 +299,28 @@ fn default_message_sizes_pass() {
     );
     assert!(!text.contains("WARN"), "{text}");
 }
+
+/// A secret over plain http to another host: the parameters fail, naming both; allowed by
+/// `smgr.allowcleartext="on"`, it is still warned about.
+#[test]
+fn credentials_in_clear_fail_or_are_warned_about() {
+    let s = Setup::new();
+    let plain = [
+        ("smgr.url", "http://smgr.example.invalid".to_string()),
+        ("smgr.tls.cacert", String::new()),
+        ("smgr.tls.mycert", String::new()),
+        ("smgr.tls.myprivkey", String::new()),
+    ];
+    let (code, text) = s.check(&plain);
+    assert_eq!(code, Some(1), "{text}");
+    let failed = line(&text, "FAIL", "parameters");
+    assert!(
+        failed.contains("smgr.url") && failed.contains("smgr.tokenfile"),
+        "{text}"
+    );
+    let mut allowed = plain.to_vec();
+    allowed.push(("smgr.allowcleartext", "on".into()));
+    let (_, text) = s.check(&allowed);
+    line(&text, "PASS", "parameters");
+    line(&text, "WARN", "smgr cleartext");
+}

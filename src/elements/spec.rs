@@ -62,7 +62,10 @@ pub fn parse_elements_lenient(json: &str) -> Result<(Vec<ElementSpec>, Vec<Strin
             Ok(spec) => specs.push(spec),
             Err(e) => rejected.push(match v.get("name").and_then(Value::as_str) {
                 Some(name) => format!("'{}': {e}", crate::deliver::truncate_at_char(name, 64)),
-                None => format!("an entry without a name: {e}"),
+                None => format!(
+                    "an entry without a name ({}): {e}",
+                    crate::deliver::truncate_at_char(&v.to_string(), 80)
+                ),
             }),
         }
     }
@@ -143,7 +146,10 @@ mod tests {
     fn bad_element_files_say_what_is_wrong() {
         for (json, says) in [
             ("[]", "top level"),
-            (r#"{"elements":[{"hosts":["h"]}]}"#, "elements[0]: \"name\""),
+            (
+                r#"{"elements":[{"hosts":["h"]}]}"#,
+                r#"an entry without a name ({"hosts":["h"]}): "name""#,
+            ),
             (r#"{"elements":[{"name":"a"}]}"#, "hosts"),
             (
                 r#"{"elements":[{"name":"a","hosts":["h"],"notify":"yes"}]}"#,

@@ -135,6 +135,7 @@ fn check_action(report: &mut Report, action: &Action, label: &str) {
             );
         }
     }
+    cleartext(report, action, &config);
     state_dir(report, &config.state_dir, action.user.as_deref());
     let client = match SmgrClient::new(config.client.clone()) {
         Ok(c) => c,
@@ -231,6 +232,24 @@ fn state_dir(report: &mut Report, dir: &Path, rsyslog_user: Option<&str>) {
         what,
         &format!("{shown}{created}: writable, local, {} MiB free", free >> 20),
     );
+}
+
+/// `smgr.allowcleartext="on"` with a secret and an `http://` URL: allowed, but said.
+fn cleartext(report: &mut Report, action: &Action, config: &Config) {
+    let allowed = action.params.iter().any(|(n, v)| {
+        n.eq_ignore_ascii_case("smgr.allowcleartext") && v.eq_ignore_ascii_case("on")
+    });
+    let client = &config.client;
+    if allowed && client.has_credentials() && client.base_url.scheme() == "http" {
+        report.warn(
+            "smgr cleartext",
+            &format!(
+                "smgr.allowcleartext=\"on\": the credentials go to {} in clear",
+                client.base_url
+            ),
+            "an https:// smgr.url (smgr.tls.cacert for its CA), then drop smgr.allowcleartext",
+        );
+    }
 }
 
 /// TCP, TLS and authentication; true when System Manager answered.
