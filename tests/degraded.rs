@@ -557,3 +557,29 @@ fn credentials_in_clear_fail_the_check() {
     let check = check_config(&dir, &config(&dir, Ports::free(), &body), &[]);
     assert!(check.ok, "{}", check.output);
 }
+
+/// A dead-letter file whose directory is missing: a refusal is not recorded (said once, shown
+/// in status), and refusals are recorded again once the directory exists.
+#[test]
+fn missing_deadletter_directory() {
+    let dir = TestDir::new();
+    let sim = Sim::start(&dir, &[]);
+    let refuse = serde_json::json!({"status": 400, "times": 1});
+    sim.control("/sim/fault", refuse.clone());
+    let file = dir.path("late/deadletter.json");
+    let extra = format!(r#"{QUICK} deadletter.file="{}""#, file.display());
+    let d = Daemon::start(&dir, &action_to(&dir, sim.url(), &extra));
+    d.send_tcp(&[syslog_line("cm-east", "cmdhist", "change station 1")]);
+    wait_problem(&dir, "deadletter.file");
+    std::fs::create_dir_all(dir.path("late")).unwrap();
+    sim.control("/sim/fault", refuse);
+    d.send_tcp(&[syslog_line("cm-east", "cmdhist", "change station 2")]);
+    let records = wait_json_lines(&file, 1, WAIT);
+    assert!(
+        records[0]["body"].to_string().contains("\"2\""),
+        "{records:?}"
+    );
+    let param = "deadletter.file";
+    wait_until(&dir, param, || problem_lines(&dir, param) == (1, 1));
+    assert!(d.stop(WAIT).success());
+}

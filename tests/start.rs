@@ -185,6 +185,14 @@ fn a_missing_elements_file_at_start_holds_and_loses_nothing() {
     d.send_tcp(&[syslog_line("cm-east", "cmdhist", "change station 2")]);
     std::thread::sleep(Duration::from_secs(2));
     assert!(!object_ids(&sim.resync_items(), "cm-east").contains("2"));
+    // Missing at start: said once (not by the configuration and again by the first read).
+    let missing = format!("{}: No such file", dir.p("elements.json"));
+    assert_eq!(
+        dir.rsyslog_log().matches(&missing).count(),
+        1,
+        "{}",
+        dir.rsyslog_log()
+    );
     // A broken file: said once, however often it is looked at.
     std::fs::write(dir.path("elements.json"), "{broken").unwrap();
     std::thread::sleep(Duration::from_secs(2));
@@ -194,5 +202,8 @@ fn a_missing_elements_file_at_start_holds_and_loses_nothing() {
     sim.wait_items(Duration::from_secs(30), |i| {
         object_ids(i, "cm-east").contains("2")
     });
+    // Said once when it is gone, too.
+    dir.wait_log(&["read again, 1 element(s) in force"]);
+    assert_eq!(dir.rsyslog_log().matches("read again, ").count(), 1);
     assert!(d.stop(Duration::from_secs(30)).success());
 }

@@ -22,7 +22,6 @@ pub use self::claim::StateDirClaim;
 pub use self::smgr::{Auth, ClientSettings, DeliverySettings, StatusCodes, Transport};
 use crate::classify::{parse_rules, Limits, ObjectRule};
 use crate::elements::{parse_elements, ElementSpec};
-use crate::logging;
 use values::*;
 
 /// The template the rsyslog-conf snippet defines; used when `template` is not given.
@@ -410,15 +409,11 @@ fn elements_source(g: &mut Given, strict: bool, max: usize) -> Result<ElementsSo
                     list: Some(list),
                 }),
                 Err(e) if strict => Err(e),
-                Err(e) => {
-                    logging::error(&format!(
-                        "{e}; the action starts and holds what arrives until the file can be read"
-                    ));
-                    Ok(ElementsSource::File {
-                        path: values::path("elements.file", given)?,
-                        list: None,
-                    })
-                }
+                // Said by the first reading at start (`Elements::reload`), once.
+                Err(_) => Ok(ElementsSource::File {
+                    path: values::path("elements.file", given)?,
+                    list: None,
+                }),
             }
         }
     }

@@ -221,7 +221,18 @@ impl Elements {
             Ok(specs) => {
                 *self.loaded_mtime.write().unwrap_or_else(|e| e.into_inner()) = stamp;
                 *self.failed_mtime.write().unwrap_or_else(|e| e.into_inner()) = None;
-                *self.file_problem.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                let was = self
+                    .file_problem
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .take();
+                if was.is_some() {
+                    logging::info(&format!(
+                        "elements.file {}: read again, {} element(s) in force",
+                        path.display(),
+                        specs.len()
+                    ));
+                }
                 self.install(&specs);
             }
             Err(e) => {
