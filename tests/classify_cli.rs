@@ -84,3 +84,23 @@ fn bad_arguments_exit_2_with_usage() {
     let (code, _, _) = run(&[], "");
     assert_eq!(code, 2);
 }
+
+/// A raw command record whose logged values are separated by TABs is read whole: only a line
+/// whose first field is an address is taken for the module's template.
+#[test]
+fn tab_separated_raw_lines_are_not_template_lines() {
+    let input = "11/25\t10:15\tSAT\tdadmin\tchan station 1001\n\
+                 ::1\tcm-east\t2026-11-25T10:15:02Z\tchange station 1002\n";
+    let (code, records, stderr) = run(&["classify"], input);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        (
+            &records[0]["id"],
+            &records[0]["login"],
+            &records[0]["cm_time"]
+        ),
+        (&"1001".into(), &"dadmin".into(), &"11/25 10:15".into())
+    );
+    assert_eq!(records[1]["id"], "1002");
+    assert_eq!(records[1]["text"], "change station 1002");
+}

@@ -17,7 +17,25 @@ pub struct Context<'a> {
     pub login: Option<&'a str>,
     pub session: Option<&'a str>,
     pub client_ip: Option<IpAddr>,
-    pub cm_time: Option<&'a str>,
+    pub cm_time: Option<CmTime<'a>>,
+}
+
+/// CM's own timestamp: an ecs record's `20261125:101502123`, or the history's date and time
+/// columns (two words: whatever stands between them, an invisible character say, is not part
+/// of it). Shown as `20261125:101502123` or `11/25 10:15`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CmTime<'a> {
+    Ecs(&'a str),
+    History { date: &'a str, time: &'a str },
+}
+
+impl std::fmt::Display for CmTime<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CmTime::Ecs(t) => f.write_str(t),
+            CmTime::History { date, time } => write!(f, "{date} {time}"),
+        }
+    }
 }
 
 const SESSION_TYPES: &[&str] = &[
@@ -55,7 +73,7 @@ impl<'a> Collector<'a> {
     #[inline]
     pub fn see(&mut self, word: Token<'a>) {
         if self.words < 2 && self.ctx.cm_time.is_none() {
-            self.ctx.cm_time = ecs_time(word.text);
+            self.ctx.cm_time = ecs_time(word.text).map(CmTime::Ecs);
         }
         self.words += 1;
         match word.key_value() {
@@ -79,7 +97,7 @@ impl<'a> Collector<'a> {
             }
         }
         let newest_first = (1..=4).filter_map(|back| self.recent[(self.next + 4 - back) % 4]);
-        look_back(&mut self.ctx, newest_first, message)?;
+        look_back(&mut self.ctx, newest_first)?;
         Ok(self.ctx)
     }
 }
@@ -106,25 +124,24 @@ fn key_value<'a>(ctx: &mut Context<'a>, key: &[u8], value: &'a [u8]) {
 fn look_back<'a>(
     ctx: &mut Context<'a>,
     words: impl Iterator<Item = Token<'a>>,
-    message: &'a [u8],
 ) -> Result<(), Reason> {
     let mut time: Option<Token> = None;
     for word in words {
         let text = word.text;
         if let Some(addr) = ip(text) {
             ctx.client_ip = ctx.client_ip.or(Some(addr));
-        } else if SESSION_TYPES
-            .iter()
-            .any(|s| s.as_bytes().eq_ignore_ascii_case(text))
-        {
+        } else if is_session_type(text) {
             ctx.session = ctx.session.or(ascii(text));
         } else if is_clock(text) {
             time = Some(word);
+        } else if is_location(text) {
+            // A physical port (`01A0701`: a TTI move's port column) is the session's.
+            ctx.session = ctx.session.or(ascii(text));
         } else if is_date(text) {
             if let Some(t) = time {
-                ctx.cm_time = ctx
-                    .cm_time
-                    .or(ascii(&message[word.start..t.start + t.text.len()]));
+                if let (Some(date), Some(time)) = (ascii(text), ascii(t.text)) {
+                    ctx.cm_time = ctx.cm_time.or(Some(CmTime::History { date, time }));
+                }
             }
             break;
         } else if is_login(text) {
@@ -136,6 +153,13 @@ fn look_back<'a>(
         }
     }
     Ok(())
+}
+
+/// `SAT`, `SSH`, `TTI`, ...: a session type word.
+pub fn is_session_type(word: &[u8]) -> bool {
+    SESSION_TYPES
+        .iter()
+        .any(|s| s.as_bytes().eq_ignore_ascii_case(word))
 }
 
 /// `tti-m`, `psa-a`, ...: CM's pseudo-logins for phone-side station moves.
@@ -225,6 +249,18 @@ fn is_clock(w: &[u8]) -> bool {
         })
 }
 
+/// A port or board location: cabinet digits, a carrier letter, slot (and circuit) digits
+/// (`01A0701`, `1B05`).
+pub fn is_location(w: &[u8]) -> bool {
+    let digits = |s: &[u8]| !s.is_empty() && s.iter().all(u8::is_ascii_digit);
+    match w.iter().position(u8::is_ascii_alphabetic) {
+        Some(i @ 1..=3) => {
+            digits(&w[..i]) && (2..=5).contains(&(w.len() - i - 1)) && digits(&w[i + 1..])
+        }
+        _ => false,
+    }
+}
+
 /// `11/25` (CM's history: month/day).
 fn is_date(w: &[u8]) -> bool {
     w.len() == 5
@@ -244,7 +280,13 @@ fn ecs_time(word: &[u8]) -> Option<&str> {
     ok.then(|| ascii(t)).flatten()
 }
 
+/// An IPv4 or IPv6 address; an IPv6 zone (`fe80::1%eth0`) is allowed and dropped.
 fn ip(word: &[u8]) -> Option<IpAddr> {
+    let word = match word.iter().position(|&b| b == b'%') {
+        Some(i) if is_zone(&word[i + 1..]) => &word[..i],
+        Some(_) => return None,
+        None => word,
+    };
     if word.len() < 2
         || word.len() > 45
         || !word
@@ -254,6 +296,12 @@ fn ip(word: &[u8]) -> Option<IpAddr> {
         return None;
     }
     parse_sender(std::str::from_utf8(word).ok()?)
+}
+
+fn is_zone(z: &[u8]) -> bool {
+    (1..=16).contains(&z.len())
+        && z.iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(b))
 }
 
 fn ascii(b: &[u8]) -> Option<&str> {
@@ -287,15 +335,15 @@ mod tests {
         assert_eq!(c.login, Some("dadmin"));
         assert_eq!(c.session, Some("SAT"));
         assert_eq!(c.client_ip, Some("10.1.2.3".parse().unwrap()));
-        assert_eq!(c.cm_time, Some("20261125:101502123"));
+        assert_eq!(c.cm_time, Some(CmTime::Ecs("20261125:101502123")));
     }
 
     #[test]
     fn history_columns() {
         let c = ctx_of("11/25 10:15 SAT dadmin chan station 1001", "chan");
         assert_eq!(
-            (c.login, c.session, c.cm_time),
-            (Some("dadmin"), Some("SAT"), Some("11/25 10:15"))
+            (c.login, c.session, c.cm_time.map(|t| t.to_string())),
+            (Some("dadmin"), Some("SAT"), Some("11/25 10:15".into()))
         );
     }
 

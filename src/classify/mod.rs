@@ -16,8 +16,9 @@ mod verbs;
 
 use std::net::IpAddr;
 
+pub use context::CmTime;
 pub use objects::{
-    parse_rules, IdRule, ObjectRule, ObjectTable, ObjectType, Resolution, ResyncLevel,
+    parse_rules, IdRule, IdShape, ObjectRule, ObjectTable, ObjectType, Resolution, ResyncLevel,
 };
 pub use report::verdict_json;
 pub use verbs::Verb;
@@ -158,7 +159,7 @@ pub struct Event<'a> {
     pub session: Option<&'a str>,
     pub client_ip: Option<IpAddr>,
     /// CM's own timestamp when the record has one (`20261125:101502123`, `11/25 10:15`).
-    pub cm_time: Option<&'a str>,
+    pub cm_time: Option<CmTime<'a>>,
 }
 
 /// What the words of a command say, before the context around them is added.
@@ -309,13 +310,18 @@ impl Classifier {
         for _ in 0..taken {
             after.next();
         }
-        let id = after.next_pair().0.filter(|t| context::is_id(t.text));
+        let word = after.next_pair().0.filter(|t| context::is_id(t.text));
+        // A word that does not look like this type's ids is never one.
+        let id = word.filter(|t| object.shape.fits(t.text));
         let target = match (object.scope, object.id, id) {
             (ResyncLevel::Element, _, _) => Target::Element,
-            (_, _, Some(t)) if verb == Verb::Add && t.text.eq_ignore_ascii_case(b"next") => {
+            _ if verb == Verb::Add
+                && word.is_some_and(|t| t.text.eq_ignore_ascii_case(b"next")) =>
+            {
                 Target::Type(TypeReason::AddNext)
             }
             (_, IdRule::None, _) => Target::Type(TypeReason::NoId),
+            (_, IdRule::Required, None) if word.is_some() => return Err(Reason::Unclassified),
             (_, _, Some(_)) if verb == Verb::Duplicate => {
                 after.next();
                 self.duplicate_range(after)
@@ -374,7 +380,10 @@ impl Classifier {
     /// else the first number after the login.
     fn station_move<'a>(&'a self, message: &'a [u8], login: Token<'a>) -> Option<Verdict<'a>> {
         let object = self.station()?;
-        let rest = &message[login.start + login.text.len()..];
+        let rest_at = login.start + login.text.len();
+        let rest = &message[rest_at..];
+        // A login in a syslog tag position (`psa-a:`) is the login without its colon.
+        let login = login.text.split(|&b| b == b':').next().unwrap_or_default();
         let mut words = Tokens::new(rest);
         let mut first_number = None;
         while let Some(word) = words.next() {
@@ -398,15 +407,22 @@ impl Classifier {
                 _ => None,
             })
             .unwrap_or(Verb::Change);
-        let ctx = match context::around(message, login.start + login.text.len() + id.start) {
+        // Who, from where and when stand before the login, as before a verb.
+        let mut ctx = match context::around(message, rest_at - login.len()) {
             Ok(ctx) => ctx,
             Err(reason) => return Some(Verdict::Ignored(reason)),
         };
+        // `[psa-a PSA 2003]`: the session may follow the login.
+        if ctx.session.is_none() {
+            ctx.session = Tokens::new(&rest[..id.start])
+                .find(|w| context::is_session_type(w.text))
+                .and_then(|w| std::str::from_utf8(w.text).ok());
+        }
         Some(Verdict::Event(Event {
             verb,
             object,
             target: Target::Object(std::str::from_utf8(id.text).ok()?),
-            login: std::str::from_utf8(login.text).ok(),
+            login: std::str::from_utf8(login).ok(),
             session: ctx.session,
             client_ip: ctx.client_ip,
             cm_time: ctx.cm_time,

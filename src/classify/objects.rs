@@ -24,6 +24,37 @@ pub enum IdRule {
     None,
 }
 
+/// What an id of this object looks like: a word after the object that does not fit is never
+/// taken for its id (`change coverage answer-group 5` is not coverage path `answer-group`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdShape {
+    /// Digits, possibly with dots: extensions and numbered objects (the default).
+    Digits,
+    /// A dialed string: digits, `x`/`X` wildcards, `*`, `#` (analysis tables).
+    Dial,
+    /// A board or port location (`01A05`, `1B0701`), or `procr`, the processor's own interface.
+    Location,
+    /// Any word that can be an id: names.
+    Name,
+}
+
+impl IdShape {
+    /// Whether `word` (already an id-like word) has this shape.
+    pub fn fits(self, word: &[u8]) -> bool {
+        let all = |ok: fn(&u8) -> bool| word.iter().all(ok);
+        match self {
+            IdShape::Digits => {
+                word[0].is_ascii_digit() && all(|b| b.is_ascii_digit() || *b == b'.')
+            }
+            IdShape::Dial => all(|b| b.is_ascii_digit() || b"xX*#".contains(b)),
+            IdShape::Location => {
+                word.eq_ignore_ascii_case(b"procr") || super::context::is_location(word)
+            }
+            IdShape::Name => true,
+        }
+    }
+}
+
 /// What a change to this object asks SMGR to resync.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ResyncLevel {
@@ -40,6 +71,7 @@ pub struct ObjectRule {
     pub name: String,
     pub aliases: Vec<String>,
     pub id: IdRule,
+    pub shape: IdShape,
     pub scope: ResyncLevel,
 }
 
@@ -111,6 +143,17 @@ fn parse_rule(v: &Value) -> Result<ObjectRule, String> {
             ))
         }
     };
+    let shape = match v.get("shape").map(|s| s.as_str()) {
+        None | Some(Some("digits")) => IdShape::Digits,
+        Some(Some("dial")) => IdShape::Dial,
+        Some(Some("location")) => IdShape::Location,
+        Some(Some("name")) => IdShape::Name,
+        Some(other) => {
+            return Err(format!(
+                "\"shape\" {other:?}: expected \"digits\", \"dial\", \"location\" or \"name\""
+            ))
+        }
+    };
     let scope = match v.get("scope").map(|s| s.as_str()) {
         None | Some(Some("object")) => ResyncLevel::Object,
         Some(Some("element")) => ResyncLevel::Element,
@@ -124,6 +167,7 @@ fn parse_rule(v: &Value) -> Result<ObjectRule, String> {
         name: name.to_owned(),
         aliases,
         id,
+        shape,
         scope,
     })
 }
@@ -134,6 +178,7 @@ pub struct ObjectType {
     /// Shared by every pending key of the type.
     pub type_name: Arc<str>,
     pub id: IdRule,
+    pub shape: IdShape,
     pub scope: ResyncLevel,
 }
 
@@ -197,6 +242,7 @@ impl ObjectTable {
             table.types.push(ObjectType {
                 type_name: rule.type_name().into(),
                 id: rule.id,
+                shape: rule.shape,
                 scope: rule.scope,
             });
             for spelling in std::iter::once(&rule.name).chain(&rule.aliases) {

@@ -44,7 +44,7 @@ fn event_json(e: &Event) -> Map<String, Value> {
         ("login", e.login.map(Value::from)),
         ("session", e.session.map(Value::from)),
         ("client_ip", e.client_ip.map(|ip| ip.to_string().into())),
-        ("cm_time", e.cm_time.map(Value::from)),
+        ("cm_time", e.cm_time.map(|t| t.to_string().into())),
     ];
     for (key, value) in optional {
         if let Some(v) = value {

@@ -252,7 +252,7 @@ fn login_session_client_and_time_are_extracted() {
     assert_eq!(e.login, Some("dadmin"));
     assert_eq!(e.session, Some("SAT"));
     assert_eq!(e.client_ip, Some("2001:db8::7".parse().unwrap()));
-    assert_eq!(e.cm_time, Some("20261125:101502123"));
+    assert_eq!(e.cm_time, Some(CmTime::Ecs("20261125:101502123")));
 
     let Verdict::Event(e) = c.classify(b"11/25 10:16 TTI tti-m chan station 2002") else {
         panic!()
@@ -312,4 +312,125 @@ fn rule_file_objects_classify() {
         short(&c, "cha feature-access-codes"),
         "type feature-access-codes no id"
     );
+}
+
+/// One row of docs/classifier.md's shapes × fields table: a line, its verdict, and the login,
+/// session, client address and CM time read from it (`-`: the shape has none).
+const SHAPES: &[(&str, &str, [&str; 4])] = &[
+    (
+        "change station 1001",
+        "change station 1001",
+        ["-", "-", "-", "-"],
+    ),
+    (
+        "20261125:101502123:4711:cmdhist(2301):MED:[dadmin SAT 10.1.2.3 change station 1001]",
+        "change station 1001",
+        ["dadmin", "SAT", "10.1.2.3", "20261125:101502123"],
+    ),
+    (
+        "20261125:101502123:4711:cmdhist(2301):MED:[dadmin SSH fe80::1%eth0 change station 1001]",
+        "change station 1001",
+        ["dadmin", "SSH", "fe80::1", "20261125:101502123"],
+    ),
+    (
+        "20261125:101602001:4711:cmdhist(2301):MED:[tti-m TTI chan station 2002]",
+        "change station 2002",
+        ["tti-m", "TTI", "-", "20261125:101602001"],
+    ),
+    (
+        "20261125:101602001:4711:cmdhist(2301):MED:[psa-a PSA 2003]",
+        "change station 2003",
+        ["psa-a", "PSA", "-", "20261125:101602001"],
+    ),
+    (
+        "11/25 10:15 SAT dadmin chan station 1001",
+        "change station 1001",
+        ["dadmin", "SAT", "-", "11/25 10:15"],
+    ),
+    (
+        "11/25 10:16 01A0701 tti-m chan station 2002",
+        "change station 2002",
+        ["tti-m", "01A0701", "-", "11/25 10:16"],
+    ),
+    (
+        "11/25 10:16 PSA psa-a ext 2003 station 2003",
+        "change station 2003",
+        ["psa-a", "PSA", "-", "11/25 10:16"],
+    ),
+    (
+        r#"login=dadmin port=ssh src=2001:db8::7 cmd="change station 1001""#,
+        "change station 1001",
+        ["dadmin", "ssh", "2001:db8::7", "-"],
+    ),
+    (
+        "login=dadmin port=ssh src=fe80::7%ens3 cmd=change station 1001",
+        "change station 1001",
+        ["dadmin", "ssh", "fe80::7", "-"],
+    ),
+    (
+        "<13>Nov 25 10:15:02 cm-east cmdhist: change station 1001",
+        "change station 1001",
+        ["-", "-", "-", "-"],
+    ),
+    (
+        "<13>Nov 25 10:16:02 cm-east psa-a: 2003",
+        "change station 2003",
+        ["psa-a", "-", "-", "-"],
+    ),
+    (
+        "<13>1 2026-11-25T10:15:02Z cm-east cmdhist 4711 - - [dadmin SAT ::1 change station 1001]",
+        "change station 1001",
+        ["dadmin", "SAT", "::1", "-"],
+    ),
+];
+
+fn fields(c: &Classifier, line: &[u8]) -> (String, [String; 4]) {
+    let shown = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+    let verdict = short(c, &String::from_utf8_lossy(line));
+    let got = match c.classify(line) {
+        Verdict::Event(e) => [
+            shown(e.login.map(str::to_owned)),
+            shown(e.session.map(str::to_owned)),
+            shown(e.client_ip.map(|ip| ip.to_string())),
+            shown(e.cm_time.map(|t| t.to_string())),
+        ],
+        Verdict::Ignored(_) => Default::default(),
+    };
+    (verdict, got)
+}
+
+#[test]
+fn every_shape_keeps_every_field() {
+    let c = Classifier::default();
+    for (line, verdict, want) in SHAPES {
+        let (got_verdict, got) = fields(&c, line.as_bytes());
+        assert_eq!(got_verdict, *verdict, "{line}");
+        assert_eq!(got, want.map(String::from), "{line}");
+    }
+}
+
+/// A byte-order mark (or another invisible character rsyslog passes through) where a word, a
+/// field or a value starts changes nothing, in every shape.
+#[test]
+fn invisible_prefixes_change_nothing_in_any_shape() {
+    let c = Classifier::default();
+    for invisible in ["\u{feff}", "\u{200b}", "\u{2060}", "\u{feff}\u{200e}"] {
+        for (line, _, _) in SHAPES {
+            let want = fields(&c, line.as_bytes());
+            let starts = Tokens::new(line.as_bytes()).flat_map(|t| {
+                let at_value = t.text.iter().position(|&b| b == b'=');
+                [Some(t.start), at_value.map(|i| t.start + i + 1)]
+            });
+            for at in starts.flatten() {
+                let mut with = line.as_bytes().to_vec();
+                with.splice(at..at, invisible.bytes());
+                assert_eq!(
+                    fields(&c, &with),
+                    want,
+                    "{:?}",
+                    String::from_utf8_lossy(&with)
+                );
+            }
+        }
+    }
 }

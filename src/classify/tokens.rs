@@ -4,10 +4,15 @@
 //! rsyslog's escapes of control characters (`#011` for a TAB). `:` and `=` stay inside words
 //! (times, IPv6 addresses, `key=value`), but each word remembers where its *tail* starts —
 //! after the last `:` or `=` — so that `cmd=change` or `MED:change` still shows its verb.
+//! Invisible characters rsyslog passes through (a UTF-8 byte-order mark, RFC 5424 §6.4, and
+//! zero-width or direction marks) are skipped where a word, a tail or a value starts, so
+//! `<BOM>add vdn 1` and `login=<BOM>dadmin` read as if they were not there.
 
 const SEP: u8 = 1;
 const TAIL: u8 = 2; // ':' or '='
 const HASH: u8 = 3;
+/// The first byte of a UTF-8 sequence that may be an invisible character ([`invisible`]).
+const LEAD: u8 = 4;
 
 static CLASS: [u8; 256] = {
     let mut t = [0u8; 256];
@@ -20,8 +25,26 @@ static CLASS: [u8; 256] = {
     t[b':' as usize] = TAIL;
     t[b'=' as usize] = TAIL;
     t[b'#' as usize] = HASH;
+    t[0xEF] = LEAD;
+    t[0xE2] = LEAD;
+    t[0xC2] = LEAD;
     t
 };
+
+/// The length of the invisible character `b` starts with, or 0: U+FEFF (byte-order mark,
+/// zero-width no-break space), U+00AD (soft hyphen), U+200B–U+200F (zero-width space, joiners,
+/// direction marks), U+202A–U+202E (embeddings), U+2060–U+2064 (word joiner, invisible
+/// operators), U+2066–U+2069 (isolates).
+#[inline]
+pub fn invisible(b: &[u8]) -> usize {
+    match b {
+        [0xEF, 0xBB, 0xBF, ..] => 3,
+        [0xC2, 0xAD, ..] => 2,
+        [0xE2, 0x80, 0x8B..=0x8F | 0xAA..=0xAE, ..] => 3,
+        [0xE2, 0x81, 0xA0..=0xA4 | 0xA6..=0xA9, ..] => 3,
+        _ => 0,
+    }
+}
 
 /// One word of a message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,7 +53,8 @@ pub struct Token<'a> {
     /// Byte offset of the word in the message.
     pub start: usize,
     tail: usize,
-    /// One past the first `=`, 0 when there is none.
+    /// Where the first `=`'s value starts (after it and any invisible characters), 0 when
+    /// there is none.
     eq: usize,
 }
 
@@ -42,7 +66,8 @@ impl<'a> Token<'a> {
 
     /// `key=value` words: the key and the value.
     pub fn key_value(&self) -> Option<(&'a [u8], &'a [u8])> {
-        (self.eq > 0).then(|| (&self.text[..self.eq - 1], &self.text[self.eq..]))
+        let key_end = self.text.iter().position(|&b| b == b'=')?;
+        (self.eq > 0).then(|| (&self.text[..key_end], &self.text[self.eq..]))
     }
 
     /// `true` when the word contains `:` or `=`.
@@ -73,6 +98,7 @@ impl<'a> Tokens<'a> {
             match CLASS[self.bytes[i] as usize] {
                 SEP => i += 1,
                 HASH if is_control_escape(&self.bytes[i..]) => i += 4,
+                LEAD if invisible(&self.bytes[i..]) > 0 => i += invisible(&self.bytes[i..]),
                 _ => break,
             }
         }
@@ -107,6 +133,7 @@ impl<'a> Iterator for Tokens<'a> {
             match CLASS[bytes[i] as usize] {
                 SEP => i += 1,
                 HASH if is_control_escape(&bytes[i..]) => i += 4,
+                LEAD if invisible(&bytes[i..]) > 0 => i += invisible(&bytes[i..]),
                 _ => break,
             }
         }
@@ -120,13 +147,20 @@ impl<'a> Iterator for Tokens<'a> {
             match CLASS[bytes[i] as usize] {
                 0 => {}
                 TAIL => {
-                    tail = i + 1 - start;
+                    // What follows `:` or `=` starts after any invisible characters.
+                    let mut after = i + 1;
+                    while after < n && invisible(&bytes[after..]) > 0 {
+                        after += invisible(&bytes[after..]);
+                    }
+                    tail = after - start;
                     if eq == 0 && bytes[i] == b'=' {
                         eq = tail;
                     }
+                    i = after;
+                    continue;
                 }
                 SEP => break,
-                _ if is_control_escape(&bytes[i..]) => break,
+                HASH if is_control_escape(&bytes[i..]) => break,
                 _ => {}
             }
             i += 1;
@@ -190,6 +224,35 @@ mod tests {
             let word = Tokens::new(bytes).next().map_or(&[][..], |t| t.text);
             assert!(word.starts_with(head));
         }
+    }
+
+    #[test]
+    fn invisible_characters_where_words_tails_and_values_start_are_skipped() {
+        let bom = "\u{feff}";
+        for (line, want) in [
+            (format!("{bom}add vdn 1"), vec!["add", "vdn", "1"]),
+            (format!("[{bom}dadmin \u{200b}SAT]"), vec!["dadmin", "SAT"]),
+            (format!("x {bom}\u{2060}{bom}y"), vec!["x", "y"]),
+            ("a\u{00ad} b".to_string(), vec!["a\u{00ad}", "b"]),
+        ] {
+            let got: Vec<String> = Tokens::new(line.as_bytes())
+                .map(|t| String::from_utf8_lossy(t.text).into_owned())
+                .collect();
+            assert_eq!(got, want, "{line:?}");
+        }
+        let line = format!("login={bom}dadmin MED:{bom}chan");
+        let t: Vec<Token> = Tokens::new(line.as_bytes()).collect();
+        assert_eq!(t[0].key_value(), Some((&b"login"[..], &b"dadmin"[..])));
+        assert_eq!(t[1].tail(), b"chan");
+        assert_eq!(
+            Tokens::new(format!(" {bom}station").as_bytes()).head(),
+            b"sta"
+        );
+        assert_eq!(
+            invisible("\u{2065}".as_bytes()),
+            0,
+            "unassigned: not skipped"
+        );
     }
 
     #[test]

@@ -29,8 +29,12 @@ pub fn run(rules: Option<&Path>, input: Option<&Path>) -> Result<(), String> {
     for (n, line) in reader.split(b'\n').enumerate() {
         let raw = line.map_err(|e| e.to_string())?;
         let raw = raw.strip_suffix(b"\r").unwrap_or(&raw);
-        // The module's own template lines carry the message in their last field.
-        let message = ReceivedLine::parse(raw).map_or(raw, |l| l.message);
+        // The module's own template lines carry the message in their last field; they are
+        // told by their first field, the sender's address (a raw line's words may hold TABs).
+        let message = ReceivedLine::parse(raw)
+            .ok()
+            .filter(|l| l.sender().is_ok())
+            .map_or(raw, |l| l.message);
         let verdict = classifier.classify(message);
         let mut record = serde_json::Map::new();
         record.insert("line".into(), (n + 1).into());
