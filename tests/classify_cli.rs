@@ -104,3 +104,52 @@ fn tab_separated_raw_lines_are_not_template_lines() {
     assert_eq!(records[1]["id"], "1002");
     assert_eq!(records[1]["text"], "change station 1002");
 }
+
+/// The short form of one `omcmsync classify` record, as tests/data/classify-heldout.tsv writes
+/// the expected verdicts.
+fn short(r: &serde_json::Value) -> String {
+    let s = |k: &str| r[k].as_str().unwrap_or_default().to_owned();
+    match (s("verdict").as_str(), s("scope").as_str()) {
+        ("ignored", _) => format!("ignored {}", s("reason")),
+        (_, "object") => format!("{} {} {}", s("verb"), s("type"), s("id")),
+        (_, "range") => format!("range {} {}+{}", s("type"), s("start"), r["count"]),
+        (_, "type") => format!("type {} {}", s("type"), s("reason")),
+        _ => format!("element {}", s("type")),
+    }
+}
+
+/// A held-out set of CM lines written from the domain documents (shapes × the object types
+/// System Manager keeps), run through `omcmsync classify`: the score is printed, and every line
+/// must read as written down.
+#[test]
+fn held_out_lines_score_every_line() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/classify-heldout.tsv"
+    );
+    let rows: Vec<(String, String)> = std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| {
+            let (want, line) = l.split_once('\t').unwrap();
+            (want.to_owned(), line.to_owned())
+        })
+        .collect();
+    assert!(rows.len() >= 60);
+    let input: String = rows.iter().map(|(_, l)| format!("{l}\n")).collect();
+    let (code, records, stderr) = run(&["classify"], &input);
+    assert_eq!(code, 0, "{stderr}");
+    let wrong: Vec<String> = rows
+        .iter()
+        .zip(&records)
+        .filter(|((want, _), r)| short(r) != *want)
+        .map(|((want, line), r)| format!("{line:?}: want {want}, got {}", short(r)))
+        .collect();
+    println!(
+        "held-out score: {}/{}",
+        rows.len() - wrong.len(),
+        rows.len()
+    );
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}

@@ -477,8 +477,8 @@ mod tests {
     #[test]
     fn rule_file_adds_and_replaces() {
         let rules = parse_rules(
-            r#"{"objects":[{"name":"vrt","id":"optional"},{"name":"station","scope":"element"},
-                {"name":"best-service-routing"}]}"#,
+            r#"{"objects":[{"name":"media-gateway","id":"optional"},{"name":"station","scope":"element"},
+                {"name":"music-sources","id":"none"}]}"#,
         )
         .unwrap();
         let t = ObjectTable::with_rules(&rules);
@@ -488,10 +488,13 @@ mod tests {
         };
         assert_eq!(t.get(object).scope, ResyncLevel::Element);
         assert!(matches!(
-            t.resolve(b"vrt", Some(b"1")),
+            t.resolve(b"media-gateway", Some(b"1")),
             Resolution::Found { .. }
         ));
-        assert!(matches!(t.resolve(b"best", None), Resolution::Found { .. }));
+        assert!(matches!(
+            t.resolve(b"music", None),
+            Resolution::Found { .. }
+        ));
     }
 
     #[test]

@@ -15,10 +15,12 @@ use super::tokens::Tokens;
 use super::verbs::{self, VerbKind};
 use crate::scan;
 
-/// Words that end a word read at a candidate: separators, `:`, `=`, `#`.
+/// Words that end a word read at a candidate: separators, `:`, `=`, `#`, and the first bytes
+/// of the invisible characters the grammar treats as separators (a superset: a closer look
+/// decides).
 static WORD_END: [bool; 256] = {
     let mut t = [false; 256];
-    let b = b" \t\r\n\x0b\x0c\"'[](){}<>,;|:=#";
+    let b = b" \t\r\n\x0b\x0c\"'[](){}<>,;|:=#\xc2\xe2\xef";
     let mut i = 0;
     while i < b.len() {
         t[b[i] as usize] = true;

@@ -434,3 +434,61 @@ fn invisible_prefixes_change_nothing_in_any_shape() {
         }
     }
 }
+
+/// Every type of the table, written out in full with an id of its shape, is read as itself and
+/// not as a shorter type plus a word: the longest name wins over the whole table.
+#[test]
+fn every_type_is_read_as_itself_longest_first() {
+    let c = Classifier::default();
+    let rules = parse_rules(include_str!("objects.json")).unwrap();
+    for rule in &rules {
+        let id = match rule.shape {
+            IdShape::Digits => "5",
+            IdShape::Dial => "9",
+            IdShape::Location => "01A05",
+            IdShape::Name => "x1",
+        };
+        let name = rule.name.replace('*', "features");
+        let line = format!("change {name} {id}");
+        let Verdict::Event(e) = c.classify(line.as_bytes()) else {
+            panic!("change {name} {id}: not an event");
+        };
+        assert_eq!(*e.object.type_name, rule.type_name(), "change {name} {id}");
+        let want = match (rule.scope, rule.id) {
+            (ResyncLevel::Element, _) => Target::Element,
+            (_, IdRule::None) => Target::Type(TypeReason::NoId),
+            _ => Target::Object(id),
+        };
+        assert_eq!(e.target, want, "change {name} {id}");
+    }
+}
+
+/// A word where an id is expected is never taken for one: what fits no type is unclassified
+/// (counted and captured), not a resync of an object that cannot exist.
+#[test]
+fn an_id_of_the_wrong_shape_is_never_an_id() {
+    check(&[
+        (
+            "change coverage answer-group 5",
+            "change coverage-answer-group 5",
+        ),
+        (
+            "change coverage time-of-day 2",
+            "change coverage-time-of-day 2",
+        ),
+        ("change coverage remote", "type coverage-remote no id"),
+        ("cha cov ans 5", "change coverage-answer-group 5"),
+        ("change coverage bogus 5", "ignored unclassified"),
+        ("change station abc", "ignored unclassified"),
+        ("change hunt-group main", "ignored unclassified"),
+        ("add ip-interface 01A05", "add ip-interface 01A05"),
+        ("change ip-interface procr", "change ip-interface procr"),
+        ("change ip-interface 5", "ignored unclassified"),
+        ("change ars analysis 9xxx", "change ars-analysis 9xxx"),
+        ("change ars analysis location 2", "type ars-analysis no id"),
+        ("change node-names ip", "type node-names no id"),
+        ("change variables", "type variables no id"),
+        ("change station 1.2345", "change station 1.2345"),
+        ("add station next", "type station add next"),
+    ]);
+}

@@ -104,7 +104,8 @@ impl<'a> Tokens<'a> {
         }
         let word = &self.bytes[i.min(n)..];
         let mut len = 0;
-        while len < 3 && len < word.len() && !matches!(CLASS[word[len] as usize], SEP | HASH) {
+        while len < 3 && len < word.len() && !matches!(CLASS[word[len] as usize], SEP | HASH | LEAD)
+        {
             len += 1;
         }
         &word[..len]
@@ -161,6 +162,8 @@ impl<'a> Iterator for Tokens<'a> {
                 }
                 SEP => break,
                 HASH if is_control_escape(&bytes[i..]) => break,
+                // An invisible character ends a word as a separator would.
+                LEAD if invisible(&bytes[i..]) > 0 => break,
                 _ => {}
             }
             i += 1;
@@ -233,7 +236,12 @@ mod tests {
             (format!("{bom}add vdn 1"), vec!["add", "vdn", "1"]),
             (format!("[{bom}dadmin \u{200b}SAT]"), vec!["dadmin", "SAT"]),
             (format!("x {bom}\u{2060}{bom}y"), vec!["x", "y"]),
-            ("a\u{00ad} b".to_string(), vec!["a\u{00ad}", "b"]),
+            (
+                "\u{200b}change\u{200b} hunt".to_string(),
+                vec!["change", "hunt"],
+            ),
+            ("a\u{00ad} b".to_string(), vec!["a", "b"]),
+            ("a\u{00e9}b".to_string(), vec!["a\u{00e9}b"]),
         ] {
             let got: Vec<String> = Tokens::new(line.as_bytes())
                 .map(|t| String::from_utf8_lossy(t.text).into_owned())
