@@ -53,9 +53,10 @@ pub struct Token<'a> {
     /// Byte offset of the word in the message.
     pub start: usize,
     tail: usize,
-    /// Where the first `=`'s value starts (after it and any invisible characters), 0 when
-    /// there is none.
+    /// One past the first `=`, 0 when there is none.
     eq: usize,
+    /// Where that `=`'s value starts: after it and any invisible characters.
+    value: usize,
 }
 
 impl<'a> Token<'a> {
@@ -66,8 +67,7 @@ impl<'a> Token<'a> {
 
     /// `key=value` words: the key and the value.
     pub fn key_value(&self) -> Option<(&'a [u8], &'a [u8])> {
-        let key_end = self.text.iter().position(|&b| b == b'=')?;
-        (self.eq > 0).then(|| (&self.text[..key_end], &self.text[self.eq..]))
+        (self.eq > 0).then(|| (&self.text[..self.eq - 1], &self.text[self.value..]))
     }
 
     /// `true` when the word contains `:` or `=`.
@@ -143,7 +143,7 @@ impl<'a> Iterator for Tokens<'a> {
             return None;
         }
         let start = i;
-        let (mut tail, mut eq) = (0, 0);
+        let (mut tail, mut eq, mut value) = (0, 0, 0);
         while i < n {
             match CLASS[bytes[i] as usize] {
                 0 => {}
@@ -155,7 +155,7 @@ impl<'a> Iterator for Tokens<'a> {
                     }
                     tail = after - start;
                     if eq == 0 && bytes[i] == b'=' {
-                        eq = tail;
+                        (eq, value) = (i + 1 - start, tail);
                     }
                     i = after;
                     continue;
@@ -174,6 +174,7 @@ impl<'a> Iterator for Tokens<'a> {
             start,
             tail,
             eq,
+            value,
         })
     }
 }
