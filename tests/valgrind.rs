@@ -27,7 +27,10 @@ fn module_is_memcheck_clean() {
     );
     let log = dir.p("valgrind.log");
     let log_opt = format!("--log-file={log}");
-    let supp = format!("--suppressions={}", repo().join("tests/valgrind.supp").display());
+    let supp = format!(
+        "--suppressions={}",
+        repo().join("tests/valgrind.supp").display()
+    );
     let wrapper = [
         "valgrind",
         &supp,
