@@ -101,6 +101,14 @@ impl Gate {
         }
     }
 
+    /// Whether an event can be admitted now. Before the first read (at most [`FIRST_READ`])
+    /// a holding node holds what arrives; a node with `ha.standby="drop"` cannot hold (the
+    /// role read would then deliver what a dropping standby must drop), so its batches wait
+    /// for that first read.
+    pub fn decides_now(&self) -> bool {
+        self.known() || self.settings.standby_hold
+    }
+
     /// The parameter that says where the role is read, for problems and logs.
     pub fn source_param(&self) -> Option<&'static str> {
         match self.settings.mode {

@@ -119,7 +119,7 @@ impl Lifecycle {
                 if s.health.failed() {
                     return None;
                 }
-                if self.inner.elements.ready() {
+                if self.inner.elements.ready() && self.inner.gate.decides_now() {
                     return Some(s.queue.clone());
                 }
             } else {
