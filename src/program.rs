@@ -49,7 +49,8 @@ impl ProcessGroups {
         }
     }
 
-    pub fn running(&self) -> usize {
+    #[cfg(test)]
+    fn running(&self) -> usize {
         self.set().len()
     }
 }
