@@ -10,7 +10,7 @@ use std::net::IpAddr;
 
 use super::tokens::{Token, Tokens};
 use super::Reason;
-use crate::line::parse_sender;
+use crate::line::canonical;
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Context<'a> {
@@ -280,22 +280,53 @@ fn ecs_time(word: &[u8]) -> Option<&str> {
     ok.then(|| ascii(t)).flatten()
 }
 
+/// The bytes of an address, by class: not in one, a hex digit, `.`, `:` and `%` (a zone).
+const NOT_ADDR: u8 = 0;
+const DOT: u8 = 2;
+const COLON: u8 = 3;
+const ZONE: u8 = 4;
+static ADDR_BYTE: [u8; 256] = {
+    let mut t = [NOT_ADDR; 256];
+    let hex = b"0123456789abcdefABCDEF";
+    let mut i = 0;
+    while i < hex.len() {
+        t[hex[i] as usize] = 1;
+        i += 1;
+    }
+    t[b'.' as usize] = DOT;
+    t[b':' as usize] = COLON;
+    t[b'%' as usize] = ZONE;
+    t
+};
+
 /// An IPv4 or IPv6 address; an IPv6 zone (`fe80::1%eth0`) is allowed and dropped.
 fn ip(word: &[u8]) -> Option<IpAddr> {
-    let word = match word.iter().position(|&b| b == b'%') {
-        Some(i) if is_zone(&word[i + 1..]) => &word[..i],
-        Some(_) => return None,
-        None => word,
-    };
-    if word.len() < 2
-        || word.len() > 45
-        || !word
-            .iter()
-            .all(|b| b.is_ascii_hexdigit() || b".:".contains(b))
-    {
+    if word.len() > 45 + 17 {
         return None;
     }
-    parse_sender(std::str::from_utf8(word).ok()?)
+    // A count of each class, without a branch per byte: most words are not addresses, and
+    // which byte tells so first is anybody's guess.
+    let mut count = [0u8; 5];
+    for &b in word {
+        count[usize::from(ADDR_BYTE[usize::from(b)])] += 1;
+    }
+    if count[usize::from(ZONE)] > 0 {
+        let at = word.iter().position(|&b| b == b'%')?;
+        return is_zone(&word[at + 1..]).then(|| ip(&word[..at])).flatten();
+    }
+    // Three dots (IPv4) or at least two colons (IPv6): `2301` or `10:15` is not worth parsing.
+    let (dots, colons) = (count[usize::from(DOT)], count[usize::from(COLON)]);
+    if count[usize::from(NOT_ADDR)] > 0 || word.len() > 45 || (dots != 3 && colons < 2) {
+        return None;
+    }
+    // ASCII by now; parsed as the one family it can be, without trying the other first.
+    let text = std::str::from_utf8(word).ok()?;
+    let parsed = if colons == 0 {
+        IpAddr::V4(text.parse().ok()?)
+    } else {
+        IpAddr::V6(text.parse().ok()?)
+    };
+    Some(canonical(parsed))
 }
 
 fn is_zone(z: &[u8]) -> bool {
@@ -368,6 +399,31 @@ mod tests {
             "change",
         );
         assert_eq!(c.login, None);
+    }
+
+    #[test]
+    fn addresses_and_words_that_only_look_like_them() {
+        for (word, want) in [
+            ("10.1.2.3", Some("10.1.2.3")),
+            ("2001:DB8::7", Some("2001:db8::7")),
+            ("::ffff:10.1.2.3", Some("10.1.2.3")),
+            ("fe80::1%eth0", Some("fe80::1")),
+            ("fe80::1%", None),
+            ("fe80::1%eth0%1", None),
+            ("10.1.2.3%eth0", Some("10.1.2.3")),
+            ("2301", None),
+            ("10:15", None),
+            ("1.2.3", None),
+            ("1.2.3.4.5", None),
+            ("dead:beef", None),
+            ("dead::beef::1", None),
+            ("10.1.2.300", None),
+            ("café::1", None),
+        ] {
+            let want = want.map(|w| w.parse::<IpAddr>().unwrap());
+            assert_eq!(ip(word.as_bytes()), want, "{word}");
+        }
+        assert_eq!(ip(&[b'1'; 200]), None);
     }
 
     #[test]

@@ -188,11 +188,13 @@ struct Spelling {
     object: usize,
 }
 
-/// The object table, indexed by the first letter of each spelling.
+/// The object table, indexed by the first two bytes of each spelling.
 pub struct ObjectTable {
     types: Vec<ObjectType>,
     spellings: Vec<Spelling>,
-    by_letter: [Vec<usize>; 26],
+    /// Spellings by [`bucket`] of their first word: a word compares with a handful of
+    /// spellings, not with every one that shares its first letter.
+    by_start: Vec<Vec<usize>>,
     /// `second[letter]`: bit `b` set when a spelling's first word starts with that letter and
     /// the ASCII byte `b`. Rejects most words after a read-only verb in noise (`status up`)
     /// before they are compared with every spelling.
@@ -234,7 +236,7 @@ impl ObjectTable {
         let mut table = ObjectTable {
             types: Vec::new(),
             spellings: Vec::new(),
-            by_letter: Default::default(),
+            by_start: vec![Vec::new(); 26 * BUCKETS_PER_LETTER],
             second: [0; 26],
             three: [0; 64],
         };
@@ -251,7 +253,7 @@ impl ObjectTable {
                     .map(|w| w.to_ascii_lowercase().into_bytes().into())
                     .collect();
                 let letter = (words[0][0] - b'a') as usize;
-                table.by_letter[letter].push(table.spellings.len());
+                table.by_start[bucket(&words[0])].push(table.spellings.len());
                 if let Some(&b) = words[0].get(1) {
                     table.second[letter] |= 1 << second_bit(b);
                 }
@@ -287,13 +289,13 @@ impl ObjectTable {
         if !self.may_name(first) {
             return Resolution::Unknown;
         }
-        let Some(letter) = first.first().filter(|b| b.is_ascii_alphabetic()) else {
+        if !first.first().is_some_and(u8::is_ascii_alphabetic) {
             return Resolution::Unknown;
-        };
+        }
         // (object, words taken, first word exact)
         let mut best: Option<(usize, usize, bool)> = None;
         let mut ambiguous = false;
-        for &s in &self.by_letter[(letter.to_ascii_lowercase() - b'a') as usize] {
+        for &s in &self.by_start[bucket(first)] {
             let spelling = &self.spellings[s];
             let Some(exact) = word_match(&spelling.words[0], first) else {
                 continue;
@@ -343,6 +345,20 @@ impl ObjectTable {
             _ => true,
         }
     }
+}
+
+const BUCKETS_PER_LETTER: usize = 28;
+
+/// Where a word starting with an ASCII letter is filed: by that letter and its second byte
+/// (a letter, any other byte, or none). A word that abbreviates a spelling (two bytes at least,
+/// or the whole one-letter name) is filed with it.
+fn bucket(word: &[u8]) -> usize {
+    let second = match word.get(1) {
+        Some(b) if b.is_ascii_alphabetic() => usize::from(b.to_ascii_lowercase() - b'a'),
+        Some(_) => 26,
+        None => 27,
+    };
+    usize::from(word[0].to_ascii_lowercase() - b'a') * BUCKETS_PER_LETTER + second
 }
 
 /// The bit of a name's second byte in `ObjectTable::second`: the lower-case ASCII byte; every

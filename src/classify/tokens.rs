@@ -35,7 +35,6 @@ static CLASS: [u8; 256] = {
 /// zero-width no-break space), U+00AD (soft hyphen), U+200B–U+200F (zero-width space, joiners,
 /// direction marks), U+202A–U+202E (embeddings), U+2060–U+2064 (word joiner, invisible
 /// operators), U+2066–U+2069 (isolates).
-#[inline]
 pub fn invisible(b: &[u8]) -> usize {
     match b {
         [0xEF, 0xBB, 0xBF, ..] => 3,
@@ -43,6 +42,27 @@ pub fn invisible(b: &[u8]) -> usize {
         [0xE2, 0x80, 0x8B..=0x8F | 0xAA..=0xAE, ..] => 3,
         [0xE2, 0x81, 0xA0..=0xA4 | 0xA6..=0xA9, ..] => 3,
         _ => 0,
+    }
+}
+
+/// `b` without the invisible characters it starts with. A word holds one only right after a
+/// `:` or `=` (anywhere else it would have ended the word), so this is all a value needs.
+#[inline]
+fn skip_invisible(b: &[u8]) -> &[u8] {
+    match b.first() {
+        Some(&c) if CLASS[c as usize] == LEAD => skip_invisible_slow(b),
+        _ => b,
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn skip_invisible_slow(mut b: &[u8]) -> &[u8] {
+    loop {
+        match invisible(b) {
+            0 => return b,
+            n => b = &b[n..],
+        }
     }
 }
 
@@ -55,19 +75,23 @@ pub struct Token<'a> {
     tail: usize,
     /// One past the first `=`, 0 when there is none.
     eq: usize,
-    /// Where that `=`'s value starts: after it and any invisible characters.
-    value: usize,
 }
 
 impl<'a> Token<'a> {
-    /// The part after the last `:` or `=` (the whole word when it has neither).
+    /// The part after the last `:` or `=` (the whole word when it has neither), from its first
+    /// visible character.
     pub fn tail(&self) -> &'a [u8] {
         &self.text[self.tail..]
     }
 
-    /// `key=value` words: the key and the value.
+    /// `key=value` words: the key and the value (from its first visible character).
     pub fn key_value(&self) -> Option<(&'a [u8], &'a [u8])> {
-        (self.eq > 0).then(|| (&self.text[..self.eq - 1], &self.text[self.value..]))
+        (self.eq > 0).then(|| {
+            (
+                &self.text[..self.eq - 1],
+                skip_invisible(&self.text[self.eq..]),
+            )
+        })
     }
 
     /// `true` when the word contains `:` or `=`.
@@ -92,23 +116,42 @@ impl<'a> Tokens<'a> {
     /// look ahead. Shorter only where the word ends or a `#` might start an escape, so a test
     /// on the head of a word is never stricter than the same test on the whole word.
     pub fn head(&self) -> &'a [u8] {
-        let mut i = self.pos;
-        let n = self.bytes.len();
-        while i < n {
-            match CLASS[self.bytes[i] as usize] {
-                SEP => i += 1,
-                HASH if is_control_escape(&self.bytes[i..]) => i += 4,
-                LEAD if invisible(&self.bytes[i..]) > 0 => i += invisible(&self.bytes[i..]),
-                _ => break,
-            }
-        }
-        let word = &self.bytes[i.min(n)..];
+        let word = &self.bytes[word_start(self.bytes, self.pos)..];
         let mut len = 0;
         while len < 3 && len < word.len() && !matches!(CLASS[word[len] as usize], SEP | HASH | LEAD)
         {
             len += 1;
         }
         &word[..len]
+    }
+}
+
+/// Where the word at or after `i` starts: past separators, escapes and invisible characters
+/// (`bytes.len()` when there is none).
+#[inline(always)]
+fn word_start(bytes: &[u8], mut i: usize) -> usize {
+    while i < bytes.len() {
+        match CLASS[bytes[i] as usize] {
+            SEP => i += 1,
+            0 | TAIL => break,
+            _ => match skippable(&bytes[i..]) {
+                0 => break,
+                len => i += len,
+            },
+        }
+    }
+    i.min(bytes.len())
+}
+
+/// The length of the control escape or invisible character `b` starts with, or 0. Out of
+/// line: an ASCII line without escapes never calls it.
+#[cold]
+#[inline(never)]
+fn skippable(b: &[u8]) -> usize {
+    if is_control_escape(b) {
+        4
+    } else {
+        invisible(b)
     }
 }
 
@@ -125,46 +168,41 @@ fn is_control_escape(b: &[u8]) -> bool {
 impl<'a> Iterator for Tokens<'a> {
     type Item = Token<'a>;
 
-    #[inline]
+    // Always inlined: called once a word, where a call and a `Token` returned through memory
+    // cost more than the word itself (measured: about a tenth of the command path).
+    #[inline(always)]
     fn next(&mut self) -> Option<Token<'a>> {
         let bytes = self.bytes;
         let n = bytes.len();
-        let mut i = self.pos;
-        while i < n {
-            match CLASS[bytes[i] as usize] {
-                SEP => i += 1,
-                HASH if is_control_escape(&bytes[i..]) => i += 4,
-                LEAD if invisible(&bytes[i..]) > 0 => i += invisible(&bytes[i..]),
-                _ => break,
-            }
-        }
+        let mut i = word_start(bytes, self.pos);
         if i >= n {
             self.pos = n;
             return None;
         }
         let start = i;
-        let (mut tail, mut eq, mut value) = (0, 0, 0);
+        let (mut tail, mut eq) = (0, 0);
         while i < n {
             match CLASS[bytes[i] as usize] {
                 0 => {}
                 TAIL => {
-                    // What follows `:` or `=` starts after any invisible characters.
-                    let mut after = i + 1;
-                    while after < n && invisible(&bytes[after..]) > 0 {
-                        after += invisible(&bytes[after..]);
-                    }
-                    tail = after - start;
+                    tail = i + 1 - start;
                     if eq == 0 && bytes[i] == b'=' {
-                        (eq, value) = (i + 1 - start, tail);
+                        eq = tail;
                     }
-                    i = after;
-                    continue;
                 }
                 SEP => break,
-                HASH if is_control_escape(&bytes[i..]) => break,
-                // An invisible character ends a word as a separator would.
-                LEAD if invisible(&bytes[i..]) > 0 => break,
-                _ => {}
+                // An escape or an invisible character ends a word as a separator would, except
+                // an invisible one right after a `:` or `=`: the tail starts after it (and
+                // `key_value()` skips it).
+                _ => match skippable(&bytes[i..]) {
+                    0 => {}
+                    len if bytes[i] != b'#' && tail == i - start => {
+                        i += len;
+                        tail = i - start;
+                        continue;
+                    }
+                    _ => break,
+                },
             }
             i += 1;
         }
@@ -174,7 +212,6 @@ impl<'a> Iterator for Tokens<'a> {
             start,
             tail,
             eq,
-            value,
         })
     }
 }
