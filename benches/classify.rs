@@ -10,7 +10,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use omcmsync::classify::{Classifier, Verdict};
+use omcmsync::classify::{Classifier, Limits, Reason, Verdict};
 use omcmsync::sample::{command_line, mixed_lines, noise_line, Rng};
 
 const LINES: usize = 200_000;
@@ -77,15 +77,20 @@ fn main() {
     measure("noise", &c, &noise);
     measure("commands", &c, &commands);
     measure("mixed 95/5", &c, &mixed);
-    // Hostile input at the 8 KiB line limit: many verbs and objects that never complete, no
+    // Hostile input at the line limit: many verbs and objects that never complete, no
     // separators at all, and escapes. Linear time shows as bytes/s close to the other corpora.
+    let limit = Limits::default().max_line;
+    let fill = |pattern: &str| pattern.repeat(limit / pattern.len() + 1)[..limit].to_string();
     let hostile: Vec<String> = (0..2_000)
         .map(|i| match i % 4 {
-            0 => "change station ".repeat(8192 / 15),
-            1 => "ch ".repeat(8192 / 3),
-            2 => "x".repeat(8190),
-            _ => "#011change#011st".repeat(8192 / 16),
+            0 => fill("change station "),
+            1 => fill("ch "),
+            2 => fill("x"),
+            _ => fill("#011change#011st"),
         })
         .collect();
-    measure("hostile 8 KiB", &c, &hostile);
+    assert!(hostile
+        .iter()
+        .all(|l| c.classify(l.as_bytes()) != Verdict::Ignored(Reason::TooLong)));
+    measure("hostile at limit", &c, &hostile);
 }
