@@ -65,6 +65,10 @@ pub struct DeliveryCounters {
     pub posts_retried: AtomicU64,
     /// Requests (keys) dead-lettered.
     pub requests_deadlettered: AtomicU64,
+    /// Dead-letter records dropped to keep the store within `deadletter.max.mb`.
+    pub deadletters_shed: AtomicU64,
+    /// Refused requests kept queued because their record could not be written.
+    pub deadletters_unwritten: AtomicU64,
     /// Answers 401 or 403 (retried: the credentials need fixing, not the request).
     pub posts_unauthorized: AtomicU64,
     /// Elements whose last answer was 401 or 403 (gauge).
@@ -213,6 +217,8 @@ impl Counters {
             ("posts.retried".into(), &d.posts_retried),
             ("requests.delivered".into(), &d.requests_delivered),
             ("requests.deadlettered".into(), &d.requests_deadlettered),
+            ("deadletters.shed".into(), &d.deadletters_shed),
+            ("deadletters.unwritten".into(), &d.deadletters_unwritten),
             ("posts.unauthorized".into(), &d.posts_unauthorized),
             ("elements.unauthorized".into(), &d.elements_unauthorized),
             ("posts.split".into(), &d.posts_split),

@@ -238,7 +238,12 @@ impl Service {
         let queue = Arc::new(queue);
         // One client (one TLS configuration) for the lanes and the supervisor.
         let client = Arc::new(SharedClient::new(config.client.clone(), problems.clone()));
-        let deadletters = Arc::new(DeadLetters::new(&config.deadletter_file, problems.clone()));
+        let deadletters = Arc::new(DeadLetters::new(
+            &config.deadletter_file,
+            config.deadletter_max,
+            problems.clone(),
+            counters.clone(),
+        ));
         let deliverer = Arc::new(Deliverer::new(
             queue.clone(),
             client.clone(),

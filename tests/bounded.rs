@@ -261,3 +261,102 @@ fn status_is_fast_with_a_hundred_thousand_elements() {
     assert!(String::from_utf8_lossy(&table.stdout).contains("more configured element(s)"));
     assert!(d.stop(WAIT).success());
 }
+
+fn peak_rss_kb(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap()
+}
+
+/// 64 MiB of dead letters (about 30,000 refused requests of three elements): `status` counts
+/// them and `deadletter list` shows the newest, each within seconds, and neither raises
+/// rsyslogd's peak memory by more than 32 MiB (the store is read a record at a time).
+#[test]
+fn a_large_dead_letter_store_is_read_in_bounded_memory() {
+    let dir = TestDir::new();
+    let state = dir.path("state");
+    std::fs::create_dir(&state).unwrap();
+    std::fs::set_permissions(&state, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let mut store = Vec::with_capacity(65 << 20);
+    let mut per_element = [0u64; 3];
+    let requests: Vec<_> = (0..10)
+        .map(|i| {
+            json!({"scope": "object", "type": "station", "id": format!("{}", 1000 + i),
+                        "verbs": ["change"], "logins": ["dadmin"], "count": 1})
+        })
+        .collect();
+    while store.len() < 64 << 20 {
+        let n = per_element.iter().sum::<u64>();
+        let element = format!("cm-{}", n % 3);
+        per_element[(n % 3) as usize] += 1;
+        let record = json!({
+            "time": "2026-12-01T08:00:00.000Z", "element": element, "status": 400,
+            "answer": "x".repeat(1500), "idempotency_key": format!("k{n}"),
+            "body": {"element": element, "requests": requests},
+        });
+        store.extend_from_slice(record.to_string().as_bytes());
+        store.push(b'\n');
+    }
+    std::fs::write(state.join("deadletter.json"), &store).unwrap();
+    let total: u64 = per_element.iter().sum();
+    let d = Daemon::start(&dir, &action(&dir, QUICK));
+    let started = Instant::now();
+    while !state.join("control.sock").exists() {
+        assert!(started.elapsed() < WAIT, "no control socket");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let before = peak_rss_kb(d.pid());
+    let timed = |args: &[&str]| {
+        let asked = Instant::now();
+        let out = omcmsync_cli(&state, args);
+        let took = asked.elapsed();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        assert!(took < Duration::from_secs(20), "{args:?} took {took:?}");
+        eprintln!(
+            "{args:?}: answered in {took:?}, peak RSS {} kB",
+            peak_rss_kb(d.pid())
+        );
+        out
+    };
+    let status: serde_json::Value =
+        serde_json::from_slice(&timed(&["status", "--json"]).stdout).unwrap();
+    for (i, n) in per_element.iter().enumerate() {
+        let name = format!("cm-{i}");
+        let e = status["elements"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|e| e["name"] == name.as_str())
+            .unwrap_or_else(|| panic!("{name} not in {status}"));
+        assert_eq!(e["deadletters"], *n, "{name}");
+    }
+    let listed = timed(&["deadletter", "list", "--limit", "1000"]);
+    let lines: Vec<&[u8]> = listed
+        .stdout
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert_eq!(lines.len(), 1000);
+    let last: serde_json::Value = serde_json::from_slice(lines[999]).unwrap();
+    assert_eq!(
+        last["idempotency_key"],
+        format!("k{}", total - 1),
+        "the newest, last"
+    );
+    let said = String::from_utf8_lossy(&listed.stderr);
+    assert!(
+        said.contains(&format!("the newest 1000 of {total}")),
+        "{said}"
+    );
+    timed(&["status", "--json"]);
+    let after = peak_rss_kb(d.pid());
+    eprintln!("rsyslogd peak RSS {before} kB before, {after} kB after");
+    assert!(
+        after.saturating_sub(before) <= 32 << 10,
+        "peak RSS rose from {before} kB to {after} kB"
+    );
+    assert!(d.stop(WAIT).success());
+}

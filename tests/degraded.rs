@@ -558,25 +558,42 @@ fn credentials_in_clear_fail_the_check() {
     assert!(check.ok, "{}", check.output);
 }
 
-/// A dead-letter file whose directory is missing: a refusal is not recorded (said once, shown
-/// in status), and refusals are recorded again once the directory exists.
+/// A dead-letter file whose directory is missing: the refused request is not dropped. It
+/// stays queued (said once, shown in status), is refused again while the directory is
+/// missing, and is recorded once the directory exists.
 #[test]
 fn missing_deadletter_directory() {
     let dir = TestDir::new();
     let sim = Sim::start(&dir, &[]);
-    let refuse = serde_json::json!({"status": 400, "times": 1});
-    sim.control("/sim/fault", refuse.clone());
+    sim.control("/sim/fault", serde_json::json!({"status": 400, "id": "1"}));
     let file = dir.path("late/deadletter.json");
     let extra = format!(r#"{QUICK} deadletter.file="{}""#, file.display());
     let d = Daemon::start(&dir, &action_to(&dir, sim.url(), &extra));
     d.send_tcp(&[syslog_line("cm-east", "cmdhist", "change station 1")]);
-    wait_problem(&dir, "deadletter.file");
+    let status = wait_problem(&dir, "deadletter.file");
+    let east = status["elements"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| e["name"] == "cm-east")
+        .cloned()
+        .unwrap_or_default();
+    let kept = east["pending"].as_u64().unwrap_or(0) + east["in_flight"].as_u64().unwrap_or(0);
+    assert_eq!(kept, 1, "the refused request stays queued: {status}");
+    // Refused again (sent every 5 s) while it cannot be recorded: a later answer.
+    let answered = || {
+        let s = module_status(&dir.path("state"), WAIT);
+        let east = s["elements"].as_array().into_iter().flatten();
+        east.filter(|e| e["name"] == "cm-east")
+            .find_map(|e| e["last_answer_at"].as_str().map(str::to_owned))
+    };
+    let first = answered();
+    assert!(first.is_some(), "refused once");
+    wait_until(&dir, "sent again", || answered() != first);
     std::fs::create_dir_all(dir.path("late")).unwrap();
-    sim.control("/sim/fault", refuse);
-    d.send_tcp(&[syslog_line("cm-east", "cmdhist", "change station 2")]);
     let records = wait_json_lines(&file, 1, WAIT);
     assert!(
-        records[0]["body"].to_string().contains("\"2\""),
+        records[0]["body"].to_string().contains("\"1\""),
         "{records:?}"
     );
     let param = "deadletter.file";

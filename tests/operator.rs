@@ -117,6 +117,13 @@ fn refused_requests_are_requeued_once_smgr_is_fixed() {
         element(s, "cm-east")["deadletters"] == 10
     });
     assert_eq!(element(&s, "cm-east")["pending"], 0);
+    // Ten refusals in a burst: one log line, not ten.
+    let log = dir.rsyslog_log();
+    assert_eq!(
+        log.matches("written to deadletter.file").count(),
+        1,
+        "{log}"
+    );
     let listed = omcmsync_ok(
         &dir,
         &[

@@ -82,6 +82,7 @@ pub const PARAMS: &[(&str, Kind)] = &[
     ("retry.initial.ms", Kind::Word),
     ("retry.max.ms", Kind::Word),
     ("deadletter.file", Kind::Text),
+    ("deadletter.max.mb", Kind::Word),
     ("rules.file", Kind::Text),
     ("line.maxlength", Kind::Word),
     ("duplicate.maxcount", Kind::Word),
@@ -199,6 +200,8 @@ pub struct Config {
     pub burst_threshold: usize,
     pub delivery: DeliverySettings,
     pub deadletter_file: PathBuf,
+    /// The bytes the dead-letter store may hold (`deadletter.file` and its older half).
+    pub deadletter_max: u64,
     /// Object types added to (or replacing) the built-in table, from `rules.file`.
     pub rules: RulesSource,
     /// Classifier limits (`line.maxlength`, `duplicate.maxcount`).
@@ -344,6 +347,7 @@ impl Config {
             deadletter_file: g
                 .path("deadletter.file")?
                 .unwrap_or_else(|| state_dir.join("deadletter.json")),
+            deadletter_max: g.number("deadletter.max.mb", 256, 1, 1 << 20)? << 20,
             state_dir,
             rules: rules_source(g, load)?,
             limits: {

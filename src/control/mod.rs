@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 pub use self::server::Control;
-use crate::deliver::Filter;
+use crate::deliver::{Filter, MAX_LISTED};
 use crate::resync::Scope;
 
 /// The socket's name in `state.dir`.
@@ -33,17 +33,30 @@ pub fn socket_path(state_dir: &Path) -> PathBuf {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Request {
     Status,
-    DeadLetters { requeue: bool, filter: Filter },
-    Resync { element: String, scope: Scope },
+    /// The newest `limit` records the filter selects (at most [`crate::deliver::MAX_LISTED`]).
+    DeadLetters {
+        filter: Filter,
+        limit: usize,
+    },
+    Requeue {
+        filter: Filter,
+    },
+    Resync {
+        element: String,
+        scope: Scope,
+    },
 }
 
 impl Request {
     pub fn to_json(&self) -> Value {
         match self {
             Request::Status => json!({"op": "status"}),
-            Request::DeadLetters { requeue, filter } => json!({
-                "op": if *requeue { "requeue" } else { "deadletters" },
+            Request::DeadLetters { filter, limit } => json!({
+                "op": "deadletters", "limit": limit,
                 "element": filter.element, "since_ms": filter.since_ms,
+            }),
+            Request::Requeue { filter } => json!({
+                "op": "requeue", "element": filter.element, "since_ms": filter.since_ms,
             }),
             Request::Resync { element, scope } => {
                 let mut m = serde_json::Map::new();
@@ -64,13 +77,13 @@ impl Request {
         match v.get("op").and_then(Value::as_str) {
             Some("status") => Ok(Request::Status),
             Some("deadletters") => Ok(Request::DeadLetters {
-                requeue: false,
                 filter: filter(),
+                limit: v
+                    .get("limit")
+                    .and_then(Value::as_u64)
+                    .map_or(MAX_LISTED, |n| (n as usize).min(MAX_LISTED)),
             }),
-            Some("requeue") => Ok(Request::DeadLetters {
-                requeue: true,
-                filter: filter(),
-            }),
+            Some("requeue") => Ok(Request::Requeue { filter: filter() }),
             Some("resync") => Ok(Request::Resync {
                 element: text("element").ok_or("resync without an element")?,
                 scope: Scope::read_json(v).ok_or("resync without a valid scope")?,
@@ -147,16 +160,15 @@ mod tests {
     fn requests_round_trip() {
         for r in [
             Request::Status,
-            Request::DeadLetters {
-                requeue: true,
+            Request::Requeue {
                 filter: Filter {
                     element: Some("cm-east".into()),
                     since_ms: Some(5),
                 },
             },
             Request::DeadLetters {
-                requeue: false,
                 filter: Filter::default(),
+                limit: 7,
             },
             Request::Resync {
                 element: "cm-east".into(),

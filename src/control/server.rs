@@ -140,11 +140,11 @@ impl Control {
                 .and_then(|v| Request::from_json(&v))
             {
                 Ok(request) => self.handle(request),
-                Err(e) => error_answer(&e),
+                Err(e) => error_answer(&e).to_string(),
             },
-            Err(e) => error_answer(&e),
+            Err(e) => error_answer(&e).to_string(),
         };
-        let mut out = answer.to_string();
+        let mut out = answer;
         out.push('\n');
         let left = deadline.saturating_duration_since(Instant::now());
         let mut writer = &stream;
@@ -156,22 +156,24 @@ impl Control {
         }
     }
 
-    fn handle(&self, request: Request) -> Value {
+    /// The answer's JSON text.
+    fn handle(&self, request: Request) -> String {
         match request {
-            Request::Status => self.status(),
-            Request::DeadLetters { requeue, filter } => {
-                if requeue {
-                    self.requeue(&filter)
-                } else {
-                    match self.deadletters.list(&filter) {
-                        Ok(records) => json!({"ok": true, "records": records}),
-                        Err(e) => {
-                            error_answer(&format!("{}: {e}", self.deadletters.path().display()))
-                        }
-                    }
+            Request::Status => self.status().to_string(),
+            Request::DeadLetters { filter, limit } => match self.deadletters.list(&filter, limit) {
+                // The records go out as the store holds them, never parsed into values here:
+                // a thousand of them cost their text, not ten times that.
+                Ok(l) => format!(
+                    r#"{{"ok":true,"matched":{},"records":[{}]}}"#,
+                    l.matched,
+                    l.records.join(",")
+                ),
+                Err(e) => {
+                    error_answer(&format!("{}: {e}", self.deadletters.path().display())).to_string()
                 }
-            }
-            Request::Resync { element, scope } => self.resync(element, scope),
+            },
+            Request::Requeue { filter } => self.requeue(&filter).to_string(),
+            Request::Resync { element, scope } => self.resync(element, scope).to_string(),
         }
     }
 
@@ -184,13 +186,8 @@ impl Control {
             .into_iter()
             .map(|(e, v)| (e.to_string(), v))
             .collect();
-        let dead = self.deadletters.list(&Filter::default());
-        let mut dead_by: BTreeMap<String, u64> = BTreeMap::new();
-        for r in dead.as_ref().map(Vec::as_slice).unwrap_or_default() {
-            *dead_by
-                .entry(r["element"].as_str().unwrap_or_default().to_owned())
-                .or_default() += 1;
-        }
+        let dead = self.deadletters.counts();
+        let dead_by = dead.as_ref().cloned().unwrap_or_default();
         let table = self.elements.current();
         let configured: std::collections::HashSet<&str> = table.names().map(|n| &**n).collect();
         let active =
@@ -267,8 +264,8 @@ impl Control {
             }
         });
         match taken {
-            Ok(records) => {
-                let n = records.len() as u64;
+            Ok(taken) => {
+                let n = taken.records;
                 self.counters
                     .operator_requeued
                     .fetch_add(n, Ordering::Relaxed);
@@ -276,9 +273,9 @@ impl Control {
                     logging::info(&format!(
                         "operator: {n} dead-lettered request(s) requeued ({changes} key change(s)), by omcmsync deadletter requeue"
                     ));
-                    for r in &records {
-                        self.trace(json!({"op": "requeue", "element": r["element"],
-                            "idempotency_key": r["idempotency_key"], "outcome": "queued"}));
+                    for (element, key) in &taken.first {
+                        self.trace(json!({"op": "requeue", "element": element,
+                            "idempotency_key": key, "outcome": "queued"}));
                     }
                 }
                 json!({"ok": true, "requeued": n, "changes": changes})

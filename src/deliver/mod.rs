@@ -9,6 +9,7 @@ mod backoff;
 mod client;
 mod command;
 mod deadletter;
+mod refusals;
 mod request;
 
 use std::collections::HashMap;
@@ -22,7 +23,10 @@ pub use self::client::{
     path_segment, redact, truncate_at_char, Auth, ClientSettings, Outcome, SharedClient,
     SmgrClient, StatusCodes,
 };
-pub use self::deadletter::{changes_of, DeadLetters, Filter};
+pub use self::deadletter::{
+    changes_of, DeadLetters, Filter, Listing, Record, Requeued, MAX_LISTED,
+};
+use self::refusals::RefusalLog;
 use self::request::Request;
 use crate::config::DeliverySettings;
 use crate::counters::Counters;
@@ -38,6 +42,10 @@ const POSTS_PER_PASS: usize = 16;
 /// When one element's POST succeeds after failures, the others backing off try again within
 /// this many milliseconds (spread, so that a recovering System Manager is not hit at once).
 const SPREAD_MS: u64 = 1000;
+
+/// A refused request whose record could not be written is sent again after this long (and
+/// recorded when System Manager refuses it again and the store can take it).
+const UNRECORDED_RETRY: Duration = Duration::from_secs(5);
 
 /// One element's delivery state, shared by the dispatcher and the lanes.
 #[derive(Default)]
@@ -71,6 +79,7 @@ struct Lanes {
     client: Arc<SharedClient>,
     settings: DeliverySettings,
     deadletter: Arc<DeadLetters>,
+    refusals: RefusalLog,
     counters: Arc<Counters>,
     stop: Arc<AtomicBool>,
     elements: Mutex<HashMap<Arc<str>, ElementState>>,
@@ -96,6 +105,7 @@ impl Deliverer {
                 client,
                 settings,
                 deadletter,
+                refusals: RefusalLog::default(),
                 counters,
                 stop,
                 elements: Mutex::new(HashMap::new()),
@@ -162,6 +172,7 @@ impl Lanes {
         while !self.stop.load(Ordering::Relaxed) {
             self.counters
                 .set_queue_gauges(self.queue.len() as u64, self.queue.log_bytes());
+            self.refusals.tick(sched_now_ms());
             if self.client.get().is_none() {
                 // Degraded: no client can be built (a certificate, a secret, the program is
                 // missing). The keys wait; the supervisor looks for the files meanwhile.
@@ -340,11 +351,8 @@ impl Lanes {
                 self.send(jitter, element, b);
             }
             Outcome::Permanent { status, body } => {
-                logging::error(&format!(
-                    "{element}: {}; written to deadletter.file",
-                    client.refusal(status)
-                ));
-                self.dead_letter(element, items, request, status, body)
+                let why = client.refusal(status);
+                self.dead_letter(element, items, request, status, body, why)
             }
         }
     }
@@ -380,7 +388,9 @@ impl Lanes {
         );
     }
 
-    /// SMGR refused one request for good: written to the dead-letter file, the key done.
+    /// SMGR refused one request for good: recorded in the dead-letter store, the key done.
+    /// A record that cannot be written keeps the key queued: sent again later, and recorded
+    /// then (the store says why meanwhile, as a degraded `deadletter.file`).
     fn dead_letter(
         &self,
         element: &Arc<str>,
@@ -388,19 +398,26 @@ impl Lanes {
         request: Request,
         status: u16,
         answer: String,
+        why: String,
     ) {
-        self.counters
-            .delivery
-            .requests_deadlettered
-            .fetch_add(items.len() as u64, Ordering::Relaxed);
         self.accepted(element);
-        self.deadletter.append(
+        let d = &self.counters.delivery;
+        let recorded = self.deadletter.append(
             element,
             &request.body,
             &request.idempotency_key,
             status,
             &answer,
         );
+        if recorded.is_err() {
+            d.deadletters_unwritten
+                .fetch_add(items.len() as u64, Ordering::Relaxed);
+            self.retry_after(items, UNRECORDED_RETRY);
+            return;
+        }
+        d.requests_deadlettered
+            .fetch_add(items.len() as u64, Ordering::Relaxed);
+        self.refusals.refused(element, why, sched_now_ms());
         self.queue
             .delivered(items.iter().map(|(k, e)| (k.clone(), e.seq)).collect());
     }

@@ -109,12 +109,17 @@ pub enum Command {
 
 #[derive(Subcommand, Debug)]
 pub enum DeadletterAction {
-    /// List the refused requests (JSON lines: time, element, status, answer, body).
+    /// List the newest refused requests (JSON lines: time, element, status, answer, body),
+    /// oldest first, and how many the filter selects in all.
     List {
         #[command(flatten)]
         dir: StateDir,
         #[command(flatten)]
         filter: DeadletterFilter,
+        /// Show at most the newest N (1 to 1000).
+        #[arg(long, value_name = "N", default_value_t = 100,
+              value_parser = clap::value_parser!(u64).range(1..=1000))]
+        limit: u64,
     },
     /// Put the refused requests back into the live queue: they are sent again like any
     /// change, and leave the dead-letter file once they are on disk in the queue.

@@ -25,16 +25,24 @@ fn main() -> ExitCode {
             })
         }
         Command::Deadletter { action } => {
-            let (dir, filter, requeue) = match action {
-                DeadletterAction::List { dir, filter } => (dir, filter, false),
-                DeadletterAction::Requeue { dir, filter } => (dir, filter, true),
+            let filter_of = |f: cli::DeadletterFilter| omcmsync::deliver::Filter {
+                element: f.element,
+                since_ms: f.since,
             };
-            let request = omcmsync::control::Request::DeadLetters {
-                requeue,
-                filter: omcmsync::deliver::Filter {
-                    element: filter.element,
-                    since_ms: filter.since,
-                },
+            let (dir, request, requeue) = match action {
+                DeadletterAction::List { dir, filter, limit } => {
+                    let filter = filter_of(filter);
+                    let limit = limit as usize;
+                    (
+                        dir,
+                        omcmsync::control::Request::DeadLetters { filter, limit },
+                        false,
+                    )
+                }
+                DeadletterAction::Requeue { dir, filter } => {
+                    let filter = filter_of(filter);
+                    (dir, omcmsync::control::Request::Requeue { filter }, true)
+                }
             };
             operator::run(&dir.state_dir, request, |a| {
                 if requeue {

@@ -113,10 +113,14 @@ pub fn show_records(a: &Value) {
     for r in a["records"].as_array().into_iter().flatten() {
         println!("{r}");
     }
-    eprintln!(
-        "{} dead-lettered request(s)",
-        a["records"].as_array().map_or(0, Vec::len)
-    );
+    let shown = a["records"].as_array().map_or(0, Vec::len);
+    match a["matched"].as_u64() {
+        Some(all) if all > shown as u64 => eprintln!(
+            "the newest {shown} of {all} dead-lettered request(s); narrow with --element or \
+             --since, or raise --limit (at most 1000)"
+        ),
+        _ => eprintln!("{shown} dead-lettered request(s)"),
+    }
 }
 
 pub fn show_requeued(a: &Value) {
