@@ -8,7 +8,8 @@
 #   checkpolicy semodule-utils apparmor   compile the shipped SELinux and AppArmor files
 #   libfaketime               steps rsyslogd's wall clock in the clock test
 #   man-db                    renders the packaged man pages in the packaging test (man -l)
-omcm_packages="rsyslog rsyslog-gnutls libclang-dev valgrind binutils python3 rpm rpm2cpio cpio debootstrap checkpolicy semodule-utils apparmor libfaketime man-db"
+#   logrotate                 runs the shipped logrotate file in its test
+omcm_packages="rsyslog rsyslog-gnutls libclang-dev valgrind binutils python3 rpm rpm2cpio cpio debootstrap checkpolicy semodule-utils apparmor libfaketime man-db logrotate"
 
 omcm_install_deps() {
     local missing=()

@@ -5,7 +5,9 @@
 //! Debugging aids (and what the tests read), so they must never hold up or fail the pipeline: a
 //! write error is reported once under the file's parameter ([`Problems`]) and records are
 //! dropped until writing works again, which is reported once too. Reopened on HUP
-//! so that logrotate can move them away; a bounded file takes `max` records per open.
+//! so that logrotate can move them away; a bounded file takes `max` records in its lifetime:
+//! after a HUP the lines already in the file count (rsyslog's own logrotate HUPs daily
+//! whether or not this file was rotated), a new file starts from none.
 
 use std::fs::File;
 use std::io::Write;
@@ -27,7 +29,9 @@ pub struct RecordFile {
 struct State {
     file: Option<File>,
     failing: bool,
+    /// Records in the file (a bounded file's, once counted since the last open).
     written: u64,
+    counted: bool,
 }
 
 impl RecordFile {
@@ -52,8 +56,16 @@ impl RecordFile {
 
     /// How many more records the file takes now (`u64::MAX` when unbounded).
     pub fn room(&self) -> u64 {
-        let written = self.lock().written;
-        self.max.map_or(u64::MAX, |max| max.saturating_sub(written))
+        let Some(max) = self.max else {
+            return u64::MAX;
+        };
+        let mut state = self.lock();
+        if !state.counted {
+            // Once after each open: the lines the file already holds (at most `max` read).
+            state.written = lines_in(&self.path, max);
+            state.counted = true;
+        }
+        max.saturating_sub(state.written)
     }
 
     /// Appends `count` already-formatted records (each ending in a newline) in one write.
@@ -87,11 +99,12 @@ impl RecordFile {
         }
     }
 
-    /// Closes the file; the next write opens the path again (log rotation).
+    /// Closes the file; the next write opens the path again (log rotation), and a bounded
+    /// file counts its lines again.
     pub fn reopen(&self) {
         let mut state = self.lock();
         state.file = None;
-        state.written = 0;
+        state.counted = false;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -101,6 +114,31 @@ impl RecordFile {
 
 fn open_append(path: &Path) -> std::io::Result<File> {
     crate::private::append(path)
+}
+
+/// The lines `path` holds, counting up to `max` (a missing or unreadable file holds none).
+fn lines_in(path: &Path, max: u64) -> u64 {
+    use std::io::BufRead;
+    let Ok(file) = File::open(path) else {
+        return 0;
+    };
+    let mut reader = std::io::BufReader::new(file);
+    let mut lines = 0;
+    while lines < max {
+        let Ok(buf) = reader.fill_buf() else {
+            break;
+        };
+        if buf.is_empty() {
+            break;
+        }
+        let (n, len) = (
+            buf.iter().filter(|&&b| b == b'\n').count() as u64,
+            buf.len(),
+        );
+        lines += n;
+        reader.consume(len);
+    }
+    lines.min(max)
 }
 
 #[cfg(test)]
@@ -139,18 +177,26 @@ mod tests {
     }
 
     #[test]
-    fn bounded_file_counts_room_per_open() {
-        let path = std::env::temp_dir().join(format!("omcm-bounded-{}.json", std::process::id()));
+    fn bounded_file_counts_room_per_file_not_per_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("capture.json");
         let t = RecordFile::new(&path, "capture.file", Arc::default()).bounded(3);
         assert_eq!(t.room(), 3);
         t.append(b"1\n2\n", 2);
         assert_eq!(t.room(), 1);
+        // A HUP that rotated nothing (rsyslog's daily one): the file's lines still count.
+        t.reopen();
+        assert_eq!(t.room(), 1);
+        t.append(b"3\n", 1);
+        t.reopen();
+        assert_eq!(t.room(), 0);
+        // Rotated away: a new file takes `max` again.
+        std::fs::rename(&path, dir.path().join("capture.json.1")).unwrap();
         t.reopen();
         assert_eq!(t.room(), 3);
         assert_eq!(
             RecordFile::new(&path, "trace.file", Arc::default()).room(),
             u64::MAX
         );
-        std::fs::remove_file(path).unwrap();
     }
 }

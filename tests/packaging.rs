@@ -192,6 +192,10 @@ fn deb_installs_passes_n1_keeps_a_sites_mode_and_warns_on_purge() {
         conffiles.contains("/etc/rsyslog.d/omcmsync/omcmsync-action.conf"),
         "{conffiles}"
     );
+    assert!(
+        conffiles.contains("/etc/logrotate.d/omcmsync"),
+        "{conffiles}"
+    );
 
     let _ = run("dpkg", &["--purge", "omcmsync"]);
     let (ok, out) = run("dpkg", &["-i", deb]);
@@ -416,10 +420,12 @@ fn rpm_installs_in_a_scratch_root_and_its_module_delivers_on_rsyslog_8_2102() {
     run_ok("rpm", &["--root", root_s, "--initdb"]);
     // --nodeps: the root's packages are in dpkg's database, not rpm's (checked above instead).
     run_ok("rpm", &["--root", root_s, "-i", "--nodeps", rpm]);
-    assert_eq!(
-        run_ok("rpm", &["--root", root_s, "-qf", "/etc/omcmsync"]).trim(),
-        "omcmsync-0.1.0-1.x86_64"
-    );
+    for owned in ["/etc/omcmsync", "/etc/logrotate.d/omcmsync"] {
+        assert_eq!(
+            run_ok("rpm", &["--root", root_s, "-qf", owned]).trim(),
+            "omcmsync-0.1.0-1.x86_64"
+        );
+    }
     let state = scratch.path("/var/lib/omcmsync");
     assert_eq!(mode(&state), 0o750, "%post created the state directory");
     std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();

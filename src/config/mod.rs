@@ -210,7 +210,7 @@ pub struct Config {
     pub trace_file: Option<PathBuf>,
     /// Where admin-looking lines that did not classify are sampled, if anywhere.
     pub capture_file: Option<PathBuf>,
-    /// How many lines the capture file takes (per open; HUP reopens it).
+    /// How many lines the capture file takes in its lifetime (a rotated-away file starts anew).
     pub capture_max: u64,
 }
 
