@@ -9,7 +9,8 @@
 #   libfaketime               steps rsyslogd's wall clock in the clock test
 #   man-db                    renders the packaged man pages in the packaging test (man -l)
 #   logrotate                 runs the shipped logrotate file in its test
-omcm_packages="rsyslog rsyslog-gnutls libclang-dev valgrind binutils python3 rpm rpm2cpio cpio debootstrap checkpolicy semodule-utils apparmor libfaketime man-db logrotate"
+#   python3-prometheus-client parses `omcmsync status --format openmetrics` in its test
+omcm_packages="rsyslog rsyslog-gnutls libclang-dev valgrind binutils python3 rpm rpm2cpio cpio debootstrap checkpolicy semodule-utils apparmor libfaketime man-db logrotate python3-prometheus-client"
 
 omcm_install_deps() {
     local missing=()

@@ -243,6 +243,9 @@ impl Control {
             "elements_configured": configured.len(),
             "elements_not_shown": configured.len() - shown_configured,
             "elements": elements,
+            "counters": self.counters.named().into_iter()
+                .map(|(name, c)| (name, Value::from(c.load(Ordering::Relaxed))))
+                .collect::<serde_json::Map<String, Value>>(),
             "problems": self.problems.list().iter().map(|p| json!({
                 "param": p.param, "what": p.what, "since": rfc3339(p.since_ms), "seen": p.seen,
             })).collect::<Vec<_>>(),

@@ -35,8 +35,17 @@ pub enum Command {
         #[command(flatten)]
         dir: StateDir,
         /// The module's answer as JSON.
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["check", "format"])]
         json: bool,
+        /// A monitoring check (Nagios, Icinga): one line with performance data, and exit
+        /// status 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (no module answered).
+        #[arg(long, conflicts_with = "format")]
+        check: bool,
+        #[command(flatten)]
+        thresholds: Thresholds,
+        /// `openmetrics`: the figures for node_exporter's textfile collector (Prometheus).
+        #[arg(long, value_name = "FORMAT", value_parser = ["openmetrics"])]
+        format: Option<String>,
     },
     /// List the requests System Manager refused for good, or put them back into the queue.
     Deadletter {
@@ -131,6 +140,24 @@ pub enum DeadletterAction {
     },
 }
 
+/// `status --check`: WARNING and CRITICAL thresholds. An unknown HA role or a degraded
+/// parameter is a WARNING.
+#[derive(Args, Debug, Clone)]
+pub struct Thresholds {
+    /// WARNING when a change has waited this long (an age: 90s, 5m, 2h).
+    #[arg(long, value_name = "AGE", default_value = "5m", value_parser = parse_age)]
+    pub warn_age: u64,
+    /// CRITICAL when a change has waited this long.
+    #[arg(long, value_name = "AGE", default_value = "30m", value_parser = parse_age)]
+    pub crit_age: u64,
+    /// WARNING at this many dead-lettered requests.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub warn_dead: u64,
+    /// CRITICAL at this many dead-lettered requests.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub crit_dead: u64,
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct DeadletterFilter {
     /// Only this element's.
@@ -154,10 +181,17 @@ fn parse_since(text: &str) -> Result<u64, String> {
     if let Some(ms) = omcmsync::resync::parse_rfc3339_ms(text) {
         return Ok(ms);
     }
+    let age = parse_age(text)
+        .map_err(|e| format!("{e} (or give an RFC 3339 time such as 2026-12-01T08:00:00Z)"))?;
+    Ok(omcmsync::resync::now_ms().saturating_sub(age))
+}
+
+/// An age (`90s`, `30m`, `2h`, `7d`) in milliseconds.
+fn parse_age(text: &str) -> Result<u64, String> {
     let (digits, unit) = text.split_at(text.trim_end_matches(char::is_alphabetic).len());
     let n: u64 = digits
         .parse()
-        .map_err(|_| format!("'{text}': expected an RFC 3339 time or an age such as 30m"))?;
+        .map_err(|_| format!("'{text}': expected an age such as 30m"))?;
     let unit_ms = match unit {
         "s" => 1000,
         "m" => 60_000,
@@ -165,7 +199,7 @@ fn parse_since(text: &str) -> Result<u64, String> {
         "d" => 86_400_000,
         _ => return Err(format!("'{text}': an age ends in s, m, h or d")),
     };
-    Ok(omcmsync::resync::now_ms().saturating_sub(n.saturating_mul(unit_ms)))
+    Ok(n.saturating_mul(unit_ms))
 }
 
 #[cfg(test)]

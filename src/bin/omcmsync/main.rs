@@ -6,6 +6,7 @@ mod classify;
 mod cli;
 mod manpages;
 mod operator;
+mod probe;
 
 use std::process::ExitCode;
 
@@ -15,14 +16,27 @@ use cli::{Cli, Command, DeadletterAction, Shell};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Status { dir, json } => {
-            operator::run(&dir.state_dir, omcmsync::control::Request::Status, |a| {
-                if json {
-                    println!("{a}");
-                } else {
-                    operator::show_status(a);
-                }
-            })
+        Command::Status {
+            dir,
+            json,
+            check,
+            thresholds,
+            format,
+        } => {
+            let status = omcmsync::control::Request::Status;
+            if check {
+                probe::check(&dir.state_dir, &thresholds)
+            } else if format.is_some() {
+                probe::openmetrics(&dir.state_dir)
+            } else {
+                operator::run(&dir.state_dir, status, |a| {
+                    if json {
+                        println!("{a}");
+                    } else {
+                        operator::show_status(a);
+                    }
+                })
+            }
         }
         Command::Deadletter { action } => {
             let filter_of = |f: cli::DeadletterFilter| omcmsync::deliver::Filter {
