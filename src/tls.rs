@@ -98,6 +98,15 @@ fn valid_now(path: &Path, cert: &CertificateDer) -> Result<(), String> {
     Ok(())
 }
 
+/// When the first certificate in `path` stops being valid, in seconds since the Unix epoch
+/// (`omcmsync check` warns ahead of it).
+pub fn not_after(path: &Path) -> Result<i64, String> {
+    let certs = read_certs(path)?;
+    let (_, parsed) = x509_parser::parse_x509_certificate(&certs[0])
+        .map_err(|e| format!("{}: not an X.509 certificate: {e}", path.display()))?;
+    Ok(parsed.validity().not_after.timestamp())
+}
+
 fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     let certs: Vec<_> = CertificateDer::pem_file_iter(path)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())

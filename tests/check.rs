@@ -125,6 +125,34 @@ fn a_good_setup_passes() {
     assert!(!text.contains("FAIL"), "{text}");
 }
 
+/// A client certificate due to expire within 30 days: a warning naming the date and the fix
+/// (the check still passes); the good one passes with its date.
+#[test]
+fn a_certificate_near_its_end_is_a_warning() {
+    let s = Setup::new();
+    let (_, text) = s.check(&[]);
+    assert!(
+        line(&text, "PASS", "smgr.tls.mycert").contains("valid until"),
+        "{text}"
+    );
+    line(&text, "PASS", "smgr.tls.cacert");
+    let pki = &s.pki;
+    let (code, text) = s.check(&[
+        ("smgr.tls.mycert", format!("{pki}/expiring-client.pem")),
+        (
+            "smgr.tls.myprivkey",
+            format!("{pki}/expiring-client-key.pem"),
+        ),
+    ]);
+    assert_eq!(code, Some(0), "{text}");
+    let warn = line(&text, "WARN", "smgr.tls.mycert");
+    assert!(warn.contains("day(s) left"), "{text}");
+    assert!(
+        text.contains("install a renewed certificate before then"),
+        "{text}"
+    );
+}
+
 #[test]
 fn each_broken_part_fails_on_its_own_line() {
     let s = Setup::new();

@@ -1,7 +1,8 @@
 //! `smgr-sim gen-certs DIR`: a throwaway PKI for tests and the demo — a CA, a server certificate
-//! for localhost/127.0.0.1/::1, a client certificate (and one of the same CA that expired a
-//! year ago: `expired-client.pem`), and a second, unrelated CA with its own server certificate
-//! (for "wrong CA" tests).
+//! for localhost/127.0.0.1/::1, a client certificate (and two more of the same CA: one that
+//! expired in 2021, `expired-client.pem`, and one that expires in ten days,
+//! `expiring-client.pem`), and a second, unrelated CA with its own server certificate (for
+//! "wrong CA" tests).
 
 use std::path::Path;
 
@@ -24,17 +25,32 @@ pub fn generate(dir: &Path) -> Result<(), String> {
             &ca,
         )?;
         if prefix.is_empty() {
-            for (name, expired) in [("client", false), ("expired-client", true)] {
+            for name in ["client", "expired-client", "expiring-client"] {
                 let mut params = client_params()?;
-                if expired {
-                    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
-                    params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+                match name {
+                    "expired-client" => {
+                        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+                        params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+                    }
+                    "expiring-client" => {
+                        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+                        let (y, m, d) = days_from_now(10);
+                        params.not_after = rcgen::date_time_ymd(y, m, d);
+                    }
+                    _ => {}
                 }
                 sign(dir, name, params, &ca)?;
             }
         }
     }
     Ok(())
+}
+
+/// The date (UTC) `days` from today: year, month, day.
+fn days_from_now(days: u64) -> (i32, u8, u8) {
+    let day = omcmsync::resync::rfc3339(omcmsync::resync::now_ms() + days * 86_400_000);
+    let n = |r: std::ops::Range<usize>| day[r].parse::<i32>().unwrap_or(1);
+    (n(0..4), n(5..7) as u8, n(8..10) as u8)
 }
 
 fn ca(name: &str) -> Result<CertifiedIssuer<'static, KeyPair>, String> {

@@ -136,6 +136,7 @@ fn check_action(report: &mut Report, action: &Action, label: &str) {
         }
     }
     cleartext(report, action, &config);
+    expiry(report, &config);
     state_dir(report, &config.state_dir, action.user.as_deref());
     let client = match SmgrClient::new(config.client.clone()) {
         Ok(c) => c,
@@ -154,6 +155,38 @@ fn check_action(report: &mut Report, action: &Action, label: &str) {
         element_hosts(report, spec);
     }
     ha(report, &config, &client);
+}
+
+/// Certificates due to expire within this many days are a warning.
+const EXPIRY_WARN_DAYS: i64 = 30;
+
+/// The CA and client certificates' end dates: a warning within [`EXPIRY_WARN_DAYS`] (an
+/// expired one already failed the parameters, as it fails the module's start).
+fn expiry(report: &mut Report, config: &Config) {
+    let tls = &config.client.tls;
+    let files = [
+        ("smgr.tls.cacert", &tls.ca_cert),
+        ("smgr.tls.mycert", &tls.my_cert),
+    ];
+    let now = omcmsync::resync::now_ms() as i64 / 1000;
+    for (param, path) in files {
+        let Some(path) = path else { continue };
+        let Ok(end) = omcmsync::tls::not_after(path) else {
+            continue;
+        };
+        let days = (end - now).div_euclid(86_400);
+        let when = omcmsync::resync::rfc3339((end.max(0) * 1000) as u64);
+        let detail = format!("{} is valid until {when}", path.display());
+        if days < 0 {
+            let fix = "install a renewed certificate, then HUP rsyslogd";
+            report.fail(param, &format!("{detail}: expired"), fix);
+        } else if days < EXPIRY_WARN_DAYS {
+            let fix = "install a renewed certificate before then, then HUP rsyslogd (the module reads it again)";
+            report.warn(param, &format!("{detail}: {days} day(s) left"), fix);
+        } else {
+            report.pass(param, &format!("{detail} ({days} days)"));
+        }
+    }
 }
 
 fn state_dir(report: &mut Report, dir: &Path, rsyslog_user: Option<&str>) {
