@@ -248,3 +248,42 @@ fn fault_hook_requeue_survives_kill_9() {
     assert!(read_json_lines(&dir.path("state/deadletter.json")).is_empty());
     assert!(d.stop(WAIT).success());
 }
+
+/// `status --offline` reads a stopped module's state: four changes delivered, one refused
+/// for good and three waiting show as three pending and one dead letter (what a purge or an
+/// erase of the package then reports), and reading changes nothing.
+#[test]
+fn offline_status_counts_what_is_left_without_a_module() {
+    let dir = TestDir::new();
+    let sim = Sim::start(&dir, &[]);
+    sim.control("/sim/fault", json!({"status": 400, "id": "99"}));
+    let d = Daemon::start(&dir, &action_to(&dir, sim.url(), QUICK));
+    d.send_tcp(&[1, 2, 3, 4, 99].map(station_change));
+    sim.wait_items(WAIT, |i| object_ids(i, "cm-east").len() == 4);
+    wait_json_lines(&dir.path("state/deadletter.json"), 1, WAIT);
+    drop(sim);
+    d.send_tcp(&[5, 6, 7].map(station_change));
+    wait_status(&dir, "three waiting", |s| {
+        element(s, "cm-east")["pending"] == 3
+    });
+    assert!(d.stop(WAIT).success());
+    let log = std::fs::read(dir.path("state/queue.log")).unwrap();
+    let out = omcmsync_ok(&dir, &["status", "--offline", "--json"]);
+    let a: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (a["pending"].as_u64(), a["deadletters"].as_u64()),
+        (Some(3), Some(1)),
+        "{a}"
+    );
+    assert_eq!(element(&a, "cm-east")["pending"], 3);
+    let text = omcmsync_ok(&dir, &["status", "--offline"]);
+    assert!(
+        text.contains("3 change(s) pending, 1 dead-lettered"),
+        "{text}"
+    );
+    assert_eq!(
+        std::fs::read(dir.path("state/queue.log")).unwrap(),
+        log,
+        "read only"
+    );
+}

@@ -263,17 +263,28 @@ fn deb_installs_passes_n1_keeps_a_sites_mode_and_warns_on_purge() {
     run_ok("dpkg", &["-i", deb]);
     assert_eq!(mode(state), 0o700, "postinst reset the site's mode");
 
-    // Purge with three requests still queued: said before they go.
+    // Purge with three requests still queued: the state is kept, with the count `omcmsync
+    // status` shows and what to do; once they are delivered (here: dropped by hand), a purge
+    // removes it.
     std::fs::write(state.join("queue.log"), queue_log_with_pending(3)).unwrap();
     let (ok, out) = run("dpkg", &["--purge", "omcmsync"]);
     assert!(ok, "{out}");
     assert!(
-        out.contains("purging 3 queued resync request(s)"),
+        out.contains("/var/lib/omcmsync is kept: it holds 3 resync request(s) not yet delivered"),
         "purge said: {out}"
     );
-    drop(guard);
     assert!(!module.exists(), "purge removes the module");
-    assert!(!state.exists(), "purge removes the state");
+    assert!(
+        state.join("queue.log").exists(),
+        "purge keeps undelivered changes"
+    );
+    run_ok("dpkg", &["-i", deb]);
+    std::fs::remove_file(state.join("queue.log")).unwrap();
+    let (ok, out) = run("dpkg", &["--purge", "omcmsync"]);
+    assert!(ok, "{out}");
+    assert!(!out.contains("is kept"), "{out}");
+    drop(guard);
+    assert!(!state.exists(), "purge removes a state with nothing left");
 }
 
 /// Five station changes sent to `d` reach `sim`.
@@ -456,6 +467,17 @@ fn rpm_installs_in_a_scratch_root_and_its_module_delivers_on_rsyslog_8_2102() {
         d.stderr()
     );
     assert!(d.stop(WAIT).success());
+
+    // Erased with three requests still queued: the state is kept and the count said is
+    // `omcmsync status`'s (read by the package's own binary in %preun).
+    std::fs::write(state.join("queue.log"), queue_log_with_pending(3)).unwrap();
+    let (ok, out) = run("rpm", &["--root", root_s, "-e", "--nodeps", "omcmsync"]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("it holds 3 resync request(s) not yet delivered"),
+        "erase said: {out}"
+    );
+    assert!(state.join("queue.log").exists(), "erase keeps the state");
 }
 
 #[test]

@@ -71,6 +71,48 @@ impl Names {
     }
 }
 
+/// Reads `file` from its start, handing each whole record to `replay`; returns the length up
+/// to the last whole line (a torn tail is not counted) and what was found.
+fn read_records(file: &mut File, replay: &mut impl FnMut(Record)) -> io::Result<(u64, Recovery)> {
+    let mut recovery = Recovery::default();
+    let mut names = Names::default();
+    let mut good_len = 0u64;
+    let mut offset = 0u64;
+    let mut reader = BufReader::new(file);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = reader.read_until(b'\n', &mut line)?;
+        if n == 0 {
+            break;
+        }
+        offset += n as u64;
+        let whole = line.ends_with(b"\n");
+        match line.strip_suffix(b"\n").and_then(decode) {
+            Some(mut record) => {
+                if let Some(key) = record.key_mut() {
+                    names.intern(key);
+                    if !recovery.elements.contains(&*key.element) {
+                        recovery.elements.insert(key.element.to_string());
+                    }
+                }
+                recovery.records += 1;
+                replay(record);
+                good_len = offset;
+            }
+            None => {
+                recovery.bad_lines += 1;
+                recovery.bad_bytes += n as u64;
+                recovery.damaged_elements.extend(element_of(&line));
+                if whole {
+                    good_len = offset;
+                } // else: a torn tail, cut off by the caller
+            }
+        }
+    }
+    Ok((good_len, recovery))
+}
+
 pub struct Log {
     /// Shared with the syncer, which fsyncs it without holding the queue's lock.
     file: Arc<File>,
@@ -97,43 +139,7 @@ impl Log {
             .append(true)
             .create(true)
             .open(&path)?;
-        let mut recovery = Recovery::default();
-        let mut names = Names::default();
-        let mut good_len = 0u64;
-        let mut offset = 0u64;
-        let mut reader = BufReader::new(&mut file);
-        let mut line = Vec::new();
-        loop {
-            line.clear();
-            let n = reader.read_until(b'\n', &mut line)?;
-            if n == 0 {
-                break;
-            }
-            offset += n as u64;
-            let whole = line.ends_with(b"\n");
-            match line.strip_suffix(b"\n").and_then(decode) {
-                Some(mut record) => {
-                    if let Some(key) = record.key_mut() {
-                        names.intern(key);
-                        if !recovery.elements.contains(&*key.element) {
-                            recovery.elements.insert(key.element.to_string());
-                        }
-                    }
-                    recovery.records += 1;
-                    replay(record);
-                    good_len = offset;
-                }
-                None => {
-                    recovery.bad_lines += 1;
-                    recovery.bad_bytes += n as u64;
-                    recovery.damaged_elements.extend(element_of(&line));
-                    if whole {
-                        good_len = offset;
-                    } // else: a torn tail, cut off below
-                }
-            }
-        }
-        drop(reader);
+        let (good_len, mut recovery) = read_records(&mut file, &mut replay)?;
         if recovery.bad_lines > 0 {
             recovery.kept = Some(keep_aside(&path)?);
         }
@@ -149,6 +155,17 @@ impl Log {
             detached: false,
         };
         Ok((log, recovery))
+    }
+
+    /// Hands every whole record of the log in `dir` to `replay`, changing nothing: no lock,
+    /// no file made, cut or kept aside (`omcmsync status --offline`, a package's purge). A
+    /// missing log has no records.
+    pub fn read(dir: &Path, mut replay: impl FnMut(Record)) -> io::Result<Recovery> {
+        match File::open(dir.join("queue.log")) {
+            Ok(mut file) => Ok(read_records(&mut file, &mut replay)?.1),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Recovery::default()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Appends records in one write (into the kernel's cache: the syncer fsyncs). On failure

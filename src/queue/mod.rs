@@ -14,8 +14,9 @@ mod log;
 mod pending;
 mod sync;
 
+use std::collections::BTreeMap;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -81,6 +82,37 @@ struct State {
 struct Replay {
     pending: Pending,
     next_seq: u64,
+}
+
+/// Each element's keys in `pending`.
+fn summarise(pending: &Pending) -> BTreeMap<String, ElementKeys> {
+    let mut out = BTreeMap::<String, ElementKeys>::new();
+    let held = pending.held();
+    for (element, _, entry) in pending.iter() {
+        let keys = out.entry(element.to_owned()).or_default();
+        keys.pending += 1;
+        keys.in_flight += usize::from(entry.in_flight);
+        keys.held += usize::from(held && !entry.in_flight);
+        keys.oldest_ms = Some(
+            keys.oldest_ms
+                .map_or(entry.first_ms, |o| o.min(entry.first_ms)),
+        );
+    }
+    out
+}
+
+/// Each element's keys as the log in `dir` holds them, read without a module and without
+/// changing anything (`omcmsync status --offline`, the packages' purge and erase), and what
+/// reading found (damaged lines).
+pub fn summary_offline(dir: &Path) -> io::Result<(BTreeMap<String, ElementKeys>, Recovery)> {
+    let mut map = Replay {
+        pending: Pending::new(0, usize::MAX),
+        next_seq: 1,
+    };
+    let recovery = Log::read(dir, |r| {
+        map.apply(r, u64::MAX);
+    })?;
+    Ok((summarise(&map.pending), recovery))
 }
 
 impl Replay {
@@ -309,21 +341,8 @@ impl Queue {
     }
 
     /// Each element's keys: pending, in flight, and the oldest one's first change (wall clock).
-    pub fn summary(&self) -> std::collections::BTreeMap<String, ElementKeys> {
-        let mut out = std::collections::BTreeMap::<String, ElementKeys>::new();
-        let state = self.shared.state.lock();
-        let held = state.map.pending.held();
-        for (element, _, entry) in state.map.pending.iter() {
-            let keys = out.entry(element.to_owned()).or_default();
-            keys.pending += 1;
-            keys.in_flight += usize::from(entry.in_flight);
-            keys.held += usize::from(held && !entry.in_flight);
-            keys.oldest_ms = Some(
-                keys.oldest_ms
-                    .map_or(entry.first_ms, |o| o.min(entry.first_ms)),
-            );
-        }
-        out
+    pub fn summary(&self) -> BTreeMap<String, ElementKeys> {
+        summarise(&self.shared.state.lock().map.pending)
     }
 
     /// Takes due keys (marking them in flight), up to `max_per_element` per element that may

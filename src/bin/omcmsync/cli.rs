@@ -46,6 +46,11 @@ pub enum Command {
         /// `openmetrics`: the figures for node_exporter's textfile collector (Prometheus).
         #[arg(long, value_name = "FORMAT", value_parser = ["openmetrics"])]
         format: Option<String>,
+        /// Read STATE_DIR's queue and dead-letter store without a running module (changing
+        /// nothing): what is pending per element and what was refused. For a stopped rsyslogd,
+        /// and the packages' purge and erase.
+        #[arg(long, conflicts_with_all = ["check", "format"])]
+        offline: bool,
     },
     /// List the requests System Manager refused for good, or put them back into the queue.
     Deadletter {

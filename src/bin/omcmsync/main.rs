@@ -22,9 +22,12 @@ fn main() -> ExitCode {
             check,
             thresholds,
             format,
+            offline,
         } => {
             let status = omcmsync::control::Request::Status;
-            if check {
+            if offline {
+                operator::offline_status(&dir.state_dir, json)
+            } else if check {
                 probe::check(&dir.state_dir, &thresholds)
             } else if format.is_some() {
                 probe::openmetrics(&dir.state_dir)

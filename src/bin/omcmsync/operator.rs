@@ -109,6 +109,73 @@ pub fn show_status(a: &Value) {
     }
 }
 
+/// `omcmsync status --offline`: the state directory read without a module (the default
+/// dead-letter file, `STATE_DIR/deadletter.json`, and its older half).
+pub fn offline_status(state_dir: &Path, json: bool) -> ExitCode {
+    let (keys, recovery) = match omcmsync::queue::summary_offline(state_dir) {
+        Ok(read) => read,
+        Err(e) => {
+            eprintln!("omcmsync: {}: {e}", state_dir.join("queue.log").display());
+            return ExitCode::from(1);
+        }
+    };
+    let store = omcmsync::deliver::DeadLetters::new(
+        &state_dir.join("deadletter.json"),
+        u64::MAX,
+        Default::default(),
+        Default::default(),
+    );
+    let dead = store.counts().unwrap_or_default();
+    let now = omcmsync::resync::now_ms();
+    let mut names: Vec<&String> = keys.keys().chain(dead.keys()).collect();
+    names.sort();
+    names.dedup();
+    let elements: Vec<Value> = names
+        .iter()
+        .map(|name| {
+            let k = keys.get(*name).cloned().unwrap_or_default();
+            serde_json::json!({
+                "name": name, "pending": k.pending,
+                "oldest_age_ms": k.oldest_ms.map(|o| now.saturating_sub(o)),
+                "deadletters": dead.get(*name).copied().unwrap_or(0),
+            })
+        })
+        .collect();
+    let pending: usize = keys.values().map(|k| k.pending).sum();
+    let deadletters: u64 = dead.values().sum();
+    let answer = serde_json::json!({
+        "offline": true, "state_dir": state_dir.display().to_string(),
+        "pending": pending, "deadletters": deadletters,
+        "damaged_lines": recovery.bad_lines, "elements": elements,
+    });
+    if json {
+        println!("{answer}");
+        return ExitCode::SUCCESS;
+    }
+    println!(
+        "state.dir {} (read without a module): {pending} change(s) pending, {deadletters} dead-lettered{}",
+        state_dir.display(),
+        match recovery.bad_lines {
+            0 => String::new(),
+            n => format!(", {n} damaged line(s) in queue.log"),
+        }
+    );
+    println!(
+        "{:<16} {:>8} {:>9} {:>5}",
+        "ELEMENT", "PENDING", "OLDEST", "DEAD"
+    );
+    for e in &elements {
+        println!(
+            "{:<16} {:>8} {:>9} {:>5}",
+            text(&e["name"]),
+            e["pending"],
+            e["oldest_age_ms"].as_u64().map_or("-".into(), age),
+            e["deadletters"]
+        );
+    }
+    ExitCode::SUCCESS
+}
+
 pub fn show_records(a: &Value) {
     for r in a["records"].as_array().into_iter().flatten() {
         println!("{r}");
