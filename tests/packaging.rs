@@ -376,7 +376,7 @@ fn rpm_installs_in_a_scratch_root_and_its_module_delivers_on_rsyslog_8_2102() {
     assert!(
         scripts.contains("postinstall scriptlet")
             && scripts.contains("/usr/libexec/omcmsync/setup-dirs")
-            && scripts.contains("semodule -i")
+            && scripts.contains("semodule -i \"$pp\"")
             && scripts.contains("postuninstall scriptlet")
             && scripts.contains("semodule -r omcmsync"),
         "{scripts}"
@@ -587,6 +587,26 @@ fn selinux_policy_module_compiles_and_apparmor_addition_parses() {
     );
     let te = std::fs::read_to_string(selinux.join("omcmsync.te")).unwrap();
     assert!(te.contains("allow syslogd_t http_port_t:tcp_socket name_connect;"));
+    assert!(te.contains("syslogd_var_lib_t:sock_file { create unlink write"));
+    // The module the rpm ships, built with the package: unpacked, it is the shipped policy.
+    let shipped = dir.path("rpm/usr/share/selinux/packages/omcmsync.pp");
+    run_ok(
+        "semodule_unpackage",
+        &[
+            shipped.to_str().unwrap(),
+            dir.p("shipped.mod").as_str(),
+            dir.p("shipped.fc").as_str(),
+        ],
+    );
+    assert_eq!(
+        std::fs::read(dir.path("shipped.fc")).unwrap(),
+        std::fs::read(selinux.join("omcmsync.fc")).unwrap()
+    );
+    assert_eq!(
+        std::fs::read(dir.path("shipped.mod")).unwrap(),
+        std::fs::read(&out).unwrap(),
+        "the shipped module is the one built from the shipped .te"
+    );
 
     unpack(deb, &dir.path("deb"));
     let addition = dir.path("deb/etc/apparmor.d/rsyslog.d/omcmsync");
