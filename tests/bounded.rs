@@ -154,13 +154,22 @@ fn a_first_element_list_fetch_is_retried_within_seconds() {
     assert!(d.stop(WAIT).success());
 }
 
-fn rss_kb(pid: i32) -> u64 {
+/// A figure of /proc/PID/status in kB (`VmRSS`, `VmHWM`: the peak).
+fn proc_kb(pid: i32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap()
+}
+
+fn rss_kb(pid: i32) -> u64 {
+    proc_kb(pid, "VmRSS")
+}
+
+fn peak_rss_kb(pid: i32) -> u64 {
+    proc_kb(pid, "VmHWM")
 }
 
 /// System Manager's list with 1,000 bad entries that move at every fetch, fetched 100 times
@@ -260,15 +269,6 @@ fn status_is_fast_with_a_hundred_thousand_elements() {
     let table = omcmsync_cli(&state, &["status"]);
     assert!(String::from_utf8_lossy(&table.stdout).contains("more configured element(s)"));
     assert!(d.stop(WAIT).success());
-}
-
-fn peak_rss_kb(pid: i32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap()
 }
 
 /// 64 MiB of dead letters (about 30,000 refused requests of three elements): `status` counts
