@@ -642,3 +642,49 @@ fn selinux_policy_module_compiles_and_apparmor_addition_parses() {
         .0
     );
 }
+
+/// setup-dirs gives the directories to the user rsyslogd drops to, in every spelling rsyslog
+/// accepts (legacy and RainerScript, names or ids, any case; a commented-out line does not
+/// count).
+#[test]
+fn setup_dirs_reads_every_spelling_of_the_privilege_drop() {
+    let scratch = Scratch::over("bookworm");
+    let root = scratch.root();
+    let root_s = root.to_str().unwrap();
+    let add = ["useradd", "--system", "--user-group", "--no-create-home"];
+    run_ok("chroot", &[&[root_s][..], &add[..], &["syslog"]].concat());
+    let uid = run_ok("chroot", &[root_s, "id", "-u", "syslog"]);
+    std::fs::copy(
+        repo().join("packaging/scripts/setup-dirs"),
+        scratch.path("/tmp/setup-dirs"),
+    )
+    .unwrap();
+    let cases = [
+        ("$PrivDropToUser syslog\n", "syslog:syslog"),
+        (
+            &format!("$PrivDropToUserID {}\n", uid.trim()) as &str,
+            "syslog:syslog",
+        ),
+        ("global(privDrop.user.name=\"syslog\")\n", "syslog:syslog"),
+        (
+            "global(PRIVDROP.USER.NAME=\"syslog\" privDrop.group.name=\"adm\")\n",
+            "syslog:adm",
+        ),
+        (
+            "module(load=\"imuxsock\")\nglobal(\n  privdrop.user.name=syslog\n)\n",
+            "syslog:syslog",
+        ),
+        ("# $PrivDropToUser syslog\n", "root:root"),
+    ];
+    for (conf, owner) in cases {
+        std::fs::write(scratch.path("/etc/rsyslog.d/zz-drop.conf"), conf).unwrap();
+        for dir in ["/var/lib/omcmsync", "/var/log/omcmsync"] {
+            let _ = std::fs::remove_dir_all(scratch.path(dir));
+        }
+        run_ok("chroot", &[root_s, "/bin/sh", "/tmp/setup-dirs"]);
+        for dir in ["/var/lib/omcmsync", "/var/log/omcmsync"] {
+            let got = run_ok("chroot", &[root_s, "stat", "-c", "%U:%G", dir]);
+            assert_eq!(got.trim(), owner, "{conf:?}: {dir}");
+        }
+    }
+}
