@@ -49,6 +49,30 @@ fn each_input_with_template_and_action_passes_n1() {
     }
 }
 
+/// TLS for the CMs that can, plain for one that cannot: both input snippets in one
+/// configuration pass `-N1` (imtcp in TLS mode, imptcp for plain TCP).
+#[test]
+fn tls_and_plain_inputs_combine() {
+    for tls in ["omcmsync-input-tls.conf", "omcmsync-input-tls-mutual.conf"] {
+        let dir = TestDir::new();
+        install_etc(&dir);
+        let text = assembled(&dir, tls).replace(
+            &snippet("omcmsync-template.conf"),
+            &format!(
+                "{}\n{}",
+                snippet("omcmsync-template.conf"),
+                snippet("omcmsync-input-plain.conf")
+            ),
+        );
+        let plain_port = Ports::free().tcp;
+        let text = text.replace("port=\"514\"", &format!("port=\"{plain_port}\""));
+        let search = format!("{}:/usr/lib/x86_64-linux-gnu/rsyslog", dir.p("modules"));
+        let check = check_config(&dir, &text, &["-M", &search]);
+        assert!(check.ok, "{tls} with plain:\n{}\n{text}", check.output);
+        assert!(text.contains("type=\"imptcp\"") && text.contains("type=\"imtcp\""));
+    }
+}
+
 #[test]
 fn a_broken_parameter_in_the_action_snippet_fails_n1_naming_it() {
     let dir = TestDir::new();
