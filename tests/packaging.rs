@@ -209,6 +209,8 @@ fn deb_installs_passes_n1_keeps_a_sites_mode_and_warns_on_purge() {
     // (built from docs/configuration.md's table).
     for (page, expect) in [
         ("/usr/share/man/man1/omcmsync.1.gz", "omcmsync-status(1)"),
+        ("/usr/share/man/man1/omcmsync.1.gz", "EXIT STATUS"),
+        ("/usr/share/man/man1/omcmsync-check.1.gz", "CHECKS"),
         ("/usr/share/man/man1/omcmsync-deadletter.1.gz", "requeue"),
         (
             "/usr/share/man/man5/rsyslog-omcmsync.5.gz",

@@ -16,8 +16,134 @@ pub fn write(dir: &Path) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let io = |e: std::io::Error| format!("{}: {e}", dir.display());
     clap_mangen::generate_to(Cli::command(), dir).map_err(io)?;
+    // The pages an operator reads for exit statuses and paths get those sections too.
+    let cli = Cli::command();
+    for (page, sections) in SECTIONS {
+        let cmd = match page.strip_prefix("omcmsync-") {
+            Some(sub) => cli.find_subcommand(sub).cloned(),
+            None => Some(cli.clone()),
+        };
+        let cmd = cmd.ok_or_else(|| format!("no subcommand for {page}"))?;
+        let cmd = cmd
+            .display_name(*page)
+            .bin_name(page.replacen('-', " ", 1))
+            .version(env!("CARGO_PKG_VERSION"));
+        std::fs::write(
+            dir.join(format!("{page}.1")),
+            page_with(cmd, sections).map_err(io)?,
+        )
+        .map_err(io)?;
+    }
     std::fs::write(dir.join("rsyslog-omcmsync.5"), module_page()?).map_err(io)?;
     Ok(())
+}
+
+/// A man page section: its title and its paragraphs.
+type Section = (&'static str, &'static [&'static str]);
+
+/// Sections clap_mangen has no place for, by page.
+const SECTIONS: &[(&str, &[Section])] = &[
+    (
+        "omcmsync",
+        &[
+            (
+                "EXIT STATUS",
+                &[
+                    "0: done. 1: an error (said on standard error). 2: status, deadletter and \
+                     resync found no module running with that state.dir (rsyslogd stopped, or \
+                     the action not loaded). status --check: 0 OK, 1 WARNING, 2 CRITICAL, \
+                     3 UNKNOWN. check: 0 when every check passes (warnings allowed), 1 when one \
+                     fails. A command line omcmsync cannot parse exits 2 as well.",
+                ],
+            ),
+            ("FILES", FILES),
+            (
+                "SEE ALSO",
+                &[
+                    "rsyslog-omcmsync(5), omcmsync-status(1), omcmsync-check(1), rsyslogd(8); \
+                   /usr/share/doc/omcmsync/operations.md",
+                ],
+            ),
+        ],
+    ),
+    (
+        "omcmsync-status",
+        &[(
+            "EXIT STATUS",
+            &[
+                "0: answered. 1: an error. 2: no module runs with that state.dir (with \
+                 --format openmetrics the output is then omcmsync_up 0). With --check, the \
+                 monitoring-plugin conventions: 0 OK, 1 WARNING (a change waiting --warn-age, \
+                 --warn-dead dead letters, the HA role unknown, a degraded parameter), \
+                 2 CRITICAL (--crit-age, --crit-dead), 3 UNKNOWN (no module answered).",
+            ],
+        )],
+    ),
+    (
+        "omcmsync-check",
+        &[
+            (
+                "CHECKS",
+                &[
+                    "parameters (as the module reads them, with rsyslog's maxMessageSize); \
+                     cleartext credentials; smgr.tls.cacert and smgr.tls.mycert end dates \
+                     (WARN within 30 days, FAIL when expired); state.dir (exists or can be \
+                     made, writable by the user rsyslogd drops to, free space); smgr tcp, smgr \
+                     tls, smgr auth (System Manager reached with the configured TLS and \
+                     credentials); the element list and each element's hosts; ha (the role \
+                     can be read).",
+                    "Each line says PASS, WARN or FAIL, what was checked, and for WARN and \
+                     FAIL the fix.",
+                ],
+            ),
+            (
+                "EXIT STATUS",
+                &[
+                    "0: no check failed (warnings allowed). 1: at least one FAIL (a \
+                   configuration that cannot be read is one). 2: the command line was wrong.",
+                ],
+            ),
+            ("FILES", FILES),
+        ],
+    ),
+];
+
+/// The installed paths, for the FILES sections.
+const FILES: &[&str] = &[
+    "/usr/lib64/rsyslog/omcmsync.so (rpm), /usr/lib/x86_64-linux-gnu/rsyslog/omcmsync.so \
+     (deb): the module.",
+    "/etc/rsyslog.d/omcmsync/*.conf: the rsyslog snippets (not enabled until included). \
+     /etc/omcmsync/: the element list (elements.json), TLS files (tls/), secrets.",
+    "/var/lib/omcmsync/ (state.dir): queue.log (the durable queue), deadletter.json and \
+     deadletter.json.1 (requests refused for good), control.sock (what status, deadletter \
+     and resync talk to), elements.json (System Manager's list, cached).",
+    "/var/log/omcmsync/: trace and capture files, rotated by /etc/logrotate.d/omcmsync.",
+];
+
+/// A command's page as clap_mangen renders it, with `sections` before its VERSION.
+fn page_with(cmd: clap::Command, sections: &[Section]) -> std::io::Result<Vec<u8>> {
+    let man = clap_mangen::Man::new(cmd.clone());
+    let mut out = Vec::new();
+    man.render_title(&mut out)?;
+    man.render_name_section(&mut out)?;
+    man.render_synopsis_section(&mut out)?;
+    man.render_description_section(&mut out)?;
+    if cmd.get_arguments().any(|a| !a.is_hide_set()) {
+        man.render_options_section(&mut out)?;
+    }
+    if cmd.has_subcommands() {
+        man.render_subcommands_section(&mut out)?;
+    }
+    let mut roff = Roff::new();
+    for (title, paragraphs) in sections {
+        roff.control("SH", [*title]);
+        for p in *paragraphs {
+            roff.control("PP", []).text([roman(*p)]);
+        }
+    }
+    out.extend(roff.render().into_bytes());
+    man.render_version_section(&mut out)?;
+    Ok(out)
 }
 
 /// One row of the parameter table: name, required, default, value.
@@ -122,6 +248,42 @@ mod tests {
             page.contains("smgr.transport") && !page.contains('`'),
             "{page}"
         );
+    }
+
+    #[test]
+    fn pages_say_exit_statuses_files_and_checks() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path()).unwrap();
+        // As a reader sees it: roff's escaped hyphens plain.
+        let page = |name: &str| {
+            let text = std::fs::read_to_string(dir.path().join(name)).unwrap();
+            text.replace("\\-", "-")
+        };
+        for (name, wants) in [
+            (
+                "omcmsync.1",
+                &[
+                    "EXIT STATUS",
+                    "FILES",
+                    "deadletter.json.1",
+                    "omcmsync-status(1)",
+                ][..],
+            ),
+            (
+                "omcmsync-status.1",
+                &["EXIT STATUS", "3 UNKNOWN", "omcmsync status"],
+            ),
+            (
+                "omcmsync-check.1",
+                &["CHECKS", "EXIT STATUS", "FILES", "WARN within 30 days"],
+            ),
+            ("omcmsync-resync.1", &["omcmsync resync"]),
+        ] {
+            let text = page(name);
+            for want in wants {
+                assert!(text.contains(want), "{name} lacks {want}:\n{text}");
+            }
+        }
     }
 
     #[test]
