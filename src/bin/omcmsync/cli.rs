@@ -102,7 +102,7 @@ pub enum Command {
         #[arg(value_name = "FILE")]
         input: Option<PathBuf>,
     },
-    /// Run the module's pipeline under rsyslog's omprog (docs/omprog.md).
+    /// Run the module's pipeline under rsyslog's omprog (/usr/share/doc/omcmsync/omprog.md).
     Omprog {
         /// The action's parameters, name=value lines.
         #[arg(long, value_name = "FILE")]

@@ -93,7 +93,7 @@ fn omprog_file(report: &mut Report, file: &Path) -> Option<Action> {
             report.fail(
                 "parameters",
                 &format!("{}: {e}", file.display()),
-                "name=value lines, as in docs/omprog.md",
+                "name=value lines, as in /usr/share/doc/omcmsync/omprog.md",
             );
             None
         }
