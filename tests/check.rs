@@ -352,3 +352,33 @@ fn credentials_in_clear_fail_or_are_warned_about() {
     line(&text, "PASS", "parameters");
     line(&text, "WARN", "smgr cleartext");
 }
+
+/// The input's TLS files are judged as rsyslogd's user reads them after its privilege drop: a
+/// key only root may read fails, naming the file, the user and the fix; readable, each passes.
+#[test]
+fn input_tls_files_are_judged_for_the_user_rsyslogd_drops_to() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Setup::new();
+    let pki = &s.pki;
+    let mode = |p: &str, m| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m));
+    // Searchable by others, as /etc/omcmsync/tls is.
+    mode(&s.dir.p(""), 0o711).unwrap();
+    mode(pki, 0o755).unwrap();
+    let key = format!("{pki}/server-key.pem");
+    let global = format!(
+        r#"DefaultNetstreamDriverCAFile="{pki}/ca.pem" DefaultNetstreamDriverCertFile="{pki}/server.pem" DefaultNetstreamDriverKeyFile="{key}""#
+    );
+    mode(&key, 0o600).unwrap();
+    let (code, text) = check_rsyslog_conf(&s, &[], &global, "$PrivDropToUser nobody\n");
+    assert_eq!(code, Some(1), "{text}");
+    let fail = line(&text, "FAIL", "input tls");
+    assert!(
+        fail.contains(&key) && fail.contains("not readable by rsyslogd's user nobody"),
+        "{text}"
+    );
+    assert!(text.contains(&format!("chmod 0640 {key}")), "{text}");
+    mode(&key, 0o644).unwrap();
+    let (_, text) = check_rsyslog_conf(&s, &[], &global, "$PrivDropToUser nobody\n");
+    assert!(!text.contains("FAIL  input tls"), "{text}");
+    assert_eq!(text.matches("PASS  input tls").count(), 3, "{text}");
+}

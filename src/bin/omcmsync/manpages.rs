@@ -85,7 +85,9 @@ const SECTIONS: &[(&str, &[Section])] = &[
             (
                 "CHECKS",
                 &[
-                    "parameters (as the module reads them, with rsyslog's maxMessageSize); \
+                    "input tls (with --rsyslog-conf: the inputs' TLS files readable by the user \
+                     rsyslogd drops to); parameters (as the module reads them, with rsyslog's \
+                     maxMessageSize); \
                      cleartext credentials; smgr.tls.cacert and smgr.tls.mycert end dates \
                      (WARN within 30 days, FAIL when expired); state.dir (exists or can be \
                      made, writable by the user rsyslogd drops to, free space); smgr tcp, smgr \

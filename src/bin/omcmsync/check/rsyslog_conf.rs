@@ -51,6 +51,7 @@ pub fn actions(report: &mut Report, conf: &Path, rsyslogd: &str) -> Vec<Action> 
     };
     let max = max_message_size(&text).unwrap_or(RSYSLOG_DEFAULT_MAX_MESSAGE);
     let user = drop_user(&text);
+    input_tls(report, &tls_files(&text), user.as_deref());
     blocks(&text, "action")
         .into_iter()
         .filter(|params| {
@@ -64,6 +65,54 @@ pub fn actions(report: &mut Report, conf: &Path, rsyslogd: &str) -> Vec<Action> 
             user: user.clone(),
         })
         .collect()
+}
+
+/// The TLS files rsyslog's inputs read: `DefaultNetstreamDriverCAFile`, `...CertFile`,
+/// `...KeyFile` (global() or legacy), and `streamDriver.CAFile`, `...CertFile`, `...KeyFile`
+/// of a module() or an input().
+fn tls_files(text: &str) -> Vec<String> {
+    let is_tls_file = |n: &str| {
+        (n.starts_with("defaultnetstreamdriver") || n.starts_with("streamdriver."))
+            && ["cafile", "certfile", "keyfile"]
+                .iter()
+                .any(|s| n.ends_with(s))
+    };
+    let mut files: Vec<String> = ["global", "module", "input"]
+        .into_iter()
+        .flat_map(|kind| blocks(text, kind))
+        .flatten()
+        .filter(|(n, _)| is_tls_file(n))
+        .map(|(_, v)| v)
+        .collect();
+    files.extend(text.lines().filter_map(|l| {
+        let (n, value) = l
+            .trim()
+            .strip_prefix('$')?
+            .split_once(char::is_whitespace)?;
+        is_tls_file(&n.to_ascii_lowercase()).then(|| value.trim().to_owned())
+    }));
+    files.sort();
+    files.dedup();
+    files
+}
+
+/// Each input TLS file must be readable by the user rsyslogd drops to: rsyslog's TLS driver
+/// reads them after the drop, so a root-only key fails every CM connection, not the start.
+fn input_tls(report: &mut Report, files: &[String], user: Option<&str>) {
+    let who = user.unwrap_or("root");
+    for file in files {
+        match super::user::may_read(who, Path::new(file)) {
+            Ok(()) => report.pass("input tls", &format!("{file} readable by rsyslogd's user {who}")),
+            Err(e) => report.fail(
+                "input tls",
+                &format!(
+                    "{file} is not readable by rsyslogd's user {who} ({e}): rsyslog reads it \
+                     after dropping privileges, so every TLS connection from a CM would fail"
+                ),
+                &format!("let {who} read it: chgrp {who} {file}; chmod 0640 {file} (and its directories searchable)"),
+            ),
+        }
+    }
 }
 
 /// `global(maxMessageSize=...)` or `$MaxMessageSize`.
