@@ -382,3 +382,24 @@ fn input_tls_files_are_judged_for_the_user_rsyslogd_drops_to() {
     assert!(!text.contains("FAIL  input tls"), "{text}");
     assert_eq!(text.matches("PASS  input tls").count(), 3, "{text}");
 }
+
+/// A file a HUP reads again, as the user rsyslogd drops to: a token only root may read is a
+/// warning naming the file, the user and what happens (the old token stays until a restart).
+#[test]
+fn files_a_hup_rereads_are_judged_for_the_user_rsyslogd_drops_to() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Setup::new();
+    let mode = |p: &str, m| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m));
+    mode(&s.dir.p(""), 0o711).unwrap();
+    let token = s.dir.p("token");
+    mode(&token, 0o600).unwrap();
+    let (_, text) = check_rsyslog_conf(&s, &[], "", "$PrivDropToUser nobody\n");
+    let warn = line(&text, "WARN", "smgr secret at HUP");
+    assert!(
+        warn.contains(&token) && warn.contains("rsyslogd's user nobody cannot read it"),
+        "{text}"
+    );
+    mode(&token, 0o644).unwrap();
+    let (_, text) = check_rsyslog_conf(&s, &[], "", "$PrivDropToUser nobody\n");
+    assert!(!text.contains("smgr secret at HUP"), "{text}");
+}

@@ -87,7 +87,8 @@ const SECTIONS: &[(&str, &[Section])] = &[
                 &[
                     "input tls (with --rsyslog-conf: the inputs' TLS files readable by the user \
                      rsyslogd drops to); parameters (as the module reads them, with rsyslog's \
-                     maxMessageSize); \
+                     maxMessageSize); the files a HUP reads again, readable by that user \
+                     (a warning); \
                      cleartext credentials; smgr.tls.cacert and smgr.tls.mycert end dates \
                      (WARN within 30 days, FAIL when expired); state.dir (exists or can be \
                      made, writable by the user rsyslogd drops to, free space); smgr tcp, smgr \

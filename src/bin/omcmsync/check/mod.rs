@@ -137,6 +137,9 @@ fn check_action(report: &mut Report, action: &Action, label: &str) {
     }
     cleartext(report, action, &config);
     expiry(report, &config);
+    if let Some(user) = action.user.as_deref() {
+        reread(report, &config, user);
+    }
     state_dir(report, &config.state_dir, action.user.as_deref());
     let client = match SmgrClient::new(config.client.clone()) {
         Ok(c) => c,
@@ -155,6 +158,39 @@ fn check_action(report: &mut Report, action: &Action, label: &str) {
         element_hosts(report, spec);
     }
     ha(report, &config, &client);
+}
+
+/// The files a HUP reads again, as the user rsyslogd drops to: rsyslog reads the configuration
+/// as root, but a HUP comes after the drop, and a file only root may read then keeps the old
+/// credentials, element list or rules in force (logged, never dropped) until a restart.
+fn reread(report: &mut Report, config: &Config, user: &str) {
+    let tls = &config.client.tls;
+    let elements = match &config.elements {
+        ElementsSource::File { path, .. } => Some(path),
+        ElementsSource::Smgr => None,
+    };
+    let files = [
+        ("smgr.tls.cacert", tls.ca_cert.as_ref()),
+        ("smgr.tls.mycert", tls.my_cert.as_ref()),
+        ("smgr.tls.myprivkey", tls.my_key.as_ref()),
+        ("smgr secret", config.client.secret_file.as_ref()),
+        ("elements.file", elements),
+        ("rules.file", config.rules.path.as_ref()),
+    ];
+    for (what, path) in files {
+        let Some(path) = path else { continue };
+        if let Err(e) = user::may_read(user, path) {
+            report.warn(
+                &format!("{what} at HUP"),
+                &format!(
+                    "{} is read at start as root, but rsyslogd's user {user} cannot read it \
+                     at a HUP ({e}): the old one stays in force until a restart",
+                    path.display()
+                ),
+                &format!("let {user} read it (chgrp {user}; chmod 0640), directories included"),
+            );
+        }
+    }
 }
 
 /// Certificates due to expire within this many days are a warning.
