@@ -40,8 +40,11 @@ impl Fixture {
     }
 }
 
+/// A template line received now: a held key's retention (`ha.standby.retain.ms`, a day) runs
+/// from the reception time, so a fixed date would expire it once the calendar passed it.
 fn tpl(sender: &str, msg: &str) -> Vec<u8> {
-    format!("{sender}\tcm\t2026-11-25T10:15:02.123+00:00\t{msg}").into_bytes()
+    let now = crate::resync::rfc3339(crate::resync::now_ms());
+    format!("{sender}\tcm\t{now}\t{msg}").into_bytes()
 }
 
 #[test]
