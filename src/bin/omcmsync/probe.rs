@@ -42,6 +42,13 @@ struct Figures {
     role: String,
 }
 
+impl Figures {
+    /// The role was read as active or standby (else unknown, or not read yet).
+    fn role_known(&self) -> bool {
+        matches!(self.role.as_str(), "active" | "standby")
+    }
+}
+
 fn figures(a: &Value) -> Figures {
     let mut f = Figures {
         role: a["role"].as_str().unwrap_or("unknown").to_owned(),
@@ -80,7 +87,7 @@ fn judge(f: &Figures, t: &Thresholds) -> (State, String) {
     } else if f.dead >= t.warn_dead {
         raise(State::Warning, format!("{} dead letters", f.dead));
     }
-    if !matches!(f.role.as_str(), "active" | "standby") {
+    if !f.role_known() {
         raise(State::Warning, format!("HA role {}", f.role));
     }
     if !f.degraded.is_empty() {
@@ -176,8 +183,7 @@ fn metrics(a: &Value) -> String {
         pairs.iter().map(sample).collect()
     };
     let role = ["active", "standby", "unknown"].map(|r| {
-        let known = matches!(f.role.as_str(), "active" | "standby");
-        let is = u8::from(f.role == r || (r == "unknown" && !known));
+        let is = u8::from(f.role == r || (r == "unknown" && !f.role_known()));
         format!("omcmsync_role{{role=\"{r}\"}} {is}")
     });
     [

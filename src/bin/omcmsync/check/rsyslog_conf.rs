@@ -84,13 +84,11 @@ fn tls_files(text: &str) -> Vec<String> {
         .filter(|(n, _)| is_tls_file(n))
         .map(|(_, v)| v)
         .collect();
-    files.extend(text.lines().filter_map(|l| {
-        let (n, value) = l
-            .trim()
-            .strip_prefix('$')?
-            .split_once(char::is_whitespace)?;
-        is_tls_file(&n.to_ascii_lowercase()).then(|| value.trim().to_owned())
-    }));
+    files.extend(
+        legacy_settings(text)
+            .filter(|(n, _)| is_tls_file(n))
+            .map(|(_, v)| v.to_owned()),
+    );
     files.sort();
     files.dedup();
     files
@@ -142,16 +140,22 @@ fn global_setting(text: &str, name: &str) -> Option<String> {
         .filter(|(n, _)| n == name)
         .map(|(_, v)| v)
         .next_back();
-    let legacy = text
-        .lines()
-        .filter_map(|l| {
-            let (n, value) = l.trim().split_once(char::is_whitespace)?;
-            let n = n.strip_prefix('$')?;
-            n.eq_ignore_ascii_case(name)
-                .then(|| value.trim().to_owned())
-        })
+    let legacy = legacy_settings(text)
+        .filter(|(n, _)| n == name)
+        .map(|(_, v)| v.to_owned())
         .next_back();
     from_global.or(legacy)
+}
+
+/// The legacy `$Name value` lines: each name lower-cased, with its value.
+fn legacy_settings(text: &str) -> impl DoubleEndedIterator<Item = (String, &str)> {
+    text.lines().filter_map(|l| {
+        let (n, value) = l
+            .trim()
+            .strip_prefix('$')?
+            .split_once(char::is_whitespace)?;
+        Some((n.to_ascii_lowercase(), value.trim()))
+    })
 }
 
 /// An rsyslog size: digits with an optional suffix (k, m, g binary; K, M, G decimal).
