@@ -263,9 +263,13 @@ impl Setup {
 fn shipped_parts(dir: &TestDir, smgr_url: &str, extra: &str) -> (String, String) {
     let text = std::fs::read_to_string(repo().join("rsyslog-conf/omcmsync-action.conf"))
         .unwrap()
-        .replace("https://smgr.example.net", smgr_url)
-        .replace(r#"smgr.tls.cacert="/etc/omcmsync/tls/smgr-ca.pem""#, "")
-        .replace("/etc/omcmsync/elements.json", &dir.p("elements.json"))
+        .replace(
+            r#"config.file="/etc/omcmsync/omcmsync.conf""#,
+            &format!(
+                r#"smgr.url="{smgr_url}" elements.file="{}""#,
+                dir.p("elements.json")
+            ),
+        )
         .replace("/var/lib/omcmsync", &dir.p("state"))
         .replace(
             "/var/log/omcmsync/unclassified.json",

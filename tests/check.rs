@@ -403,3 +403,41 @@ fn files_a_hup_rereads_are_judged_for_the_user_rsyslogd_drops_to() {
     let (_, text) = check_rsyslog_conf(&s, &[], "", "$PrivDropToUser nobody\n");
     assert!(!text.contains("smgr secret at HUP"), "{text}");
 }
+
+/// The action's `config.file` is read as the module reads it: its values (System Manager's
+/// URL, TLS files, token) are the ones checked, and they override the action's own.
+#[test]
+fn an_actions_config_file_is_checked_with_the_action() {
+    let s = Setup::new();
+    let site_keys = [
+        "smgr.url",
+        "smgr.tls.cacert",
+        "smgr.tls.mycert",
+        "smgr.tls.myprivkey",
+        "smgr.tokenfile",
+    ];
+    let good = s.params(&[]);
+    let site = |token: &str| {
+        let text: String = good
+            .iter()
+            .filter(|(k, _)| site_keys.contains(&k.as_str()))
+            .map(|(k, v)| match k.as_str() {
+                "smgr.tokenfile" => format!("{k}=\"{}\"\n", s.dir.p(token)),
+                _ => format!("{k}=\"{v}\"\n"),
+            })
+            .collect();
+        std::fs::write(s.dir.path("omcmsync.conf"), text).unwrap();
+    };
+    let mut changes: Vec<(&str, String)> =
+        site_keys[..4].iter().map(|k| (*k, String::new())).collect();
+    changes.push(("config.file", s.dir.p("omcmsync.conf")));
+    site("token");
+    let (code, text) = check_rsyslog_conf(&s, &changes, "", "");
+    assert_eq!(code, Some(0), "{text}");
+    line(&text, "PASS", "smgr auth");
+    // The file's wrong token overrides the action's good one.
+    site("wrong-token");
+    let (code, text) = check_rsyslog_conf(&s, &changes, "", "");
+    assert_eq!(code, Some(1), "{text}");
+    line(&text, "FAIL", "smgr auth");
+}

@@ -17,62 +17,12 @@ mod common;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
 use std::time::Duration;
 
+use common::packages::*;
 use common::*;
 
 const WAIT: Duration = Duration::from_secs(60);
-
-/// The .deb and .rpm: the ones the test command built, else built now by scripts/package.
-fn packages() -> &'static (PathBuf, PathBuf) {
-    static BUILT: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        if let (Some(deb), Some(rpm)) = (
-            std::env::var_os("OMCMSYNC_DEB"),
-            std::env::var_os("OMCMSYNC_RPM"),
-        ) {
-            return (deb.into(), rpm.into());
-        }
-        let (ok, out) = run("bash", &[repo().join("scripts/package").to_str().unwrap()]);
-        assert!(ok, "scripts/package: {out}");
-        let mut built = out.lines().rev().map(PathBuf::from);
-        let rpm = built.next().unwrap();
-        let deb = built.next().unwrap();
-        (deb, rpm)
-    })
-}
-
-fn run(cmd: &str, args: &[&str]) -> (bool, String) {
-    let out = Command::new(cmd).args(args).output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout),
-    )
-}
-
-fn run_ok(cmd: &str, args: &[&str]) -> String {
-    let (ok, out) = run(cmd, args);
-    assert!(ok, "{cmd} {args:?}: {out}");
-    out
-}
-
-/// A package's files, unpacked into `into`.
-fn unpack(package: &Path, into: &Path) {
-    std::fs::create_dir_all(into).unwrap();
-    let p = package.display();
-    let cmd = match package.extension().and_then(|e| e.to_str()) {
-        Some("deb") => format!("dpkg-deb -x '{p}' ."),
-        _ => format!("rpm2cpio '{p}' | cpio -idm --quiet"),
-    };
-    let status = Command::new("sh")
-        .args(["-c", &cmd])
-        .current_dir(into)
-        .status()
-        .unwrap();
-    assert!(status.success(), "unpacking {p}");
-}
 
 fn files_below(dir: &Path, out: &mut Vec<PathBuf>) {
     for e in std::fs::read_dir(dir).unwrap() {
@@ -105,8 +55,8 @@ fn glibc_needed(elf: &Path) -> (u32, u32) {
 
 #[test]
 fn packaged_elf_files_need_glibc_2_28_at_most_and_are_stripped() {
-    let (deb, rpm) = packages();
-    for package in [deb, rpm] {
+    let p = packages();
+    for (package, expected) in [(&p.deb, 2), (&p.rpm, 2), (&p.sim_deb, 1), (&p.sim_rpm, 1)] {
         let dir = TestDir::new();
         unpack(package, &dir.path("files"));
         let mut files = Vec::new();
@@ -115,7 +65,13 @@ fn packaged_elf_files_need_glibc_2_28_at_most_and_are_stripped() {
             .iter()
             .filter(|f| std::fs::read(f).unwrap().starts_with(b"\x7fELF"))
             .collect();
-        assert_eq!(elves.len(), 3, "module, omcmsync, smgr-sim in {files:?}");
+        assert_eq!(elves.len(), expected, "{}: {files:?}", package.display());
+        // smgr-sim, a test tool, is in its own package, never on the administrator's PATH.
+        let sim = files
+            .iter()
+            .any(|f| f.ends_with("usr/libexec/omcmsync/smgr-sim"));
+        assert_eq!(sim, expected == 1, "{}: {files:?}", package.display());
+        assert!(!files.iter().any(|f| f.ends_with("usr/bin/smgr-sim")));
         for elf in elves {
             let glibc = glibc_needed(elf);
             assert!(
@@ -138,11 +94,6 @@ fn packaged_elf_files_need_glibc_2_28_at_most_and_are_stripped() {
                 elf.display()
             );
         }
-        // smgr-sim is a test tool: not on the administrator's PATH.
-        assert!(files
-            .iter()
-            .any(|f| f.ends_with("usr/libexec/omcmsync/smgr-sim")));
-        assert!(!files.iter().any(|f| f.ends_with("usr/bin/smgr-sim")));
     }
 }
 
@@ -151,13 +102,9 @@ struct Installed;
 
 impl Drop for Installed {
     fn drop(&mut self) {
-        let _ = run("dpkg", &["--purge", "omcmsync"]);
+        let _ = run("dpkg", &["--purge", "omcmsync", "omcmsync-smgr-sim"]);
         let _ = std::fs::remove_dir_all("/etc/omcmsync");
     }
-}
-
-fn mode(path: &Path) -> u32 {
-    std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
 }
 
 /// A queue.log with `n` changes that SMGR never got, written by the module itself.
@@ -175,32 +122,48 @@ fn queue_log_with_pending(n: u64) -> Vec<u8> {
 
 #[test]
 fn deb_installs_passes_n1_keeps_a_sites_mode_and_warns_on_purge() {
-    let (deb, _) = packages();
-    let deb = deb.to_str().unwrap();
-    let fields = run_ok("dpkg-deb", &["-f", deb, "Depends", "Recommends"]);
+    let p = packages();
+    let deb = p.deb.to_str().unwrap();
+    let fields = run_ok(
+        "dpkg-deb",
+        &["-f", deb, "Depends", "Recommends", "Homepage"],
+    );
     assert!(fields.contains("rsyslog (>= 8.2102)"), "{fields}");
     assert!(fields.contains("libc6 (>= 2.28)"), "{fields}");
     assert!(fields.contains("Recommends: rsyslog-gnutls"), "{fields}");
-    let conffiles = run_ok(
-        "sh",
-        &[
-            "-c",
-            &format!("dpkg-deb --ctrl-tarfile '{deb}' | tar -xO ./conffiles"),
+    assert!(fields.contains("Homepage: "), "{fields}");
+    let control = |name: &str| {
+        run_ok(
+            "sh",
+            &[
+                "-c",
+                &format!("dpkg-deb --ctrl-tarfile '{deb}' | tar -xO ./{name}"),
+            ],
+        )
+    };
+    // The only conffiles hold no site value; every site value is in a file no package ships.
+    let conffiles = control("conffiles");
+    assert_eq!(
+        conffiles.lines().collect::<Vec<_>>(),
+        [
+            "/etc/apparmor.d/rsyslog.d/omcmsync",
+            "/etc/logrotate.d/omcmsync"
         ],
-    );
-    assert!(
-        conffiles.contains("/etc/rsyslog.d/omcmsync/omcmsync-action.conf"),
         "{conffiles}"
     );
-    assert!(
-        conffiles.contains("/etc/logrotate.d/omcmsync"),
-        "{conffiles}"
+    // rsyslog's trigger (interest in /etc/rsyslog.d) restarts it on install, upgrade, removal.
+    assert_eq!(
+        control("triggers").trim(),
+        "activate-noawait /etc/rsyslog.d"
     );
 
-    let _ = run("dpkg", &["--purge", "omcmsync"]);
-    let (ok, out) = run("dpkg", &["-i", deb]);
+    let sim_deb = p.sim_deb.to_str().unwrap();
+    let _ = run("dpkg", &["--purge", "omcmsync", "omcmsync-smgr-sim"]);
+    let (ok, out) = run("dpkg", &["-i", deb, sim_deb]);
     let guard = Installed;
     assert!(ok, "dpkg -i: {out}");
+    let license = std::fs::read_to_string("/usr/share/doc/omcmsync/copyright").unwrap();
+    assert!(license.contains("Apache License"), "{license}");
     let module = Path::new("/usr/lib/x86_64-linux-gnu/rsyslog/omcmsync.so");
     assert!(module.exists() && Path::new("/usr/bin/omcmsync").exists());
     assert!(Path::new("/etc/apparmor.d/rsyslog.d/omcmsync").exists());
@@ -238,12 +201,19 @@ fn deb_installs_passes_n1_keeps_a_sites_mode_and_warns_on_purge() {
     let state = Path::new("/var/lib/omcmsync");
     assert_eq!(mode(state), 0o750, "state directory created 0750");
 
-    // Enable it as the operator would: elements from the example, System Manager's CA.
-    std::fs::copy(
-        "/etc/omcmsync/elements.json.example",
-        "/etc/omcmsync/elements.json",
-    )
-    .unwrap();
+    // Enabled as the operator would: the site's values and elements from the examples, System
+    // Manager's CA, the example's enabling file as installed.
+    let examples = Path::new("/usr/share/omcmsync/examples");
+    for (example, site) in [
+        ("elements.json", "elements.json"),
+        ("omcmsync.conf", "omcmsync.conf"),
+    ] {
+        std::fs::copy(
+            examples.join(example),
+            Path::new("/etc/omcmsync").join(site),
+        )
+        .unwrap();
+    }
     run_ok(
         "/usr/libexec/omcmsync/smgr-sim",
         &["gen-certs", "/etc/omcmsync/tls"],
@@ -252,13 +222,16 @@ fn deb_installs_passes_n1_keeps_a_sites_mode_and_warns_on_purge() {
     let dir = TestDir::new();
     let conf = format!(
         "global(workDirectory=\"{}\")\n\
-         include(file=\"/etc/rsyslog.d/omcmsync/omcmsync-template.conf\")\n\
-         include(file=\"/etc/rsyslog.d/omcmsync/omcmsync-input-tls.conf\")\n\
-         include(file=\"/etc/rsyslog.d/omcmsync/omcmsync-action.conf\")\n",
+         include(file=\"/usr/share/omcmsync/examples/60-omcmsync.conf\")\n",
         dir.p("work")
     );
-    let check = check_config(&dir, &conf, &[]);
+    let check = check_config(&dir, &conf, &["-o", &dir.p("full.conf")]);
     assert!(check.ok, "installed snippets: {}", check.output);
+    let full = std::fs::read_to_string(dir.path("full.conf")).unwrap();
+    assert!(
+        full.contains("type=\"omcmsync\"") && full.contains("port=\"6514\""),
+        "{full}"
+    );
 
     // A site's own mode survives a reinstall (an upgrade runs the same postinst).
     std::fs::set_permissions(state, std::fs::Permissions::from_mode(0o700)).unwrap();
@@ -299,61 +272,6 @@ fn five_stations_arrive(d: &Daemon, sim: &Sim) {
     assert_eq!(object_ids(&items, "cm-east").len(), 5);
 }
 
-/// A scratch root: an overlay over one of scripts/rsyslog-root's Debian roots, so installing
-/// into it leaves the cached root as it was. Unmounted and removed when dropped.
-struct Scratch {
-    dir: tempfile::TempDir,
-}
-
-impl Scratch {
-    fn over(suite: &str) -> Scratch {
-        let base = run_ok(
-            "bash",
-            &[repo().join("scripts/rsyslog-root").to_str().unwrap(), suite],
-        );
-        let dir = tempfile::Builder::new()
-            .prefix("omcm-scratch-")
-            .tempdir_in("/var/tmp")
-            .unwrap();
-        for d in ["upper", "work", "root"] {
-            std::fs::create_dir(dir.path().join(d)).unwrap();
-        }
-        let opts = format!(
-            "lowerdir={},upperdir={},workdir={}",
-            base.trim(),
-            dir.path().join("upper").display(),
-            dir.path().join("work").display()
-        );
-        let root = dir.path().join("root");
-        run_ok(
-            "mount",
-            &[
-                "-t",
-                "overlay",
-                "overlay",
-                "-o",
-                &opts,
-                root.to_str().unwrap(),
-            ],
-        );
-        Scratch { dir }
-    }
-
-    fn root(&self) -> PathBuf {
-        self.dir.path().join("root")
-    }
-
-    fn path(&self, inside: &str) -> PathBuf {
-        self.root().join(inside.trim_start_matches('/'))
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(self.root()).status();
-    }
-}
-
 /// `[mode user group flags path]` for every file of the .rpm.
 fn rpm_files(rpm: &str) -> Vec<Vec<String>> {
     let fmt = "[%{FILEMODES:perms} %{FILEUSERNAME} %{FILEGROUPNAME} %{FILEFLAGS:fflags}. %{FILENAMES}\\n]";
@@ -365,8 +283,10 @@ fn rpm_files(rpm: &str) -> Vec<Vec<String>> {
 
 #[test]
 fn rpm_installs_in_a_scratch_root_and_its_module_delivers_on_rsyslog_8_2102() {
-    let (_, rpm) = packages();
-    let rpm = rpm.to_str().unwrap();
+    let p = packages();
+    let rpm = p.rpm.to_str().unwrap();
+    let url = run_ok("rpm", &["-qp", "--qf", "%{URL} %{RELEASE}", rpm]);
+    assert!(url.starts_with("https://") && url.ends_with(" 1"), "{url}");
     let requires = run_ok("rpm", &["-qp", "--requires", rpm]);
     assert!(requires.contains("rsyslog >= 8.2102"), "{requires}");
     assert!(requires.contains("glibc >= 2.28"), "{requires}");
@@ -397,23 +317,42 @@ fn rpm_installs_in_a_scratch_root_and_its_module_delivers_on_rsyslog_8_2102() {
     ] {
         file(page);
     }
-    for conf in [
-        "/etc/rsyslog.d/omcmsync/omcmsync-action.conf",
-        "/etc/rsyslog.d/omcmsync/omcmsync-template.conf",
-        "/etc/omcmsync/elements.json.example",
+    // The logrotate file is configuration; the snippets and examples are the package's,
+    // replaced by every upgrade: the site's values live in files no package ships.
+    let flags = |path: &str| file(path)[3].clone();
+    assert!(flags("/etc/logrotate.d/omcmsync").contains('c'));
+    assert!(flags("/etc/logrotate.d/omcmsync").contains('n'));
+    for shipped in [
+        "/usr/share/omcmsync/rsyslog/omcmsync-action.conf",
+        "/usr/share/omcmsync/rsyslog/omcmsync-template.conf",
+        "/usr/share/omcmsync/examples/omcmsync.conf",
+        "/usr/share/omcmsync/examples/60-omcmsync.conf",
     ] {
         assert!(
-            file(conf)[3].contains('c') && file(conf)[3].contains('n'),
-            "{conf} not %config(noreplace): {:?}",
-            file(conf)
+            !flags(shipped).contains('c'),
+            "{shipped}: {:?}",
+            file(shipped)
         );
-        assert!(!file(conf)[3].contains('d'), "{conf} is %doc");
     }
+    assert!(files.iter().all(|f| !f[4].starts_with("/etc/omcmsync/")));
+    assert!(flags("/usr/share/licenses/omcmsync/LICENSE").contains('l'));
+    assert!(!files.iter().any(|f| f[4].ends_with("smgr-sim")));
+    let sim = rpm_files(p.sim_rpm.to_str().unwrap());
+    let sim: Vec<&str> = sim
+        .iter()
+        .map(|f| f[4].as_str())
+        .filter(|f| !f.starts_with("/usr/lib/.build-id"))
+        .collect();
+    assert_eq!(
+        sim,
+        ["/usr/libexec/omcmsync", "/usr/libexec/omcmsync/smgr-sim"]
+    );
     for dir in [
         "/etc/omcmsync",
-        "/etc/rsyslog.d/omcmsync",
         "/usr/libexec/omcmsync",
         "/usr/share/omcmsync",
+        "/usr/share/omcmsync/rsyslog",
+        "/usr/share/omcmsync/examples",
         "/usr/share/omcmsync/selinux",
         "/usr/share/doc/omcmsync",
     ] {
@@ -484,7 +423,7 @@ fn rpm_installs_in_a_scratch_root_and_its_module_delivers_on_rsyslog_8_2102() {
 
 #[test]
 fn deb_under_rsyslogs_privilege_drop_to_syslog_delivers() {
-    let (deb, _) = packages();
+    let deb = &packages().deb;
     let scratch = Scratch::over("bookworm");
     let root = scratch.root();
     let root_s = root.to_str().unwrap();
@@ -543,7 +482,7 @@ fn deb_under_rsyslogs_privilege_drop_to_syslog_delivers() {
             .replace(&module_path().display().to_string(), "omcmsync")
             .replace(
                 &repo().join("rsyslog-conf").display().to_string(),
-                "/etc/rsyslog.d/omcmsync"
+                "/usr/share/omcmsync/rsyslog"
             )
     );
     let d = Daemon::start_config(&dir, ports, &text);
@@ -561,7 +500,7 @@ fn deb_under_rsyslogs_privilege_drop_to_syslog_delivers() {
 
 #[test]
 fn selinux_policy_module_compiles_and_apparmor_addition_parses() {
-    let (deb, rpm) = packages();
+    let (deb, rpm) = (&packages().deb, &packages().rpm);
     let dir = TestDir::new();
     unpack(rpm, &dir.path("rpm"));
     let selinux = dir.path("rpm/usr/share/omcmsync/selinux");

@@ -1,7 +1,8 @@
 //! Every parameter of the module, its type and default, validated in one place.
 //!
 //! rsyslog hands the action's parameters over as loosely typed values; the omprog mode and the
-//! tools read the same names from a file. Both paths end in [`Config::from_values`], so a value
+//! tools read the same names from a file (`config.file`, [`file`]: the site's values, which
+//! override the action's). Both paths end in [`Config::from_values`], so a value
 //! is accepted or rejected the same way everywhere, and the error names the parameter, the
 //! value and what is expected (that text is what an operator sees from `rsyslogd -N1`). Files
 //! and programs the module needs (rules, elements, certificates, secrets, programs) are read
@@ -10,6 +11,7 @@
 //! (docs/design.md, "Degrade, never drop": [`Config::from_values_at_start`]).
 
 mod claim;
+pub mod file;
 mod smgr;
 mod values;
 
@@ -44,6 +46,7 @@ pub enum Kind {
 
 /// Every parameter `action(type="omcmsync" ...)` accepts (documented in docs/configuration.md).
 pub const PARAMS: &[(&str, Kind)] = &[
+    ("config.file", Kind::Text),
     ("template", Kind::Word),
     ("smgr.url", Kind::Word),
     ("smgr.resyncpath", Kind::Word),
@@ -309,6 +312,29 @@ impl Config {
                 .filter_map(|(n, v)| PARAMS.iter().find(|(p, _)| *p == n).map(|(p, _)| (*p, v)))
                 .collect(),
         );
+        let Some(file) = given.take("config.file") else {
+            return Config::build_given(given, load);
+        };
+        let shown = match &file {
+            Value::Text(path) => path.clone(),
+            Value::Int(n) => n.to_string(),
+        };
+        let site = file::read(file)?;
+        let from_file: Vec<&'static str> = site.iter().map(|(name, _)| *name).collect();
+        given.0.extend(
+            site.into_iter()
+                .map(|(name, value)| (name, Value::Text(value))),
+        );
+        // An operator reading `-N1`'s message must know which file to edit.
+        Config::build_given(given, load).map_err(|mut e| {
+            if e.value.is_none() || from_file.contains(&e.param) {
+                e.expected.push_str(&format!(" (config.file {shown})"));
+            }
+            e
+        })
+    }
+
+    fn build_given(mut given: Given, load: bool) -> Result<Config, ConfigError> {
         let g = &mut given;
         let template = match g.take("template") {
             Some(v) => text("template", v, "a template name")?,

@@ -425,3 +425,40 @@ fn command_transport_needs_an_executable_program() {
         "smgr.transport"
     );
 }
+
+/// The site's file overrides the action's values, and an error in it names the file.
+#[test]
+fn config_file_values_override_the_actions_and_errors_name_the_file() {
+    let f = Fixture::new();
+    let site = f.path("omcmsync.conf");
+    std::fs::write(
+        &site,
+        "smgr.url=\"https://smgr.site.example\"\ncoalesce.window.ms=\"250\"\n",
+    )
+    .unwrap();
+    let c = f.cfg(&[("config.file", &site)]).unwrap();
+    assert_eq!(c.client.base_url.as_str(), "https://smgr.site.example/");
+    assert_eq!(c.window, Duration::from_millis(250));
+
+    std::fs::write(&site, "coalesce.window.ms=\"soon\"\n").unwrap();
+    let e = f.cfg(&[("config.file", &site)]).unwrap_err().to_string();
+    assert!(
+        e.starts_with("parameter 'coalesce.window.ms' has invalid value 'soon'")
+            && e.ends_with(&format!("(config.file {site})")),
+        "{e}"
+    );
+    // A parameter the action set wrongly is the action's, not the file's.
+    let e = f
+        .cfg(&[("config.file", &site), ("retry.max.ms", "x")])
+        .unwrap_err();
+    assert_eq!(e.param, "coalesce.window.ms");
+    std::fs::write(&site, "\n").unwrap();
+    let e = f
+        .cfg(&[("config.file", &site), ("retry.max.ms", "x")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("retry.max.ms") && !e.contains("config.file"),
+        "{e}"
+    );
+}

@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod packages;
+
 use std::io::Write;
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -329,6 +331,14 @@ impl Daemon {
 
     /// Starts rsyslogd under `wrapper` (e.g. valgrind and its options).
     pub fn start_wrapped(dir: &TestDir, ports: Ports, text: &str, wrapper: &[&str]) -> Daemon {
+        let mut d = Daemon::spawn(dir, ports, text, wrapper);
+        d.wait_listening();
+        d
+    }
+
+    /// Starts rsyslogd without waiting for it to listen on `ports.tcp` (a configuration that
+    /// may have no input there).
+    pub fn spawn(dir: &TestDir, ports: Ports, text: &str, wrapper: &[&str]) -> Daemon {
         let n = dir.starts.get() + 1;
         dir.starts.set(n);
         let conf = dir.path(&format!("rsyslog-{n}.conf"));
@@ -345,13 +355,16 @@ impl Daemon {
             .stderr(std::fs::File::create(&stderr_path).unwrap())
             .spawn()
             .expect("start rsyslogd");
-        let mut d = Daemon {
+        Daemon {
             child: Some(child),
             ports,
             stderr_path,
-        };
-        d.wait_listening();
-        d
+        }
+    }
+
+    /// Whether rsyslogd still runs.
+    pub fn running(&mut self) -> bool {
+        self.child.as_mut().unwrap().try_wait().unwrap().is_none()
     }
 
     fn wait_listening(&mut self) {
@@ -522,13 +535,43 @@ pub fn read_json_lines(path: &Path) -> Vec<serde_json::Value> {
 
 /// A throwaway PKI from `smgr-sim gen-certs` in the test's `name` directory (ca.pem,
 /// server.pem, client.pem, other-ca.pem, other-server.pem and their keys); returns its path.
-/// The packages' `/etc/omcmsync` moved to `dir/etc` (elements, `tls/smgr-ca.pem` from
-/// smgr-sim's certificates) and a `dir/log` for `/var/log/omcmsync`: what the shipped snippets
-/// and the docs' blocks name.
+/// The standard paths of the packages and the site moved into `dir`: `/etc/omcmsync` to
+/// `dir/etc`, `/usr/share/omcmsync` to `dir/share`, the state and log directories to
+/// `dir/state` and `dir/log`, `/usr/bin/omcmsync` to the built one.
+pub fn moved(dir: &TestDir, text: &str) -> String {
+    text.replace("/etc/omcmsync", &dir.p("etc"))
+        .replace("/usr/share/omcmsync", &dir.p("share"))
+        .replace("/var/lib/omcmsync", &dir.p("state"))
+        .replace("/var/log/omcmsync", &dir.p("log"))
+        .replace("/usr/bin/omcmsync", env!("CARGO_BIN_EXE_omcmsync"))
+}
+
+/// What the packages install and a site adds, with [`moved`] paths: the snippets in
+/// `dir/share/rsyslog`, the examples in `dir/share/examples`, and the site's `dir/etc`
+/// (omcmsync.conf from the example, elements, `tls/` from smgr-sim with `smgr-ca.pem`).
 pub fn install_etc(dir: &TestDir) {
     let etc = dir.path("etc");
     std::fs::create_dir_all(etc.join("tls")).unwrap();
     std::fs::create_dir_all(dir.path("log")).unwrap();
+    for (from, to) in [
+        ("rsyslog-conf", "share/rsyslog"),
+        ("packaging/examples", "share/examples"),
+    ] {
+        std::fs::create_dir_all(dir.path(to)).unwrap();
+        for entry in std::fs::read_dir(repo().join(from)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e != "md") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                let name = path.file_name().unwrap().to_str().unwrap();
+                std::fs::write(dir.path(&format!("{to}/{name}")), moved(dir, &text)).unwrap();
+            }
+        }
+    }
+    std::fs::copy(
+        dir.path("share/examples/omcmsync.conf"),
+        etc.join("omcmsync.conf"),
+    )
+    .unwrap();
     std::fs::write(etc.join("elements.json"), ELEMENTS).unwrap();
     gen_certs(dir, "etc/tls");
     std::fs::copy(etc.join("tls/ca.pem"), etc.join("tls/smgr-ca.pem")).unwrap();

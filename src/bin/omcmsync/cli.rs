@@ -85,7 +85,8 @@ pub enum Command {
             required_unless_present = "config"
         )]
         rsyslog_conf: Option<PathBuf>,
-        /// The action's parameters in the omprog config format (name=value lines).
+        /// The action's parameters alone, from a `config.file` (name="value" lines, as the
+        /// omprog mode reads).
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
         /// The rsyslogd to read --rsyslog-conf with.

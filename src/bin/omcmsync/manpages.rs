@@ -115,8 +115,12 @@ const SECTIONS: &[(&str, &[Section])] = &[
 const FILES: &[&str] = &[
     "/usr/lib64/rsyslog/omcmsync.so (rpm), /usr/lib/x86_64-linux-gnu/rsyslog/omcmsync.so \
      (deb): the module.",
-    "/etc/rsyslog.d/omcmsync/*.conf: the rsyslog snippets (not enabled until included). \
-     /etc/omcmsync/: the element list (elements.json), TLS files (tls/), secrets.",
+    "/usr/share/omcmsync/rsyslog/*.conf: the package's rsyslog snippets (enabled by the \
+     site's /etc/rsyslog.d/60-omcmsync.conf); /usr/share/omcmsync/examples/: the site's files \
+     to start from.",
+    "/etc/omcmsync/: the site's files, which no package ships: omcmsync.conf (the action's \
+     config.file), the element list (elements.json), TLS files (tls/), secrets, \
+     rsyslog-input.conf (an input of the site's own).",
     "/var/lib/omcmsync/ (state.dir): queue.log (the durable queue), deadletter.json and \
      deadletter.json.1 (requests refused for good), control.sock (what status, deadletter \
      and resync talk to), elements.json (System Manager's list, cached).",
@@ -225,8 +229,9 @@ fn module_page() -> Result<String, String> {
     }
     page.control("SH", ["FILES"])
         .text([roman(
-            "/etc/rsyslog.d/omcmsync/ (snippets), /etc/omcmsync/ (element list, TLS files, \
-             secrets), /var/lib/omcmsync/ (state.dir: queue.log, deadletter.json, control.sock)",
+            "/usr/share/omcmsync/rsyslog/ (snippets), /etc/omcmsync/omcmsync.conf (config.file: \
+             the site's values), /etc/omcmsync/ (element list, TLS files, secrets), \
+             /var/lib/omcmsync/ (state.dir: queue.log, deadletter.json, control.sock)",
         )])
         .control("SH", ["SEE ALSO"])
         .text([roman(

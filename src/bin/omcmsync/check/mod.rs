@@ -1,14 +1,17 @@
 //! `omcmsync check`: a setup, checked before it is trusted. One line per check, each with what
 //! was found and, when it fails, the fix; exit status 0 only when none fails (a warning does
 //! not fail). The action's parameters come from an rsyslog configuration (read through
-//! `rsyslogd -N1 -o`, so includes are resolved) or from an omprog config file.
+//! `rsyslogd -N1 -o`, so includes are resolved), with their `config.file`'s values, or from
+//! such a file alone (the omprog mode's).
 
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use omcmsync::config::{Config, ElementsSource, HaMode, Transport, Value, ELEMENTS_PATH};
+use omcmsync::config::{
+    file, Config, ConfigError, ElementsSource, HaMode, Transport, Value, ELEMENTS_PATH,
+};
 use omcmsync::deliver::SmgrClient;
 use omcmsync::elements::{literal, parse_elements_lenient, system_lookup, ElementSpec};
 
@@ -44,7 +47,7 @@ pub fn run(rsyslog_conf: Option<&Path>, config: Option<&Path>, rsyslogd: &str) -
     let mut report = Report::default();
     let actions = match (rsyslog_conf, config) {
         (Some(conf), _) => rsyslog_conf::actions(&mut report, conf, rsyslogd),
-        (None, Some(file)) => omprog_file(&mut report, file).into_iter().collect(),
+        (None, Some(file)) => vec![omprog_file(file)],
         (None, None) => Vec::new(),
     };
     if actions.is_empty() && !report.failed {
@@ -79,33 +82,40 @@ pub struct Action {
     pub user: Option<String>,
 }
 
-fn omprog_file(report: &mut Report, file: &Path) -> Option<Action> {
-    let params = std::fs::read_to_string(file)
-        .map_err(|e| e.to_string())
-        .and_then(|text| omcmsync::omprog::parse_config_file(&text));
-    match params {
-        Ok(params) => Some(Action {
-            params,
-            max_message_size: None,
-            user: None,
-        }),
-        Err(e) => {
-            report.fail(
-                "parameters",
-                &format!("{}: {e}", file.display()),
-                "name=value lines, as in /usr/share/doc/omcmsync/omprog.md",
-            );
-            None
-        }
+/// `--config FILE`: the file the omprog mode and an action's `config.file` read.
+fn omprog_file(file: &Path) -> Action {
+    Action {
+        params: vec![("config.file".into(), file.display().to_string())],
+        max_message_size: None,
+        user: None,
     }
 }
 
+/// The action's parameters with its `config.file`'s values in place (they override the
+/// action's own, as in the module), so every check sees what the module will use.
+fn site_values(params: &[(String, String)]) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for (name, value) in params {
+        if name.eq_ignore_ascii_case("config.file") {
+            for (name, value) in file::read(Value::Text(value.clone()))? {
+                out.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+                out.push((name.to_owned(), value));
+            }
+        } else if !out.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+            out.push((name.clone(), value.clone()));
+        }
+    }
+    Ok(out)
+}
+
 fn check_action(report: &mut Report, action: &Action, label: &str) {
-    let values = action
-        .params
-        .iter()
-        .map(|(n, v)| (n.as_str(), Value::Text(v.clone())));
-    let config = match Config::from_values(values) {
+    let checked = site_values(&action.params).and_then(|params| {
+        let values = params
+            .iter()
+            .map(|(n, v)| (n.as_str(), Value::Text(v.clone())));
+        Config::from_values(values).map(|config| (config, params))
+    });
+    let (config, params) = match checked {
         Ok(c) => c,
         Err(e) => {
             report.fail(
@@ -135,7 +145,7 @@ fn check_action(report: &mut Report, action: &Action, label: &str) {
             );
         }
     }
-    cleartext(report, action, &config);
+    cleartext(report, &params, &config);
     expiry(report, &config);
     if let Some(user) = action.user.as_deref() {
         reread(report, &config, user);
@@ -304,8 +314,8 @@ fn state_dir(report: &mut Report, dir: &Path, rsyslog_user: Option<&str>) {
 }
 
 /// `smgr.allowcleartext="on"` with a secret and an `http://` URL: allowed, but said.
-fn cleartext(report: &mut Report, action: &Action, config: &Config) {
-    let allowed = action.params.iter().any(|(n, v)| {
+fn cleartext(report: &mut Report, params: &[(String, String)], config: &Config) {
+    let allowed = params.iter().any(|(n, v)| {
         n.eq_ignore_ascii_case("smgr.allowcleartext") && v.eq_ignore_ascii_case("on")
     });
     let client = &config.client;
