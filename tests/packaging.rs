@@ -1,17 +1,19 @@
-//! The packages as an administrator meets them. Both are built by `scripts/package` (the test
-//! command passes them in `$OMCMSYNC_DEB` / `$OMCMSYNC_RPM`). Checked here:
+//! The packages as an administrator meets them. All four are built by `scripts/package` (the
+//! test command passes the main ones in `$OMCMSYNC_DEB` / `$OMCMSYNC_RPM`). Checked here:
 //! - every ELF file they ship needs glibc 2.28 at most (RHEL 8), is stripped, and holds no
-//!   test-build fault hook;
-//! - the .deb installs with dpkg on this host, its snippets pass `rsyslogd -N1`, a reinstall
+//!   test-build fault hook; smgr-sim is only in omcmsync-smgr-sim;
+//! - the .deb installs with dpkg on this host: its only conffiles hold no site value, it
+//!   activates rsyslog's trigger, the example enabling file passes `rsyslogd -N1`, a reinstall
 //!   keeps a site's mode on the state directory, and a purge warns about queued requests;
 //! - the .rpm installs with `rpm --root` into a scratch copy of a Debian 11 root: files, modes,
-//!   owned directories, config flags, scriptlets, dependencies; its module loads into that
-//!   root's rsyslogd 8.2102 and delivers;
+//!   owned directories, config flags, `%license`, URL, scriptlets, dependencies; its module
+//!   loads into that root's rsyslogd 8.2102 and delivers;
 //! - the .deb in a scratch Debian root whose rsyslogd drops privileges to a `syslog` user: the
 //!   state directory is that user's, and changes are delivered;
 //! - the SELinux policy module compiles (checkmodule) and the AppArmor addition parses.
 //!
-//! Needs root (dpkg, mounts) and the Debian roots of `scripts/rsyslog-root`.
+//! Upgrade, removal and reinstall over a site's life: tests/lifecycle.rs. Needs root (dpkg,
+//! mounts) and the Debian roots of `scripts/rsyslog-root`.
 
 mod common;
 
