@@ -24,15 +24,21 @@ fn documents() -> Vec<std::path::PathBuf> {
     docs
 }
 
-/// The fenced blocks of a Markdown text.
+/// The fenced blocks of a Markdown text, but shell (```sh) blocks: commands, which
+/// tests/step_by_step.rs runs where they are meant to run.
 fn blocks(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut current: Option<String> = None;
+    let mut shell = false;
     for line in text.lines() {
-        if line.trim_start().starts_with("```") {
+        if let Some(info) = line.trim_start().strip_prefix("```") {
             match current.take() {
-                Some(block) => out.push(block),
-                None => current = Some(String::new()),
+                Some(block) if !shell => out.push(block),
+                Some(_) => {}
+                None => {
+                    shell = info.trim() == "sh";
+                    current = Some(String::new());
+                }
             }
         } else if let Some(block) = &mut current {
             block.push_str(line);

@@ -107,6 +107,22 @@ fn sign(
     write(dir, &format!("{name}-key.pem"), &key.serialize_pem())
 }
 
+/// Writes `name` in `dir`: a private key (`*-key.pem`) 0600, as keys are kept, the rest 0644.
 fn write(dir: &Path, name: &str, text: &str) -> Result<(), String> {
-    std::fs::write(dir.join(name), text).map_err(|e| format!("{name}: {e}"))
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mode = if name.ends_with("-key.pem") {
+        0o600
+    } else {
+        0o644
+    };
+    let path = dir.join(name);
+    let _ = std::fs::remove_file(&path);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(|e| format!("{name}: {e}"))
 }
