@@ -600,3 +600,58 @@ fn missing_deadletter_directory() {
     wait_until(&dir, param, || problem_lines(&dir, param) == (1, 1));
     assert!(d.stop(WAIT).success());
 }
+
+/// The site's `config.file` missing at a real start, then holding a bad value: the action
+/// waits (said once per reason), rsyslog keeps the changes; once the file is right the action
+/// starts by itself, without a restart or HUP, every change is delivered and its counters
+/// reach impstats. `-N1` refuses it.
+#[test]
+fn a_config_file_that_cannot_be_used_holds_changes_until_it_can() {
+    let dir = TestDir::new();
+    let sim = Sim::start(&dir, &[]);
+    let site = dir.path("site/omcmsync.conf");
+    let body = format!(
+        r#"action(type="omcmsync" name="omcmsync" config.file="{}" state.dir="{}" {QUICK} {HELD})"#,
+        site.display(),
+        dir.p("state")
+    );
+    let check = check_config(&dir, &config(&dir, Ports::free(), &body), &[]);
+    assert!(
+        !check.ok && check.output.contains("config.file"),
+        "{}",
+        check.output
+    );
+
+    let ports = Ports::free();
+    let d = Daemon::start_config(&dir, ports, &config_with_impstats(&dir, ports, &body));
+    let lines: Vec<String> = STATIONS
+        .iter()
+        .map(|l| syslog_line("cm-east", "cmdhist", l))
+        .collect();
+    d.send_tcp(&lines);
+    dir.wait_log(&["parameter 'config.file' has invalid value", "waits for it"]);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(object_ids(&sim.resync_items(), "cm-east").is_empty());
+
+    std::fs::create_dir(dir.path("site")).unwrap();
+    let elements = format!("elements.file=\"{}\"\n", dir.p("elements.json"));
+    std::fs::write(&site, format!("smgr.url=\"smgr.example.net\"\n{elements}")).unwrap();
+    dir.wait_log(&["parameter 'smgr.url' has invalid value 'smgr.example.net'"]);
+    assert!(object_ids(&sim.resync_items(), "cm-east").is_empty());
+
+    std::fs::write(&site, format!("smgr.url=\"{}\"\n{elements}", sim.url())).unwrap();
+    let want: BTreeSet<String> = ["1", "2", "3"].map(String::from).into();
+    wait_until(&dir, "config.file", || {
+        object_ids(&sim.resync_items(), "cm-east") == want
+    });
+    let log = dir.rsyslog_log();
+    assert_eq!(log.matches("waits for it").count(), 2, "{log}");
+    assert_eq!(
+        log.matches("config.file can be used now").count(),
+        1,
+        "{log}"
+    );
+    // Its counters reach impstats from the start it made late.
+    wait_module_stats(&dir, WAIT, |v| v["lines.received"].as_u64() == Some(3));
+    assert!(d.stop(WAIT).success());
+}

@@ -29,6 +29,8 @@ pub fn read(value: Value) -> Result<Vec<(&'static str, String)>, ConfigError> {
         .map(
             |(name, value)| match PARAMS.iter().find(|(p, _)| *p == name) {
                 Some(("config.file", _)) => Err(fail("no config.file inside config.file".into())),
+                // rsyslog binds the template when it reads the action, before this file is read.
+                Some(("template", _)) => Err(fail("template set in the action, not here".into())),
                 Some((p, _)) => Ok((*p, value)),
                 None => Err(fail(format!(
                     "only the action's parameters (docs/configuration.md): '{name}' is not one"

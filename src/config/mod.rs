@@ -238,10 +238,64 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// How a real start goes ([`Config::at_start`]).
+#[derive(Debug)]
+pub enum Start {
+    Ready(Box<Config>),
+    /// `config.file` cannot be used yet; the error says why, naming the file.
+    AwaitingSiteFile(ConfigError),
+}
+
 /// The given values by parameter name; each is taken once by the field it configures.
 struct Given(HashMap<&'static str, Value>);
 
+/// The names `config.file` set, for an error to say which file to edit.
+struct SiteFile {
+    shown: String,
+    names: Vec<&'static str>,
+}
+
+impl SiteFile {
+    /// `given` with its `config.file`'s values in place (they override the action's).
+    fn merge(mut given: Given) -> Result<(Given, Option<SiteFile>), ConfigError> {
+        let Some(file) = given.take("config.file") else {
+            return Ok((given, None));
+        };
+        let shown = match &file {
+            Value::Text(path) => path.clone(),
+            Value::Int(n) => n.to_string(),
+        };
+        let values = file::read(file)?;
+        let names = values.iter().map(|(name, _)| *name).collect();
+        given
+            .0
+            .extend(values.into_iter().map(|(n, v)| (n, Value::Text(v))));
+        Ok((given, Some(SiteFile { shown, names })))
+    }
+
+    /// A value the file set, or one required and set nowhere: the file is where to look.
+    fn blames(&self, e: &ConfigError) -> bool {
+        e.value.is_none() || self.names.contains(&e.param)
+    }
+
+    /// An operator reading `-N1`'s message must know which file to edit.
+    fn annotate(&self, mut e: ConfigError) -> ConfigError {
+        e.expected
+            .push_str(&format!(" (config.file {})", self.shown));
+        e
+    }
+}
+
 impl Given {
+    fn new<'a>(values: impl IntoIterator<Item = (&'a str, Value)>) -> Given {
+        Given(
+            values
+                .into_iter()
+                .filter_map(|(n, v)| PARAMS.iter().find(|(p, _)| *p == n).map(|(p, _)| (*p, v)))
+                .collect(),
+        )
+    }
+
     fn take(&mut self, name: &'static str) -> Option<Value> {
         self.0.remove(name)
     }
@@ -302,35 +356,34 @@ impl Config {
         Config::build(values, false)
     }
 
+    /// As [`Config::from_values_at_start`], but a `config.file` that cannot be used (missing,
+    /// unreadable, a bad line, or a value of it refused) is not a refusal: the action waits for
+    /// the site's file and rsyslog keeps what arrives meanwhile ([`Start::AwaitingSiteFile`]).
+    /// Errors in the action's own values are refused as ever.
+    pub fn at_start<'a>(
+        values: impl IntoIterator<Item = (&'a str, Value)>,
+    ) -> Result<Start, ConfigError> {
+        let (given, site) = match SiteFile::merge(Given::new(values)) {
+            Ok(merged) => merged,
+            Err(e) => return Ok(Start::AwaitingSiteFile(e)),
+        };
+        match (Config::build_given(given, false), site) {
+            (Ok(config), _) => Ok(Start::Ready(Box::new(config))),
+            (Err(e), Some(site)) if site.blames(&e) => {
+                Ok(Start::AwaitingSiteFile(site.annotate(e)))
+            }
+            (Err(e), _) => Err(e),
+        }
+    }
+
     fn build<'a>(
         values: impl IntoIterator<Item = (&'a str, Value)>,
         load: bool,
     ) -> Result<Config, ConfigError> {
-        let mut given = Given(
-            values
-                .into_iter()
-                .filter_map(|(n, v)| PARAMS.iter().find(|(p, _)| *p == n).map(|(p, _)| (*p, v)))
-                .collect(),
-        );
-        let Some(file) = given.take("config.file") else {
-            return Config::build_given(given, load);
-        };
-        let shown = match &file {
-            Value::Text(path) => path.clone(),
-            Value::Int(n) => n.to_string(),
-        };
-        let site = file::read(file)?;
-        let from_file: Vec<&'static str> = site.iter().map(|(name, _)| *name).collect();
-        given.0.extend(
-            site.into_iter()
-                .map(|(name, value)| (name, Value::Text(value))),
-        );
-        // An operator reading `-N1`'s message must know which file to edit.
-        Config::build_given(given, load).map_err(|mut e| {
-            if e.value.is_none() || from_file.contains(&e.param) {
-                e.expected.push_str(&format!(" (config.file {shown})"));
-            }
-            e
+        let (given, site) = SiteFile::merge(Given::new(values))?;
+        Config::build_given(given, load).map_err(|e| match &site {
+            Some(site) if site.blames(&e) => site.annotate(e),
+            _ => e,
         })
     }
 

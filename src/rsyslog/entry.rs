@@ -6,45 +6,20 @@
 //! `Instance` is `Sync`; each worker's own calls are serialised by rsyslog.
 
 use std::ffi::{c_int, c_void, CStr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, Weak};
 
 use super::abi::*;
-use super::guard::{guarded, with_signals_blocked};
-use super::stats::{object_name, StatsObject};
+use super::guard::guarded;
+use super::instance::Instance;
 use super::{host, params, stats};
-use crate::action::Action;
-use crate::config::{Config, StateDirClaim};
+use crate::config::{Config, Start, StateDirClaim, Value, DEFAULT_TEMPLATE};
 use crate::logging::{self, Level};
-
-/// What one `action(type="omcmsync")` holds. `stats` is declared first so that it is dropped
-/// (unregistered from impstats) before the counters it points into.
-pub(super) struct Instance {
-    stats: Mutex<Option<StatsObject>>,
-    action: Action,
-    next_worker: AtomicU64,
-    /// This action's state.dir is no other action's.
-    _claim: StateDirClaim,
-}
-
-/// Stats objects registered so far (for unique names).
-static STATS_OBJECTS: AtomicU64 = AtomicU64::new(0);
 
 /// What one rsyslog worker thread of that action holds.
 pub(super) struct Worker {
     instance: Arc<Instance>,
     id: u64,
-}
-
-impl Instance {
-    pub(super) fn new(config: Config, claim: StateDirClaim) -> Self {
-        Instance {
-            stats: Mutex::new(None),
-            action: Action::new(config),
-            next_worker: AtomicU64::new(0),
-            _claim: claim,
-        }
-    }
 }
 
 const MODULE_NAME: &CStr = c"omcmsync";
@@ -187,17 +162,9 @@ unsafe extern "C" fn new_act_inst(
         let Ok(values) = params::read(host, lst) else {
             return RS_RET_MISSING_CNFPARAMS;
         };
-        // At a real start a missing elements file must not drop the action (its lines would be
-        // lost): it holds them until the file appears. `-N1` still fails on it.
-        let config = if host.config_check_only() {
-            Config::from_values(values)
-        } else {
-            Config::from_values_at_start(values)
-        };
-        let claimed =
-            config.and_then(|c| StateDirClaim::take(&c.state_dir).map(|claim| (c, claim)));
-        let (config, claim) = match claimed {
-            Ok(c) => c,
+        let template = template_of(&values);
+        let instance = match instance_for(host.config_check_only(), values) {
+            Ok(instance) => instance,
             Err(e) => {
                 host.log(
                     Level::Error,
@@ -207,11 +174,11 @@ unsafe extern "C" fn new_act_inst(
                 return RS_RET_CONF_PARAM_INVLD;
             }
         };
-        let rc = request_template(host, &config.template, omsr_out);
+        let rc = request_template(host, &template, omsr_out);
         if rc != RS_RET_OK {
             return rc;
         }
-        let instance = Arc::new(Instance::new(config, claim));
+        let instance = Arc::new(instance);
         TO_ACTIVATE
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -219,6 +186,36 @@ unsafe extern "C" fn new_act_inst(
         *inst = Arc::into_raw(instance) as *mut c_void;
         RS_RET_OK
     })
+}
+
+/// The action's instance. `-N1` checks everything; at a real start a missing elements file or
+/// the like is held, not refused (its lines would be lost), and a `config.file` that cannot be
+/// used makes the action wait for it.
+fn instance_for(
+    check_only: bool,
+    values: Vec<(&'static str, Value)>,
+) -> Result<Instance, crate::config::ConfigError> {
+    let claimed = |c: Config| StateDirClaim::take(&c.state_dir).map(|claim| (c, claim));
+    if check_only {
+        return Config::from_values(values.clone())
+            .and_then(claimed)
+            .map(|(c, claim)| Instance::ready(c, claim));
+    }
+    match Config::at_start(values.clone())? {
+        Start::Ready(c) => claimed(*c).map(|(c, claim)| Instance::ready(c, claim)),
+        Start::AwaitingSiteFile(e) => Ok(Instance::awaiting(values, &e)),
+    }
+}
+
+/// The template the action names (`config.file` may not name one: rsyslog binds it now).
+fn template_of(values: &[(&'static str, Value)]) -> String {
+    values
+        .iter()
+        .find_map(|(n, v)| match (n, v) {
+            (&"template", Value::Text(t)) => Some(t.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| DEFAULT_TEMPLATE.to_owned())
 }
 
 /// Asks rsyslog to render our one template as a string; leaves `*out` NULL on failure.
@@ -269,13 +266,7 @@ unsafe extern "C" fn activate_cnf(_mod_conf: *mut c_void) -> rsRetVal {
     guarded("activateCnf", RS_RET_OK, || {
         let instances = std::mem::take(&mut *TO_ACTIVATE.lock().unwrap_or_else(|e| e.into_inner()));
         for instance in instances.iter().filter_map(Weak::upgrade) {
-            // A failure is logged and retried by the first batch; rsyslog keeps the messages.
-            // The threads it starts block signals, like rsyslog's own.
-            with_signals_blocked(|| instance.action.start_in_background());
-            let n = STATS_OBJECTS.fetch_add(1, Ordering::Relaxed);
-            let counters = instance.action.counters().named();
-            *instance.stats.lock().unwrap_or_else(|e| e.into_inner()) =
-                StatsObject::register(&object_name(n), &counters);
+            instance.activate();
         }
         RS_RET_OK
     })
@@ -322,8 +313,15 @@ unsafe extern "C" fn free_wrkr_instance(wrkr: *mut c_void) -> rsRetVal {
     })
 }
 
-unsafe extern "C" fn try_resume(_wrkr: *mut c_void) -> rsRetVal {
-    guarded("tryResume", RS_RET_SUSPENDED, || RS_RET_OK)
+/// Suspended only while the action waits for its `config.file`.
+unsafe extern "C" fn try_resume(wrkr: *mut c_void) -> rsRetVal {
+    guarded("tryResume", RS_RET_SUSPENDED, || {
+        let worker = &*(wrkr as *const Worker);
+        match worker.instance.action() {
+            Some(_) => RS_RET_OK,
+            None => RS_RET_SUSPENDED,
+        }
+    })
 }
 
 unsafe extern "C" fn begin_transaction(_wrkr: *mut c_void) -> rsRetVal {
@@ -350,7 +348,10 @@ unsafe extern "C" fn commit_transaction(
                 std::slice::from_raw_parts(p.param as *const u8, p.lenStr as usize)
             }
         });
-        match worker.instance.action.process_batch(worker.id, borrowed) {
+        let Some(action) = worker.instance.action() else {
+            return RS_RET_SUSPENDED;
+        };
+        match action.process_batch(worker.id, borrowed) {
             Ok(()) => RS_RET_OK,
             Err(_) => RS_RET_SUSPENDED,
         }
@@ -360,8 +361,10 @@ unsafe extern "C" fn commit_transaction(
 unsafe extern "C" fn do_hup(inst: *mut c_void) -> rsRetVal {
     guarded("doHUP", RS_RET_OK, || {
         let instance = &*(inst as *const Instance);
-        instance.action.reopen();
-        logging::info("HUP: files reopened");
+        if let Some(action) = instance.action() {
+            action.reopen();
+            logging::info("HUP: files reopened");
+        }
         RS_RET_OK
     })
 }
@@ -386,7 +389,7 @@ mod tests {
             ("state.dir", Value::Text(state.display().to_string())),
         ])
         .unwrap();
-        Arc::into_raw(Arc::new(Instance::new(
+        Arc::into_raw(Arc::new(Instance::ready(
             config,
             StateDirClaim::take(&state).unwrap(),
         ))) as *mut c_void
@@ -413,7 +416,7 @@ mod tests {
             let w = &*(wrkr as *const Worker);
             assert_eq!(Arc::strong_count(&w.instance), 1);
             assert_eq!(
-                Counters::get(&w.instance.action.counters().lines_received),
+                Counters::get(&w.instance.action().unwrap().counters().lines_received),
                 1
             );
             assert_eq!(free_wrkr_instance(wrkr), RS_RET_OK);
@@ -442,8 +445,14 @@ mod tests {
         threads.into_iter().for_each(|t| t.join().unwrap());
         unsafe {
             let i = &*(inst as *const Instance);
-            assert_eq!(Counters::get(&i.action.counters().lines_received), 8000);
-            assert_eq!(Counters::get(&i.action.counters().lines_malformed), 4000);
+            assert_eq!(
+                Counters::get(&i.action().unwrap().counters().lines_received),
+                8000
+            );
+            assert_eq!(
+                Counters::get(&i.action().unwrap().counters().lines_malformed),
+                4000
+            );
             assert_eq!(i.next_worker.load(Ordering::Relaxed), 4);
             assert_eq!(
                 Arc::strong_count(&Arc::from_raw(inst as *const Instance)),

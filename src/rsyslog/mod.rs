@@ -20,5 +20,6 @@ mod abi {
 mod entry;
 mod guard;
 mod host;
+mod instance;
 mod params;
 mod stats;

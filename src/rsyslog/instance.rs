@@ -1,0 +1,150 @@
+//! What one `action(type="omcmsync")` holds, and when its action starts: at once, or, when
+//! its `config.file` cannot be used at a real start, as soon as it can. Meanwhile the action
+//! answers rsyslog "suspended", so rsyslog keeps CM's lines (the snippets' queue spills to
+//! disk) instead of the action being refused and its ruleset dropping them; the file is looked
+//! at again whenever rsyslog retries the action (every second or so), and at every HUP.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use super::guard::with_signals_blocked;
+use super::stats::{object_name, StatsObject};
+use crate::action::Action;
+use crate::config::{Config, ConfigError, Start, StateDirClaim, Value};
+use crate::logging;
+
+/// How often a waiting action looks at its `config.file` again, at most (rsyslog retries a
+/// suspended action every second or so).
+const LOOK_AGAIN: Duration = Duration::from_millis(500);
+
+/// Stats objects registered so far (for unique names).
+static STATS_OBJECTS: AtomicU64 = AtomicU64::new(0);
+
+/// `stats` is declared first so that it is dropped (unregistered from impstats) before the
+/// counters it points into.
+pub(super) struct Instance {
+    stats: Mutex<Option<StatsObject>>,
+    running: OnceLock<Running>,
+    /// The action's values, while its `config.file` cannot be used.
+    awaiting: Option<Awaiting>,
+    pub(super) next_worker: AtomicU64,
+}
+
+struct Running {
+    action: Action,
+    /// This action's state.dir is no other action's.
+    _claim: StateDirClaim,
+}
+
+struct Awaiting {
+    values: Vec<(&'static str, Value)>,
+    /// When the file was last looked at, and what was said of it (said once).
+    last: Mutex<(Instant, String)>,
+}
+
+impl Instance {
+    pub(super) fn ready(config: Config, claim: StateDirClaim) -> Instance {
+        let instance = Instance::new(None);
+        let running = Running {
+            action: Action::new(config),
+            _claim: claim,
+        };
+        let _ = instance.running.set(running);
+        instance
+    }
+
+    /// An action that waits for its `config.file`; `error` says why, and is said now.
+    pub(super) fn awaiting(values: Vec<(&'static str, Value)>, error: &ConfigError) -> Instance {
+        let said = waiting_message(error);
+        logging::error(&said);
+        Instance::new(Some(Awaiting {
+            values,
+            last: Mutex::new((Instant::now(), said)),
+        }))
+    }
+
+    fn new(awaiting: Option<Awaiting>) -> Instance {
+        Instance {
+            stats: Mutex::new(None),
+            running: OnceLock::new(),
+            awaiting,
+            next_worker: AtomicU64::new(0),
+        }
+    }
+
+    /// The configuration goes live: start the action (what was queued before a restart is
+    /// delivered even if no new message arrives), or look at the site's file once more.
+    pub(super) fn activate(&self) {
+        match self.running.get() {
+            Some(running) => self.start(&running.action),
+            None => {
+                self.action();
+            }
+        }
+    }
+
+    /// The running action; while it waits for its `config.file`, the file is looked at
+    /// (at most twice a second) and the action started once it can be used.
+    pub(super) fn action(&self) -> Option<&Action> {
+        if let Some(running) = self.running.get() {
+            return Some(&running.action);
+        }
+        let awaiting = self.awaiting.as_ref()?;
+        let mut last = awaiting.last.try_lock().ok()?;
+        if last.0.elapsed() < LOOK_AGAIN {
+            return None;
+        }
+        last.0 = Instant::now();
+        match start_from(&awaiting.values) {
+            Ok((config, claim)) => {
+                let running = Running {
+                    action: Action::new(config),
+                    _claim: claim,
+                };
+                if self.running.set(running).is_ok() {
+                    let action = &self.running.get()?.action;
+                    self.start(action);
+                    logging::info("omcmsync: config.file can be used now: the action runs");
+                }
+                self.running.get().map(|r| &r.action)
+            }
+            Err(said) => {
+                if said != last.1 {
+                    logging::error(&said);
+                    last.1 = said;
+                }
+                None
+            }
+        }
+    }
+
+    fn start(&self, action: &Action) {
+        // A failure is logged and retried by the first batch; rsyslog keeps the messages. The
+        // threads it starts block signals, like rsyslog's own.
+        with_signals_blocked(|| action.start_in_background());
+        let n = STATS_OBJECTS.fetch_add(1, Ordering::Relaxed);
+        let counters = action.counters().named();
+        *self.stats.lock().unwrap_or_else(|e| e.into_inner()) =
+            StatsObject::register(&object_name(n), &counters);
+    }
+}
+
+/// A configuration and its state.dir claim from the action's values, or what to say.
+fn start_from(values: &[(&'static str, Value)]) -> Result<(Config, StateDirClaim), String> {
+    let values = values.iter().map(|(n, v)| (*n, v.clone()));
+    match Config::at_start(values) {
+        Ok(Start::Ready(config)) => StateDirClaim::take(&config.state_dir)
+            .map(|claim| (*config, claim))
+            .map_err(|e| format!("omcmsync: {e}")),
+        Ok(Start::AwaitingSiteFile(e)) => Err(waiting_message(&e)),
+        Err(e) => Err(format!("omcmsync: {e}")),
+    }
+}
+
+fn waiting_message(error: &ConfigError) -> String {
+    format!(
+        "omcmsync: {error}; the action waits for it, looking again each second rsyslog retries \
+         and at HUP: rsyslog keeps CM's lines meanwhile"
+    )
+}
