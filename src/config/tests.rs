@@ -462,3 +462,28 @@ fn config_file_values_override_the_actions_and_errors_name_the_file() {
         "{e}"
     );
 }
+
+/// At a real start the site's file at fault makes the action wait; the action's own errors are
+/// refused as ever.
+#[test]
+fn at_start_waits_for_the_site_file_and_refuses_the_actions_errors() {
+    let f = Fixture::new();
+    let site = f.path("omcmsync.conf");
+    let with = |extra: &[(&str, &str)]| {
+        let mut values = vec![("config.file", site.clone())];
+        values.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+        Config::at_start(values.iter().map(|(k, v)| (*k, Value::Text(v.clone()))))
+    };
+    let awaiting = |r: Result<Start, ConfigError>| match r {
+        Ok(Start::AwaitingSiteFile(e)) => e.to_string(),
+        other => panic!("not awaiting: {other:?}"),
+    };
+    assert!(awaiting(with(&[])).contains("config.file"));
+    std::fs::write(&site, "smgr.url=\"smgr.example.net\"\n").unwrap();
+    assert!(awaiting(with(&[])).contains("smgr.url"));
+    let elements = format!("elements.file=\"{}\"\n", f.path("elements.json"));
+    std::fs::write(&site, format!("smgr.url=\"http://h\"\n{elements}")).unwrap();
+    assert!(matches!(with(&[]), Ok(Start::Ready(_))));
+    let e = with(&[("retry.max.ms", "soon")]).unwrap_err();
+    assert_eq!(e.param, "retry.max.ms");
+}
