@@ -92,8 +92,13 @@ impl Action {
     /// tools, tests); false when that did not happen within [`START_WAIT`] (the messages above
     /// say why).
     pub fn start(&self) -> bool {
+        self.start_within(START_WAIT)
+    }
+
+    /// As [`Action::start`], waiting at most `wait`.
+    pub fn start_within(&self, wait: Duration) -> bool {
         self.service.start();
-        self.service.queue(START_WAIT).is_some()
+        self.service.queue(wait).is_some()
     }
 
     /// Stops the background service (what is queued stays on disk).

@@ -641,8 +641,8 @@ fn a_config_file_that_cannot_be_used_holds_changes_until_it_can() {
 
     std::fs::write(&site, format!("smgr.url=\"{}\"\n{elements}", sim.url())).unwrap();
     let want: BTreeSet<String> = ["1", "2", "3"].map(String::from).into();
-    wait_until(&dir, "config.file", || {
-        object_ids(&sim.resync_items(), "cm-east") == want
+    sim.wait_items(Duration::from_secs(90), |items| {
+        object_ids(items, "cm-east") == want
     });
     let log = dir.rsyslog_log();
     assert_eq!(log.matches("waits for it").count(), 2, "{log}");

@@ -18,6 +18,10 @@ use crate::logging;
 /// suspended action every second or so).
 const LOOK_AGAIN: Duration = Duration::from_millis(500);
 
+/// How long a late start waits for its queue (recovering a large one takes longer: the batch
+/// is then held and retried by rsyslog).
+const LATE_START_WAIT: Duration = Duration::from_secs(5);
+
 /// Stats objects registered so far (for unique names).
 static STATS_OBJECTS: AtomicU64 = AtomicU64::new(0);
 
@@ -104,8 +108,13 @@ impl Instance {
                 };
                 if self.running.set(running).is_ok() {
                     let action = &self.running.get()?.action;
-                    self.start(action);
-                    logging::info("omcmsync: config.file can be used now: the action runs");
+                    // On rsyslog's worker, which is about to hand over its batch: wait (a
+                    // little) until the queue can take it.
+                    with_signals_blocked(|| {
+                        action.start_within(LATE_START_WAIT);
+                    });
+                    self.register_stats(action);
+                    logging::info("config.file can be used now: the action runs");
                 }
                 self.running.get().map(|r| &r.action)
             }
@@ -123,6 +132,10 @@ impl Instance {
         // A failure is logged and retried by the first batch; rsyslog keeps the messages. The
         // threads it starts block signals, like rsyslog's own.
         with_signals_blocked(|| action.start_in_background());
+        self.register_stats(action);
+    }
+
+    fn register_stats(&self, action: &Action) {
         let n = STATS_OBJECTS.fetch_add(1, Ordering::Relaxed);
         let counters = action.counters().named();
         *self.stats.lock().unwrap_or_else(|e| e.into_inner()) =
@@ -136,15 +149,15 @@ fn start_from(values: &[(&'static str, Value)]) -> Result<(Config, StateDirClaim
     match Config::at_start(values) {
         Ok(Start::Ready(config)) => StateDirClaim::take(&config.state_dir)
             .map(|claim| (*config, claim))
-            .map_err(|e| format!("omcmsync: {e}")),
+            .map_err(|e| e.to_string()),
         Ok(Start::AwaitingSiteFile(e)) => Err(waiting_message(&e)),
-        Err(e) => Err(format!("omcmsync: {e}")),
+        Err(e) => Err(e.to_string()),
     }
 }
 
 fn waiting_message(error: &ConfigError) -> String {
     format!(
-        "omcmsync: {error}; the action waits for it, looking again each second rsyslog retries \
+        "{error}; the action waits for it, looking again each second rsyslog retries \
          and at HUP: rsyslog keeps CM's lines meanwhile"
     )
 }
