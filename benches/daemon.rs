@@ -3,8 +3,9 @@
 //! 1. throughput: a TCP flood (95 % CM noise, 5 % commands) into rsyslogd with rsyslog's own
 //!    `stop` (ingest only; also inside the shipped ruleset's queue), an action that renders
 //!    nothing, omfile, and the shipped configuration (the ruleset and action of
-//!    rsyslog-conf/omcmsync-action.conf, posting to smgr-sim), interleaved; messages/s and
-//!    rsyslogd CPU-seconds per million messages, and the shipped configuration's ratios to the
+//!    rsyslog-conf/omcmsync-action.conf, posting to smgr-sim), and the omprog mode as shipped
+//!    (rsyslog-conf/omcmsync-omprog.conf), interleaved; messages/s and CPU-seconds per million
+//!    messages (rsyslogd's and its programs'), and the shipped configuration's ratios to the
 //!    baselines. The load generator's rate into a discard sink shows it is not the bottleneck.
 //! 2. coalescing: 100,000 changes over 1,000 stations in one window -> requests at the simulator.
 //! 3. memory under outage: SMGR down, 1,000,000 changes over 100,000 stations -> rsyslogd RSS
@@ -81,6 +82,24 @@ fn generator_rate(bytes: &[u8], lines: usize) -> f64 {
 /// utime + stime of a process, seconds.
 fn cpu_seconds(pid: i32) -> f64 {
     stat_cpu_seconds(&std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap())
+}
+
+/// CPU seconds of the running children of `pid` (omprog's programs).
+fn children_cpu_seconds(pid: i32) -> f64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    entries
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter(|stat| {
+            let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..]
+                .split_whitespace()
+                .collect();
+            fields.get(1) == Some(&pid.to_string().as_str())
+        })
+        .map(|stat| stat_cpu_seconds(&stat))
+        .sum()
 }
 
 /// utime + stime, seconds, from the text of a `/proc/.../stat` file.
@@ -213,10 +232,14 @@ enum Setup {
     ActionQueue,
     /// rsyslog-conf/omcmsync-action.conf as it ships (its ruleset queue, the action direct).
     Shipped,
+    /// rsyslog-conf/omcmsync-omprog.conf as it ships: the same pipeline as a program under
+    /// rsyslog's omprog (its CPU counted with rsyslogd's). Not in step 5: callgrind would count
+    /// rsyslogd alone.
+    Omprog,
 }
 
 impl Setup {
-    const ALL: [Setup; 7] = [
+    const ALL: [Setup; 8] = [
         Setup::Stop,
         Setup::StopIsolated,
         Setup::EmptyAction,
@@ -224,6 +247,7 @@ impl Setup {
         Setup::Direct,
         Setup::ActionQueue,
         Setup::Shipped,
+        Setup::Omprog,
     ];
 
     fn name(self) -> &'static str {
@@ -235,6 +259,7 @@ impl Setup {
             Setup::Direct => "direct",
             Setup::ActionQueue => "action-queue",
             Setup::Shipped => "shipped",
+            Setup::Omprog => "omprog",
         }
     }
 
@@ -246,7 +271,7 @@ impl Setup {
             // Its template renders nothing of the marker: done once every message's line is out.
             Setup::EmptyAction => std::fs::metadata(dir.path("out.log"))
                 .is_ok_and(|m| m.len() >= (EMPTY_LINE.len() as u64 + 1) * (lines as u64 + 1)),
-            Setup::Direct | Setup::ActionQueue | Setup::Shipped => {
+            Setup::Direct | Setup::ActionQueue | Setup::Shipped | Setup::Omprog => {
                 shows_marker(&dir.path("capture.json"))
             }
         }
@@ -297,6 +322,9 @@ fn setup_config(dir: &TestDir, ports: Ports, smgr_url: &str, setup: Setup, extra
     if setup == Setup::Stop {
         return config(dir, ports, &format!("{marker}\nstop"));
     }
+    if setup == Setup::Omprog {
+        return omprog_config(dir, ports, smgr_url, &marker);
+    }
     let (header, shipped_action) = shipped_parts(dir, smgr_url, extra);
     if setup == Setup::Direct {
         return config(dir, ports, &format!("{marker}\n{shipped_action}"));
@@ -325,6 +353,30 @@ fn setup_config(dir: &TestDir, ports: Ports, smgr_url: &str, setup: Setup, extra
         + &format!("{header}\n{marker}\n{action}\n}}\n")
 }
 
+/// rsyslog-conf/omcmsync-omprog.conf as it ships, its program the built `omcmsync` with this
+/// run's elements, state directory, capture file and simulator.
+fn omprog_config(dir: &TestDir, ports: Ports, smgr_url: &str, marker: &str) -> String {
+    let conf = dir.path("omprog.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "smgr.url=\"{smgr_url}\"\nelements.file=\"{}\"\nstate.dir=\"{}\"\n\
+             capture.file=\"{}\"\nburst.threshold=\"100000\"\n",
+            dir.p("elements.json"),
+            dir.p("state"),
+            dir.p("capture.json")
+        ),
+    )
+    .unwrap();
+    let snippet = std::fs::read_to_string(repo().join("rsyslog-conf/omcmsync-omprog.conf"))
+        .unwrap()
+        .replace("/usr/bin/omcmsync", env!("CARGO_BIN_EXE_omcmsync"))
+        .replace("/etc/omcmsync/omcmsync.conf", conf.to_str().unwrap())
+        .replace("/var/log/omcmsync", &dir.p(""))
+        .replace(") {\n  action(", &format!(") {{\n{marker}\n  action("));
+    config(dir, ports, "stop").replace(r#"ruleset="cm""#, r#"ruleset="omcmsync""#) + &snippet
+}
+
 /// One flood through rsyslogd in `setup`; ends at the marker.
 fn throughput_run(flood: &[u8], lines: usize, setup: Setup) -> Run {
     let dir = TestDir::new();
@@ -338,7 +390,8 @@ fn throughput_run(flood: &[u8], lines: usize, setup: Setup) -> Run {
         &setup_config(&dir, ports, sim.url(), setup, &extra),
     );
     let perf = profile(d.pid(), setup.name());
-    let cpu_before = cpu_seconds(d.pid());
+    // rsyslogd and its programs (omprog's): the whole cost of the setup.
+    let cpu_before = cpu_seconds(d.pid()) + children_cpu_seconds(d.pid());
     let threads_before = thread_cpu_seconds(d.pid());
     let started = Instant::now();
     send_and_wait_for(
@@ -348,7 +401,7 @@ fn throughput_run(flood: &[u8], lines: usize, setup: Setup) -> Run {
         Duration::from_secs(300),
     );
     let elapsed = started.elapsed().as_secs_f64();
-    let cpu = cpu_seconds(d.pid()) - cpu_before;
+    let cpu = cpu_seconds(d.pid()) + children_cpu_seconds(d.pid()) - cpu_before;
     // `OMCM_BENCH_THREADS=1`: how busy each of rsyslogd's threads was during the run.
     if std::env::var_os("OMCM_BENCH_THREADS").is_some() {
         let busy: Vec<String> = thread_cpu_seconds(d.pid())
@@ -415,7 +468,7 @@ fn throughput() {
          action (omfile, a constant template), omfile, the shipped action direct on the main \
          queue and with an action queue of its own (as shipped before), and the shipped \
          configuration (rsyslog-conf/omcmsync-action.conf: ruleset queue, action direct), \
-         interleaved",
+         and the omprog mode as shipped (rsyslog-conf/omcmsync-omprog.conf), interleaved",
         bytes.len() as f64 / lines as f64,
     );
     println!(
@@ -507,7 +560,7 @@ fn throughput() {
 }
 
 /// The ratios steps 1 and 5 print: (setup, baseline, what the figure says).
-const COMPARISONS: [(Setup, Setup, &str); 8] = [
+const COMPARISONS: [(Setup, Setup, &str); 9] = [
     (
         Setup::Shipped,
         Setup::Stop,
@@ -543,6 +596,11 @@ const COMPARISONS: [(Setup, Setup, &str); 8] = [
         Setup::ActionQueue,
         Setup::Direct,
         " (what an action queue of its own costs)",
+    ),
+    (
+        Setup::Omprog,
+        Setup::Shipped,
+        " (the omprog mode against the native module, CPU of rsyslogd and the program)",
     ),
 ];
 
@@ -605,7 +663,8 @@ fn instructions() {
             .expect("callgrind summary");
         total / (lines + 1) as f64
     };
-    let setups = Setup::ALL;
+    // Omprog, last in ALL, is left out: callgrind would count rsyslogd without its program.
+    let setups = &Setup::ALL[..Setup::ALL.len() - 1];
     let counts: Vec<f64> = setups.iter().map(|s| count(*s)).collect();
     let row: Vec<String> = setups
         .iter()
@@ -614,6 +673,7 @@ fn instructions() {
         .collect();
     let ratios: Vec<String> = COMPARISONS
         .iter()
+        .filter(|(a, b, _)| a.index() < counts.len() && b.index() < counts.len())
         .map(|(a, b, _)| {
             format!(
                 "{}/{} {:.3}",

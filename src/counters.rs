@@ -247,6 +247,11 @@ impl Counters {
         counter.load(Ordering::Relaxed)
     }
 
+    /// One more of what `counter` counts.
+    pub fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn event(&self, verb: Verb) -> u64 {
         Self::get(&self.events[verb as usize])
     }

@@ -441,3 +441,40 @@ fn an_actions_config_file_is_checked_with_the_action() {
     assert_eq!(code, Some(1), "{text}");
     line(&text, "FAIL", "smgr auth");
 }
+
+/// An omprog action running `omcmsync omprog` is read through its `--config` file and checked
+/// like the module's; sharing the module action's state.dir fails, naming both.
+#[test]
+fn a_state_dir_shared_with_an_omprog_action_fails() {
+    let s = Setup::new();
+    let conf = s.dir.path("omprog.conf");
+    let values: String = s
+        .params(&[])
+        .iter()
+        .map(|(k, v)| format!("{k}=\"{v}\"\n"))
+        .collect();
+    std::fs::write(&conf, values).unwrap();
+    let omprog = format!(
+        "module(load=\"omprog\")\nruleset(name=\"viaprogram\") {{\n  action(type=\"omprog\" binary=\"{} omprog --config {}\" confirmMessages=\"on\")\n}}\n",
+        env!("CARGO_BIN_EXE_omcmsync"),
+        conf.display()
+    );
+    let (code, text) = check_rsyslog_conf(&s, &[], "", &omprog);
+    assert_eq!(code, Some(1), "{text}");
+    let shared = line(&text, "FAIL", "state.dir");
+    assert!(
+        shared.contains(&s.dir.p("state")) && shared.contains("omprog action"),
+        "{text}"
+    );
+    line(&text, "PASS", "smgr auth");
+    // Its own state.dir: nothing shared.
+    std::fs::write(
+        &conf,
+        std::fs::read_to_string(&conf)
+            .unwrap()
+            .replace(&s.dir.p("state"), &s.dir.p("state-omprog")),
+    )
+    .unwrap();
+    let (code, text) = check_rsyslog_conf(&s, &[], "", &omprog);
+    assert_eq!(code, Some(0), "{text}");
+}

@@ -84,3 +84,203 @@ fn omprog_config_errors_name_the_parameter() {
         "must not say OK with a bad configuration"
     );
 }
+
+/// The shipped omprog snippet as the packages lay it out (paths moved into `dir`), with
+/// impstats, the site's values posting to `smgr_url`, CM's input on `ports.tcp`.
+fn shipped_omprog(dir: &TestDir, ports: &Ports, smgr_url: &str) -> String {
+    install_etc(dir);
+    std::fs::write(
+        dir.path("etc/omcmsync.conf"),
+        format!(
+            "smgr.url=\"{smgr_url}\"\nelements.file=\"{}\"\nstate.dir=\"{}\"\n\
+             coalesce.window.ms=\"200\"\nretry.initial.ms=\"100\"\nretry.max.ms=\"1000\"\n",
+            dir.p("etc/elements.json"),
+            dir.p("state")
+        ),
+    )
+    .unwrap();
+    format!(
+        r#"global(workDirectory="{work}" processInternalMessages="on")
+module(load="impstats" interval="1" log.syslog="off" log.file="{stats}" format="json")
+module(load="imtcp")
+input(type="imtcp" address="127.0.0.1" port="{tcp}" ruleset="omcmsync")
+include(file="{share}/rsyslog/omcmsync-template.conf")
+include(file="{share}/rsyslog/omcmsync-omprog.conf")
+action(type="omfile" file="{log}")
+"#,
+        work = dir.p("work"),
+        stats = dir.p("stats.json"),
+        tcp = ports.tcp,
+        share = dir.p("share"),
+        log = dir.p("rsyslog.log"),
+    )
+}
+
+/// What rsyslogd said, in its log and on standard error.
+fn said(dir: &TestDir, d: &Daemon) -> String {
+    dir.rsyslog_log() + &d.stderr()
+}
+
+/// Stops rsyslogd and checks it stopped cleanly within 5 s: no cancellation of a busy worker.
+fn stop_cleanly(dir: &TestDir, d: Daemon) {
+    let stderr = d.stderr();
+    let started = std::time::Instant::now();
+    assert!(d.stop(WAIT).success());
+    let took = started.elapsed();
+    let log = dir.rsyslog_log() + &stderr;
+    assert!(took < Duration::from_secs(5), "stop took {took:?}:\n{log}");
+    assert!(!log.contains("data may be lost"), "{log}");
+}
+
+/// How many messages rsyslog's imtcp has read so far (impstats).
+fn read_by_imtcp(dir: &TestDir) -> u64 {
+    stats_lines(dir)
+        .iter()
+        .filter(|v| v["origin"] == "imtcp")
+        .filter_map(|v| v["submitted"].as_u64())
+        .next_back()
+        .unwrap_or(0)
+}
+
+/// A stop in the middle of a burst (System Manager down) keeps every line rsyslog has read:
+/// after a restart with System Manager up, every station of the burst is delivered (each a
+/// station of its own, and no burst collapsing them into an element resync).
+#[test]
+fn sigterm_mid_burst_keeps_every_line_rsyslog_read() {
+    const N: u64 = 100_000;
+    let dir = TestDir::new();
+    let smgr = free_port();
+    let ports = Ports::free();
+    let text = shipped_omprog(&dir, &ports, &format!("http://127.0.0.1:{smgr}"));
+    let site = std::fs::read_to_string(dir.path("etc/omcmsync.conf")).unwrap();
+    std::fs::write(
+        dir.path("etc/omcmsync.conf"),
+        site + "burst.threshold=\"1000000\"\nbatch.maxrequests=\"1000\"\n",
+    )
+    .unwrap();
+    let d = Daemon::start_config(&dir, Ports { ..ports }, &text);
+    d.send_tcp(&(1..=N).map(station_change).collect::<Vec<_>>());
+    let deadline = std::time::Instant::now() + WAIT;
+    while read_by_imtcp(&dir) < N {
+        assert!(std::time::Instant::now() < deadline, "{}", said(&dir, &d));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let queued = stats_lines(&dir)
+        .iter()
+        .filter(|v| v["name"] == "omcmsync" && v["origin"] == "core.queue")
+        .filter_map(|v| v["size"].as_u64())
+        .next_back();
+    stop_cleanly(&dir, d);
+    let saved = std::fs::read_dir(dir.path("work")).unwrap().count();
+    eprintln!("at the stop: {queued:?} lines in the ruleset's queue; {saved} queue files saved");
+
+    let sim = Sim::start_on(&dir, &format!("127.0.0.1:{smgr}"), &[]);
+    let d = Daemon::start_config(&dir, Ports { ..ports }, &text);
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    while sim.items_received() < N {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} of {N} delivered:\n{}",
+            sim.items_received(),
+            said(&dir, &d)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(object_ids(&sim.resync_items(), "cm-east").len() as u64, N);
+    stop_cleanly(&dir, d);
+}
+
+/// Changes committed before rsyslogd is killed are delivered after its restart with CM quiet:
+/// the program starts with rsyslog, not with CM's next line.
+#[test]
+fn a_restart_delivers_what_is_pending_without_new_traffic() {
+    let dir = TestDir::new();
+    let smgr = free_port();
+    let ports = Ports::free();
+    let text = shipped_omprog(&dir, &ports, &format!("http://127.0.0.1:{smgr}"));
+    let d = Daemon::start_config(&dir, Ports { ..ports }, &text);
+    d.send_tcp(&(1..=50).map(station_change).collect::<Vec<_>>());
+    let deadline = std::time::Instant::now() + WAIT;
+    while module_status(&dir.path("state"), WAIT)["counters"]["keys.pending"] != 50 {
+        assert!(std::time::Instant::now() < deadline, "{}", said(&dir, &d));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    d.kill9();
+
+    let sim = Sim::start_on(&dir, &format!("127.0.0.1:{smgr}"), &[]);
+    let d = Daemon::start_config(&dir, Ports { ..ports }, &text);
+    let restarted = std::time::Instant::now();
+    sim.wait_items(Duration::from_secs(30), |i| {
+        object_ids(i, "cm-east").len() == 50
+    });
+    eprintln!(
+        "pending changes delivered {:?} after the restart",
+        restarted.elapsed()
+    );
+    stop_cleanly(&dir, d);
+}
+
+/// Peak resident memory (KiB) of `omcmsync omprog` reading a line of `mib` MiB (or one
+/// byte), then a station change; it must answer both. The line is written a MiB at a time:
+/// a child's peak counts what its parent had when it was forked.
+// The child is reaped by wait4 below, which also gives its peak memory.
+#[allow(clippy::zombie_processes)]
+fn peak_kib_reading(conf: &str, mib: usize) -> i64 {
+    use std::io::{BufRead, Write};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_omcmsync"))
+        .args(["omprog", "--config", conf])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut answer = String::new();
+    stdout.read_line(&mut answer).unwrap();
+    assert_eq!(answer, "OK\n");
+    let chunk = vec![b'x'; 1 << 20];
+    match mib {
+        0 => stdin.write_all(b"x").unwrap(),
+        _ => (0..mib).for_each(|_| stdin.write_all(&chunk).unwrap()),
+    }
+    let station = "127.0.0.1\tcm-east\t2026-12-06T10:00:00Z\tcmdhist: change station 7\n";
+    stdin.write_all(b"\n").unwrap();
+    stdin.write_all(station.as_bytes()).unwrap();
+    for _ in 0..2 {
+        answer.clear();
+        stdout.read_line(&mut answer).unwrap();
+        assert_eq!(answer, "OK\n");
+    }
+    drop(stdin);
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is valid; wait4 fills it for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = child.id() as i32;
+    assert_eq!(unsafe { libc::wait4(pid, &mut status, 0, &mut usage) }, pid);
+    assert_eq!(status, 0);
+    usage.ru_maxrss
+}
+
+/// A 100 MB line costs the program no more memory than `line.maxlength` (it is cut while
+/// read, and counted too long), and the next line is answered.
+#[test]
+fn a_huge_line_is_read_in_bounded_memory() {
+    let dir = TestDir::new();
+    let conf = dir.p("omcmsync.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "smgr.url=\"http://127.0.0.1:9\"\nelements.file=\"{}\"\nstate.dir=\"{}\"\n",
+            dir.p("elements.json"),
+            dir.p("state")
+        ),
+    )
+    .unwrap();
+    let small = peak_kib_reading(&conf, 0);
+    let huge = peak_kib_reading(&conf, 100);
+    eprintln!("peak RSS: {small} KiB after a 1-byte line, {huge} KiB after a 100 MiB one");
+    assert!(huge - small < 4 << 10, "{small} KiB, then {huge} KiB");
+    let status = omcmsync_cli(&dir.path("state"), &["status", "--offline", "--json"]);
+    assert!(status.status.success());
+}

@@ -21,6 +21,15 @@ pub struct DirLock {
 }
 
 impl DirLock {
+    /// Whether the lock could be taken now (it is released at once), or who holds it.
+    pub fn probe(dir: &Path) -> io::Result<()> {
+        match DirLock::take(dir) {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Takes the lock, or says who holds it.
     pub fn take(dir: &Path) -> io::Result<DirLock> {
         let path = dir.join("lock");

@@ -24,7 +24,8 @@ use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
-use self::dir::{DirLock, Epoch};
+pub use self::dir::DirLock;
+use self::dir::Epoch;
 pub use self::log::Recovery;
 use self::log::{Log, Record};
 pub use self::pending::{DueBatch, Entry, Pending};

@@ -57,14 +57,22 @@ pub fn run(rsyslog_conf: Option<&Path>, config: Option<&Path>, rsyslogd: &str) -
             "add action(type=\"omcmsync\" ...) (docs/configuration.md)",
         );
     }
-    for (n, action) in actions.iter().enumerate() {
-        let label = if actions.len() > 1 {
-            format!(" (action {} of {})", n + 1, actions.len())
-        } else {
-            String::new()
-        };
-        check_action(&mut report, action, &label);
+    let labels: Vec<String> = actions
+        .iter()
+        .enumerate()
+        .map(|(n, action)| {
+            let kind = if action.omprog { "omprog " } else { "" };
+            match actions.len() {
+                1 if !action.omprog => String::new(),
+                1 => " (omprog action)".to_owned(),
+                all => format!(" ({kind}action {} of {all})", n + 1),
+            }
+        })
+        .collect();
+    for (action, label) in actions.iter().zip(&labels) {
+        check_action(&mut report, action, label);
     }
+    shared_state_dirs(&mut report, &actions, &labels);
     if report.failed {
         println!("omcmsync check: FAILED");
         ExitCode::from(1)
@@ -80,6 +88,52 @@ pub struct Action {
     pub max_message_size: Option<u64>,
     /// The user rsyslogd drops its privileges to, where the configuration says.
     pub user: Option<String>,
+    /// An omprog action running `omcmsync omprog` (its parameters: its `--config` file).
+    pub omprog: bool,
+}
+
+/// One writer per state directory: `-N1` refuses two module actions on one, but cannot see an
+/// omprog action's (its parameters are in the program's file), whose program would then be
+/// refused at every start while rsyslog keeps handing it lines.
+fn shared_state_dirs(report: &mut Report, actions: &[Action], labels: &[String]) {
+    let dirs: Vec<Option<String>> = actions
+        .iter()
+        .map(|a| {
+            let params = site_values(&a.params).ok()?;
+            let dir = params
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case("state.dir"));
+            Some(
+                dir.map_or(omcmsync::config::DEFAULT_STATE_DIR.to_owned(), |(_, v)| {
+                    v.clone()
+                }),
+            )
+        })
+        .collect();
+    for (i, dir) in dirs.iter().enumerate() {
+        let Some(dir) = dir else { continue };
+        let first = dirs.iter().position(|d| d.as_ref() == Some(dir));
+        if first != Some(i) {
+            let first = first.unwrap_or(i);
+            report.fail(
+                "state.dir",
+                &format!(
+                    "{dir} is the state.dir of{} and of{}: the second to start is refused (one writer per state directory)",
+                    non_empty(&labels[first]),
+                    non_empty(&labels[i])
+                ),
+                "give each action its own state.dir",
+            );
+        }
+    }
+}
+
+fn non_empty(label: &str) -> &str {
+    if label.is_empty() {
+        " the action"
+    } else {
+        label
+    }
 }
 
 /// `--config FILE`: the file the omprog mode and an action's `config.file` read.
@@ -88,6 +142,7 @@ fn omprog_file(file: &Path) -> Action {
         params: vec![("config.file".into(), file.display().to_string())],
         max_message_size: None,
         user: None,
+        omprog: true,
     }
 }
 

@@ -1,6 +1,7 @@
 //! The omcmsync actions of an rsyslog configuration, as rsyslogd reads it: `rsyslogd -N1 -o`
 //! writes the whole configuration with its includes resolved, and that text is scanned for
-//! `action(type="omcmsync" ...)` and rsyslog's `maxMessageSize`.
+//! `action(type="omcmsync" ...)`, omprog actions that run `omcmsync omprog --config FILE`, and
+//! rsyslog's `maxMessageSize`.
 
 use std::path::Path;
 use std::process::Command;
@@ -54,17 +55,40 @@ pub fn actions(report: &mut Report, conf: &Path, rsyslogd: &str) -> Vec<Action> 
     input_tls(report, &tls_files(&text), user.as_deref());
     blocks(&text, "action")
         .into_iter()
-        .filter(|params| {
-            params
-                .iter()
-                .any(|(n, v)| n == "type" && v.eq_ignore_ascii_case("omcmsync"))
-        })
-        .map(|params| Action {
-            params,
-            max_message_size: Some(max),
-            user: user.clone(),
+        .filter_map(|params| {
+            let of_type = |t: &str| {
+                params
+                    .iter()
+                    .any(|(n, v)| n == "type" && v.eq_ignore_ascii_case(t))
+            };
+            let (params, omprog) = if of_type("omcmsync") {
+                (params, false)
+            } else if of_type("omprog") {
+                (vec![("config.file".into(), omprog_config(&params)?)], true)
+            } else {
+                return None;
+            };
+            Some(Action {
+                params,
+                max_message_size: Some(max),
+                user: user.clone(),
+                omprog,
+            })
         })
         .collect()
+}
+
+/// The configuration file of an omprog action that runs `omcmsync omprog --config FILE`.
+fn omprog_config(params: &[(String, String)]) -> Option<String> {
+    let binary = params.iter().find(|(n, _)| n == "binary").map(|(_, v)| v)?;
+    let mut words = binary.split_whitespace();
+    let program = words.next()?;
+    if !program.ends_with("omcmsync") || words.next()? != "omprog" {
+        return None;
+    }
+    let mut rest = words.skip_while(|w| *w != "--config");
+    rest.next()?;
+    rest.next().map(str::to_owned)
 }
 
 /// The TLS files rsyslog's inputs read: `DefaultNetstreamDriverCAFile`, `...CertFile`,
