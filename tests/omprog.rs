@@ -14,7 +14,7 @@ fn omprog_action(dir: &TestDir, conf: &str) -> String {
         r#"action(type="omprog" name="omcmsync" binary="{} omprog --config {conf}"
        template="omcmsync_omprog" confirmMessages="on" reportFailures="on" output="{}"
        queue.type="LinkedList" action.resumeRetryCount="-1" action.resumeInterval="1")"#,
-        env!("CARGO_BIN_EXE_omcmsync"),
+        omcmsync_bin(),
         dir.p("omprog.out")
     )
 }

@@ -535,6 +535,13 @@ pub fn read_json_lines(path: &Path) -> Vec<serde_json::Value> {
 
 /// A throwaway PKI from `smgr-sim gen-certs` in the test's `name` directory (ca.pem,
 /// server.pem, client.pem, other-ca.pem, other-server.pem and their keys); returns its path.
+/// The `omcmsync` program rsyslogd runs (omprog's): `$OMCMSYNC_BIN` (the test command sets the
+/// packaged one for its version matrix, whose older roots lack this host's glibc), else the
+/// one cargo built with this test.
+pub fn omcmsync_bin() -> String {
+    std::env::var("OMCMSYNC_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_omcmsync").to_owned())
+}
+
 /// The standard paths of the packages and the site moved into `dir`: `/etc/omcmsync` to
 /// `dir/etc`, `/usr/share/omcmsync` to `dir/share`, the state and log directories to
 /// `dir/state` and `dir/log`, `/usr/bin/omcmsync` to the built one.
@@ -543,7 +550,7 @@ pub fn moved(dir: &TestDir, text: &str) -> String {
         .replace("/usr/share/omcmsync", &dir.p("share"))
         .replace("/var/lib/omcmsync", &dir.p("state"))
         .replace("/var/log/omcmsync", &dir.p("log"))
-        .replace("/usr/bin/omcmsync", env!("CARGO_BIN_EXE_omcmsync"))
+        .replace("/usr/bin/omcmsync", &omcmsync_bin())
 }
 
 /// What the packages install and a site adds, with [`moved`] paths: the snippets in
