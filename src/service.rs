@@ -589,11 +589,7 @@ impl Supervisor {
         );
         if let Ok(((specs, rejected), json)) = result {
             self.install_list(&specs, &rejected);
-            let tmp = self.cache.with_extension("json.tmp");
-            if crate::private::write(&tmp, json.as_bytes())
-                .and_then(|()| std::fs::rename(&tmp, &self.cache))
-                .is_err()
-            {
+            if crate::private::replace(&self.cache, json.as_bytes()).is_err() {
                 logging::warning(&format!(
                     "could not cache the element list in {}",
                     self.cache.display()

@@ -261,7 +261,7 @@ impl Control {
             match self.queue.submit_synced(c) {
                 Ok(()) => true,
                 Err(e) => {
-                    logging::error(&format!("operator requeue: the queue refused: {e:?}"));
+                    logging::error(&format!("operator requeue: the queue refused: {e}"));
                     false
                 }
             }
@@ -319,7 +319,7 @@ impl Control {
             standby: false,
         };
         if let Err(e) = self.queue.submit_synced(vec![change]) {
-            return error_answer(&format!("the queue refused the request: {e:?}"));
+            return error_answer(&format!("the queue refused the request: {e}"));
         }
         self.counters
             .operator_resyncs

@@ -187,6 +187,11 @@ impl DeadLetters {
 
     /// Before `more` bytes are appended: when the current half would pass its bound, it
     /// becomes the older half and the records the older half held are shed.
+    /// Makes the store's renames durable, as every atomic replacement's.
+    fn sync_dir(&self) -> std::io::Result<()> {
+        crate::private::sync_parent(&self.path)
+    }
+
     fn make_room(&self, more: u64) -> std::io::Result<()> {
         let len = std::fs::metadata(&self.path).map_or(0, |m| m.len());
         if len == 0 || len + more <= self.half {
@@ -198,6 +203,7 @@ impl DeadLetters {
         // After the files changed: a count that began before sees the next generation.
         self.generation.fetch_add(1, Ordering::SeqCst);
         renamed?;
+        self.sync_dir()?;
         if shed > 0 {
             self.counters
                 .delivery
@@ -346,6 +352,7 @@ impl DeadLetters {
             .try_for_each(|(tmp, half)| std::fs::rename(tmp, half));
         self.generation.fetch_add(1, Ordering::SeqCst);
         renamed?;
+        self.sync_dir()?;
         Ok(taken)
     }
 }

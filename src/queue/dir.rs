@@ -78,12 +78,7 @@ impl Epoch {
     /// longer vouch for its sequence numbers.
     pub fn redraw(dir: &Path) -> io::Result<u64> {
         let value = random_u64();
-        let tmp = dir.join("epoch.tmp");
-        let mut f = crate::private::create(&tmp)?;
-        f.write_all(format!("{value:016x}\n").as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, dir.join("epoch"))?;
-        File::open(dir)?.sync_all()?;
+        crate::private::replace(&dir.join("epoch"), format!("{value:016x}\n").as_bytes())?;
         Ok(value)
     }
 }

@@ -145,7 +145,7 @@ impl Log {
         }
         file.set_len(good_len)?;
         file.seek(SeekFrom::End(0))?;
-        sync_dir(dir)?;
+        crate::private::sync_dir(dir)?;
         let log = Log {
             file: Arc::new(file),
             path,
@@ -233,7 +233,7 @@ impl Log {
         self.reattach()?;
         #[cfg(feature = "fault-hooks")]
         crate::faults::compaction_step("syncdir")?;
-        sync_dir(&self.dir)
+        crate::private::sync_dir(&self.dir)
     }
 
     /// Opens `queue.log` again after a compaction's rename.
@@ -249,10 +249,6 @@ impl Log {
     pub fn bytes(&self) -> u64 {
         self.good_len
     }
-}
-
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
 }
 
 impl Record {

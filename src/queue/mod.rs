@@ -67,11 +67,37 @@ pub struct QueueConfig {
 /// Why a batch could not be made durable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum QueueError {
-    /// Writing or syncing the log failed (disk full, I/O error).
-    Io(String),
+    /// Writing or syncing the log failed (disk full, I/O error): the kind, for a caller to
+    /// branch on, and the system's words, for an operator.
+    Io {
+        kind: std::io::ErrorKind,
+        message: String,
+    },
     /// Not done within [`SUBMIT_TIMEOUT`], or the queue is stopping.
     Unavailable,
 }
+
+impl QueueError {
+    pub fn io(e: &std::io::Error) -> QueueError {
+        QueueError::Io {
+            kind: e.kind(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for QueueError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            QueueError::Io { message, .. } => write!(f, "writing queue.log failed: {message}"),
+            QueueError::Unavailable => {
+                f.write_str("the queue did not take it in time (stopping, or busy)")
+            }
+        }
+    }
+}
+
+impl std::error::Error for QueueError {}
 
 /// What the lock guards: the log and the map, mutated together.
 struct State {
@@ -328,7 +354,7 @@ impl Queue {
                     "writing queue.log failed: {e}; rsyslog keeps the batches and retries them"
                 ),
             );
-            QueueError::Io(e.to_string())
+            QueueError::io(&e)
         })?;
         problems.clear("state.dir");
         let earliest_due = state.apply_all(records);

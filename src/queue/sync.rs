@@ -19,7 +19,7 @@ struct Progress {
     written: u64,
     synced: u64,
     /// The last failed fsync: the writes it covered, and why.
-    failed: Option<(u64, String)>,
+    failed: Option<(u64, QueueError)>,
     /// When the oldest write not yet fsynced happened.
     unsynced_since: Option<Instant>,
     compact: bool,
@@ -57,7 +57,7 @@ impl Durability {
             }
             if let Some((upto, why)) = &p.failed {
                 if *upto >= n {
-                    return Err(QueueError::Io(why.clone()));
+                    return Err(why.clone());
                 }
             }
             if p.stop || self.synced.wait_until(&mut p, deadline).timed_out() {
@@ -134,7 +134,7 @@ fn sync(shared: &Shared, target: u64) {
                 "state.dir",
                 &format!("fsync of queue.log failed: {e}; written changes stay in the kernel's cache and may be lost if the host crashes; trying again"),
             );
-            p.failed = Some((target, e.to_string()));
+            p.failed = Some((target, QueueError::io(&e)));
             p.unsynced_since = Some(Instant::now());
         }
     }
@@ -178,8 +178,9 @@ mod tests {
         d.progress.lock().synced = first;
         assert_eq!(d.wait(first, short), Ok(()));
         let second = d.written();
-        d.progress.lock().failed = Some((second, "EIO".into()));
-        assert_eq!(d.wait(second, short), Err(QueueError::Io("EIO".into())));
+        let eio = QueueError::io(&std::io::Error::from_raw_os_error(libc::EIO));
+        d.progress.lock().failed = Some((second, eio.clone()));
+        assert_eq!(d.wait(second, short), Err(eio));
         d.stop();
         assert_eq!(d.wait(d.written(), short), Err(QueueError::Unavailable));
     }
