@@ -31,7 +31,7 @@ use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use common::*;
-use omcmsync::resync::parse_rfc3339_ms;
+use omcmsync::clock::parse_rfc3339_ms;
 use omcmsync::sample::{command_line, noise_line, Rng};
 
 fn scale(n: usize) -> usize {
@@ -854,7 +854,7 @@ fn recovery() {
     })
     .unwrap();
     let station: std::sync::Arc<str> = "station".into();
-    let now = omcmsync::resync::now_ms();
+    let now = omcmsync::clock::now_ms();
     for chunk in (0..keys).collect::<Vec<_>>().chunks(10_000) {
         q.submit(
             chunk

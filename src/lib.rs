@@ -30,7 +30,8 @@
 //! certificate, an answer; the action runs degraded meanwhile, each problem said once). `omprog` runs the same action under rsyslog's
 //! omprog.
 //!
-//! Alongside: `config` (every parameter, validated in one place; what reaching System Manager
+//! Alongside: `clock` (the wall clock for what is written down, the monotonic clock that
+//! schedules, RFC 3339 in and out), `config` (every parameter, validated in one place; what reaching System Manager
 //! takes, in `config::smgr`), `tls` (TLS files to one rustls configuration), `private` (files
 //! the module creates are its user's alone), `counters` (what happened, as atomics), `logging`
 //! (rsyslog's error log inside the daemon, stderr elsewhere), `scan` (the 32-bytes-at-a-time
@@ -40,6 +41,7 @@
 
 pub mod action;
 pub mod classify;
+pub mod clock;
 pub mod config;
 pub mod control;
 pub mod counters;

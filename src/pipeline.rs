@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 
 use crate::classify::Limits;
 use crate::classify::{verdict_json, Classifier, Event, ObjectTable, Reason, Target, Verdict};
+use crate::clock::{now_ms, parse_rfc3339_ms};
 use crate::config::{Config, RulesSource};
 use crate::counters::{Counters, Dropped, Tally};
 use crate::elements::{ElementTable, Elements};
@@ -22,7 +23,7 @@ use crate::ha::{Admission, Gate};
 use crate::line::{Malformed, ReceivedLine};
 use crate::problems::Problems;
 use crate::records::RecordFile;
-use crate::resync::{now_ms, parse_rfc3339_ms, Change, Key, Scope, ShortText};
+use crate::resync::{Change, Key, Scope, ShortText};
 
 /// How often a `rules.file` that could not be read at start is looked for.
 const RULES_RETRY: Duration = Duration::from_secs(1);

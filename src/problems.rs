@@ -13,9 +13,9 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::clock::now_ms;
 use crate::counters::Counters;
 use crate::logging;
-use crate::resync::now_ms;
 
 /// How often a problem that persists is logged again, with its count.
 pub const REMIND: Duration = Duration::from_secs(300);

@@ -469,7 +469,7 @@ impl RoleWatch {
 
     /// Drops held keys whose last change is older than `retain`.
     fn expire(&self, retain: Duration) {
-        let cutoff = crate::resync::now_ms().saturating_sub(retain.as_millis() as u64);
+        let cutoff = crate::clock::now_ms().saturating_sub(retain.as_millis() as u64);
         let expired = self.queue.expire(cutoff);
         if expired > 0 {
             self.counters

@@ -52,8 +52,8 @@ fn a_clock_stepped_back_an_hour_delays_nothing() {
     d.send_tcp(&[syslog_line("cm-east", "cmdhist", "change station 21")]);
     let trace = wait_json_lines(&dir.path("trace.json"), 21, Duration::from_secs(30));
     let stamped = trace[20]["received_at"].as_str().unwrap();
-    let stamped = omcmsync::resync::parse_rfc3339_ms(stamped).expect("an RFC 3339 time");
-    let behind = omcmsync::resync::now_ms().saturating_sub(stamped);
+    let stamped = omcmsync::clock::parse_rfc3339_ms(stamped).expect("an RFC 3339 time");
+    let behind = omcmsync::clock::now_ms().saturating_sub(stamped);
     assert!(
         (3_500_000..3_700_000).contains(&behind),
         "rsyslogd's clock is {behind} ms behind, not an hour"

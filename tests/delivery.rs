@@ -136,14 +136,14 @@ fn a_failed_post_holds_back_the_rest_of_its_pass() {
     );
     let config = r#"coalesce.window.ms="200" retry.initial.ms="100" retry.max.ms="5000" batch.maxrequests="100""#;
     let d = Daemon::start(&dir, &action_to(&dir, sim.url(), config));
-    let sent_at = omcmsync::resync::now_ms();
+    let sent_at = omcmsync::clock::now_ms();
     d.send_tcp(&(5000..5250).map(station_change).collect::<Vec<_>>());
     let items = sim.wait_items(WAIT, |i| object_ids(i, "cm-east").len() == 250);
     assert_eq!(object_ids(&items, "cm-east"), ids(5000..5250));
     let posts = sim.requests();
     assert!(posts.len() >= 3, "{} POSTs", posts.len());
     for post in &posts {
-        let at = omcmsync::resync::parse_rfc3339_ms(post["time"].as_str().unwrap()).unwrap();
+        let at = omcmsync::clock::parse_rfc3339_ms(post["time"].as_str().unwrap()).unwrap();
         assert!(
             at >= sent_at + 1900,
             "a POST went out {} ms after sending, before the Retry-After of the refused one",

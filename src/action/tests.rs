@@ -43,7 +43,7 @@ impl Fixture {
 /// A template line received now: a held key's retention (`ha.standby.retain.ms`, a day) runs
 /// from the reception time, so a fixed date would expire it once the calendar passed it.
 fn tpl(sender: &str, msg: &str) -> Vec<u8> {
-    let now = crate::resync::rfc3339(crate::resync::now_ms());
+    let now = crate::clock::rfc3339(crate::clock::now_ms());
     format!("{sender}\tcm\t{now}\t{msg}").into_bytes()
 }
 

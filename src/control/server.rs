@@ -17,6 +17,7 @@ use serde_json::{json, Map, Value};
 
 use super::{error_answer, socket_path, Request, MAX_REQUEST};
 use crate::classify::Verb;
+use crate::clock::{now_ms, rfc3339};
 use crate::counters::Counters;
 use crate::deliver::{DeadLetters, Deliverer, Filter};
 use crate::elements::Elements;
@@ -24,7 +25,7 @@ use crate::ha::Gate;
 use crate::logging;
 use crate::queue::Queue;
 use crate::records::RecordFile;
-use crate::resync::{now_ms, rfc3339, Change, Key, Scope};
+use crate::resync::{Change, Key, Scope};
 
 /// Connections served at once; one more is answered "busy" and closed.
 const MAX_CLIENTS: usize = 64;

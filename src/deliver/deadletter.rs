@@ -21,10 +21,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::classify::Verb;
+use crate::clock::{now_ms, parse_rfc3339_ms, rfc3339};
 use crate::counters::Counters;
 use crate::logging;
 use crate::problems::Problems;
-use crate::resync::{now_ms, parse_rfc3339_ms, rfc3339, Change, Key, Scope, ShortText};
+use crate::resync::{Change, Key, Scope, ShortText};
 
 /// A line longer than this is not a record (ours are a few kilobytes): skipped, never held.
 const MAX_RECORD: u64 = 4 << 20;

@@ -28,11 +28,12 @@ pub use self::deadletter::{
 };
 use self::refusals::RefusalLog;
 use self::request::Request;
+use crate::clock::{now_ms, sched_now_ms};
 use crate::config::DeliverySettings;
 use crate::counters::Counters;
 use crate::logging;
 use crate::queue::{DueBatch, Entry, Queue};
-use crate::resync::{now_ms, sched_now_ms, Key, Scope, OPERATOR_RESYNC};
+use crate::resync::{Key, Scope, OPERATOR_RESYNC};
 use crate::supervise;
 
 /// Due keys are taken for up to this many POSTs per element at once: finding them walks every

@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
 
+use crate::clock::rfc3339;
 use crate::queue::Entry;
-use crate::resync::{rfc3339, Key, Scope};
+use crate::resync::{Key, Scope};
 
 /// One POST's content.
 pub struct Request {

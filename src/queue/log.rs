@@ -275,7 +275,7 @@ fn element_of(line: &[u8]) -> Option<String> {
 
 /// Copies the log as it is to `queue.log.damaged-<ms>`, never over an earlier copy.
 fn keep_aside(path: &Path) -> io::Result<PathBuf> {
-    let ms = crate::resync::now_ms();
+    let ms = crate::clock::now_ms();
     let name = |n: u32| match n {
         0 => format!("queue.log.damaged-{ms}"),
         n => format!("queue.log.damaged-{ms}-{n}"),

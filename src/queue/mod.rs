@@ -166,7 +166,7 @@ impl Replay {
 
     /// An element-level change for each of `elements`, with `reason`.
     fn resync_elements(&mut self, elements: &[String], reason: &str) {
-        let now = crate::resync::sched_now_ms();
+        let now = crate::clock::sched_now_ms();
         for element in elements {
             let change = Change {
                 key: Key {
@@ -176,7 +176,7 @@ impl Replay {
                 verb: crate::classify::Verb::Change,
                 login: None,
                 reason: Some(reason.to_owned()),
-                at_ms: crate::resync::now_ms(),
+                at_ms: crate::clock::now_ms(),
                 standby: false,
             };
             let seq = self.next_seq;
@@ -188,7 +188,7 @@ impl Replay {
 impl State {
     /// Applies written `records` on the live path; returns the earliest due time they set.
     fn apply_all(&mut self, records: Vec<Record>) -> u64 {
-        let now = crate::resync::sched_now_ms();
+        let now = crate::clock::sched_now_ms();
         records
             .into_iter()
             .filter_map(|r| self.map.apply(r, now))
@@ -283,7 +283,7 @@ impl Queue {
         // Times in the log came from the last run's clocks: if the wall clock was stepped back
         // since, no key may wait longer than a window from now.
         map.pending
-            .cap_due(crate::resync::sched_now_ms() + config.window_ms);
+            .cap_due(crate::clock::sched_now_ms() + config.window_ms);
         if config.start_held {
             map.pending.hold();
         }
@@ -423,7 +423,7 @@ impl Queue {
             .lock()
             .map
             .pending
-            .release(crate::resync::sched_now_ms());
+            .release(crate::clock::sched_now_ms());
         self.shared.added.notify_all();
         released
     }
@@ -459,7 +459,7 @@ impl Queue {
     /// Waits until a change becomes due earlier than `timeout` from now, or `timeout` passes.
     pub fn wait_for_changes(&self, timeout: Duration) {
         let mut state = self.lock();
-        let wake_at = crate::resync::sched_now_ms() + timeout.as_millis() as u64;
+        let wake_at = crate::clock::sched_now_ms() + timeout.as_millis() as u64;
         self.shared.wake_at_ms.store(wake_at, Ordering::Relaxed);
         self.shared.added.wait_for(&mut state, timeout);
     }

@@ -184,12 +184,12 @@ pub enum Shell {
 
 /// `--since`: milliseconds since the Unix epoch.
 fn parse_since(text: &str) -> Result<u64, String> {
-    if let Some(ms) = omcmsync::resync::parse_rfc3339_ms(text) {
+    if let Some(ms) = omcmsync::clock::parse_rfc3339_ms(text) {
         return Ok(ms);
     }
     let age = parse_age(text)
         .map_err(|e| format!("{e} (or give an RFC 3339 time such as 2026-12-01T08:00:00Z)"))?;
-    Ok(omcmsync::resync::now_ms().saturating_sub(age))
+    Ok(omcmsync::clock::now_ms().saturating_sub(age))
 }
 
 /// An age (`90s`, `30m`, `2h`, `7d`) in milliseconds.
@@ -225,7 +225,7 @@ mod tests {
             1_796_112_000_000
         );
         let h = parse_since("2h").unwrap();
-        let now = omcmsync::resync::now_ms();
+        let now = omcmsync::clock::now_ms();
         assert!(now - h >= 7_200_000 && now - h < 7_300_000);
         assert!(parse_since("2w").is_err() && parse_since("soon").is_err());
     }

@@ -126,7 +126,7 @@ pub fn offline_status(state_dir: &Path, json: bool) -> ExitCode {
         Default::default(),
     );
     let dead = store.counts().unwrap_or_default();
-    let now = omcmsync::resync::now_ms();
+    let now = omcmsync::clock::now_ms();
     let mut names: Vec<&String> = keys.keys().chain(dead.keys()).collect();
     names.sort();
     names.dedup();

@@ -48,7 +48,7 @@ pub fn generate(dir: &Path) -> Result<(), String> {
 
 /// The date (UTC) `days` from today: year, month, day.
 fn days_from_now(days: u64) -> (i32, u8, u8) {
-    let day = omcmsync::resync::rfc3339(omcmsync::resync::now_ms() + days * 86_400_000);
+    let day = omcmsync::clock::rfc3339(omcmsync::clock::now_ms() + days * 86_400_000);
     let n = |r: std::ops::Range<usize>| day[r].parse::<i32>().unwrap_or(1);
     (n(0..4), n(5..7) as u8, n(8..10) as u8)
 }

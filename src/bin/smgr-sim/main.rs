@@ -321,7 +321,7 @@ fn resync(
         .and_then(Value::as_array)
         .map_or(0, Vec::len);
     let record = json!({
-        "time": omcmsync::resync::rfc3339(omcmsync::resync::now_ms()),
+        "time": omcmsync::clock::rfc3339(omcmsync::clock::now_ms()),
         "element": element,
         "path": path,
         "tls": tls,

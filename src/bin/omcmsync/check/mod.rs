@@ -269,14 +269,14 @@ fn expiry(report: &mut Report, config: &Config) {
         ("smgr.tls.cacert", &tls.ca_cert),
         ("smgr.tls.mycert", &tls.my_cert),
     ];
-    let now = omcmsync::resync::now_ms() as i64 / 1000;
+    let now = omcmsync::clock::now_ms() as i64 / 1000;
     for (param, path) in files {
         let Some(path) = path else { continue };
         let Ok(end) = omcmsync::tls::not_after(path) else {
             continue;
         };
         let days = (end - now).div_euclid(86_400);
-        let when = omcmsync::resync::rfc3339((end.max(0) * 1000) as u64);
+        let when = omcmsync::clock::rfc3339((end.max(0) * 1000) as u64);
         let detail = format!("{} is valid until {when}", path.display());
         if days < 0 {
             let fix = "install a renewed certificate, then HUP rsyslogd";
