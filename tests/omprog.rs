@@ -127,6 +127,7 @@ fn stop_cleanly(dir: &TestDir, d: Daemon) {
     let started = std::time::Instant::now();
     assert!(d.stop(WAIT).success());
     let took = started.elapsed();
+    eprintln!("rsyslogd stopped in {took:?}");
     let log = dir.rsyslog_log() + &stderr;
     assert!(took < Duration::from_secs(5), "stop took {took:?}:\n{log}");
     assert!(!log.contains("data may be lost"), "{log}");
@@ -170,6 +171,11 @@ fn sigterm_mid_burst_keeps_every_line_rsyslog_read() {
         .filter(|v| v["name"] == "omcmsync" && v["origin"] == "core.queue")
         .filter_map(|v| v["size"].as_u64())
         .next_back();
+    // The stop must come while rsyslog still holds lines, or it tests nothing.
+    assert!(
+        queued.unwrap_or(0) > 0,
+        "the burst was through before the stop"
+    );
     stop_cleanly(&dir, d);
     let saved = std::fs::read_dir(dir.path("work")).unwrap().count();
     eprintln!("at the stop: {queued:?} lines in the ruleset's queue; {saved} queue files saved");

@@ -26,6 +26,12 @@ fn the_step_by_step_delivers_on_each_path() {
     let text = std::fs::read_to_string(repo().join("packaging/README.md")).unwrap();
     let steps = steps(&text);
     assert!(steps.len() >= 8, "{steps:?}");
+    assert!(
+        steps
+            .last()
+            .is_some_and(|(_, b)| b.starts_with("omcmsync status")),
+        "the last step shows what arrived"
+    );
     for path in ["one-way", "two-way", "privilege-drop"] {
         follow(path, &steps);
     }
@@ -76,9 +82,19 @@ fn follow(path: &str, steps: &[(Vec<String>, String)]) {
                 "{out}"
             );
         }
+        // Step 8 begins with CM sending: a change over TLS, then the status.
+        let cm = block
+            .starts_with("omcmsync status")
+            .then(|| send_from_cm(&scratch, path));
         let (ok, out) = in_root(&scratch, block);
         assert!(ok, "{path}: the block fails as written:\n{block}\n{out}");
+        drop(cm);
     }
+    drop(stop);
+}
+
+/// CM sends a station change over TLS; returns once the trial's System Manager has it.
+fn send_from_cm(scratch: &Scratch, path: &str) -> (TestDir, Daemon) {
     let tls = scratch.path("/etc/omcmsync/tls");
     let cm_dir = TestDir::new();
     let cm = cm_over_tls(&cm_dir, &tls, path == "two-way");
@@ -89,12 +105,11 @@ fn follow(path: &str, steps: &[(Vec<String>, String)]) {
         assert!(
             Instant::now() < deadline,
             "{path}: station 42 never reached System Manager; rsyslogd logged:\n{}",
-            rsyslog_messages(&scratch)
+            rsyslog_messages(scratch)
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    drop(cm);
-    drop(stop);
+    (cm_dir, cm)
 }
 
 /// The host before step 1: the packages in root's home, the stand-in `systemctl`, and for

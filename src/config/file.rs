@@ -21,8 +21,8 @@ const EXPECTED: &str = "a readable file of name=\"value\" lines with the action'
 pub fn read(value: Value) -> Result<Vec<(&'static str, String)>, ConfigError> {
     let path = text("config.file", value, EXPECTED)?;
     let fail = |why: String| invalid("config.file", Value::Text(path.clone()), &why);
-    let body = std::fs::read_to_string(Path::new(&path))
-        .map_err(|e| fail(format!("{EXPECTED}; reading it: {e}")))?;
+    let body =
+        read_small(Path::new(&path)).map_err(|e| fail(format!("{EXPECTED}; reading it: {e}")))?;
     let pairs = parse(&body).map_err(|e| fail(format!("name=\"value\" lines: {e}")))?;
     pairs
         .into_iter()
@@ -39,6 +39,27 @@ pub fn read(value: Value) -> Result<Vec<(&'static str, String)>, ConfigError> {
         )
         .collect()
 }
+
+/// A regular file of at most [`MAX_BYTES`] (a FIFO or a device would block or exhaust the
+/// reader of rsyslog's configuration).
+fn read_small(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut body = String::new();
+    file.take(MAX_BYTES + 1).read_to_string(&mut body)?;
+    if body.len() as u64 > MAX_BYTES {
+        return Err(std::io::Error::other(format!(
+            "larger than {MAX_BYTES} bytes"
+        )));
+    }
+    Ok(body)
+}
+
+/// Far more than every parameter with a long value.
+const MAX_BYTES: u64 = 1 << 20;
 
 /// Parses `name="value"` lines: the value quoted (and then taken as it is up to the closing
 /// quote) or bare (up to a `#` comment); `#` at the start of a line or after a value starts a

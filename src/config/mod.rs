@@ -356,10 +356,11 @@ impl Config {
         Config::build(values, false)
     }
 
-    /// As [`Config::from_values_at_start`], but a `config.file` that cannot be used (missing,
-    /// unreadable, a bad line, or a value of it refused) is not a refusal: the action waits for
-    /// the site's file and rsyslog keeps what arrives meanwhile ([`Start::AwaitingSiteFile`]).
-    /// Errors in the action's own values are refused as ever.
+    /// As [`Config::from_values_at_start`], but with a `config.file` no error is a refusal:
+    /// the file's values override the action's, so an edit of the file can mend any of them
+    /// (a value it set, a default it clashes with, one it lacks). The action waits for the
+    /// site's file and rsyslog keeps what arrives meanwhile ([`Start::AwaitingSiteFile`]).
+    /// Without one, errors are refused as ever.
     pub fn at_start<'a>(
         values: impl IntoIterator<Item = (&'a str, Value)>,
     ) -> Result<Start, ConfigError> {
@@ -372,6 +373,7 @@ impl Config {
             (Err(e), Some(site)) if site.blames(&e) => {
                 Ok(Start::AwaitingSiteFile(site.annotate(e)))
             }
+            (Err(e), Some(_)) => Ok(Start::AwaitingSiteFile(e)),
             (Err(e), _) => Err(e),
         }
     }

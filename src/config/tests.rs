@@ -463,8 +463,8 @@ fn config_file_values_override_the_actions_and_errors_name_the_file() {
     );
 }
 
-/// At a real start the site's file at fault makes the action wait; the action's own errors are
-/// refused as ever.
+/// At a real start with a site's file any error makes the action wait (the file can mend it);
+/// without one, errors are refused as ever.
 #[test]
 fn at_start_waits_for_the_site_file_and_refuses_the_actions_errors() {
     let f = Fixture::new();
@@ -484,6 +484,9 @@ fn at_start_waits_for_the_site_file_and_refuses_the_actions_errors() {
     let elements = format!("elements.file=\"{}\"\n", f.path("elements.json"));
     std::fs::write(&site, format!("smgr.url=\"http://h\"\n{elements}")).unwrap();
     assert!(matches!(with(&[]), Ok(Start::Ready(_))));
-    let e = with(&[("retry.max.ms", "soon")]).unwrap_err();
-    assert_eq!(e.param, "retry.max.ms");
+    // Even the action's own bad value waits: the site's file overrides it.
+    assert!(awaiting(with(&[("retry.max.ms", "soon")])).contains("retry.max.ms"));
+    // Without a config.file it is refused.
+    let refused = Config::at_start([("retry.max.ms", Value::Text("soon".into()))]);
+    assert!(refused.is_err());
 }

@@ -201,8 +201,14 @@ fn instance_for(
             .and_then(claimed)
             .map(|(c, claim)| Instance::ready(c, claim));
     }
+    let site_file = values.iter().any(|(n, _)| *n == "config.file");
     match Config::at_start(values.clone())? {
-        Start::Ready(c) => claimed(*c).map(|(c, claim)| Instance::ready(c, claim)),
+        Start::Ready(c) => match claimed(*c) {
+            Ok((c, claim)) => Ok(Instance::ready(c, claim)),
+            // The site's file may name another state.dir.
+            Err(e) if site_file => Ok(Instance::awaiting(values, &e)),
+            Err(e) => Err(e),
+        },
         Start::AwaitingSiteFile(e) => Ok(Instance::awaiting(values, &e)),
     }
 }
@@ -266,7 +272,7 @@ unsafe extern "C" fn activate_cnf(_mod_conf: *mut c_void) -> rsRetVal {
     guarded("activateCnf", RS_RET_OK, || {
         let instances = std::mem::take(&mut *TO_ACTIVATE.lock().unwrap_or_else(|e| e.into_inner()));
         for instance in instances.iter().filter_map(Weak::upgrade) {
-            instance.activate();
+            Instance::activate(&instance);
         }
         RS_RET_OK
     })
@@ -361,7 +367,7 @@ unsafe extern "C" fn commit_transaction(
 unsafe extern "C" fn do_hup(inst: *mut c_void) -> rsRetVal {
     guarded("doHUP", RS_RET_OK, || {
         let instance = &*(inst as *const Instance);
-        if let Some(action) = instance.action() {
+        if let Some(action) = instance.running() {
             action.reopen();
             logging::info("HUP: files reopened");
         }

@@ -1,11 +1,12 @@
 //! What one `action(type="omcmsync")` holds, and when its action starts: at once, or, when
 //! its `config.file` cannot be used at a real start, as soon as it can. Meanwhile the action
 //! answers rsyslog "suspended", so rsyslog keeps CM's lines (the snippets' queue spills to
-//! disk) instead of the action being refused and its ruleset dropping them; the file is looked
-//! at again whenever rsyslog retries the action (every second or so), and at every HUP.
+//! disk) instead of the action being refused and its ruleset dropping them; a thread of its
+//! own looks at the file twice a second (so what `state.dir` held before is delivered once it
+//! can be, CM quiet or not), and so does rsyslog's retry of the action.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, TryLockError, Weak};
 use std::time::{Duration, Instant};
 
 use super::guard::with_signals_blocked;
@@ -78,14 +79,29 @@ impl Instance {
     }
 
     /// The configuration goes live: start the action (what was queued before a restart is
-    /// delivered even if no new message arrives), or look at the site's file once more.
-    pub(super) fn activate(&self) {
-        match self.running.get() {
-            Some(running) => self.start(&running.action),
+    /// delivered even if no new message arrives), or watch for the site's file.
+    pub(super) fn activate(instance: &Arc<Instance>) {
+        match instance.running.get() {
+            Some(running) => instance.start(&running.action),
             None => {
-                self.action();
+                let watched = Arc::downgrade(instance);
+                with_signals_blocked(|| {
+                    let spawned = std::thread::Builder::new()
+                        .name("omcm-await".into())
+                        .spawn(move || watch(watched));
+                    if let Err(e) = spawned {
+                        logging::warning(&format!(
+                            "no thread to watch config.file ({e}): rsyslog's retries look at it"
+                        ));
+                    }
+                });
             }
         }
+    }
+
+    /// The running action, if it runs (nothing is built).
+    pub(super) fn running(&self) -> Option<&Action> {
+        self.running.get().map(|r| &r.action)
     }
 
     /// The running action; while it waits for its `config.file`, the file is looked at
@@ -95,7 +111,12 @@ impl Instance {
             return Some(&running.action);
         }
         let awaiting = self.awaiting.as_ref()?;
-        let mut last = awaiting.last.try_lock().ok()?;
+        let mut last = match awaiting.last.try_lock() {
+            Ok(last) => last,
+            // A panic while starting (caught at the boundary) must not end the retries.
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => return None,
+        };
         if last.0.elapsed() < LOOK_AGAIN {
             return None;
         }
@@ -143,6 +164,17 @@ impl Instance {
     }
 }
 
+/// Looks at the site's file until the action runs or is gone.
+fn watch(instance: Weak<Instance>) {
+    while let Some(instance) = instance.upgrade() {
+        if instance.action().is_some() {
+            return;
+        }
+        drop(instance);
+        std::thread::sleep(LOOK_AGAIN);
+    }
+}
+
 /// A configuration and its state.dir claim from the action's values, or what to say.
 fn start_from(values: &[(&'static str, Value)]) -> Result<(Config, StateDirClaim), String> {
     let values = values.iter().map(|(n, v)| (*n, v.clone()));
@@ -157,7 +189,7 @@ fn start_from(values: &[(&'static str, Value)]) -> Result<(Config, StateDirClaim
 
 fn waiting_message(error: &ConfigError) -> String {
     format!(
-        "{error}; the action waits for it, looking again each second rsyslog retries \
-         and at HUP: rsyslog keeps CM's lines meanwhile"
+        "{error}; the action waits for it, looking again twice a second: rsyslog keeps CM's \
+         lines meanwhile"
     )
 }

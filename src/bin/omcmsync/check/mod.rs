@@ -103,11 +103,13 @@ fn shared_state_dirs(report: &mut Report, actions: &[Action], labels: &[String])
             let dir = params
                 .iter()
                 .find(|(n, _)| n.eq_ignore_ascii_case("state.dir"));
-            Some(
-                dir.map_or(omcmsync::config::DEFAULT_STATE_DIR.to_owned(), |(_, v)| {
-                    v.clone()
-                }),
-            )
+            let dir = dir.map_or(omcmsync::config::DEFAULT_STATE_DIR, |(_, v)| v.as_str());
+            // One directory however it is spelt (a trailing slash, `.` parts, a link).
+            let dir = Path::new(dir);
+            let dir = dir
+                .canonicalize()
+                .unwrap_or_else(|_| dir.components().collect());
+            Some(dir.display().to_string())
         })
         .collect();
     for (i, dir) in dirs.iter().enumerate() {
