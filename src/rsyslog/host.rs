@@ -107,7 +107,8 @@ pub(super) fn log_sink(level: Level, msg: &str) {
     }
 }
 
-/// Installs [`log_sink`] for the pure-Rust modules.
+/// Installs [`log_sink`] for the pure-Rust modules and the libraries' `log` messages.
 pub(super) fn install_logging() {
     logging::set_sink(Some(log_sink));
+    logging::bridge_libraries();
 }

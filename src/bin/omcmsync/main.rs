@@ -14,6 +14,7 @@ use clap::{CommandFactory, Parser};
 use cli::{Cli, Command, DeadletterAction, Shell};
 
 fn main() -> ExitCode {
+    omcmsync::logging::bridge_libraries();
     let cli = Cli::parse();
     match cli.command {
         Command::Status {

@@ -426,11 +426,13 @@ fn smgr(report: &mut Report, client: &SmgrClient) -> bool {
     };
     report.pass("smgr tcp", &format!("connected to {host} port {port}"));
     if let Some(tls) = &settings.tls_config {
-        if let Err(e) = tls_handshake(stream, tls.0.clone(), host, timeout) {
-            let fix = if e.contains("certificate") && !e.contains("alert") {
-                "smgr.tls.cacert must name the CA that signed System Manager's certificate"
-            } else {
-                "System Manager refused this host's TLS: check smgr.tls.mycert and smgr.tls.myprivkey against the CA System Manager trusts"
+        if let Err((e, why)) = tls_handshake(stream, tls.0.clone(), host, timeout) {
+            let fix = match why {
+                Handshake::ServerNotTrusted => {
+                    "smgr.tls.cacert must name the CA that signed System Manager's certificate"
+                }
+                Handshake::RefusedByServer => "System Manager refused this host's TLS: check smgr.tls.mycert and smgr.tls.myprivkey against the CA System Manager trusts",
+                Handshake::Failed => "check that smgr.url names System Manager's HTTPS port, and the smgr.tls.* files",
             };
             report.fail("smgr tls", &e, fix);
             return false;
@@ -473,21 +475,42 @@ fn smgr(report: &mut Report, client: &SmgrClient) -> bool {
     }
 }
 
+/// What a failed handshake means for the operator, from rustls's own error.
+enum Handshake {
+    /// This host did not trust System Manager's certificate.
+    ServerNotTrusted,
+    /// System Manager sent an alert: it refused this host (its client certificate).
+    RefusedByServer,
+    Failed,
+}
+
+impl Handshake {
+    fn of(e: &std::io::Error) -> Handshake {
+        match e.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
+            Some(rustls::Error::InvalidCertificate(_)) => Handshake::ServerNotTrusted,
+            Some(rustls::Error::AlertReceived(_)) => Handshake::RefusedByServer,
+            _ => Handshake::Failed,
+        }
+    }
+}
+
 fn tls_handshake(
     mut stream: TcpStream,
     config: std::sync::Arc<rustls::ClientConfig>,
     host: &str,
     timeout: Duration,
-) -> Result<(), String> {
+) -> Result<(), (String, Handshake)> {
+    let failed = |e: String| (e, Handshake::Failed);
     let name = rustls::pki_types::ServerName::try_from(host.to_owned())
-        .map_err(|e| format!("{host}: {e}"))?;
-    let mut conn = rustls::ClientConnection::new(config, name).map_err(|e| e.to_string())?;
+        .map_err(|e| failed(format!("{host}: {e}")))?;
+    let mut conn =
+        rustls::ClientConnection::new(config, name).map_err(|e| failed(e.to_string()))?;
     stream
         .set_read_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| failed(e.to_string()))?;
     while conn.is_handshaking() {
         conn.complete_io(&mut stream)
-            .map_err(|e| format!("TLS handshake: {e}"))?;
+            .map_err(|e| (format!("TLS handshake: {e}"), Handshake::of(&e)))?;
     }
     // A TLS 1.3 server judges the client certificate after the handshake: its refusal is an
     // alert that arrives within moments, session tickets are not.
@@ -503,7 +526,7 @@ fn tls_handshake(
             {
                 break
             }
-            Err(e) => return Err(format!("TLS after the handshake: {e}")),
+            Err(e) => return Err((format!("TLS after the handshake: {e}"), Handshake::of(&e))),
         }
     }
     Ok(())
