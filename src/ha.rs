@@ -291,23 +291,12 @@ fn from_command(cmd: &str, limit: Duration, groups: &ProcessGroups) -> Reading {
         limit,
         groups,
     });
+    if let Some(why) = ran.failure("ha.command", "ha.interval.ms", limit) {
+        return Reading::unknown(why);
+    }
     match ran {
         Ran::Exited { code: 0, .. } => Reading::known(Role::Active),
-        Ran::Exited { code: 126, .. } => {
-            Reading::unknown("ha.command exited 126: not executable".into())
-        }
-        Ran::Exited { code: 127, .. } => {
-            Reading::unknown("ha.command exited 127: not found".into())
-        }
-        Ran::Exited { code, .. } if code > 128 => {
-            Reading::unknown(format!("ha.command was killed by signal {}", code - 128))
-        }
-        Ran::Exited { .. } => Reading::known(Role::Standby),
-        Ran::TimedOut => Reading::unknown(format!(
-            "ha.command gave no answer within {} ms",
-            limit.as_millis()
-        )),
-        Ran::CannotStart(e) => Reading::unknown(format!("ha.command: {e}")),
+        _ => Reading::known(Role::Standby),
     }
 }
 

@@ -35,7 +35,7 @@
 //! takes, in `config::smgr`), `tls` (TLS files to one rustls configuration), `private` (files
 //! the module creates are its user's alone), `counters` (what happened, as atomics), `logging`
 //! (rsyslog's error log inside the daemon, stderr elsewhere), `scan` (the 32-bytes-at-a-time
-//! byte tests under `line` and `classify`), `sample` (synthetic CM traffic for benchmarks,
+//! byte tests under `line` and `classify`), `text` (log lines cut to size: a leaf), `sample` (synthetic CM traffic for benchmarks,
 //! load tests and the demo) and, in test builds only, `faults` (hooks that make the module
 //! fail where no outside action can).
 
@@ -65,4 +65,5 @@ pub mod sample;
 mod scan;
 pub mod service;
 pub mod supervise;
+pub mod text;
 pub mod tls;

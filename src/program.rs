@@ -72,6 +72,46 @@ pub enum Ran {
     CannotStart(String),
 }
 
+impl Ran {
+    /// Why the run gave no answer of the program's own, said of `what` (`ha.command`,
+    /// `smgr.command`): the shell's 126 (not executable) and 127 (not found), a signal, no
+    /// exit within `limit` (the parameter `limit_param`), or no start at all. `None` for an
+    /// exit status the program chose.
+    pub fn failure(
+        &self,
+        what: &str,
+        limit_param: &str,
+        limit: std::time::Duration,
+    ) -> Option<String> {
+        match self {
+            Ran::Exited { code: 126, stderr } => Some(format!(
+                "{what} exited 126: not executable{}",
+                detail(stderr)
+            )),
+            Ran::Exited { code: 127, stderr } => {
+                Some(format!("{what} exited 127: not found{}", detail(stderr)))
+            }
+            Ran::Exited { code, .. } if *code > 128 => {
+                Some(format!("{what} was killed by signal {}", code - 128))
+            }
+            Ran::Exited { .. } => None,
+            Ran::TimedOut => Some(format!(
+                "{what} did not exit within {limit_param} ({} ms): killed",
+                limit.as_millis()
+            )),
+            Ran::CannotStart(e) => Some(format!("{what}: {e}")),
+        }
+    }
+}
+
+/// A program's standard error as a tail for one log line (nothing when it said nothing).
+fn detail(stderr: &str) -> String {
+    match crate::text::one_line(stderr) {
+        line if line.is_empty() => String::new(),
+        line => format!(": {line}"),
+    }
+}
+
 /// Runs `p` and waits for it, at most `p.limit`; never panics.
 pub fn run(p: &Program) -> Ran {
     let mut cmd = Command::new("/bin/sh");
@@ -137,7 +177,7 @@ fn read_on_thread(from: Option<impl Read + Send + 'static>, max: usize) -> mpsc:
                 kept.extend_from_slice(&buf[..n.min(room)]);
             }
             let text = String::from_utf8_lossy(&kept);
-            let _ = tx.send(crate::deliver::truncate_at_char(&text, max).to_owned());
+            let _ = tx.send(crate::text::truncate_at_char(&text, max).to_owned());
         });
     }
     rx

@@ -38,17 +38,7 @@ pub enum Outcome {
 /// At most this much of an answer's body is kept (dead-letter file, logs).
 pub const ANSWER_BYTES: usize = 2000;
 
-/// The first `max` bytes of `s` or fewer, cut at a character boundary.
-pub fn truncate_at_char(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
+pub use crate::text::truncate_at_char;
 
 /// The start of an answer's body as text, whatever its bytes and length: reads at most
 /// [`ANSWER_BYTES`], invalid UTF-8 replaced, cut at a character boundary.
@@ -371,16 +361,22 @@ impl SmgrClient {
         }
     }
 
+    /// `request` with System Manager's credentials, if any: the one place they are sent from.
+    fn authorized(&self, request: ureq::Request) -> ureq::Request {
+        match self.settings.auth.header() {
+            Some(auth) => request.set("Authorization", &auth),
+            None => request,
+        }
+    }
+
     /// POSTs one body; never panics, never blocks longer than the timeout.
     pub fn post(&self, element: &str, body: &Value, idempotency_key: &str) -> Outcome {
-        let mut request = self
-            .agent
-            .post(&self.resync_url(element))
-            .set("Content-Type", "application/json")
-            .set("Idempotency-Key", idempotency_key);
-        if let Some(auth) = self.settings.auth.header() {
-            request = request.set("Authorization", &auth);
-        }
+        let request = self.authorized(
+            self.agent
+                .post(&self.resync_url(element))
+                .set("Content-Type", "application/json")
+                .set("Idempotency-Key", idempotency_key),
+        );
         match request.send_string(&body.to_string()) {
             Ok(resp) if (200..300).contains(&resp.status()) => Outcome::Done,
             Ok(resp) => Outcome::Retry {
@@ -414,11 +410,7 @@ impl SmgrClient {
     /// The status System Manager answers a GET of `url` with, credentials sent: what
     /// `omcmsync check` learns about authentication. Transport errors are `Err`.
     pub fn get_status(&self, url: &str) -> Result<u16, String> {
-        let mut request = self.agent.get(url);
-        if let Some(auth) = self.settings.auth.header() {
-            request = request.set("Authorization", &auth);
-        }
-        match request.call() {
+        match self.authorized(self.agent.get(url)).call() {
             Ok(resp) => Ok(resp.status()),
             Err(ureq::Error::Status(status, _)) => Ok(status),
             Err(ureq::Error::Transport(t)) => Err(self.redact(&t.to_string())),
@@ -432,14 +424,12 @@ impl SmgrClient {
     /// GETs a JSON document under the base URL (elements list, HA role), within `limit` (and
     /// `smgr.timeout.ms`).
     pub fn get_json(&self, url: &str, limit: Duration) -> Result<Value, String> {
-        let mut request = self
+        let request = self
             .agent
             .get(url)
             .timeout(limit.min(self.settings.timeout));
-        if let Some(auth) = self.settings.auth.header() {
-            request = request.set("Authorization", &auth);
-        }
-        let text = request
+        let text = self
+            .authorized(request)
             .call()
             .map_err(|e| e.to_string())?
             .into_string()

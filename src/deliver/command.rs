@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::client::Outcome;
 use crate::program::{self, ProcessGroups, Program, Ran};
+use crate::text::one_line;
 
 /// EX_TEMPFAIL (sysexits.h): try again later.
 pub const RETRY_EXIT: u32 = 75;
@@ -45,31 +46,19 @@ pub fn deliver(
         groups,
     });
     let retry = |why: String| Outcome::Retry { why, after: None };
-    match ran {
-        Ran::Exited { code: 0, .. } => Outcome::Done,
-        Ran::Exited { code, stderr } if code == RETRY_EXIT || matches!(code, 126 | 127) => {
+    match (ran.failure("smgr.command", "smgr.timeout.ms", timeout), ran) {
+        (Some(why), _) => retry(why),
+        (None, Ran::Exited { code: 0, .. }) => Outcome::Done,
+        (None, Ran::Exited { code, stderr }) if code == RETRY_EXIT => {
             retry(format!("smgr.command exited {code}: {}", one_line(&stderr)))
         }
-        Ran::Exited { code, .. } if code > 128 => {
-            retry(format!("smgr.command was killed by signal {}", code - 128))
-        }
-        Ran::Exited { code, stderr } => Outcome::Permanent {
+        (None, Ran::Exited { code, stderr }) => Outcome::Permanent {
             status: code as u16,
             body: stderr,
         },
-        Ran::TimedOut => retry(format!(
-            "smgr.command did not exit within smgr.timeout.ms ({} ms): killed",
-            timeout.as_millis()
-        )),
-        Ran::CannotStart(e) => retry(format!("smgr.command: {e}")),
+        // `failure` says every other way a run ends.
+        (None, _) => retry("smgr.command gave no answer".into()),
     }
-}
-
-/// A program's standard error in one log line.
-fn one_line(text: &str) -> String {
-    let t = text.trim();
-    let t = crate::deliver::truncate_at_char(t, 200);
-    t.replace(['\n', '\r'], " | ")
 }
 
 #[cfg(test)]

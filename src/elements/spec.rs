@@ -61,10 +61,10 @@ pub fn parse_elements_lenient(json: &str) -> Result<(Vec<ElementSpec>, Vec<Strin
             }
             Ok(spec) => specs.push(spec),
             Err(e) => rejected.push(match v.get("name").and_then(Value::as_str) {
-                Some(name) => format!("'{}': {e}", crate::deliver::truncate_at_char(name, 64)),
+                Some(name) => format!("'{}': {e}", crate::text::truncate_at_char(name, 64)),
                 None => format!(
                     "an entry without a name ({}): {e}",
-                    crate::deliver::truncate_at_char(&v.to_string(), 80)
+                    crate::text::truncate_at_char(&v.to_string(), 80)
                 ),
             }),
         }
