@@ -148,7 +148,12 @@ fn read_by_imtcp(dir: &TestDir) -> u64 {
 /// station of its own, and no burst collapsing them into an element resync).
 #[test]
 fn sigterm_mid_burst_keeps_every_line_rsyslog_read() {
-    const N: u64 = 100_000;
+    // On this host (the test build's program) a burst that is mid-way at the stop; in the
+    // version matrix, whose three roots run at once, a smaller one that starves no other test.
+    let n: u64 = match rsyslog_root() {
+        None => 100_000,
+        Some(_) => 30_000,
+    };
     let dir = TestDir::new();
     let smgr = free_port();
     let ports = Ports::free();
@@ -160,9 +165,9 @@ fn sigterm_mid_burst_keeps_every_line_rsyslog_read() {
     )
     .unwrap();
     let d = Daemon::start_config(&dir, Ports { ..ports }, &text);
-    d.send_tcp(&(1..=N).map(station_change).collect::<Vec<_>>());
+    d.send_tcp(&(1..=n).map(station_change).collect::<Vec<_>>());
     let deadline = std::time::Instant::now() + WAIT;
-    while read_by_imtcp(&dir) < N {
+    while read_by_imtcp(&dir) < n {
         assert!(std::time::Instant::now() < deadline, "{}", said(&dir, &d));
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -182,16 +187,16 @@ fn sigterm_mid_burst_keeps_every_line_rsyslog_read() {
     let sim = Sim::start_on(&dir, &format!("127.0.0.1:{smgr}"), &[]);
     let d = Daemon::start_config(&dir, Ports { ..ports }, &text);
     let deadline = std::time::Instant::now() + Duration::from_secs(180);
-    while sim.items_received() < N {
+    while sim.items_received() < n {
         assert!(
             std::time::Instant::now() < deadline,
-            "{} of {N} delivered:\n{}",
+            "{} of {n} delivered:\n{}",
             sim.items_received(),
             said(&dir, &d)
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert_eq!(object_ids(&sim.resync_items(), "cm-east").len() as u64, N);
+    assert_eq!(object_ids(&sim.resync_items(), "cm-east").len() as u64, n);
     stop_cleanly(&dir, d);
 }
 
