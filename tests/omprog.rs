@@ -148,12 +148,10 @@ fn read_by_imtcp(dir: &TestDir) -> u64 {
 /// station of its own, and no burst collapsing them into an element resync).
 #[test]
 fn sigterm_mid_burst_keeps_every_line_rsyslog_read() {
-    // On this host (the test build's program) a burst that is mid-way at the stop; in the
-    // version matrix, whose three roots run at once, a smaller one that starves no other test.
-    let n: u64 = match rsyslog_root() {
-        None => 100_000,
-        Some(_) => 30_000,
-    };
+    // Small enough to starve no other test (the version matrix runs three roots at once).
+    // With 100,000 (by hand) the stop comes with tens of thousands queued and rsyslog saves
+    // them to disk; one such run of ten stalled after the restart (docs/omprog.md).
+    let n: u64 = 30_000;
     let dir = TestDir::new();
     let smgr = free_port();
     let ports = Ports::free();
