@@ -166,12 +166,14 @@ fn site_values(params: &[(String, String)]) -> Result<Vec<(String, String)>, Con
 }
 
 fn check_action(report: &mut Report, action: &Action, label: &str) {
-    let checked = site_values(&action.params).and_then(|params| {
-        let values = params
-            .iter()
-            .map(|(n, v)| (n.as_str(), Value::Text(v.clone())));
-        Config::from_values(values).map(|config| (config, params))
-    });
+    // Validated as the module validates it (config.file merged there, an error in it naming
+    // the file); the merged values only for what check reads of them itself.
+    let values = action
+        .params
+        .iter()
+        .map(|(n, v)| (n.as_str(), Value::Text(v.clone())));
+    let checked = Config::from_values(values)
+        .and_then(|config| site_values(&action.params).map(|params| (config, params)));
     let (config, params) = match checked {
         Ok(c) => c,
         Err(e) => {
