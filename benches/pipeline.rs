@@ -5,6 +5,9 @@
 //!
 //!     cargo bench --bench pipeline
 //!
+//! Then the hand-off docs/design.md argues against: the same batches passed over a
+//! crossbeam channel to a thread that writes them and answers, against the worker's own write.
+//!
 //! Then the coalescing map's memory per pending key (heap in use, from glibc's `mallinfo2`),
 //! the module's share of rsyslogd's memory during an SMGR outage.
 //!
@@ -135,6 +138,50 @@ fn map_bytes_per_key(keys: usize) -> f64 {
     per_key
 }
 
+/// The worker writing its batch itself (as the module does) against handing it to a queue
+/// thread over a crossbeam channel and waiting for the answer (as it once did over std's).
+fn handoff(dir: &std::path::Path) {
+    let lines = rendered(LINES, 5);
+    let direct = pipeline(dir, "state-direct", "200");
+    let threaded = pipeline(dir, "state-handoff", "200");
+    let (to_writer, batches) = crossbeam_channel::bounded::<usize>(1);
+    let (to_worker, answers) = crossbeam_channel::bounded::<()>(1);
+    let [(dw, dc), (hw, hc)] = std::thread::scope(|scope| {
+        let (lines, threaded) = (&lines, &threaded);
+        scope.spawn(move || {
+            for at in batches.iter() {
+                let batch = &lines[at..(at + BATCH).min(lines.len())];
+                threaded
+                    .process_batch(0, batch.iter().map(Vec::as_slice))
+                    .unwrap();
+                to_worker.send(()).unwrap();
+            }
+        });
+        let offset = |batch: &[Vec<u8>]| {
+            (batch.as_ptr() as usize - lines.as_ptr() as usize) / std::mem::size_of::<Vec<u8>>()
+        };
+        let result = measure(
+            lines,
+            |batch| {
+                direct
+                    .process_batch(0, batch.iter().map(Vec::as_slice))
+                    .unwrap()
+            },
+            |batch| {
+                to_writer.send(offset(batch)).unwrap();
+                answers.recv().unwrap();
+            },
+        );
+        drop(to_writer);
+        result
+    });
+    println!(
+        "  5 % commands, worker -> queue: own write {dw:>6.0} ns/msg wall {dc:>6.0} CPU | hand-off over a channel {hw:>6.0} ns/msg wall {hc:>6.0} CPU | ratio wall {:.2} CPU {:.2}",
+        hw / dw,
+        hc / dc
+    );
+}
+
 fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
@@ -178,6 +225,7 @@ fn main() {
             pc / fc
         );
     }
+    handoff(dir.path());
     let keys = 100_000;
     println!(
         "coalescing map: {keys} pending keys, {:.0} heap bytes per key",

@@ -25,8 +25,9 @@ pub struct ReceivedLine<'a> {
     pub message: &'a [u8],
 }
 
-/// Why a rendered line is not usable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Why a rendered line is not usable (`missing_fields`, `bad_sender` in records).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Malformed {
     /// Fewer than four TAB-separated fields: the action is not using the omcmsync template.
     MissingFields,

@@ -11,10 +11,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use serde_json::{Map, Value};
-
 use crate::classify::Limits;
-use crate::classify::{verdict_json, Classifier, Event, ObjectTable, Reason, Target, Verdict};
+use crate::classify::{Classifier, Event, ObjectTable, Reason, Target, Verdict, VerdictFields};
 use crate::clock::{now_ms, parse_rfc3339_ms};
 use crate::config::{Config, RulesSource};
 use crate::counters::{Counters, Dropped, Tally};
@@ -22,7 +20,7 @@ use crate::elements::{ElementTable, Elements};
 use crate::ha::{Admission, Gate};
 use crate::line::{Malformed, ReceivedLine};
 use crate::problems::Problems;
-use crate::records::RecordFile;
+use crate::records::{LineRecord, RecordFile};
 use crate::resync::{Change, Key, Scope, ShortText};
 
 /// How often a `rules.file` that could not be read at start is looked for.
@@ -345,39 +343,23 @@ fn write_line(
     verdict: &Verdict,
     outcome: Option<&Outcome>,
 ) {
-    let mut record = Map::new();
-    if let Some(w) = worker {
-        record.insert("worker".into(), w.into());
+    LineRecord::Received {
+        worker,
+        sender: line.sender_text(),
+        hostname: line.hostname(),
+        received_at: line.received_at().unwrap_or_default().into(),
+        message: String::from_utf8_lossy(line.message),
+        verdict: VerdictFields::of(verdict),
+        outcome: outcome.map(|o| o.as_str().into()),
     }
-    record.insert("sender".into(), line.sender_text().into());
-    record.insert("hostname".into(), line.hostname().into());
-    record.insert(
-        "received_at".into(),
-        line.received_at().unwrap_or_default().into(),
-    );
-    record.insert(
-        "message".into(),
-        String::from_utf8_lossy(line.message).into(),
-    );
-    record.extend(verdict_json(verdict));
-    if let Some(o) = outcome {
-        record.insert("outcome".into(), o.as_str().into());
-    }
-    push_json(out, &Value::Object(record));
+    .write(out);
 }
 
 fn write_malformed(out: &mut Vec<u8>, worker: u64, raw: &[u8], why: Malformed) {
-    let record = serde_json::json!({
-        "worker": worker,
-        "line": String::from_utf8_lossy(raw),
-        "verdict": "malformed",
-        "reason": format!("{why:?}"),
-    });
-    push_json(out, &record);
-}
-
-fn push_json(out: &mut Vec<u8>, record: &Value) {
-    // Writing JSON into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, record);
-    out.push(b'\n');
+    LineRecord::Unsplit {
+        worker,
+        line: String::from_utf8_lossy(raw),
+        verdict: VerdictFields::Malformed { reason: why },
+    }
+    .write(out);
 }

@@ -9,12 +9,79 @@
 //! after a HUP the lines already in the file count (rsyslog's own logrotate HUPs daily
 //! whether or not this file was rotated), a new file starts from none.
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use serde::{Deserialize, Serialize};
+
+use crate::classify::VerdictFields;
 use crate::problems::Problems;
+use crate::resync::Scope;
+
+/// One line's record in the trace (with `worker` and, for events, `outcome`) or the capture
+/// file. A line that could not be split is `{"worker":..,"line":..,"verdict":"malformed",..}`.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum LineRecord<'a> {
+    Received {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        worker: Option<u64>,
+        sender: Cow<'a, str>,
+        hostname: Cow<'a, str>,
+        /// As rsyslog rendered it (RFC 3339).
+        received_at: Cow<'a, str>,
+        message: Cow<'a, str>,
+        #[serde(flatten)]
+        verdict: VerdictFields<'a>,
+        /// What the filter did with an event (`queued`, `unknown_sender`, ...).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        outcome: Option<Cow<'a, str>>,
+    },
+    Unsplit {
+        worker: u64,
+        line: Cow<'a, str>,
+        #[serde(flatten)]
+        verdict: VerdictFields<'a>,
+    },
+}
+
+/// An operator's action in the trace (`source` is always `operator`).
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+pub struct OperatorRecord<'a> {
+    /// `resync` or `requeue`.
+    pub op: Cow<'a, str>,
+    pub element: Cow<'a, str>,
+    /// What a resync asked for.
+    #[serde(default, flatten, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<Scope>,
+    /// The requeued request's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<Cow<'a, str>>,
+    pub outcome: Cow<'a, str>,
+    /// RFC 3339.
+    pub time: String,
+    pub source: Cow<'a, str>,
+}
+
+impl OperatorRecord<'_> {
+    /// Appends the record and a newline to `out`.
+    pub fn write(&self, out: &mut Vec<u8>) {
+        let _ = serde_json::to_writer(&mut *out, self);
+        out.push(b'\n');
+    }
+}
+
+impl LineRecord<'_> {
+    /// Appends the record and a newline to `out`.
+    pub fn write(&self, out: &mut Vec<u8>) {
+        // Writing into a Vec cannot fail, nor can this type (string keys only).
+        let _ = serde_json::to_writer(&mut *out, self);
+        out.push(b'\n');
+    }
+}
 
 pub struct RecordFile {
     path: PathBuf,
@@ -144,6 +211,58 @@ fn lines_in(path: &Path, max: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::classify::TargetFields;
+    use crate::line::Malformed;
+
+    /// Each record kind reads back as written (a tool reading the trace uses these types).
+    #[test]
+    fn records_read_back_as_written() {
+        let event = VerdictFields::Event {
+            verb: crate::classify::Verb::Change,
+            ty: "station".into(),
+            target: TargetFields::Object { id: "1001".into() },
+            login: Some("dadmin".into()),
+            session: None,
+            client_ip: Some("2001:db8::7".into()),
+            cm_time: None,
+        };
+        let records = [
+            LineRecord::Received {
+                worker: Some(3),
+                sender: "10.1.1.10".into(),
+                hostname: "cm-east".into(),
+                received_at: "2026-11-25T10:15:02.123+00:00".into(),
+                message: "cmd=chan sta 1001".into(),
+                verdict: event,
+                outcome: Some("queued".into()),
+            },
+            LineRecord::Unsplit {
+                worker: 1,
+                line: "no tabs".into(),
+                verdict: VerdictFields::Malformed {
+                    reason: Malformed::MissingFields,
+                },
+            },
+        ];
+        for r in records {
+            let mut out = Vec::new();
+            r.write(&mut out);
+            assert_eq!(serde_json::from_slice::<LineRecord>(&out).unwrap(), r);
+        }
+        let mut out = Vec::new();
+        LineRecord::Unsplit {
+            worker: 1,
+            line: "x".into(),
+            verdict: VerdictFields::Malformed {
+                reason: Malformed::BadSender,
+            },
+        }
+        .write(&mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"worker\":1,\"line\":\"x\",\"verdict\":\"malformed\",\"reason\":\"bad_sender\"}\n"
+        );
+    }
 
     #[test]
     fn appends_and_reopens_after_rotation() {

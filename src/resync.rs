@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 pub use compact_str::CompactString as ShortText;
-use serde_json::{Map, Value};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::classify::Verb;
 
@@ -13,12 +13,26 @@ use crate::classify::Verb;
 /// Object ids and logins are [`ShortText`]: held inline up to 24 bytes (every extension,
 /// agent id and login CM has), so a change allocates nothing for them and the coalescing map
 /// compares keys without following a pointer.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+///
+/// Its fields are the same in the queue log, requests to SMGR and the control socket:
+/// `"scope":"object","type":...,"id":...` (flattened into the record that holds it).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "scope", rename_all = "lowercase")]
 pub enum Scope {
-    Object { ty: Arc<str>, id: ShortText },
-    Type { ty: Arc<str> },
+    Object {
+        #[serde(rename = "type")]
+        ty: Arc<str>,
+        id: ShortText,
+    },
+    Type {
+        #[serde(rename = "type")]
+        ty: Arc<str>,
+    },
     Element,
 }
+
+/// The `origin` of a change heard while this node was standby (log records and requests).
+pub const ORIGIN_STANDBY: &str = "standby";
 
 /// The reason of a resync an operator asked for (`omcmsync resync`).
 pub const OPERATOR_RESYNC: &str = "operator resync";
@@ -44,61 +58,6 @@ pub struct Change {
     pub standby: bool,
 }
 
-/// Where a record's fields go: the queue log's own writer and a JSON map (requests) alike, so
-/// each field's name and form is spelled once, by the type that owns it.
-pub trait Fields {
-    fn str(&mut self, name: &'static str, value: &str);
-    fn num(&mut self, name: &'static str, value: u64);
-    fn strs<'s>(&mut self, name: &'static str, values: impl Iterator<Item = &'s str>);
-}
-
-impl Fields for Map<String, Value> {
-    fn str(&mut self, name: &'static str, value: &str) {
-        self.insert(name.into(), value.into());
-    }
-
-    fn num(&mut self, name: &'static str, value: u64) {
-        self.insert(name.into(), value.into());
-    }
-
-    fn strs<'s>(&mut self, name: &'static str, values: impl Iterator<Item = &'s str>) {
-        self.insert(name.into(), values.collect());
-    }
-}
-
-impl Scope {
-    /// The scope's fields, in log records and requests alike; [`Scope::read_json`] reads them.
-    pub fn write_fields(&self, out: &mut impl Fields) {
-        match self {
-            Scope::Object { ty, id } => {
-                out.str("scope", "object");
-                out.str("type", ty);
-                out.str("id", id);
-            }
-            Scope::Type { ty } => {
-                out.str("scope", "type");
-                out.str("type", ty);
-            }
-            Scope::Element => out.str("scope", "element"),
-        }
-    }
-
-    pub fn read_json(v: &Value) -> Option<Scope> {
-        let s = |k: &str| v.get(k).and_then(Value::as_str);
-        Some(match v.get("scope")?.as_str()? {
-            "object" => Scope::Object {
-                ty: s("type")?.into(),
-                id: s("id")?.into(),
-            },
-            "type" => Scope::Type {
-                ty: s("type")?.into(),
-            },
-            "element" => Scope::Element,
-            _ => return None,
-        })
-    }
-}
-
 /// The verbs that touched a key: a bit per verb (a `BTreeSet` allocated a node per key).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct VerbSet(u8);
@@ -120,6 +79,21 @@ impl VerbSet {
     }
 }
 
+/// A list of verb names, in `Verb::ALL` order.
+impl Serialize for VerbSet {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
+
+/// A name this release does not know is skipped, not the record that holds it.
+impl<'de> Deserialize<'de> for VerbSet {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let names = Vec::<std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Ok(names.iter().filter_map(|n| Verb::parse(n)).collect())
+    }
+}
+
 impl FromIterator<Verb> for VerbSet {
     fn from_iter<I: IntoIterator<Item = Verb>>(verbs: I) -> Self {
         let mut set = VerbSet::default();
@@ -137,22 +111,35 @@ impl<const N: usize> From<[Verb; N]> for VerbSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::classify::Verb;
 
     #[test]
     fn scope_json_round_trip() {
-        for scope in [
-            Scope::Object {
-                ty: "station".into(),
-                id: "1001".into(),
-            },
-            Scope::Type {
-                ty: "station".into(),
-            },
-            Scope::Element,
+        for (scope, json) in [
+            (
+                Scope::Object {
+                    ty: "station".into(),
+                    id: "1001".into(),
+                },
+                r#"{"scope":"object","type":"station","id":"1001"}"#,
+            ),
+            (
+                Scope::Type {
+                    ty: "station".into(),
+                },
+                r#"{"scope":"type","type":"station"}"#,
+            ),
+            (Scope::Element, r#"{"scope":"element"}"#),
         ] {
-            let mut m = Map::new();
-            scope.write_fields(&mut m);
-            assert_eq!(Scope::read_json(&Value::Object(m)), Some(scope));
+            assert_eq!(serde_json::to_string(&scope).unwrap(), json);
+            assert_eq!(serde_json::from_str::<Scope>(json).unwrap(), scope);
         }
+    }
+
+    #[test]
+    fn verb_sets_skip_names_they_do_not_know() {
+        let set: VerbSet = serde_json::from_str(r#"["change","paint","add"]"#).unwrap();
+        assert_eq!(set, [Verb::Add, Verb::Change].into());
+        assert_eq!(serde_json::to_string(&set).unwrap(), r#"["add","change"]"#);
     }
 }

@@ -2,7 +2,7 @@
 //! for new coverage) through the line splitter and the classifier, exactly as the fuzz target
 //! does: none may panic, and each verdict must be the same twice.
 
-use omcmsync::classify::{verdict_json, Classifier};
+use omcmsync::classify::{Classifier, VerdictFields};
 use omcmsync::line::ReceivedLine;
 
 #[test]
@@ -14,9 +14,9 @@ fn fuzz_corpus_replays_cleanly() {
         let data = std::fs::read(entry.unwrap().path()).unwrap();
         let verdict = classifier.classify(&data);
         assert_eq!(verdict, classifier.classify(&data));
-        let _ = verdict_json(&verdict);
+        let _ = serde_json::to_string(&VerdictFields::of(&verdict));
         if let Ok(line) = ReceivedLine::parse(&data) {
-            let _ = verdict_json(&classifier.classify(line.message));
+            let _ = serde_json::to_string(&VerdictFields::of(&classifier.classify(line.message)));
         }
         replayed += 1;
     }

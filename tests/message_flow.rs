@@ -228,7 +228,7 @@ fn other_template_lines_are_counted_malformed() {
     let records = wait_json_lines(&dir.path("trace.json"), 3, WAIT);
     assert!(records
         .iter()
-        .all(|r| r["verdict"] == "malformed" && r["reason"] == "MissingFields"));
+        .all(|r| r["verdict"] == "malformed" && r["reason"] == "missing_fields"));
     assert!(d.stop(Duration::from_secs(30)).success());
 }
 

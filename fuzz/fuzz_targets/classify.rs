@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use omcmsync::classify::{verdict_json, Classifier};
+use omcmsync::classify::{Classifier, VerdictFields};
 use omcmsync::line::ReceivedLine;
 use once_cell::sync::Lazy;
 
@@ -11,8 +11,8 @@ static CLASSIFIER: Lazy<Classifier> = Lazy::new(Classifier::default);
 
 fuzz_target!(|data: &[u8]| {
     let verdict = CLASSIFIER.classify(data);
-    let _ = verdict_json(&verdict);
+    let _ = serde_json::to_string(&VerdictFields::of(&verdict));
     if let Ok(line) = ReceivedLine::parse(data) {
-        let _ = verdict_json(&CLASSIFIER.classify(line.message));
+        let _ = serde_json::to_string(&VerdictFields::of(&CLASSIFIER.classify(line.message)));
     }
 });

@@ -20,7 +20,7 @@ pub use context::CmTime;
 pub use objects::{
     parse_rules, IdRule, IdShape, ObjectRule, ObjectTable, ObjectType, Resolution, ResyncLevel,
 };
-pub use report::verdict_json;
+pub use report::{TargetFields, VerdictFields};
 pub use verbs::Verb;
 
 use tokens::{Token, Tokens};

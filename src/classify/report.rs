@@ -1,77 +1,119 @@
-//! Verdicts as JSON: one shape for the trace file, the capture file and `omcmsync classify`.
+//! Verdicts as JSON: one shape for the trace file, the capture file and `omcmsync classify`
+//! (their records: [`crate::records::LineRecord`], the CLI's own).
 
-use serde_json::{json, Map, Value};
+use std::borrow::Cow;
 
-use super::{Event, Target, Verdict};
+use serde::{Deserialize, Serialize};
 
-/// `{"verdict":"event", "verb":..., "type":..., "scope":..., "id"...}` or
-/// `{"verdict":"ignored", "reason":...}`.
-pub fn verdict_json(verdict: &Verdict) -> Map<String, Value> {
-    match verdict {
-        Verdict::Event(e) => event_json(e),
-        Verdict::Ignored(reason) => {
-            let mut m = Map::new();
-            m.insert("verdict".into(), "ignored".into());
-            m.insert("reason".into(), reason.as_str().into());
-            m
-        }
-    }
+use super::{Event, Target, Verb, Verdict};
+use crate::line::Malformed;
+
+/// What became of a line, flattened into its record: `{"verdict":"event","verb":...,
+/// "type":...,"scope":...,...}`, `{"verdict":"ignored","reason":...}` or
+/// `{"verdict":"malformed","reason":...}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "verdict", rename_all = "lowercase")]
+pub enum VerdictFields<'a> {
+    Event {
+        verb: Verb,
+        #[serde(rename = "type")]
+        ty: Cow<'a, str>,
+        #[serde(flatten)]
+        target: TargetFields<'a>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        login: Option<Cow<'a, str>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session: Option<Cow<'a, str>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_ip: Option<String>,
+        /// CM's own timestamp, as CM wrote it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cm_time: Option<String>,
+    },
+    Ignored {
+        reason: Cow<'a, str>,
+    },
+    /// The rendered line could not be split (not the omcmsync template, a bad sender).
+    Malformed {
+        reason: Malformed,
+    },
 }
 
-fn event_json(e: &Event) -> Map<String, Value> {
-    let mut m = Map::new();
-    m.insert("verdict".into(), "event".into());
-    m.insert("verb".into(), e.verb.as_str().into());
-    m.insert("type".into(), (*e.object.type_name).into());
-    let (scope, detail) = match e.target {
-        Target::Object(id) => ("object", json!({ "id": id })),
-        Target::Range {
-            start,
-            count,
-            width,
-        } => (
-            "range",
-            json!({ "start": format!("{start:0width$}"), "count": count }),
-        ),
-        Target::Type(reason) => ("type", json!({ "reason": reason.as_str() })),
-        Target::Element => ("element", json!({})),
-    };
-    m.insert("scope".into(), scope.into());
-    if let Value::Object(detail) = detail {
-        m.extend(detail);
-    }
-    let optional = [
-        ("login", e.login.map(Value::from)),
-        ("session", e.session.map(Value::from)),
-        ("client_ip", e.client_ip.map(|ip| ip.to_string().into())),
-        ("cm_time", e.cm_time.map(|t| t.to_string().into())),
-    ];
-    for (key, value) in optional {
-        if let Some(v) = value {
-            m.insert(key.into(), v);
+/// What an event covers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "scope", rename_all = "lowercase")]
+pub enum TargetFields<'a> {
+    Object {
+        id: Cow<'a, str>,
+    },
+    /// `duplicate ... start S count K`: the ids from `start`, as wide as CM wrote it.
+    Range {
+        start: String,
+        count: u32,
+    },
+    Type {
+        reason: Cow<'a, str>,
+    },
+    Element,
+}
+
+impl<'a> VerdictFields<'a> {
+    pub fn of(verdict: &Verdict<'a>) -> Self {
+        match verdict {
+            Verdict::Event(e) => VerdictFields::event(e),
+            Verdict::Ignored(reason) => VerdictFields::Ignored {
+                reason: Cow::Borrowed(reason.as_str()),
+            },
         }
     }
-    m
+
+    fn event(e: &Event<'a>) -> Self {
+        let target = match e.target {
+            Target::Object(id) => TargetFields::Object {
+                id: Cow::Borrowed(id),
+            },
+            Target::Range {
+                start,
+                count,
+                width,
+            } => TargetFields::Range {
+                start: format!("{start:0width$}"),
+                count,
+            },
+            Target::Type(reason) => TargetFields::Type {
+                reason: Cow::Borrowed(reason.as_str()),
+            },
+            Target::Element => TargetFields::Element,
+        };
+        VerdictFields::Event {
+            verb: e.verb,
+            ty: Cow::Borrowed(&e.object.type_name),
+            target,
+            login: e.login.map(Cow::Borrowed),
+            session: e.session.map(Cow::Borrowed),
+            client_ip: e.client_ip.map(|ip| ip.to_string()),
+            cm_time: e.cm_time.map(|t| t.to_string()),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::Classifier;
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn events_and_ignored_lines() {
         let c = Classifier::default();
-        let v = verdict_json(&c.classify(b"[dadmin SAT 2001:db8::7 dup sta 1 start 0100 count 2]"));
+        let json = |v: &Verdict| serde_json::to_value(VerdictFields::of(v)).unwrap();
+        let v = json(&c.classify(b"[dadmin SAT 2001:db8::7 dup sta 1 start 0100 count 2]"));
         assert_eq!(
-            Value::Object(v),
+            v,
             json!({"verdict":"event","verb":"duplicate","type":"station","scope":"range",
                    "start":"0100","count":2,"login":"dadmin","session":"SAT","client_ip":"2001:db8::7"})
         );
-        let v = verdict_json(&c.classify(b"IPEVT x"));
-        assert_eq!(
-            Value::Object(v),
-            json!({"verdict":"ignored","reason":"noise"})
-        );
+        let v = json(&c.classify(b"IPEVT x"));
+        assert_eq!(v, json!({"verdict":"ignored","reason":"noise"}));
     }
 }

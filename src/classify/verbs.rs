@@ -2,8 +2,11 @@
 //! belongs to exactly one SAT verb (`ch` = change, `rem` = remove; `re` is ambiguous). CM's
 //! history log cuts the action to four characters (`chan`, `dupl`), which is such a prefix.
 
-/// A verb that changes data and so makes an event.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// A verb that changes data and so makes an event. Its name in records: [`Verb::as_str`].
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Verb {
     Add,
     Change,

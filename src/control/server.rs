@@ -13,18 +13,22 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Map, Value};
+use serde_json::value::RawValue;
 
-use super::{error_answer, socket_path, Request, MAX_REQUEST};
+use super::wire::{
+    Answer, DeadLetterList, ElementStatus, Failure, ProblemStatus, QueueStatus, Queued, Requeued,
+    Status,
+};
+use super::{socket_path, Request, MAX_REQUEST};
 use crate::classify::Verb;
 use crate::clock::{now_ms, rfc3339};
 use crate::counters::Counters;
-use crate::deliver::{DeadLetters, Deliverer, Filter};
+use crate::deliver::{DeadLetters, Deliverer, Filter, MAX_LISTED};
 use crate::elements::Elements;
 use crate::ha::Gate;
 use crate::logging;
 use crate::queue::Queue;
-use crate::records::RecordFile;
+use crate::records::{OperatorRecord, RecordFile};
 use crate::resync::{Change, Key, Scope};
 
 /// Connections served at once; one more is answered "busy" and closed.
@@ -110,7 +114,7 @@ impl Control {
                 };
                 if clients.fetch_add(1, Ordering::Relaxed) >= MAX_CLIENTS {
                     clients.fetch_sub(1, Ordering::Relaxed);
-                    let busy = error_answer("busy: too many operator commands at once, try again");
+                    let busy = Failure::json("busy: too many operator commands at once, try again");
                     let _ = stream.set_nonblocking(true);
                     let _ = stream.write_all(format!("{busy}\n").as_bytes());
                     continue;
@@ -136,14 +140,11 @@ impl Control {
             return;
         }
         let answer = match read_request(&stream, deadline) {
-            Ok(line) => match serde_json::from_str(&line)
-                .map_err(|e| format!("request is not JSON: {e}"))
-                .and_then(|v| Request::from_json(&v))
-            {
+            Ok(line) => match serde_json::from_str(&line) {
                 Ok(request) => self.handle(request),
-                Err(e) => error_answer(&e).to_string(),
+                Err(e) => Failure::json(&format!("not a request: {e}")),
             },
-            Err(e) => error_answer(&e).to_string(),
+            Err(e) => Failure::json(&e),
         };
         let mut out = answer;
         out.push('\n');
@@ -160,26 +161,76 @@ impl Control {
     /// The answer's JSON text.
     fn handle(&self, request: Request) -> String {
         match request {
-            Request::Status => self.status().to_string(),
-            Request::DeadLetters { filter, limit } => match self.deadletters.list(&filter, limit) {
-                // The records go out as the store holds them, never parsed into values here:
-                // a thousand of them cost their text, not ten times that.
-                Ok(l) => format!(
-                    r#"{{"ok":true,"matched":{},"records":[{}]}}"#,
-                    l.matched,
-                    l.records.join(",")
-                ),
-                Err(e) => {
-                    error_answer(&format!("{}: {e}", self.deadletters.path().display())).to_string()
-                }
-            },
-            Request::Requeue { filter } => self.requeue(&filter).to_string(),
-            Request::Resync { element, scope } => self.resync(element, scope).to_string(),
+            Request::Status => Answer::json(self.status()),
+            Request::DeadLetters { filter, limit } => self.dead_letters(&filter, limit),
+            Request::Requeue { filter } => self.requeue(&filter),
+            Request::Resync { element, scope } => self.resync(element, scope),
+        }
+    }
+
+    /// The newest `limit` records `filter` selects, as the store holds them.
+    fn dead_letters(&self, filter: &Filter, limit: usize) -> String {
+        match self.deadletters.list(filter, limit.min(MAX_LISTED)) {
+            Ok(l) => Answer::json(DeadLetterList {
+                matched: l.matched,
+                // A line that is not JSON was never ours: left out.
+                records: l
+                    .records
+                    .into_iter()
+                    .filter_map(|r| RawValue::from_string(r).ok())
+                    .collect(),
+            }),
+            Err(e) => Failure::json(&format!("{}: {e}", self.deadletters.path().display())),
         }
     }
 
     /// Per element: its keys, its delivery, its dead letters; and the module's own state.
-    fn status(&self) -> Value {
+    fn status(&self) -> Status {
+        let dead = self.deadletters.counts();
+        let elements = self.element_rows(dead.as_ref().cloned().unwrap_or_default());
+        let configured = self.elements.current().names().count();
+        let shown_configured = elements.iter().filter(|e| e.configured).count();
+        Status {
+            version: env!("CARGO_PKG_VERSION").into(),
+            pid: std::process::id(),
+            state_dir: self.state_dir.display().to_string(),
+            role: match self.gate.known() {
+                true => self.gate.role().as_str().into(),
+                false => "not read yet".into(),
+            },
+            queue: QueueStatus {
+                keys: self.queue.len(),
+                log_bytes: self.queue.log_bytes(),
+                held: self.queue.held(),
+            },
+            deadletter_file: self.deadletters.path().display().to_string(),
+            deadletter_error: dead.err().map(|e| e.to_string()),
+            elements_configured: configured,
+            elements_not_shown: configured - shown_configured,
+            elements,
+            counters: self
+                .counters
+                .named()
+                .into_iter()
+                .map(|(name, c)| (name, c.load(Ordering::Relaxed)))
+                .collect(),
+            problems: self
+                .problems
+                .list()
+                .iter()
+                .map(|p| ProblemStatus {
+                    param: p.param.into(),
+                    what: p.what.clone(),
+                    since: rfc3339(p.since_ms),
+                    seen: p.seen,
+                })
+                .collect(),
+        }
+    }
+
+    /// One row per element: every configured one with something to show, idle ones up to
+    /// [`IDLE_SHOWN`], then those only keys, deliveries or dead letters name.
+    fn element_rows(&self, dead_by: BTreeMap<String, u64>) -> Vec<ElementStatus> {
         let keys = self.queue.summary();
         let delivery: BTreeMap<String, _> = self
             .deliverer
@@ -187,8 +238,6 @@ impl Control {
             .into_iter()
             .map(|(e, v)| (e.to_string(), v))
             .collect();
-        let dead = self.deadletters.counts();
-        let dead_by = dead.as_ref().cloned().unwrap_or_default();
         let table = self.elements.current();
         let configured: std::collections::HashSet<&str> = table.names().map(|n| &**n).collect();
         let active =
@@ -207,55 +256,33 @@ impl Control {
                 names.push(name.clone());
             }
         }
-        let shown_configured = names
-            .iter()
-            .filter(|n| configured.contains(n.as_str()))
-            .count();
         let now = now_ms();
-        let elements: Vec<Value> = names
-            .iter()
+        names
+            .into_iter()
             .map(|name| {
-                let k = keys.get(name).cloned().unwrap_or_default();
-                let d = delivery.get(name).cloned().unwrap_or_default();
-                json!({
-                    "name": name,
-                    "configured": configured.contains(name.as_str()),
-                    "pending": k.pending, "in_flight": k.in_flight, "held": k.held,
-                    "oldest_age_ms": k.oldest_ms.map(|o| now.saturating_sub(o)),
-                    "failures": d.failures,
-                    "next_attempt_in_ms": d.next_attempt_in_ms,
-                    "unauthorized": d.unauthorized,
-                    "last_answer": d.last.as_ref().map(|(_, text)| text),
-                    "last_answer_at": d.last.as_ref().map(|(at, _)| rfc3339(*at)),
-                    "deadletters": dead_by.get(name).copied().unwrap_or(0),
-                })
+                let k = keys.get(&name).cloned().unwrap_or_default();
+                let d = delivery.get(&name).cloned().unwrap_or_default();
+                ElementStatus {
+                    configured: configured.contains(name.as_str()),
+                    pending: k.pending,
+                    in_flight: k.in_flight,
+                    held: k.held,
+                    oldest_age_ms: k.oldest_ms.map(|o| now.saturating_sub(o)),
+                    failures: d.failures,
+                    next_attempt_in_ms: d.next_attempt_in_ms,
+                    unauthorized: d.unauthorized,
+                    last_answer: d.last.as_ref().map(|(_, text)| text.clone()),
+                    last_answer_at: d.last.as_ref().map(|(at, _)| rfc3339(*at)),
+                    deadletters: dead_by.get(&name).copied().unwrap_or(0),
+                    name,
+                }
             })
-            .collect();
-        json!({
-            "ok": true,
-            "version": env!("CARGO_PKG_VERSION"),
-            "pid": std::process::id(),
-            "state_dir": self.state_dir.display().to_string(),
-            "role": if self.gate.known() { self.gate.role().as_str() } else { "not read yet" },
-            "queue": {"keys": self.queue.len(), "log_bytes": self.queue.log_bytes(),
-                      "held": self.queue.held()},
-            "deadletter_file": self.deadletters.path().display().to_string(),
-            "deadletter_error": dead.err().map(|e| e.to_string()),
-            "elements_configured": configured.len(),
-            "elements_not_shown": configured.len() - shown_configured,
-            "elements": elements,
-            "counters": self.counters.named().into_iter()
-                .map(|(name, c)| (name, Value::from(c.load(Ordering::Relaxed))))
-                .collect::<serde_json::Map<String, Value>>(),
-            "problems": self.problems.list().iter().map(|p| json!({
-                "param": p.param, "what": p.what, "since": rfc3339(p.since_ms), "seen": p.seen,
-            })).collect::<Vec<_>>(),
-        })
+            .collect()
     }
 
     /// The selected dead letters' requests back into the queue (on disk before the records
     /// leave the file).
-    fn requeue(&self, filter: &Filter) -> Value {
+    fn requeue(&self, filter: &Filter) -> String {
         let mut changes = 0;
         let taken = self.deadletters.requeue(filter, |c| {
             changes = c.len();
@@ -278,13 +305,15 @@ impl Control {
                         "operator: {n} dead-lettered request(s) requeued ({changes} key change(s)), by omcmsync deadletter requeue"
                     ));
                     for (element, key) in &taken.first {
-                        self.trace(json!({"op": "requeue", "element": element,
-                            "idempotency_key": key, "outcome": "queued"}));
+                        self.trace("requeue", element, None, Some(key));
                     }
                 }
-                json!({"ok": true, "requeued": n, "changes": changes})
+                Answer::json(Requeued {
+                    requeued: n,
+                    changes,
+                })
             }
-            Err(e) => error_answer(&format!(
+            Err(e) => Failure::json(&format!(
                 "requeue from {}: {e}; nothing was taken out of it",
                 self.deadletters.path().display()
             )),
@@ -292,16 +321,16 @@ impl Control {
     }
 
     /// An operator's own request, through the same durable path as a change from CM.
-    fn resync(&self, element: String, scope: Scope) -> Value {
+    fn resync(&self, element: String, scope: Scope) -> String {
         let table = self.elements.current();
         if !table.names().any(|n| **n == *element) {
-            return error_answer(&format!(
+            return Failure::json(&format!(
                 "unknown element '{element}': not in the element list in force"
             ));
         }
         if let Scope::Object { ty, .. } | Scope::Type { ty } = &scope {
             if !self.types.iter().any(|t| **t == **ty) {
-                return error_answer(&format!(
+                return Failure::json(&format!(
                     "unknown object type '{ty}'; known: {}",
                     self.types.join(", ")
                 ));
@@ -320,33 +349,35 @@ impl Control {
             standby: false,
         };
         if let Err(e) = self.queue.submit_synced(vec![change]) {
-            return error_answer(&format!("the queue refused the request: {e}"));
+            return Failure::json(&format!("the queue refused the request: {e}"));
         }
         self.counters
             .operator_resyncs
             .fetch_add(1, Ordering::Relaxed);
-        let mut fields = Map::new();
-        scope.write_fields(&mut fields);
-        let what = Value::Object(fields.clone());
+        let what = serde_json::to_string(&scope).unwrap_or_default();
         logging::info(&format!(
             "operator: resync of {element} {what} queued, by omcmsync resync"
         ));
-        fields.insert("op".into(), "resync".into());
-        fields.insert("element".into(), element.into());
-        fields.insert("outcome".into(), "queued".into());
-        self.trace(Value::Object(fields));
-        json!({"ok": true, "queued": what})
+        self.trace("resync", &element, Some(scope.clone()), None);
+        Answer::json(Queued { queued: scope })
     }
 
-    /// An operator's action in `trace.file`, when one is set.
-    fn trace(&self, mut record: Value) {
+    /// An operator's action (queued) in `trace.file`, when one is set.
+    fn trace(&self, op: &str, element: &str, scope: Option<Scope>, key: Option<&str>) {
         let Some(path) = &self.trace_file else {
             return;
         };
-        record["time"] = rfc3339(now_ms()).into();
-        record["source"] = "operator".into();
-        let mut line = record.to_string().into_bytes();
-        line.push(b'\n');
+        let mut line = Vec::new();
+        OperatorRecord {
+            op: op.into(),
+            element: element.into(),
+            scope,
+            idempotency_key: key.map(Into::into),
+            outcome: "queued".into(),
+            time: rfc3339(now_ms()),
+            source: "operator".into(),
+        }
+        .write(&mut line);
         RecordFile::new(path, "trace.file", self.problems.clone()).append(&line, 1);
     }
 }

@@ -310,7 +310,7 @@ impl SmgrClient {
 
     /// Delivers one request body by the configured transport (`attempt`: the element's tries
     /// in a row, from 1); never panics, never blocks longer than `smgr.timeout.ms`.
-    pub fn deliver(&self, element: &str, body: &Value, key: &str, attempt: u32) -> Outcome {
+    pub fn deliver(&self, element: &str, body: &str, key: &str, attempt: u32) -> Outcome {
         match &self.settings.transport {
             Transport::Http => self.post(element, body, key),
             Transport::Command(program) => {
@@ -322,7 +322,7 @@ impl SmgrClient {
                 };
                 command::deliver(
                     program,
-                    body.to_string().as_bytes(),
+                    body.as_bytes(),
                     &d,
                     self.settings.timeout,
                     &self.programs,
@@ -370,14 +370,14 @@ impl SmgrClient {
     }
 
     /// POSTs one body; never panics, never blocks longer than the timeout.
-    pub fn post(&self, element: &str, body: &Value, idempotency_key: &str) -> Outcome {
+    pub fn post(&self, element: &str, body: &str, idempotency_key: &str) -> Outcome {
         let request = self.authorized(
             self.agent
                 .post(&self.resync_url(element))
                 .set("Content-Type", "application/json")
                 .set("Idempotency-Key", idempotency_key),
         );
-        match request.send_string(&body.to_string()) {
+        match request.send_string(body) {
             Ok(resp) if (200..300).contains(&resp.status()) => Outcome::Done,
             Ok(resp) => Outcome::Retry {
                 why: format!("HTTP {} (redirects are not followed)", resp.status()),
@@ -461,7 +461,7 @@ mod tests {
             "http://127.0.0.1:9/inventory/cm/v1/elements/cm-east/resync"
         );
         assert!(matches!(
-            c.post("cm-east", &serde_json::json!({}), "k"),
+            c.post("cm-east", "{}", "k"),
             Outcome::Retry { .. }
         ));
     }

@@ -23,9 +23,10 @@ use serde_json::Value;
 use crate::classify::Verb;
 use crate::clock::{now_ms, parse_rfc3339_ms, rfc3339};
 use crate::counters::Counters;
+use crate::deliver::{ResyncBody, ResyncItem};
 use crate::logging;
 use crate::problems::Problems;
-use crate::resync::{Change, Key, Scope, ShortText};
+use crate::resync::{Change, Key, ShortText};
 
 /// A line longer than this is not a record (ours are a few kilobytes): skipped, never held.
 const MAX_RECORD: u64 = 4 << 20;
@@ -58,7 +59,7 @@ struct Head {
 }
 
 /// Which records: of one element, refused at or after a time.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Filter {
     pub element: Option<String>,
     pub since_ms: Option<u64>,
@@ -154,18 +155,19 @@ impl DeadLetters {
     pub fn append(
         &self,
         element: &str,
-        body: &Value,
+        body: &ResyncBody,
         key: &str,
         status: u16,
         answer: &str,
     ) -> std::io::Result<()> {
+        let body = serde_json::to_value(body).map_err(std::io::Error::other)?;
         let record = Record {
             time: rfc3339(now_ms()),
             element: element.to_owned(),
             status,
             answer: answer.to_owned(),
             idempotency_key: key.to_owned(),
-            body: body.clone(),
+            body,
         };
         let mut line = serde_json::to_vec(&record).map_err(std::io::Error::other)?;
         line.push(b'\n');
@@ -419,29 +421,25 @@ fn count(
 /// The changes that ask again for what one record's requests asked: per request, its key with
 /// each of its verbs and logins, received now.
 pub fn changes_of(record: &Record) -> Vec<Change> {
-    let body = &record.body;
-    let Some(element) = body["element"].as_str() else {
+    let Ok(body) = ResyncBody::<Value>::deserialize(&record.body) else {
         return Vec::new();
     };
-    let element: std::sync::Arc<str> = element.into();
+    let element: std::sync::Arc<str> = body.element.into();
     let now = now_ms();
     let mut seen = HashSet::new();
     let mut out = Vec::new();
-    for request in body["requests"].as_array().into_iter().flatten() {
-        let Some(scope) = Scope::read_json(request) else {
+    for request in &body.requests {
+        let Ok(ResyncItem {
+            scope,
+            reason,
+            verbs,
+            logins,
+            ..
+        }) = ResyncItem::deserialize(request)
+        else {
             continue;
         };
-        let strs = |name: &str| -> Vec<&str> {
-            request[name]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .collect()
-        };
-        let verbs: Vec<Verb> = strs("verbs").into_iter().filter_map(Verb::parse).collect();
-        let logins = strs("logins");
-        let reason = request["reason"].as_str().map(str::to_owned);
+        let verbs: Vec<Verb> = verbs.iter().collect();
         let key = Key {
             element: element.clone(),
             scope,
@@ -454,7 +452,7 @@ pub fn changes_of(record: &Record) -> Vec<Change> {
         let logins: Vec<Option<ShortText>> = if logins.is_empty() {
             vec![None]
         } else {
-            logins.into_iter().map(|l| Some(l.into())).collect()
+            logins.into_iter().map(Some).collect()
         };
         for verb in &verbs {
             for login in &logins {
@@ -477,12 +475,15 @@ pub fn changes_of(record: &Record) -> Vec<Change> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resync::Scope;
     use serde_json::json;
 
-    fn body(id: &str) -> Value {
-        json!({"element":"cm-east","requests":[
+    /// A body as a reader finds one that misses fields (no times): their defaults.
+    fn body(id: &str) -> ResyncBody {
+        serde_json::from_value(json!({"element":"cm-east","requests":[
             {"scope":"object","type":"station","id":id,"verbs":["change","add"],"logins":["dadmin"],"count":2},
-            {"scope":"type","type":"station","reason":"add next","verbs":["add"],"logins":[],"count":1}]})
+            {"scope":"type","type":"station","reason":"add next","verbs":["add"],"logins":[],"count":1}]}))
+        .unwrap()
     }
 
     fn store(dir: &Path, max_bytes: u64) -> (DeadLetters, Arc<Counters>) {
@@ -507,7 +508,7 @@ mod tests {
         assert!(all(&d).records.is_empty(), "missing file");
         d.append("cm-east", &body("1001"), "k1", 400, "bad")
             .unwrap();
-        let west = json!({"element":"cm-west","requests":[]});
+        let west = serde_json::from_value(json!({"element":"cm-west","requests":[]})).unwrap();
         d.append("cm-west", &west, "k2", 422, "x").unwrap();
         let listed = all(&d);
         assert_eq!((listed.records.len(), listed.matched), (2, 2));
@@ -599,7 +600,11 @@ mod tests {
             d.append("cm-east", &body(&i.to_string()), "k", 400, "")
                 .unwrap();
         }
-        d.append("cm-west", &json!({}), "k", 400, "").unwrap();
+        let empty = ResyncBody {
+            element: "cm-west".into(),
+            requests: Vec::new(),
+        };
+        d.append("cm-west", &empty, "k", 400, "").unwrap();
         assert_eq!((count("cm-east"), count("cm-west")), (5, 1));
         // Appended since the last count (read from where it stopped), and across a new half.
         for i in 0..30 {

@@ -15,7 +15,9 @@ mod request;
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
+
+use crossbeam_channel::{Receiver, Sender};
 use std::time::Duration;
 
 use self::backoff::Jitter;
@@ -28,6 +30,7 @@ pub use self::deadletter::{
 };
 use self::refusals::RefusalLog;
 use self::request::Request;
+pub use self::request::{ResyncBody, ResyncItem};
 use crate::clock::{now_ms, sched_now_ms};
 use crate::config::DeliverySettings;
 use crate::counters::Counters;
@@ -53,7 +56,7 @@ const UNRECORDED_RETRY: Duration = Duration::from_secs(5);
 struct ElementState {
     failures: u32,
     next_try_ms: u64,
-    /// A lane has this element's keys: no second request in flight for it.
+    /// Held by an [`InFlight`] mark: a lane has this element's keys.
     busy: bool,
     /// The 401/403 that marked the element unauthorized, until SMGR accepts again.
     unauthorized: Option<u16>,
@@ -120,23 +123,59 @@ impl Deliverer {
     pub fn run(&self) {
         let lanes = &self.lanes;
         lanes.queue.release_in_flight();
-        lanes.state().values_mut().for_each(|s| s.busy = false);
-        let (jobs, rx) = mpsc::channel::<DueBatch>();
-        let rx = Mutex::new(rx);
+        let (jobs, rx) = crossbeam_channel::unbounded::<Job>();
         std::thread::scope(|scope| {
-            let rx = &rx;
             // Lanes start as they are needed (one per element with keys in flight, at most
             // `delivery.parallel`): a site with one System Manager path runs one.
             let add_lane = |i: usize| {
+                let rx = rx.clone();
                 std::thread::Builder::new()
                     .name(format!("omcmsync-post{i}"))
-                    .spawn_scoped(scope, move || lanes.work(rx, i as u64))
+                    .spawn_scoped(scope, move || lanes.work(&rx, i as u64))
                     .map_err(|e| logging::error(&format!("delivery: cannot start lane {i}: {e}")))
                     .is_ok()
             };
             lanes.dispatch(&jobs, add_lane);
+            // The lanes finish what was handed out (at stop: back to the queue) and end.
             drop(jobs);
         });
+    }
+}
+
+/// One element's due keys on their way to a lane, with the element's in-flight mark.
+struct Job<'l> {
+    batch: DueBatch,
+    mark: InFlight<'l>,
+}
+
+/// "A lane has this element's keys": no second request in flight for it. Set when the
+/// dispatcher takes the element's keys; cleared when the mark is dropped (the lane's pass
+/// ended, panicked, or the batch never reached a lane), which wakes the dispatcher to look
+/// at the element again.
+struct InFlight<'l> {
+    lanes: &'l Lanes,
+    element: Arc<str>,
+}
+
+impl<'l> InFlight<'l> {
+    /// Marks `element` busy; returns the mark and how many elements are busy now.
+    fn mark(lanes: &'l Lanes, element: &Arc<str>) -> (Self, usize) {
+        let mut state = lanes.state();
+        state.entry(element.clone()).or_default().busy = true;
+        let busy = state.values().filter(|s| s.busy).count();
+        let element = element.clone();
+        (InFlight { lanes, element }, busy)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.lanes
+            .state()
+            .entry(self.element.clone())
+            .or_default()
+            .busy = false;
+        self.lanes.queue.wake();
     }
 }
 
@@ -167,7 +206,7 @@ impl Lanes {
 
     /// Takes due keys of the elements that may send now and hands each element's to a lane,
     /// starting another lane (`add_lane`) while there are more elements busy than lanes.
-    fn dispatch(&self, jobs: &mpsc::Sender<DueBatch>, mut add_lane: impl FnMut(usize) -> bool) {
+    fn dispatch<'l>(&'l self, jobs: &Sender<Job<'l>>, mut add_lane: impl FnMut(usize) -> bool) {
         let per_pass = self.settings.max_requests.saturating_mul(POSTS_PER_PASS);
         let mut running = 0;
         while !self.stop.load(Ordering::Relaxed) {
@@ -204,56 +243,39 @@ impl Lanes {
             #[cfg(feature = "fault-hooks")]
             crate::faults::panic_once("omcmsync-deliver");
             for batch in due {
-                let busy = {
-                    let mut state = self.state();
-                    state.entry(batch.0.clone()).or_default().busy = true;
-                    state.values().filter(|s| s.busy).count()
-                };
+                let (mark, busy) = InFlight::mark(self, &batch.element);
                 while running < busy.min(self.settings.parallel.max(1)) && add_lane(running) {
                     running += 1;
                 }
                 if running == 0 {
                     // No lane could start: the keys wait, and the next pass tries again.
-                    self.state().entry(batch.0.clone()).or_default().busy = false;
-                    self.queue
-                        .retry(batch.1.iter().map(|(k, _)| k), sched_now_ms() + 1000);
+                    let keys = batch.items.iter().map(|(k, _)| k);
+                    self.queue.retry(keys, sched_now_ms() + 1000);
                     continue;
                 }
-                if jobs.send(batch).is_err() {
+                if jobs.send(Job { batch, mark }).is_err() {
                     return;
                 }
             }
         }
     }
 
-    /// One lane: posts the batches it is handed until `stop` (or the dispatcher is gone).
-    fn work(&self, jobs: &Mutex<mpsc::Receiver<DueBatch>>, lane: u64) {
+    /// One lane: posts the batches it is handed until the dispatcher is gone and none is
+    /// left (at stop, [`Lanes::send_pass`] puts them back without a request).
+    fn work(&self, jobs: &Receiver<Job<'_>>, lane: u64) {
         let mut jitter = Jitter::new(now_ms() ^ lane.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-        while !self.stop.load(Ordering::Relaxed) {
-            let job = jobs
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .recv_timeout(Duration::from_millis(200));
-            match job {
-                Ok(batch) => {
-                    let element = batch.0.clone();
-                    let keys: Vec<Key> = batch.1.iter().map(|(k, _)| k.clone()).collect();
-                    let posted =
-                        catch_unwind(AssertUnwindSafe(|| self.send_pass(&mut jitter, batch)));
-                    if let Err(payload) = posted {
-                        // The lane goes on; the element backs off and its keys wait for that.
-                        let name = format!("omcmsync-post{lane}");
-                        supervise::report(&name, &*payload, &self.counters, "its keys are retried");
-                        let (delay, _) = self.back_off(&mut jitter, &element, None);
-                        self.queue
-                            .retry(&keys, sched_now_ms() + delay.as_millis() as u64);
-                    }
-                    self.state().entry(element).or_default().busy = false;
-                    self.queue.wake();
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => continue,
-                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        for Job { batch, mark } in jobs.iter() {
+            let keys: Vec<Key> = batch.items.iter().map(|(k, _)| k.clone()).collect();
+            let posted = catch_unwind(AssertUnwindSafe(|| self.send_pass(&mut jitter, batch)));
+            if let Err(payload) = posted {
+                // The lane goes on; the element backs off and its keys wait for that.
+                let name = format!("omcmsync-post{lane}");
+                supervise::report(&name, &*payload, &self.counters, "its keys are retried");
+                let (delay, _) = self.back_off(&mut jitter, &mark.element, None);
+                self.queue
+                    .retry(&keys, sched_now_ms() + delay.as_millis() as u64);
             }
+            drop(mark);
         }
     }
 
@@ -264,7 +286,7 @@ impl Lanes {
 
     /// One element's keys of a pass, in POSTs of `max_requests`. After a failed POST the rest
     /// wait for the element's backoff too; at stop, what was not sent stays in the log.
-    fn send_pass(&self, jitter: &mut Jitter, (element, items): DueBatch) {
+    fn send_pass(&self, jitter: &mut Jitter, DueBatch { element, items }: DueBatch) {
         #[cfg(feature = "fault-hooks")]
         crate::faults::panic_once("omcmsync-post");
         let items = self.cool_down(&element, items);
@@ -312,7 +334,7 @@ impl Lanes {
             return;
         };
         let attempt = self.state().get(element).map_or(0, |s| s.failures) + 1;
-        let outcome = client.deliver(element, &request.body, &request.idempotency_key, attempt);
+        let outcome = client.deliver(element, &request.json(), &request.idempotency_key, attempt);
         self.state().entry(element.clone()).or_default().last =
             Some((now_ms(), client.describe(&outcome)));
         match outcome {

@@ -3,24 +3,60 @@
 
 use std::sync::Arc;
 
-use serde_json::{json, Map, Value};
+use serde::{Deserialize, Serialize};
 
 use crate::clock::rfc3339;
 use crate::queue::Entry;
-use crate::resync::{Key, Scope};
+use crate::resync::{Key, Scope, ShortText, VerbSet, ORIGIN_STANDBY};
+
+/// The body of one POST: one element's requests (docs/smgr-api.md). The dead-letter store and
+/// smgr-sim read it back with this type; `R` lets a reader take the requests one at a time
+/// (`ResyncBody<serde_json::Value>`), skipping one it cannot read instead of the body.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ResyncBody<R = ResyncItem> {
+    pub element: String,
+    pub requests: Vec<R>,
+}
+
+/// One key's request. What a reader may miss defaults (a dead letter may be hand-made).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ResyncItem {
+    #[serde(flatten)]
+    pub scope: Scope,
+    /// Why a type- or element-level resync (absent for an object).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub verbs: VerbSet,
+    #[serde(default)]
+    pub logins: Vec<ShortText>,
+    #[serde(default)]
+    pub count: u64,
+    /// RFC 3339, UTC.
+    #[serde(default)]
+    pub first_seen: String,
+    #[serde(default)]
+    pub last_seen: String,
+    /// `standby`: heard while this node was standby.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+}
 
 /// One POST's content.
 pub struct Request {
-    pub body: Value,
+    pub body: ResyncBody,
     pub idempotency_key: String,
 }
 
 impl Request {
     /// The request for some due keys of one element; `epoch`: the state directory's.
     pub fn new(epoch: u64, element: &Arc<str>, items: &[(Key, Entry)]) -> Request {
-        let requests: Vec<Value> = items.iter().map(|(k, e)| item(&k.scope, e)).collect();
+        let requests = items.iter().map(|(k, e)| item(&k.scope, e)).collect();
         Request {
-            body: json!({ "element": &**element, "requests": requests }),
+            body: ResyncBody {
+                element: element.to_string(),
+                requests,
+            },
             idempotency_key: idempotency_key(
                 epoch,
                 element,
@@ -28,25 +64,27 @@ impl Request {
             ),
         }
     }
+
+    /// The body as it is posted.
+    pub fn json(&self) -> String {
+        // Cannot fail: string keys and plain values only.
+        serde_json::to_string(&self.body).unwrap_or_default()
+    }
 }
 
 /// The request object for one key.
-fn item(scope: &Scope, entry: &Entry) -> Value {
-    let mut m = Map::new();
-    scope.write_fields(&mut m);
-    if !matches!(scope, Scope::Object { .. }) {
-        m.insert(
-            "reason".into(),
-            entry.reason.as_deref().unwrap_or_default().into(),
-        );
+fn item(scope: &Scope, entry: &Entry) -> ResyncItem {
+    let reason = entry.reason.as_deref().unwrap_or_default();
+    ResyncItem {
+        scope: scope.clone(),
+        reason: (!matches!(scope, Scope::Object { .. })).then(|| reason.to_owned()),
+        verbs: entry.verbs,
+        logins: entry.logins.to_vec(),
+        count: entry.count,
+        first_seen: rfc3339(entry.first_ms),
+        last_seen: rfc3339(entry.last_ms),
+        origin: entry.standby.then(|| ORIGIN_STANDBY.to_owned()),
     }
-    entry.write_summary(&mut m);
-    m.insert("first_seen".into(), rfc3339(entry.first_ms).into());
-    m.insert("last_seen".into(), rfc3339(entry.last_ms).into());
-    if entry.standby {
-        m.insert("origin".into(), "standby".into());
-    }
-    Value::Object(m)
 }
 
 fn scope_id(scope: &Scope) -> String {
@@ -115,10 +153,8 @@ mod tests {
     fn request_shape() {
         let r = Request::new(7, &"cm".into(), &[station("1001", 1)]);
         assert_eq!(
-            r.body,
-            json!({"element":"cm","requests":[{"scope":"object","type":"station","id":"1001",
-                "verbs":["change"],"logins":["dadmin"],"count":1,
-                "first_seen":"2025-11-25T10:15:02.123Z","last_seen":"2025-11-25T10:15:02.123Z"}]})
+            r.json(),
+            r#"{"element":"cm","requests":[{"scope":"object","type":"station","id":"1001","verbs":["change"],"logins":["dadmin"],"count":1,"first_seen":"2025-11-25T10:15:02.123Z","last_seen":"2025-11-25T10:15:02.123Z"}]}"#
         );
     }
 

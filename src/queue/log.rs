@@ -13,11 +13,13 @@ use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde_json::Value;
+use std::borrow::Cow;
 
-use super::pending::Entry;
+use serde::{Deserialize, Serialize};
+
+use super::pending::{Entry, Logins};
 use crate::classify::Verb;
-use crate::resync::{Change, Fields, Key, Scope};
+use crate::resync::{Change, Key, Scope, VerbSet, ORIGIN_STANDBY};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Record {
@@ -214,7 +216,7 @@ impl Log {
         let mut len = 0;
         encode(&Record::Seq(next_seq), &mut buf);
         for (element, scope, entry) in entries {
-            encode_entry(element, scope, entry, &mut buf);
+            framed(&mut buf, &Line::entry(element, scope, entry));
             if buf.len() >= CHUNK {
                 f.write_all(&buf)?;
                 len += buf.len();
@@ -290,60 +292,170 @@ fn keep_aside(path: &Path) -> io::Result<PathBuf> {
     Ok(kept)
 }
 
-/// Appends `<crc> <json>\n`. Written field by field, straight into `out`: building a
-/// `serde_json::Map` per record cost more than everything else the writer does.
-fn encode(r: &Record, out: &mut Vec<u8>) {
-    match r {
-        Record::Seq(next) => framed(out, |o| {
-            o.str("t", "seq");
-            o.num("next", *next);
-        }),
-        Record::Add { seq, change } => framed(out, |o| {
-            o.str("t", "add");
-            o.num("seq", *seq);
-            o.key(&change.key.element, &change.key.scope);
-            o.str("verb", change.verb.as_str());
-            o.opt_str("login", change.login.as_deref());
-            o.opt_str("reason", change.reason.as_deref());
-            o.num("at", change.at_ms);
-            if change.standby {
-                o.str("origin", "standby");
-            }
-        }),
-        Record::Done { seq, key } => framed(out, |o| {
-            o.str("t", "done");
-            o.num("seq", *seq);
-            o.key(&key.element, &key.scope);
-        }),
-        Record::Entry { key, entry } => encode_entry(&key.element, &key.scope, entry, out),
+/// One line's JSON (the CRC in front of it: [`framed`]): written from borrowed parts, so that
+/// the hot path and compaction copy nothing, and read back owned. Byte for byte what 0.1.0
+/// wrote (`testdata/queue-0.1.0.log`): a log outlives the release that wrote it.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "lowercase")]
+enum Line<'a> {
+    Seq {
+        next: u64,
+    },
+    Add {
+        seq: u64,
+        el: Cow<'a, str>,
+        #[serde(flatten)]
+        scope: Cow<'a, Scope>,
+        verb: Verb,
+        login: Option<Cow<'a, str>>,
+        reason: Option<Cow<'a, str>>,
+        at: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        origin: Option<Cow<'a, str>>,
+    },
+    Done {
+        seq: u64,
+        el: Cow<'a, str>,
+        #[serde(flatten)]
+        scope: Cow<'a, Scope>,
+    },
+    Entry {
+        seq: u64,
+        el: Cow<'a, str>,
+        #[serde(flatten)]
+        scope: Cow<'a, Scope>,
+        verbs: VerbSet,
+        logins: Cow<'a, Logins>,
+        count: u64,
+        reason: Option<Cow<'a, str>>,
+        first: u64,
+        last: u64,
+        due: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        origin: Option<Cow<'a, str>>,
+    },
+}
+
+/// `origin` as records hold it: only a change heard on a standby says where it came from.
+fn origin(standby: bool) -> Option<Cow<'static, str>> {
+    standby.then_some(Cow::Borrowed(ORIGIN_STANDBY))
+}
+
+impl<'a> Line<'a> {
+    fn of(record: &'a Record) -> Line<'a> {
+        match record {
+            Record::Seq(next) => Line::Seq { next: *next },
+            Record::Add { seq, change } => Line::Add {
+                seq: *seq,
+                el: Cow::Borrowed(&change.key.element),
+                scope: Cow::Borrowed(&change.key.scope),
+                verb: change.verb,
+                login: change.login.as_deref().map(Cow::Borrowed),
+                reason: change.reason.as_deref().map(Cow::Borrowed),
+                at: change.at_ms,
+                origin: origin(change.standby),
+            },
+            Record::Done { seq, key } => Line::Done {
+                seq: *seq,
+                el: Cow::Borrowed(&key.element),
+                scope: Cow::Borrowed(&key.scope),
+            },
+            Record::Entry { key, entry } => Line::entry(&key.element, &key.scope, entry),
+        }
+    }
+
+    /// An `entry` record from borrowed parts (compaction writes them straight from the map).
+    fn entry(element: &'a str, scope: &'a Scope, entry: &'a Entry) -> Line<'a> {
+        Line::Entry {
+            seq: entry.seq,
+            el: Cow::Borrowed(element),
+            scope: Cow::Borrowed(scope),
+            verbs: entry.verbs,
+            logins: Cow::Borrowed(&entry.logins),
+            count: entry.count,
+            reason: entry.reason.as_deref().map(Cow::Borrowed),
+            first: entry.first_ms,
+            last: entry.last_ms,
+            due: entry.due_ms,
+            origin: origin(entry.standby),
+        }
+    }
+
+    fn into_record(self) -> Record {
+        let key = |el: Cow<str>, scope: Cow<Scope>| Key {
+            element: Arc::from(el.as_ref()),
+            scope: scope.into_owned(),
+        };
+        let standby = |origin: Option<Cow<str>>| origin.as_deref() == Some(ORIGIN_STANDBY);
+        match self {
+            Line::Seq { next } => Record::Seq(next),
+            Line::Add {
+                seq,
+                el,
+                scope,
+                verb,
+                login,
+                reason,
+                at,
+                origin,
+            } => Record::Add {
+                seq,
+                change: Change {
+                    key: key(el, scope),
+                    verb,
+                    login: login.map(|l| l.as_ref().into()),
+                    reason: reason.map(Cow::into_owned),
+                    at_ms: at,
+                    standby: standby(origin),
+                },
+            },
+            Line::Done { seq, el, scope } => Record::Done {
+                seq,
+                key: key(el, scope),
+            },
+            Line::Entry {
+                seq,
+                el,
+                scope,
+                verbs,
+                logins,
+                count,
+                reason,
+                first,
+                last,
+                due,
+                origin,
+            } => Record::Entry {
+                key: key(el, scope),
+                entry: Entry {
+                    seq,
+                    count,
+                    verbs,
+                    logins: logins.into_owned(),
+                    reason: reason.map(|r| r.as_ref().into()),
+                    first_ms: first,
+                    last_ms: last,
+                    due_ms: due,
+                    in_flight: false,
+                    standby: standby(origin),
+                },
+            },
+        }
     }
 }
 
-/// An `entry` record from borrowed parts (compaction writes them straight from the map).
-fn encode_entry(element: &str, scope: &Scope, entry: &Entry, out: &mut Vec<u8>) {
-    framed(out, |o| {
-        o.str("t", "entry");
-        o.num("seq", entry.seq);
-        o.key(element, scope);
-        entry.write_summary(o);
-        o.opt_str("reason", entry.reason.as_deref());
-        o.num("first", entry.first_ms);
-        o.num("last", entry.last_ms);
-        o.num("due", entry.due_ms);
-        if entry.standby {
-            o.str("origin", "standby");
-        }
-    })
+/// Appends `<crc> <json>\n`.
+fn encode(r: &Record, out: &mut Vec<u8>) {
+    framed(out, &Line::of(r));
 }
 
-/// One line: the object `fields` writes, its CRC in front, a newline after.
-fn framed(out: &mut Vec<u8>, fields: impl FnOnce(&mut Object)) {
+/// One line: `line`'s JSON, its CRC in front, a newline after.
+fn framed(out: &mut Vec<u8>, line: &Line) {
     let crc_at = out.len();
     out.extend_from_slice(b"00000000 ");
     let json_at = out.len();
-    let mut o = Object::new(out);
-    fields(&mut o);
-    o.end();
+    // Writing into a Vec cannot fail, nor can these types (string keys only).
+    let _ = serde_json::to_writer(&mut *out, line);
     let crc = crc32fast::hash(&out[json_at..]);
     // Eight hex digits fill the placeholder exactly.
     for (i, digit) in out[crc_at..crc_at + 8].iter_mut().enumerate() {
@@ -352,151 +464,13 @@ fn framed(out: &mut Vec<u8>, fields: impl FnOnce(&mut Object)) {
     out.push(b'\n');
 }
 
-/// A JSON object written in place. Field names are plain ASCII literals; values go through
-/// serde_json's escaping.
-struct Object<'a> {
-    out: &'a mut Vec<u8>,
-    first: bool,
-}
-
-impl<'a> Object<'a> {
-    fn new(out: &'a mut Vec<u8>) -> Self {
-        out.push(b'{');
-        Object { out, first: true }
-    }
-
-    fn name(&mut self, name: &str) {
-        if !std::mem::take(&mut self.first) {
-            self.out.push(b',');
-        }
-        self.out.push(b'"');
-        self.out.extend_from_slice(name.as_bytes());
-        self.out.extend_from_slice(b"\":");
-    }
-
-    fn string(&mut self, value: &str) {
-        // Names, ids and logins are almost always printable ASCII that needs no escape.
-        if value
-            .bytes()
-            .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
-        {
-            self.out.reserve(value.len() + 2);
-            self.out.push(b'"');
-            self.out.extend_from_slice(value.as_bytes());
-            self.out.push(b'"');
-        } else {
-            // Writing into a Vec cannot fail.
-            let _ = serde_json::to_writer(&mut *self.out, value);
-        }
-    }
-
-    fn opt_str(&mut self, name: &'static str, value: Option<&str>) {
-        match value {
-            Some(v) => self.str(name, v),
-            None => {
-                self.name(name);
-                self.out.extend_from_slice(b"null");
-            }
-        }
-    }
-
-    /// The key: its element, then the scope's fields as requests name them too.
-    fn key(&mut self, element: &str, scope: &Scope) {
-        self.str("el", element);
-        scope.write_fields(self);
-    }
-
-    fn end(self) {
-        self.out.push(b'}');
-    }
-}
-
-impl Fields for Object<'_> {
-    fn str(&mut self, name: &'static str, value: &str) {
-        self.name(name);
-        self.string(value);
-    }
-
-    fn num(&mut self, name: &'static str, value: u64) {
-        self.name(name);
-        self.out
-            .extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
-    }
-
-    fn strs<'s>(&mut self, name: &'static str, values: impl Iterator<Item = &'s str>) {
-        self.name(name);
-        self.out.push(b'[');
-        for (i, v) in values.enumerate() {
-            if i > 0 {
-                self.out.push(b',');
-            }
-            self.string(v);
-        }
-        self.out.push(b']');
-    }
-}
-
 fn decode(line: &[u8]) -> Option<Record> {
     let (crc, json) = (line.get(..8)?, line.get(9..)?);
     let crc = u32::from_str_radix(std::str::from_utf8(crc).ok()?, 16).ok()?;
     if line[8] != b' ' || crc32fast::hash(json) != crc {
         return None;
     }
-    from_json(&serde_json::from_slice(json).ok()?)
-}
-
-fn from_json(v: &Value) -> Option<Record> {
-    let n = |k: &str| v.get(k).and_then(Value::as_u64);
-    let standby = v.get("origin").and_then(Value::as_str) == Some("standby");
-    let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
-    let key = || {
-        Some(Key {
-            element: Arc::from(v.get("el")?.as_str()?),
-            scope: Scope::read_json(v)?,
-        })
-    };
-    Some(match v.get("t")?.as_str()? {
-        "seq" => Record::Seq(n("next")?),
-        "add" => Record::Add {
-            seq: n("seq")?,
-            change: Change {
-                key: key()?,
-                verb: Verb::parse(v.get("verb")?.as_str()?)?,
-                login: v.get("login").and_then(Value::as_str).map(Into::into),
-                reason: s("reason"),
-                at_ms: n("at")?,
-                standby,
-            },
-        },
-        "done" => Record::Done {
-            seq: n("seq")?,
-            key: key()?,
-        },
-        "entry" => {
-            let strings = |k: &str| -> Option<Vec<&str>> {
-                v.get(k)?.as_array()?.iter().map(Value::as_str).collect()
-            };
-            Record::Entry {
-                key: key()?,
-                entry: Entry {
-                    seq: n("seq")?,
-                    count: n("count")?,
-                    verbs: strings("verbs")?
-                        .into_iter()
-                        .filter_map(Verb::parse)
-                        .collect(),
-                    logins: strings("logins")?.into_iter().map(Into::into).collect(),
-                    reason: s("reason").map(Into::into),
-                    first_ms: n("first")?,
-                    last_ms: n("last")?,
-                    due_ms: n("due")?,
-                    in_flight: false,
-                    standby,
-                },
-            }
-        }
-        _ => return None,
-    })
+    Some(serde_json::from_slice::<Line>(json).ok()?.into_record())
 }
 
 #[cfg(test)]
@@ -688,6 +662,142 @@ mod tests {
                 Record::Entry { key, entry },
                 add(100, "100")
             ]
+        );
+    }
+    /// What `testdata/queue-0.1.0.log` holds: every record kind, escapes, no login, standby.
+    fn fixture_records() -> Vec<Record> {
+        let key = |element: &str, scope: Scope| Key {
+            element: element.into(),
+            scope,
+        };
+        let station = |id: &str| Scope::Object {
+            ty: "station".into(),
+            id: id.into(),
+        };
+        let entry = |seq, verbs: &[Verb], logins: &[&str], reason: Option<&str>, standby| Entry {
+            seq,
+            count: 3,
+            verbs: verbs.iter().copied().collect(),
+            logins: logins.iter().map(|&l| l.into()).collect(),
+            reason: reason.map(Into::into),
+            first_ms: 1_764_065_702_123,
+            last_ms: 1_764_065_762_456,
+            due_ms: 1_764_065_765_000,
+            in_flight: false,
+            standby,
+        };
+        let add =
+            |seq, k: Key, verb, login: Option<&str>, reason: Option<&str>, standby| Record::Add {
+                seq,
+                change: Change {
+                    key: k,
+                    verb,
+                    login: login.map(Into::into),
+                    reason: reason.map(Into::into),
+                    at_ms: 1_764_065_702_123 + seq,
+                    standby,
+                },
+            };
+        vec![
+            Record::Seq(17),
+            entry_rec(
+                key("cm-east", station("1001")),
+                entry(
+                    3,
+                    &[Verb::Add, Verb::Change],
+                    &["dadmin", "init"],
+                    None,
+                    false,
+                ),
+            ),
+            entry_rec(
+                key(
+                    "cm-east",
+                    Scope::Type {
+                        ty: "hunt-group".into(),
+                    },
+                ),
+                entry(4, &[Verb::Add], &[], Some("add next"), true),
+            ),
+            entry_rec(
+                key("cm-west", Scope::Element),
+                entry(
+                    5,
+                    &[Verb::Change],
+                    &["craft"],
+                    Some("system-parameters \"x\" \\ é"),
+                    false,
+                ),
+            ),
+            add(
+                18,
+                key("cm-east", station("1002")),
+                Verb::Change,
+                Some("dadmin"),
+                None,
+                false,
+            ),
+            add(
+                19,
+                key("cm-east", station("ü\t\"2\\")),
+                Verb::Remove,
+                None,
+                None,
+                true,
+            ),
+            add(
+                20,
+                key(
+                    "cm-west",
+                    Scope::Type {
+                        ty: "agent-loginid".into(),
+                    },
+                ),
+                Verb::Add,
+                Some("x\u{1}y"),
+                Some("add next"),
+                false,
+            ),
+            add(
+                21,
+                key("cm-west", Scope::Element),
+                Verb::Change,
+                None,
+                Some("operator resync"),
+                false,
+            ),
+            Record::Done {
+                seq: 18,
+                key: key("cm-east", station("1002")),
+            },
+            Record::Done {
+                seq: 21,
+                key: key("cm-west", Scope::Element),
+            },
+        ]
+    }
+
+    fn entry_rec(key: Key, entry: Entry) -> Record {
+        Record::Entry { key, entry }
+    }
+
+    /// A log written by 0.1.0 reads back as the records it was written from, and the same
+    /// records are written byte for byte as 0.1.0 wrote them.
+    #[test]
+    fn a_log_of_0_1_0_reads_and_writes_the_same() {
+        let fixture = include_bytes!("testdata/queue-0.1.0.log");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("queue.log"), fixture).unwrap();
+        let (_, records, recovery) = open(dir.path());
+        assert_eq!((recovery.records, recovery.bad_lines), (10, 0));
+        assert_eq!(records, fixture_records());
+        let mut written = Vec::new();
+        for r in &records {
+            encode(r, &mut written);
+        }
+        assert_eq!(
+            String::from_utf8_lossy(&written),
+            String::from_utf8_lossy(fixture)
         );
     }
 }

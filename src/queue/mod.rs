@@ -628,7 +628,11 @@ mod tests {
         q.submit(vec![change("cm", "3", 2)]).unwrap();
         assert_eq!(q.len(), 10);
         let due = q.take_due(10, 4, |_| 0);
-        let sent: Vec<(Key, u64)> = due[0].1.iter().map(|(k, e)| (k.clone(), e.seq)).collect();
+        let sent: Vec<(Key, u64)> = due[0]
+            .items
+            .iter()
+            .map(|(k, e)| (k.clone(), e.seq))
+            .collect();
         assert_eq!(sent.len(), 4);
         q.delivered(sent);
         drop(q); // the writer finishes what it was given
@@ -638,7 +642,7 @@ mod tests {
         let ids: Vec<crate::resync::ShortText> = q
             .take_due(10, 100, |_| 0)
             .into_iter()
-            .flat_map(|(_, items)| items)
+            .flat_map(|batch| batch.items)
             .map(|(k, _)| match k.scope {
                 Scope::Object { id, .. } => id,
                 _ => unreachable!(),
@@ -669,15 +673,15 @@ mod tests {
         let (q, _) = Queue::open(&config(dir.path())).unwrap();
         q.submit(vec![change("cm", "1", 1)]).unwrap();
         let due = q.take_due(10, 10, |_| 0);
-        let seq = due[0].1[0].1.seq;
-        q.delivered(vec![(due[0].1[0].0.clone(), seq)]);
+        let seq = due[0].items[0].1.seq;
+        q.delivered(vec![(due[0].items[0].0.clone(), seq)]);
         drop(q);
         let (q, _) = Queue::open(&config(dir.path())).unwrap();
         assert!(q.is_empty());
         q.submit(vec![change("cm", "1", 5)]).unwrap();
         let due = q.take_due(10, 10, |_| 0);
         assert!(
-            due[0].1[0].1.seq > seq,
+            due[0].items[0].1.seq > seq,
             "a new change must not reuse an old sequence number"
         );
     }

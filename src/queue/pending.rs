@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use smallvec::SmallVec;
 
-use crate::resync::{Change, Fields, Key, Scope, ShortText, VerbSet};
+use crate::resync::{Change, Key, Scope, ShortText, VerbSet};
 
 /// At most this many logins are listed per request.
 const MAX_LOGINS: usize = 8;
@@ -35,15 +35,6 @@ pub struct Entry {
     pub standby: bool,
 }
 
-impl Entry {
-    /// `verbs`, `logins` and `count`: the fields the log record and the request share.
-    pub fn write_summary(&self, out: &mut impl Fields) {
-        out.strs("verbs", self.verbs.iter().map(|v| v.as_str()));
-        out.strs("logins", self.logins.iter().map(ShortText::as_str));
-        out.num("count", self.count);
-    }
-}
-
 /// The logins of one key.
 pub type Logins = SmallVec<[ShortText; 1]>;
 
@@ -56,8 +47,13 @@ fn add_login(logins: &mut Logins, login: &str) {
     }
 }
 
-/// Keys due for sending, grouped by element.
-pub type DueBatch = (Arc<str>, Vec<(Key, Entry)>);
+/// One element's keys due for sending, taken in flight by [`Pending::take_due`].
+#[derive(Debug)]
+pub struct DueBatch {
+    pub element: Arc<str>,
+    /// Each key with its entry as it was taken (the request is built from these).
+    pub items: Vec<(Key, Entry)>,
+}
 
 /// Keys of one element. Hashed, not ordered: a flood merges tens of thousands of changes a
 /// second, and comparing keys string by string down a B-tree was the writer's largest cost.
@@ -368,7 +364,7 @@ impl Pending {
                     Some((Key { element, scope }, entry))
                 })
                 .collect();
-            batches.push((element, items));
+            batches.push(DueBatch { element, items });
         }
         self.earliest_due_ms = earliest;
         batches
@@ -427,7 +423,7 @@ mod tests {
         let busy = |el: &str| if el == "busy" { u64::MAX } else { 0 };
         let due = p.take_due(200, 100, busy);
         assert_eq!(due.len(), 1);
-        assert_eq!(&*due[0].0, "free");
+        assert_eq!(&*due[0].element, "free");
         // A later change of the free element is found, though the busy one's key is still due.
         p.merge(change("free", station("3"), Verb::Change, 300), 3, u64::MAX);
         assert_eq!(p.take_due(400, 100, busy).len(), 1);
@@ -438,7 +434,7 @@ mod tests {
         );
         p.recheck();
         let due = p.take_due(500, 100, |_| 0);
-        assert_eq!((due.len(), &*due[0].0), (1, "busy"));
+        assert_eq!((due.len(), &*due[0].element), (1, "busy"));
     }
 
     #[test]
@@ -460,7 +456,7 @@ mod tests {
         );
         let due = p.take_due(1200, 100, |_| 0);
         assert_eq!(due.len(), 1);
-        assert_eq!(due[0].1.len(), 10);
+        assert_eq!(due[0].items.len(), 10);
         assert!(p.take_due(5000, 100, |_| 0).is_empty(), "in flight");
     }
 
@@ -470,7 +466,11 @@ mod tests {
         p.merge(change("cm", station("1"), Verb::Change, 0), 1, u64::MAX);
         p.merge(change("cm", station("2"), Verb::Add, 0), 2, u64::MAX);
         let due = p.take_due(10, 100, |_| 0);
-        let sent: Vec<(Key, u64)> = due[0].1.iter().map(|(k, e)| (k.clone(), e.seq)).collect();
+        let sent: Vec<(Key, u64)> = due[0]
+            .items
+            .iter()
+            .map(|(k, e)| (k.clone(), e.seq))
+            .collect();
         p.merge(change("cm", station("2"), Verb::Change, 50), 3, u64::MAX);
         assert!(p.done(&sent[0].0, sent[0].1, u64::MAX));
         assert!(
@@ -480,7 +480,7 @@ mod tests {
         assert_eq!(p.len(), 1);
         assert_eq!(p.next_due_ms(), Some(60));
         let again = p.take_due(60, 100, |_| 0);
-        assert_eq!(again[0].1[0].1.verbs, [Verb::Add, Verb::Change].into());
+        assert_eq!(again[0].items[0].1.verbs, [Verb::Add, Verb::Change].into());
     }
 
     #[test]
@@ -491,7 +491,7 @@ mod tests {
         let b_at_700 = |el: &str| if el == "b" { 700 } else { 0 };
         let due = p.take_due(0, 100, b_at_700);
         assert_eq!(due.len(), 1);
-        p.retry(&due[0].1[0].0, 500);
+        p.retry(&due[0].items[0].0, 500);
         assert!(p.take_due(499, 100, b_at_700).is_empty());
         assert_eq!(p.next_due_ms(), Some(500));
         assert_eq!(p.take_due(500, 100, b_at_700).len(), 1);
@@ -500,7 +500,7 @@ mod tests {
             Some(700),
             "a held-back element's keys are due, but cannot go before it is ready"
         );
-        assert_eq!(p.take_due(700, 100, b_at_700)[0].0.as_ref(), "b");
+        assert_eq!(p.take_due(700, 100, b_at_700)[0].element.as_ref(), "b");
     }
 
     #[test]
@@ -511,7 +511,7 @@ mod tests {
         }
         let ids = |due: Vec<DueBatch>| -> Vec<Scope> {
             due.into_iter()
-                .flat_map(|(_, items)| items)
+                .flat_map(|batch| batch.items)
                 .map(|(k, _)| k.scope)
                 .collect()
         };
@@ -567,7 +567,7 @@ mod tests {
         assert_eq!(p.iter().find(|(el, _, _)| *el == "cm").unwrap().2.count, 5);
         // ...but not into one already sent: that request may have read the state before them.
         let due = p.take_due(100, 10, |el| if el == "cm" { 0 } else { u64::MAX });
-        assert_eq!(due[0].1[0].0.scope, Scope::Element);
+        assert_eq!(due[0].items[0].0.scope, Scope::Element);
         p.merge(change("cm", station("78"), Verb::Change, 7), 13, u64::MAX);
         assert_eq!(p.element_len("cm"), 2);
     }

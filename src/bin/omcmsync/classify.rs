@@ -4,7 +4,7 @@
 use std::io::{BufRead, BufWriter, Write};
 use std::path::Path;
 
-use omcmsync::classify::{parse_rules, verdict_json, Classifier, Limits, ObjectTable, Verdict};
+use omcmsync::classify::{parse_rules, Classifier, Limits, ObjectTable, Verdict, VerdictFields};
 use omcmsync::line::ReceivedLine;
 
 /// `omcmsync classify [--rules FILE] [FILE]`.
@@ -36,10 +36,11 @@ pub fn run(rules: Option<&Path>, input: Option<&Path>) -> Result<(), String> {
             .filter(|l| l.sender().is_ok())
             .map_or(raw, |l| l.message);
         let verdict = classifier.classify(message);
-        let mut record = serde_json::Map::new();
-        record.insert("line".into(), (n + 1).into());
-        record.insert("text".into(), String::from_utf8_lossy(message).into());
-        record.extend(verdict_json(&verdict));
+        let record = ClassifiedLine {
+            line: n as u64 + 1,
+            text: String::from_utf8_lossy(message),
+            verdict: VerdictFields::of(&verdict),
+        };
         let key = match verdict {
             Verdict::Event(e) => format!("event {}", e.verb.as_str()),
             Verdict::Ignored(r) => format!("ignored {}", r.as_str()),
@@ -55,4 +56,13 @@ pub fn run(rules: Option<&Path>, input: Option<&Path>) -> Result<(), String> {
         eprintln!("  {count:>8}  {what}");
     }
     Ok(())
+}
+
+/// One input line's record: its number, its message and the verdict.
+#[derive(serde::Serialize)]
+struct ClassifiedLine<'a> {
+    line: u64,
+    text: std::borrow::Cow<'a, str>,
+    #[serde(flatten)]
+    verdict: VerdictFields<'a>,
 }

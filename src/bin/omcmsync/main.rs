@@ -33,13 +33,14 @@ fn main() -> ExitCode {
             } else if format.is_some() {
                 probe::openmetrics(&dir.state_dir)
             } else {
-                operator::run(&dir.state_dir, status, |a| {
-                    if json {
-                        println!("{a}");
-                    } else {
-                        operator::show_status(a);
-                    }
-                })
+                if json {
+                    // As the module says it, fields this release does not know included.
+                    operator::run(&dir.state_dir, status, |a: &serde_json::Value| {
+                        println!("{a}")
+                    })
+                } else {
+                    operator::run(&dir.state_dir, status, operator::show_status)
+                }
             }
         }
         Command::Deadletter { action } => {
@@ -62,13 +63,11 @@ fn main() -> ExitCode {
                     (dir, omcmsync::control::Request::Requeue { filter }, true)
                 }
             };
-            operator::run(&dir.state_dir, request, |a| {
-                if requeue {
-                    operator::show_requeued(a)
-                } else {
-                    operator::show_records(a)
-                }
-            })
+            if requeue {
+                operator::run(&dir.state_dir, request, operator::show_requeued)
+            } else {
+                operator::run(&dir.state_dir, request, operator::show_records)
+            }
         }
         Command::Resync {
             dir,

@@ -5,15 +5,20 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use omcmsync::control::{ask, AskError, Request};
+use omcmsync::control::{ask, AskError, DeadLetterList, Queued, Request, Requeued, Status};
 use omcmsync::resync::Scope;
-use serde_json::Value;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 /// A requeue waits for the queue's fsync; status and the rest answer at once.
 const TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Asks, then prints with `show`; the exit status says how it went.
-pub fn run(state_dir: &Path, request: Request, show: impl FnOnce(&Value)) -> ExitCode {
+/// Asks, then prints the answer `A` with `show`; the exit status says how it went.
+pub fn run<A: DeserializeOwned>(
+    state_dir: &Path,
+    request: Request,
+    show: impl FnOnce(&A),
+) -> ExitCode {
     match ask(state_dir, &request, TIMEOUT) {
         Ok(answer) => {
             show(&answer);
@@ -45,67 +50,55 @@ pub fn resync_request(element: String, ty: Option<String>, id: Option<String>) -
 }
 
 /// `omcmsync status`, for a person: the module, then one row per element.
-pub fn show_status(a: &Value) {
+pub fn show_status(a: &Status) {
     println!(
         "omcmsync {} (pid {}), state.dir {}, HA role {}",
-        text(&a["version"]),
-        a["pid"],
-        text(&a["state_dir"]),
-        text(&a["role"])
+        a.version, a.pid, a.state_dir, a.role
     );
-    let q = &a["queue"];
-    println!(
-        "queue: {} key(s), log {} bytes{}",
-        q["keys"],
-        q["log_bytes"],
-        if q["held"] == true {
-            ", held (standby)"
-        } else {
-            ""
-        }
-    );
-    for p in a["problems"].as_array().into_iter().flatten() {
+    let q = &a.queue;
+    let held = if q.held { ", held (standby)" } else { "" };
+    println!("queue: {} key(s), log {} bytes{held}", q.keys, q.log_bytes);
+    for p in &a.problems {
         println!(
             "degraded: {}: {} (since {}, seen {} times)",
-            text(&p["param"]),
-            text(&p["what"]),
-            text(&p["since"]),
-            p["seen"]
+            p.param, p.what, p.since, p.seen
         );
     }
-    if let Some(e) = a["deadletter_error"].as_str() {
-        println!("dead-letter file {}: {e}", text(&a["deadletter_file"]));
+    if let Some(e) = &a.deadletter_error {
+        println!("dead-letter file {}: {e}", a.deadletter_file);
     }
     println!(
         "{:<16} {:>8} {:>9} {:>6} {:>9} {:>12} {:>5}  LAST ANSWER",
         "ELEMENT", "PENDING", "IN-FLIGHT", "HELD", "OLDEST", "NEXT-TRY", "DEAD"
     );
-    for e in a["elements"].as_array().into_iter().flatten() {
-        let next = match e["next_attempt_in_ms"].as_u64() {
-            Some(0) | None => "now".to_owned(),
-            Some(ms) => format!("in {}", age(ms)),
+    for e in &a.elements {
+        let next = match e.next_attempt_in_ms {
+            0 => "now".to_owned(),
+            ms => format!("in {}", age(ms)),
         };
-        let last = match (e["last_answer"].as_str(), e["last_answer_at"].as_str()) {
+        let last = match (&e.last_answer, &e.last_answer_at) {
             (Some(text), Some(at)) => format!("{at} {text}"),
             _ => "-".into(),
         };
-        let name = if e["configured"] == true {
-            text(&e["name"]).to_owned()
+        let name = if e.configured {
+            e.name.clone()
         } else {
-            format!("{} (not listed)", text(&e["name"]))
+            format!("{} (not listed)", e.name)
         };
-        let n = |k: &str| e[k].to_string();
         println!(
             "{name:<16} {:>8} {:>9} {:>6} {:>9} {next:>12} {:>5}  {last}",
-            n("pending"),
-            n("in_flight"),
-            n("held"),
-            e["oldest_age_ms"].as_u64().map_or("-".into(), age),
-            n("deadletters"),
+            e.pending,
+            e.in_flight,
+            e.held,
+            e.oldest_age_ms.map_or("-".into(), age),
+            e.deadletters,
         );
     }
-    if let Some(more @ 1..) = a["elements_not_shown"].as_u64() {
-        println!("... and {more} more configured element(s) with nothing pending or to show");
+    if a.elements_not_shown > 0 {
+        println!(
+            "... and {} more configured element(s) with nothing pending or to show",
+            a.elements_not_shown
+        );
     }
 }
 
@@ -130,26 +123,30 @@ pub fn offline_status(state_dir: &Path, json: bool) -> ExitCode {
     let mut names: Vec<&String> = keys.keys().chain(dead.keys()).collect();
     names.sort();
     names.dedup();
-    let elements: Vec<Value> = names
+    let elements: Vec<OfflineElement> = names
         .iter()
         .map(|name| {
             let k = keys.get(*name).cloned().unwrap_or_default();
-            serde_json::json!({
-                "name": name, "pending": k.pending,
-                "oldest_age_ms": k.oldest_ms.map(|o| now.saturating_sub(o)),
-                "deadletters": dead.get(*name).copied().unwrap_or(0),
-            })
+            OfflineElement {
+                name: name.to_string(),
+                pending: k.pending,
+                oldest_age_ms: k.oldest_ms.map(|o| now.saturating_sub(o)),
+                deadletters: dead.get(*name).copied().unwrap_or(0),
+            }
         })
         .collect();
     let pending: usize = keys.values().map(|k| k.pending).sum();
     let deadletters: u64 = dead.values().sum();
-    let answer = serde_json::json!({
-        "offline": true, "state_dir": state_dir.display().to_string(),
-        "pending": pending, "deadletters": deadletters,
-        "damaged_lines": recovery.bad_lines, "elements": elements,
-    });
     if json {
-        println!("{answer}");
+        let answer = Offline {
+            offline: true,
+            state_dir: state_dir.display().to_string(),
+            pending,
+            deadletters,
+            damaged_lines: recovery.bad_lines,
+            elements,
+        };
+        println!("{}", serde_json::to_string(&answer).unwrap_or_default());
         return ExitCode::SUCCESS;
     }
     println!(
@@ -167,42 +164,62 @@ pub fn offline_status(state_dir: &Path, json: bool) -> ExitCode {
     for e in &elements {
         println!(
             "{:<16} {:>8} {:>9} {:>5}",
-            text(&e["name"]),
-            e["pending"],
-            e["oldest_age_ms"].as_u64().map_or("-".into(), age),
-            e["deadletters"]
+            e.name,
+            e.pending,
+            e.oldest_age_ms.map_or("-".into(), age),
+            e.deadletters
         );
     }
     ExitCode::SUCCESS
 }
 
-pub fn show_records(a: &Value) {
-    for r in a["records"].as_array().into_iter().flatten() {
-        println!("{r}");
+/// `omcmsync status --offline --json`.
+#[derive(Serialize)]
+struct Offline {
+    offline: bool,
+    state_dir: String,
+    pending: usize,
+    deadletters: u64,
+    damaged_lines: usize,
+    elements: Vec<OfflineElement>,
+}
+
+#[derive(Serialize)]
+struct OfflineElement {
+    name: String,
+    pending: usize,
+    oldest_age_ms: Option<u64>,
+    deadletters: u64,
+}
+
+pub fn show_records(a: &DeadLetterList) {
+    for r in &a.records {
+        println!("{}", r.get());
     }
-    let shown = a["records"].as_array().map_or(0, Vec::len);
-    match a["matched"].as_u64() {
-        Some(all) if all > shown as u64 => eprintln!(
-            "the newest {shown} of {all} dead-lettered request(s); narrow with --element or \
-             --since, or raise --limit (at most 1000)"
-        ),
-        _ => eprintln!("{shown} dead-lettered request(s)"),
+    let shown = a.records.len();
+    if a.matched > shown as u64 {
+        eprintln!(
+            "the newest {shown} of {} dead-lettered request(s); narrow with --element or \
+             --since, or raise --limit (at most 1000)",
+            a.matched
+        );
+    } else {
+        eprintln!("{shown} dead-lettered request(s)");
     }
 }
 
-pub fn show_requeued(a: &Value) {
+pub fn show_requeued(a: &Requeued) {
     println!(
         "{} dead-lettered request(s) requeued ({} key change(s)); they are delivered like any change",
-        a["requeued"], a["changes"]
+        a.requeued, a.changes
     );
 }
 
-pub fn show_queued(a: &Value) {
-    println!("queued: {}", a["queued"]);
-}
-
-fn text(v: &Value) -> &str {
-    v.as_str().unwrap_or("?")
+pub fn show_queued(a: &Queued) {
+    println!(
+        "queued: {}",
+        serde_json::to_string(&a.queued).unwrap_or_default()
+    );
 }
 
 /// A duration for a person: 850ms, 42s, 5m07s, 3h12m, 2d04h.

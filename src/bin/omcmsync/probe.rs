@@ -8,8 +8,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use omcmsync::control::{ask, Request};
-use serde_json::Value;
+use omcmsync::control::{ask, ElementStatus, Request, Status};
 
 use crate::cli::Thresholds;
 
@@ -49,22 +48,18 @@ impl Figures {
     }
 }
 
-fn figures(a: &Value) -> Figures {
+fn figures(a: &Status) -> Figures {
     let mut f = Figures {
-        role: a["role"].as_str().unwrap_or("unknown").to_owned(),
+        role: a.role.clone(),
         ..Figures::default()
     };
-    for e in a["elements"].as_array().into_iter().flatten() {
-        let n = |k: &str| e[k].as_u64().unwrap_or(0);
-        f.pending += n("pending") + n("in_flight");
-        f.held += n("held");
-        f.oldest_ms = f.oldest_ms.max(n("oldest_age_ms"));
-        f.dead += n("deadletters");
+    for e in &a.elements {
+        f.pending += (e.pending + e.in_flight) as u64;
+        f.held += e.held as u64;
+        f.oldest_ms = f.oldest_ms.max(e.oldest_age_ms.unwrap_or(0));
+        f.dead += e.deadletters;
     }
-    let problems = a["problems"].as_array().into_iter().flatten();
-    f.degraded = problems
-        .filter_map(|p| p["param"].as_str().map(str::to_owned))
-        .collect();
+    f.degraded = a.problems.iter().map(|p| p.param.clone()).collect();
     f
 }
 
@@ -117,7 +112,7 @@ fn judge(f: &Figures, t: &Thresholds) -> (State, String) {
 
 /// `omcmsync status --check`.
 pub fn check(state_dir: &Path, t: &Thresholds) -> ExitCode {
-    let (state, line) = match ask(state_dir, &Request::Status, TIMEOUT) {
+    let (state, line) = match ask::<Status>(state_dir, &Request::Status, TIMEOUT) {
         Ok(a) => judge(&figures(&a), t),
         Err(e) => (State::Unknown, format!("OMCMSYNC UNKNOWN - {e}")),
     };
@@ -128,7 +123,7 @@ pub fn check(state_dir: &Path, t: &Thresholds) -> ExitCode {
 /// `omcmsync status --format openmetrics`: with no module answering, `omcmsync_up 0` (and
 /// exit status 2), so that the collector shows the module down rather than stale figures.
 pub fn openmetrics(state_dir: &Path) -> ExitCode {
-    match ask(state_dir, &Request::Status, TIMEOUT) {
+    match ask::<Status>(state_dir, &Request::Status, TIMEOUT) {
         Ok(a) => {
             print!("{}", metrics(&a));
             ExitCode::SUCCESS
@@ -160,19 +155,17 @@ fn label(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
-fn metrics(a: &Value) -> String {
+fn metrics(a: &Status) -> String {
     let f = figures(a);
-    let elements: Vec<&Value> = a["elements"].as_array().into_iter().flatten().collect();
     // One sample per element of `metric`, its value from the element's status.
-    let per_element = |metric: &str, value: &dyn Fn(&Value) -> String| -> Vec<String> {
-        let sample = |e: &&Value| {
-            let name = label(e["name"].as_str().unwrap_or_default());
+    let per_element = |metric: &str, value: &dyn Fn(&ElementStatus) -> String| -> Vec<String> {
+        let sample = |e: &ElementStatus| {
+            let name = label(&e.name);
             format!("omcmsync_{metric}{{element=\"{name}\"}} {}", value(e))
         };
-        elements.iter().map(sample).collect()
+        a.elements.iter().map(sample).collect()
     };
-    let n = |e: &Value, k: &str| e[k].as_u64().unwrap_or(0);
-    let counter = |name: &str| a["counters"][name].as_u64().unwrap_or(0);
+    let counter = |name: &str| a.counters.get(name).copied().unwrap_or(0);
     let by_outcome = |metric: &str, pairs: &[(&str, &str)]| -> Vec<String> {
         let sample = |(outcome, c): &(&str, &str)| {
             format!(
@@ -197,15 +190,13 @@ fn metrics(a: &Value) -> String {
             "pending",
             "gauge",
             "Changes waiting for delivery (pending or in flight).",
-            &per_element("pending", &|e| {
-                (n(e, "pending") + n(e, "in_flight")).to_string()
-            }),
+            &per_element("pending", &|e| (e.pending + e.in_flight).to_string()),
         ),
         family(
             "held",
             "gauge",
             "Changes held while this node is standby.",
-            &per_element("held", &|e| n(e, "held").to_string()),
+            &per_element("held", &|e| e.held.to_string()),
         ),
         "# UNIT omcmsync_oldest_pending_age_seconds seconds\n".to_owned(),
         family(
@@ -213,14 +204,14 @@ fn metrics(a: &Value) -> String {
             "gauge",
             "How long the oldest waiting change has waited.",
             &per_element("oldest_pending_age_seconds", &|e| {
-                (n(e, "oldest_age_ms") as f64 / 1000.0).to_string()
+                (e.oldest_age_ms.unwrap_or(0) as f64 / 1000.0).to_string()
             }),
         ),
         family(
             "deadletters",
             "gauge",
             "Requests System Manager refused for good, in the dead-letter store.",
-            &per_element("deadletters", &|e| n(e, "deadletters").to_string()),
+            &per_element("deadletters", &|e| e.deadletters.to_string()),
         ),
         family(
             "role",
@@ -268,7 +259,7 @@ fn metrics(a: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use omcmsync::control::ProblemStatus;
 
     fn thresholds() -> Thresholds {
         Thresholds {
@@ -279,28 +270,41 @@ mod tests {
         }
     }
 
-    fn status(oldest_ms: u64, dead: u64, role: &str, problems: Value) -> Value {
-        json!({"role": role, "problems": problems, "counters": {"posts.ok": 5},
-               "elements": [{"name": "cm-\"east\"", "pending": 2, "in_flight": 1, "held": 0,
-                             "oldest_age_ms": oldest_ms, "deadletters": dead}]})
+    fn status(oldest_ms: u64, dead: u64, role: &str, problems: &[&str]) -> Status {
+        let problem = |p: &&str| ProblemStatus {
+            param: p.to_string(),
+            ..ProblemStatus::default()
+        };
+        let element = ElementStatus {
+            name: "cm-\"east\"".into(),
+            pending: 2,
+            in_flight: 1,
+            oldest_age_ms: Some(oldest_ms),
+            deadletters: dead,
+            ..ElementStatus::default()
+        };
+        Status {
+            role: role.into(),
+            problems: problems.iter().map(problem).collect(),
+            counters: [("posts.ok".to_owned(), 5)].into_iter().collect(),
+            elements: vec![element],
+            ..Status::default()
+        }
     }
 
     #[test]
     fn states_follow_age_dead_letters_role_and_problems() {
         let t = thresholds();
         let cases = [
-            (status(1000, 0, "active", json!([])), State::Ok),
-            (status(300_000, 0, "active", json!([])), State::Warning),
-            (status(1_800_000, 0, "active", json!([])), State::Critical),
-            (status(0, 1, "standby", json!([])), State::Warning),
-            (status(0, 100, "active", json!([])), State::Critical),
-            (status(0, 0, "unknown", json!([])), State::Warning),
-            (status(0, 0, "not read yet", json!([])), State::Warning),
-            (
-                status(0, 0, "active", json!([{"param": "smgr.tls.cacert"}])),
-                State::Warning,
-            ),
-            (status(1_800_000, 0, "unknown", json!([])), State::Critical),
+            (status(1000, 0, "active", &[]), State::Ok),
+            (status(300_000, 0, "active", &[]), State::Warning),
+            (status(1_800_000, 0, "active", &[]), State::Critical),
+            (status(0, 1, "standby", &[]), State::Warning),
+            (status(0, 100, "active", &[]), State::Critical),
+            (status(0, 0, "unknown", &[]), State::Warning),
+            (status(0, 0, "not read yet", &[]), State::Warning),
+            (status(0, 0, "active", &["smgr.tls.cacert"]), State::Warning),
+            (status(1_800_000, 0, "unknown", &[]), State::Critical),
         ];
         for (a, want) in cases {
             let (got, line) = judge(&figures(&a), &t);
@@ -315,7 +319,7 @@ mod tests {
 
     #[test]
     fn metrics_end_in_eof_and_escape_labels() {
-        let m = metrics(&status(2500, 3, "active", json!([])));
+        let m = metrics(&status(2500, 3, "active", &[]));
         assert!(m.ends_with("# EOF\n"), "{m}");
         assert!(
             m.contains("omcmsync_pending{element=\"cm-\\\"east\\\"\"} 3\n"),
