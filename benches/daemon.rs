@@ -848,7 +848,7 @@ fn recovery() {
         window_ms: 1000,
         burst_threshold: 1_000_000,
         fsync_every: Duration::from_millis(200),
-        supervision: Default::default(),
+        context: Default::default(),
         fallback_elements: Vec::new(),
         start_held: false,
     })

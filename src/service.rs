@@ -1,29 +1,25 @@
 //! The background side of one action: the queue (and its fsync and compaction thread), the
-//! delivery thread, and the supervisor thread that reads the HA role and refreshes the element
-//! list. [`Lifecycle`] owns it: starts it in the background when rsyslog activates the
+//! delivery thread, the HA watch ([`ha::Watch`]), the element list's refresher
+//! ([`Refresher`]) and the control socket, sharing one [`Context`] and its stop signal. [`Lifecycle`] owns it: starts it in the background when rsyslog activates the
 //! configuration (never in `rsyslogd -N1`, never on rsyslog's main thread or a worker), tries
 //! a failed start again, and stops it when the action is freed; what is queued stays on disk
 //! for the next start. [`Service`] is the running part.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::config::{Config, ElementsSource, HaMode, ELEMENTS_PATH};
+use crate::config::{Config, ElementsSource, HaMode};
 use crate::control::Control;
 use crate::counters::Counters;
 use crate::deliver::{DeadLetters, Deliverer, SharedClient};
-use crate::elements::{parse_elements_lenient, ElementSpec, Elements};
-use crate::ha::Gate;
+use crate::elements::{parse_elements_lenient, Elements, Refresher};
+use crate::ha::{self, Gate};
 use crate::logging;
 use crate::problems::Problems;
 use crate::queue::{Queue, QueueConfig, Recovery};
-use crate::supervise::{self, Health, Supervision};
-
-/// How often the element list is tried again while none is in force (System Manager's list
-/// failed to come at start; every line waits for it).
-const FIRST_LIST_RETRY: Duration = Duration::from_secs(2);
+use crate::supervise::{self, Context, Health, Shutdown};
 
 /// How often a failed start of the service is tried again.
 const RESTART_EVERY: Duration = Duration::from_secs(5);
@@ -201,12 +197,22 @@ pub struct Service {
     /// Whose programs (`ha.command`, `smgr.command`) are killed at stop.
     gate: Arc<Gate>,
     client: Arc<SharedClient>,
-    stop: Arc<AtomicBool>,
+    shutdown: Shutdown,
     threads: Vec<JoinHandle<()>>,
 }
 
+/// What the service's threads are made of, beyond their shared [`Context`].
+struct Parts {
+    queue: Arc<Queue>,
+    client: Arc<SharedClient>,
+    deadletters: Arc<DeadLetters>,
+    elements: Arc<Elements>,
+    gate: Arc<Gate>,
+}
+
 impl Service {
-    /// Opens the queue in `state.dir` and starts delivery and supervision.
+    /// Opens the queue in `state.dir` and starts delivery, the HA watch, the element list's
+    /// refresher and the control socket.
     pub fn start(
         config: &Config,
         elements: Arc<Elements>,
@@ -217,109 +223,112 @@ impl Service {
         let dir = &config.state_dir;
         crate::private::create_dir_all(dir)
             .map_err(|e| format!("state.dir {}: {e}", dir.display()))?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let health = Arc::new(Health::default());
-        let supervision = Supervision {
-            counters: counters.clone(),
-            health: health.clone(),
-            stop: stop.clone(),
-            problems: problems.clone(),
-        };
-        let queue_config = QueueConfig {
-            dir: dir.clone(),
-            window_ms: config.window.as_millis() as u64,
-            fsync_every: config.fsync_every,
-            burst_threshold: config.burst_threshold,
-            supervision: supervision.clone(),
-            fallback_elements: configured_elements(config),
-            start_held: config.ha.standby_hold && config.ha.mode != HaMode::Always,
-        };
-        let queue = open_queue(&queue_config, &counters)?;
-        let queue = Arc::new(queue);
-        // One client (one TLS configuration) for the lanes and the supervisor.
-        let client = Arc::new(SharedClient::new(config.client.clone(), problems.clone()));
-        let deadletters = Arc::new(DeadLetters::new(
-            &config.deadletter_file,
-            config.deadletter_max,
-            problems.clone(),
-            counters.clone(),
-        ));
-        let deliverer = Arc::new(Deliverer::new(
-            queue.clone(),
-            client.clone(),
-            config.delivery.clone(),
-            deadletters.clone(),
-            counters.clone(),
-            stop.clone(),
-        ));
-        let control = Control {
-            state_dir: dir.clone(),
-            queue: queue.clone(),
-            deliverer: deliverer.clone(),
-            gate: gate.clone(),
-            elements: elements.clone(),
-            deadletters,
-            types: crate::classify::ObjectTable::with_rules(config.rules.rules())
-                .type_names()
-                .map(str::to_owned)
-                .collect(),
-            trace_file: config.trace_file.clone(),
-            counters: counters.clone(),
-            problems: problems.clone(),
-            stop: stop.clone(),
-        };
-        // The role has a thread of its own: a check that hangs (bounded by smgr.timeout.ms
-        // or ha.interval.ms) holds up neither the element list nor HUP's reloads. Batches are
-        // held until its first answer (`Lifecycle::queue`).
-        let watch = RoleWatch {
-            client: client.clone(),
-            gate: gate.clone(),
-            queue: queue.clone(),
-            counters: counters.clone(),
-            problems: problems.clone(),
-            stop: stop.clone(),
-        };
-        let supervisor = Supervisor {
-            client: client.clone(),
-            problems,
-            source: config.elements.clone(),
-            refresh: config.elements_refresh,
-            cache: dir.join("elements.json"),
-            elements,
+        let context = Context {
             counters,
-            stop: stop.clone(),
+            problems,
+            ..Context::default()
         };
-        let threads = vec![
-            supervise::spawn("omcmsync-deliver", supervision.clone(), move || {
-                deliverer.run()
-            }),
-            supervise::spawn("omcmsync-ha", supervision.clone(), move || watch.run()),
-            supervise::spawn("omcmsync-supervise", supervision.clone(), move || {
-                supervisor.run()
-            }),
-            supervise::spawn("omcmsync-control", supervision, move || control.run()),
-        ]
-        .into_iter()
-        .collect::<Result<_, _>>()
-        .map_err(|e| e.to_string())?;
-        Ok(Service {
+        let queue = Arc::new(open_queue(config, &context)?);
+        let parts = Parts {
+            // One client (one TLS configuration) for the lanes, the HA watch and the refresher.
+            client: Arc::new(SharedClient::new(
+                config.client.clone(),
+                context.problems.clone(),
+            )),
+            deadletters: Arc::new(DeadLetters::new(
+                &config.deadletter_file,
+                config.deadletter_max,
+                context.problems.clone(),
+                context.counters.clone(),
+            )),
             queue,
-            health,
+            elements,
             gate,
-            client,
-            stop,
+        };
+        let threads = spawn_threads(config, &parts, &context).map_err(|e| e.to_string())?;
+        Ok(Service {
+            queue: parts.queue,
+            health: context.health,
+            gate: parts.gate,
+            client: parts.client,
+            shutdown: context.shutdown,
             threads,
         })
     }
 }
 
+/// The service's threads, each supervised ([`supervise::spawn`]).
+fn spawn_threads(
+    config: &Config,
+    p: &Parts,
+    context: &Context,
+) -> std::io::Result<Vec<JoinHandle<()>>> {
+    let deliverer = Arc::new(Deliverer::new(
+        p.queue.clone(),
+        p.client.clone(),
+        config.delivery.clone(),
+        p.deadletters.clone(),
+        context,
+    ));
+    let control = Control {
+        state_dir: config.state_dir.clone(),
+        queue: p.queue.clone(),
+        deliverer: deliverer.clone(),
+        gate: p.gate.clone(),
+        elements: p.elements.clone(),
+        deadletters: p.deadletters.clone(),
+        types: crate::classify::ObjectTable::with_rules(config.rules.rules())
+            .type_names()
+            .map(str::to_owned)
+            .collect(),
+        trace_file: config.trace_file.clone(),
+        context: context.clone(),
+    };
+    // The role has a thread of its own: a check that hangs (bounded by smgr.timeout.ms or
+    // ha.interval.ms) holds up neither the element list nor HUP's reloads. Batches are held
+    // until its first answer (`Lifecycle::queue`).
+    let watch = ha::Watch {
+        client: p.client.clone(),
+        gate: p.gate.clone(),
+        queue: p.queue.clone(),
+        context: context.clone(),
+    };
+    let refresher = Refresher {
+        client: p.client.clone(),
+        source: config.elements.clone(),
+        refresh: config.elements_refresh,
+        cache: config.state_dir.join("elements.json"),
+        elements: p.elements.clone(),
+        context: context.clone(),
+    };
+    let c = || context.clone();
+    Ok(vec![
+        supervise::spawn("omcmsync-deliver", c(), move || deliverer.run())?,
+        supervise::spawn("omcmsync-ha", c(), move || watch.run())?,
+        supervise::spawn("omcmsync-supervise", c(), move || refresher.run())?,
+        supervise::spawn("omcmsync-control", c(), move || control.run())?,
+    ])
+}
+
 /// Opens and recovers the queue in `state.dir`, saying what recovery found.
-fn open_queue(config: &QueueConfig, counters: &Counters) -> Result<Queue, String> {
-    let dir = &config.dir;
+fn open_queue(config: &Config, context: &Context) -> Result<Queue, String> {
+    let dir = &config.state_dir;
+    let queue_config = QueueConfig {
+        dir: dir.clone(),
+        window_ms: config.window.as_millis() as u64,
+        fsync_every: config.fsync_every,
+        burst_threshold: config.burst_threshold,
+        context: context.clone(),
+        fallback_elements: configured_elements(config),
+        start_held: config.ha.standby_hold && config.ha.mode != HaMode::Always,
+    };
     let (queue, recovery) =
-        Queue::open(config).map_err(|e| format!("state.dir {}: {e}", dir.display()))?;
+        Queue::open(&queue_config).map_err(|e| format!("state.dir {}: {e}", dir.display()))?;
     let damaged = recovery.bad_lines as u64 + u64::from(recovery.missing);
-    counters.queue_damaged.store(damaged, Ordering::Relaxed);
+    context
+        .counters
+        .queue_damaged
+        .store(damaged, Ordering::Relaxed);
     if damaged > 0 {
         logging::error(&damage_report(dir, &recovery));
     }
@@ -380,9 +389,9 @@ fn configured_elements(config: &Config) -> Vec<String> {
 impl Drop for Service {
     /// Stops the threads; one stuck in a request to SMGR, an HA check or a lookup (each bounded
     /// on its own) is left to finish on its own rather than holding up rsyslog's shutdown (the
-    /// module is never unloaded: `getKeepType`). The others see `stop` within 100 ms.
+    /// module is never unloaded: `getKeepType`). The others end their wait at the signal.
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.shutdown.trigger();
         // No program the module started outlives it: a thread waiting for one ends at once.
         self.gate.kill_programs();
         self.client.kill_programs();
@@ -393,207 +402,6 @@ impl Drop for Service {
             }
             if t.is_finished() {
                 let _ = t.join();
-            }
-        }
-    }
-}
-
-/// Reads the HA role every `ha.interval.ms`, and holds or releases the queue to match: a
-/// standby (`ha.standby="hold"`) keeps its keys, the moment it is active they are all due.
-struct RoleWatch {
-    client: Arc<SharedClient>,
-    gate: Arc<Gate>,
-    queue: Arc<Queue>,
-    counters: Arc<Counters>,
-    problems: Arc<Problems>,
-    stop: Arc<AtomicBool>,
-}
-
-impl RoleWatch {
-    fn run(&self) {
-        // The retention walks every held key under the queue's lock: a tenth of the retention
-        // apart (1 s to 1 min), not at every read of the role.
-        let retain = self.gate.settings().standby_retain;
-        let expire_every = (retain / 10).clamp(Duration::from_secs(1), Duration::from_secs(60));
-        let mut next_expiry = Instant::now();
-        while !self.stop.load(Ordering::Relaxed) {
-            #[cfg(feature = "fault-hooks")]
-            crate::faults::panic_once("omcmsync-ha");
-            let reading = self.gate.check(self.client.get().as_deref());
-            if reading.role == crate::ha::Role::Unknown {
-                self.counters.ha_unknown.fetch_add(1, Ordering::Relaxed);
-            }
-            // Shown in status; the gate logs the role's switches itself.
-            if let Some(param) = self.gate.source_param() {
-                match &reading.why {
-                    Some(why) => self.problems.note(param, why),
-                    None => self.problems.forget(param),
-                }
-            }
-            let holds = self.follow_role();
-            if holds && Instant::now() >= next_expiry {
-                self.expire(retain);
-                next_expiry = Instant::now() + expire_every;
-            }
-            let next = Instant::now() + self.gate.interval();
-            while !self.stop.load(Ordering::Relaxed) && Instant::now() < next {
-                std::thread::sleep(Duration::from_millis(50).min(self.gate.interval()));
-            }
-        }
-    }
-}
-
-impl RoleWatch {
-    /// Holds or releases the queue as the role says; returns whether it holds.
-    fn follow_role(&self) -> bool {
-        let c = &self.counters;
-        c.ha_role.store(self.gate.role() as u64, Ordering::Relaxed);
-        let holds = self.gate.holds_delivery();
-        match (holds, self.queue.held()) {
-            (true, false) => {
-                self.queue.hold();
-                logging::info(&format!(
-                    "standby: holding {} key(s) and what arrives until this node is active",
-                    self.queue.len()
-                ));
-            }
-            (false, true) => {
-                let n = self.queue.release();
-                c.standby_released.fetch_add(n as u64, Ordering::Relaxed);
-                logging::info(&format!("active: {n} held key(s) released, delivering"));
-            }
-            _ => {}
-        }
-        holds
-    }
-
-    /// Drops held keys whose last change is older than `retain`.
-    fn expire(&self, retain: Duration) {
-        let cutoff = crate::clock::now_ms().saturating_sub(retain.as_millis() as u64);
-        let expired = self.queue.expire(cutoff);
-        if expired > 0 {
-            self.counters
-                .standby_expired
-                .fetch_add(expired as u64, Ordering::Relaxed);
-            logging::info(&format!(
-                "standby: {expired} held key(s) older than ha.standby.retain.ms dropped (System Manager's daily sync covers them)"
-            ));
-        }
-    }
-}
-
-/// Keeps the element list and the SMGR client current: the list read at start, on HUP, when
-/// the file changes and every `elements.refresh.ms`; the client rebuilt on HUP.
-struct Supervisor {
-    client: Arc<SharedClient>,
-    problems: Arc<Problems>,
-    source: ElementsSource,
-    refresh: Duration,
-    cache: std::path::PathBuf,
-    elements: Arc<Elements>,
-    counters: Arc<Counters>,
-    stop: Arc<AtomicBool>,
-}
-
-impl Supervisor {
-    fn run(&self) {
-        if matches!(self.source, ElementsSource::Smgr) {
-            self.load_cached_list();
-        }
-        let mut next_refresh = Instant::now();
-        while !self.stop.load(Ordering::Relaxed) {
-            #[cfg(feature = "fault-hooks")]
-            crate::faults::panic_once("omcmsync-supervise");
-            let now = Instant::now();
-            // HUP asked for both: the element list, and the credentials and TLS files.
-            let hup = self.elements.take_reload_request();
-            if hup {
-                self.client.reload();
-            } else {
-                self.client.retry_if_missing();
-            }
-            if now >= next_refresh || hup {
-                match self.source {
-                    ElementsSource::File { .. } => self.elements.reload(),
-                    ElementsSource::Smgr => self.fetch_list(),
-                }
-                // Until a list is in force every line waits for one: tried again soon.
-                next_refresh = now + self.refresh.min(FIRST_LIST_RETRY);
-                if self.elements.ready() {
-                    next_refresh = now + self.refresh;
-                }
-            } else {
-                self.elements.reload_if_changed();
-            }
-            if let ElementsSource::File { .. } = self.source {
-                match self.elements.file_problem() {
-                    Some(why) => self.problems.note("elements.file", &why),
-                    None => self.problems.forget("elements.file"),
-                }
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn load_cached_list(&self) {
-        if let Ok(json) = std::fs::read_to_string(&self.cache) {
-            if let Ok((specs, rejected)) = parse_elements_lenient(&json) {
-                self.install_list(&specs, &rejected);
-            }
-        }
-    }
-
-    /// Installs System Manager's list: its good entries; each bad one, and each address two
-    /// elements claim, logged once and counted.
-    fn install_list(&self, specs: &[ElementSpec], rejected: &[String]) {
-        let skipped: Vec<String> = rejected
-            .iter()
-            .map(|why| format!("element list from System Manager: skipped {why}"))
-            .collect();
-        self.elements
-            .say_changes("rejected", logging::Level::Warning, &skipped);
-        let conflicts = self.elements.install(specs);
-        let d = &self.counters.delivery;
-        d.elements_rejected
-            .store(rejected.len() as u64, Ordering::Relaxed);
-        d.elements_conflicts
-            .store(conflicts as u64, Ordering::Relaxed);
-    }
-
-    /// Fetches the element list from SMGR; on success installs it and caches it on disk.
-    /// Failures are reported under `elements.source`, summarised (a refresh a minute would
-    /// otherwise log 1,440 lines a day).
-    fn fetch_list(&self) {
-        let Some(client) = self.client.get() else {
-            return; // The client's own problem is reported.
-        };
-        let url = client.url(ELEMENTS_PATH);
-        let result = client
-            .get_json(&url, client.settings().timeout)
-            .and_then(|v| {
-                let json = v.to_string();
-                let (specs, rejected) = parse_elements_lenient(&json)?;
-                Ok(((self.elements.check_size(specs)?, rejected), json))
-            });
-        let in_force = if self.elements.ready() {
-            "keeping the list in force"
-        } else {
-            "holding what arrives (rsyslog keeps it) until a list is read; tried again every few seconds"
-        };
-        self.problems.track(
-            "elements.source",
-            &result
-                .as_ref()
-                .map(|_| ())
-                .map_err(|e| format!("element list from {url}: {e}; {in_force}")),
-        );
-        if let Ok(((specs, rejected), json)) = result {
-            self.install_list(&specs, &rejected);
-            if crate::private::replace(&self.cache, json.as_bytes()).is_err() {
-                logging::warning(&format!(
-                    "could not cache the element list in {}",
-                    self.cache.display()
-                ));
             }
         }
     }

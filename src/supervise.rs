@@ -8,7 +8,7 @@
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -31,19 +31,56 @@ impl Health {
     }
 }
 
-/// What a supervised thread needs besides its work.
+/// What every background thread of a service shares besides its own work: where it counts,
+/// where it reports what the host lacks, its service's health and the one stop signal.
 #[derive(Clone, Default)]
-pub struct Supervision {
+pub struct Context {
     pub counters: Arc<Counters>,
     pub health: Arc<Health>,
-    pub stop: Arc<AtomicBool>,
+    pub shutdown: Shutdown,
     /// Where a thread reports what the host lacks (a full disk, say), summarised.
     pub problems: Arc<crate::problems::Problems>,
 }
 
-impl std::fmt::Debug for Supervision {
+impl std::fmt::Debug for Context {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Supervision {{ failed: {} }}", self.health.failed())
+        write!(f, "Context {{ failed: {} }}", self.health.failed())
+    }
+}
+
+/// A service's stop signal: set once, and waited on where a thread would otherwise sleep, so
+/// that a stop ends every wait at once instead of at the next poll.
+#[derive(Clone, Default)]
+pub struct Shutdown(Arc<ShutdownState>);
+
+#[derive(Default)]
+struct ShutdownState {
+    set: AtomicBool,
+    lock: Mutex<()>,
+    changed: Condvar,
+}
+
+impl Shutdown {
+    /// Stops: every [`Shutdown::wait`] returns now and every later one at once.
+    pub fn trigger(&self) {
+        let _guard = self.0.lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.0.set.store(true, Ordering::Relaxed);
+        self.0.changed.notify_all();
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.0.set.load(Ordering::Relaxed)
+    }
+
+    /// Waits up to `timeout` for the stop; true when stopping.
+    pub fn wait(&self, timeout: Duration) -> bool {
+        let guard = self.0.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = self
+            .0
+            .changed
+            .wait_timeout_while(guard, timeout, |_| !self.is_set())
+            .unwrap_or_else(|e| e.into_inner());
+        self.is_set()
     }
 }
 
@@ -66,10 +103,10 @@ pub fn report(thread: &str, payload: &(dyn Any + Send), counters: &Counters, wha
 }
 
 /// Spawns `body` as thread `name` and runs it again whenever it panics, until it returns or
-/// `stop` is set; gives up (marking the service failed) when it keeps panicking.
+/// the service stops; gives up (marking the service failed) when it keeps panicking.
 pub fn spawn(
     name: &str,
-    s: Supervision,
+    s: Context,
     body: impl Fn() + Send + 'static,
 ) -> std::io::Result<JoinHandle<()>> {
     let thread = name.to_owned();
@@ -94,14 +131,7 @@ pub fn spawn(
                     return;
                 }
                 report(&thread, &*payload, &s.counters, "restarting it");
-                let resume = Instant::now() + PAUSE;
-                while Instant::now() < resume {
-                    if s.stop.load(Ordering::Relaxed) {
-                        return;
-                    }
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                if s.stop.load(Ordering::Relaxed) {
+                if s.shutdown.wait(PAUSE) {
                     return;
                 }
             }
@@ -114,8 +144,26 @@ mod tests {
 
     use super::*;
 
-    fn supervision() -> Supervision {
-        Supervision::default()
+    fn supervision() -> Context {
+        Context::default()
+    }
+
+    #[test]
+    fn a_stop_ends_every_wait_at_once() {
+        let shutdown = Shutdown::default();
+        assert!(!shutdown.wait(Duration::from_millis(1)));
+        let waiter = {
+            let shutdown = shutdown.clone();
+            std::thread::spawn(move || {
+                let t = Instant::now();
+                (shutdown.wait(Duration::from_secs(30)), t.elapsed())
+            })
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        shutdown.trigger();
+        let (stopped, waited) = waiter.join().unwrap();
+        assert!(stopped && waited < Duration::from_secs(10), "{waited:?}");
+        assert!(shutdown.wait(Duration::from_secs(30)), "at once once set");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,7 +22,6 @@ use super::wire::{
 use super::{socket_path, Request, MAX_REQUEST};
 use crate::classify::Verb;
 use crate::clock::{now_ms, rfc3339};
-use crate::counters::Counters;
 use crate::deliver::{DeadLetters, Deliverer, Filter, MAX_LISTED};
 use crate::elements::Elements;
 use crate::ha::Gate;
@@ -30,6 +29,7 @@ use crate::logging;
 use crate::queue::Queue;
 use crate::records::{OperatorRecord, RecordFile};
 use crate::resync::{Change, Key, Scope};
+use crate::supervise::Context;
 
 /// Connections served at once; one more is answered "busy" and closed.
 const MAX_CLIENTS: usize = 64;
@@ -53,9 +53,7 @@ pub struct Control {
     /// The object types requests may name (built-in and `rules.file`'s).
     pub types: Vec<String>,
     pub trace_file: Option<PathBuf>,
-    pub counters: Arc<Counters>,
-    pub problems: Arc<crate::problems::Problems>,
-    pub stop: Arc<AtomicBool>,
+    pub context: Context,
 }
 
 impl Control {
@@ -63,13 +61,8 @@ impl Control {
     /// is logged and tried again every 10 s: the module runs on without it.
     pub fn run(&self) {
         let path = socket_path(&self.state_dir);
-        let mut retry_at = Instant::now();
         let mut logged = false;
-        while !self.stop.load(Ordering::Relaxed) {
-            if Instant::now() < retry_at {
-                std::thread::sleep(Duration::from_millis(100));
-                continue;
-            }
+        loop {
             match self.bind() {
                 Ok(listener) => {
                     self.serve(&listener);
@@ -84,7 +77,9 @@ impl Control {
                         ));
                         logged = true;
                     }
-                    retry_at = Instant::now() + Duration::from_secs(10);
+                    if self.context.shutdown.wait(Duration::from_secs(10)) {
+                        return;
+                    }
                 }
             }
         }
@@ -107,9 +102,9 @@ impl Control {
     fn serve(&self, listener: &UnixListener) {
         let clients = AtomicUsize::new(0);
         std::thread::scope(|scope| {
-            while !self.stop.load(Ordering::Relaxed) {
+            while !self.context.shutdown.is_set() {
                 let Ok((mut stream, _)) = listener.accept() else {
-                    std::thread::sleep(Duration::from_millis(50));
+                    self.context.shutdown.wait(Duration::from_millis(50));
                     continue;
                 };
                 if clients.fetch_add(1, Ordering::Relaxed) >= MAX_CLIENTS {
@@ -209,12 +204,14 @@ impl Control {
             elements_not_shown: configured - shown_configured,
             elements,
             counters: self
+                .context
                 .counters
                 .named()
                 .into_iter()
                 .map(|(name, c)| (name, c.load(Ordering::Relaxed)))
                 .collect(),
             problems: self
+                .context
                 .problems
                 .list()
                 .iter()
@@ -297,7 +294,8 @@ impl Control {
         match taken {
             Ok(taken) => {
                 let n = taken.records;
-                self.counters
+                self.context
+                    .counters
                     .operator_requeued
                     .fetch_add(n, Ordering::Relaxed);
                 if n > 0 {
@@ -351,7 +349,8 @@ impl Control {
         if let Err(e) = self.queue.submit_synced(vec![change]) {
             return Failure::json(&format!("the queue refused the request: {e}"));
         }
-        self.counters
+        self.context
+            .counters
             .operator_resyncs
             .fetch_add(1, Ordering::Relaxed);
         let what = serde_json::to_string(&scope).unwrap_or_default();
@@ -378,7 +377,7 @@ impl Control {
             source: "operator".into(),
         }
         .write(&mut line);
-        RecordFile::new(path, "trace.file", self.problems.clone()).append(&line, 1);
+        RecordFile::new(path, "trace.file", self.context.problems.clone()).append(&line, 1);
     }
 }
 

@@ -424,17 +424,21 @@ impl SmgrClient {
     /// GETs a JSON document under the base URL (elements list, HA role), within `limit` (and
     /// `smgr.timeout.ms`).
     pub fn get_json(&self, url: &str, limit: Duration) -> Result<Value, String> {
+        let text = self.get_text(url, limit)?;
+        serde_json::from_str(&text).map_err(|e| e.to_string())
+    }
+
+    /// GETs a document under the base URL as text, within `limit` (and `smgr.timeout.ms`).
+    pub fn get_text(&self, url: &str, limit: Duration) -> Result<String, String> {
         let request = self
             .agent
             .get(url)
             .timeout(limit.min(self.settings.timeout));
-        let text = self
-            .authorized(request)
+        self.authorized(request)
             .call()
             .map_err(|e| e.to_string())?
             .into_string()
-            .map_err(|e| e.to_string())?;
-        serde_json::from_str(&text).map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())
     }
 }
 

@@ -14,7 +14,7 @@ mod request;
 
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::{Receiver, Sender};
@@ -37,7 +37,7 @@ use crate::counters::Counters;
 use crate::logging;
 use crate::queue::{DueBatch, Entry, Queue};
 use crate::resync::{Key, Scope, OPERATOR_RESYNC};
-use crate::supervise;
+use crate::supervise::{self, Context, Shutdown};
 
 /// Due keys are taken for up to this many POSTs per element at once: finding them walks every
 /// pending key of the element, which with a backlog of 100,000 keys cost more than the POSTs.
@@ -85,7 +85,7 @@ struct Lanes {
     deadletter: Arc<DeadLetters>,
     refusals: RefusalLog,
     counters: Arc<Counters>,
-    stop: Arc<AtomicBool>,
+    shutdown: Shutdown,
     elements: Mutex<HashMap<Arc<str>, ElementState>>,
 }
 
@@ -100,8 +100,7 @@ impl Deliverer {
         client: Arc<SharedClient>,
         settings: DeliverySettings,
         deadletter: Arc<DeadLetters>,
-        counters: Arc<Counters>,
-        stop: Arc<AtomicBool>,
+        context: &Context,
     ) -> Self {
         Deliverer {
             lanes: Lanes {
@@ -110,8 +109,8 @@ impl Deliverer {
                 settings,
                 deadletter,
                 refusals: RefusalLog::default(),
-                counters,
-                stop,
+                counters: context.counters.clone(),
+                shutdown: context.shutdown.clone(),
                 elements: Mutex::new(HashMap::new()),
             },
         }
@@ -209,14 +208,14 @@ impl Lanes {
     fn dispatch<'l>(&'l self, jobs: &Sender<Job<'l>>, mut add_lane: impl FnMut(usize) -> bool) {
         let per_pass = self.settings.max_requests.saturating_mul(POSTS_PER_PASS);
         let mut running = 0;
-        while !self.stop.load(Ordering::Relaxed) {
+        while !self.shutdown.is_set() {
             self.counters
                 .set_queue_gauges(self.queue.len() as u64, self.queue.log_bytes());
             self.refusals.tick(sched_now_ms());
             if self.client.get().is_none() {
                 // Degraded: no client can be built (a certificate, a secret, the program is
                 // missing). The keys wait; the supervisor looks for the files meanwhile.
-                std::thread::sleep(Duration::from_millis(250));
+                self.shutdown.wait(Duration::from_millis(250));
                 continue;
             }
             let now = sched_now_ms();
@@ -292,7 +291,7 @@ impl Lanes {
         let items = self.cool_down(&element, items);
         for chunk in items.chunks(self.settings.max_requests) {
             let ready = self.ready_at(&element);
-            if self.stop.load(Ordering::Relaxed) || ready > sched_now_ms() {
+            if self.shutdown.is_set() || ready > sched_now_ms() {
                 // Back to waiting: until the backoff ends, or at once for the next start.
                 self.queue.retry(chunk.iter().map(|(k, _)| k), ready);
             } else {

@@ -6,6 +6,7 @@
 //! bounded, off the hot path), and the table built from both is swapped as a whole, so the hot
 //! path takes one read lock per batch and never waits for DNS.
 
+mod refresh;
 mod resolve;
 mod spec;
 
@@ -19,6 +20,7 @@ use std::time::{Duration, SystemTime};
 use crate::line::canonical;
 use crate::logging;
 
+pub use refresh::Refresher;
 pub use resolve::{system_lookup, Lookup, Resolver};
 pub use spec::{
     check_name, literal, parse_elements, parse_elements_lenient, read_specs, ElementSpec, NAME_MAX,

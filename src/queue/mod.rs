@@ -31,7 +31,7 @@ use self::log::{Log, Record};
 pub use self::pending::{DueBatch, Entry, Pending};
 use self::sync::Durability;
 use crate::resync::{Change, Key};
-use crate::supervise::{self, Supervision};
+use crate::supervise::{self, Context};
 
 /// The longest a worker waits for the queue (a compaction holding it, a slow disk, an fsync
 /// with `fsync_every` zero) before giving up; rsyslog then retries the batch: at-least-once.
@@ -57,7 +57,7 @@ pub struct QueueConfig {
     /// Longest time written changes wait for an fsync; zero: fsync before answering.
     pub fsync_every: Duration,
     /// The queue's thread runs supervised ([`crate::supervise`]).
-    pub supervision: Supervision,
+    pub context: Context,
     /// The configured elements, resynced whole when the log is damaged and names none.
     pub fallback_elements: Vec<String>,
     /// Start with every key held, until the HA role says this node is active.
@@ -301,11 +301,11 @@ impl Queue {
             added: Condvar::new(),
             wake_at_ms: AtomicU64::new(0),
             durability: Durability::default(),
-            problems: config.supervision.problems.clone(),
+            problems: config.context.problems.clone(),
         });
         let thread_shared = shared.clone();
         let fsync_every = config.fsync_every;
-        let thread = supervise::spawn("omcmsync-queue", config.supervision.clone(), move || {
+        let thread = supervise::spawn("omcmsync-queue", config.context.clone(), move || {
             sync::run(thread_shared.clone(), fsync_every)
         })?;
         let queue = Queue {
@@ -547,7 +547,7 @@ mod tests {
             window_ms: 0,
             burst_threshold: 1000,
             fsync_every: Duration::from_millis(50),
-            supervision: Default::default(),
+            context: Default::default(),
             fallback_elements: vec!["cm-a".into(), "cm-b".into()],
             start_held: false,
         }

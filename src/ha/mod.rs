@@ -3,6 +3,10 @@
 //! drops it (`"drop"`). The role is read off the hot path by its own thread every
 //! `ha.interval.ms`; workers only load an atomic.
 
+mod watch;
+
+pub use watch::Watch;
+
 use crate::program::{self, ProcessGroups, Program, Ran};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
