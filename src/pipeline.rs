@@ -213,13 +213,8 @@ impl Pipeline {
                             .received_at()
                             .and_then(parse_rfc3339_ms)
                             .unwrap_or_else(now_ms);
-                        let before = batch.changes.len();
-                        push_changes(&mut batch.changes, element.clone(), e, at, *held);
-                        let n = (batch.changes.len() - before) as u64;
-                        tally.changes_queued += n;
-                        if *held {
-                            tally.standby_held += n;
-                        }
+                        let changes = &mut batch.changes;
+                        queue_event(changes, tally, e, (element, *held), at);
                     }
                     Outcome::Dropped(why) => tally.dropped(*why),
                     Outcome::IgnoredLogin => tally.ignored(Reason::IgnoredLogin),
@@ -299,6 +294,23 @@ fn filter(table: &ElementTable, admission: Admission, sender: IpAddr, event: &Ev
 
 /// The changes one event makes: one per object (a duplicate range expands), or one type- or
 /// element-level change.
+/// An event the filter let through, received at `at_ms`: its changes into the batch, counted.
+fn queue_event(
+    changes: &mut Vec<Change>,
+    tally: &mut Tally,
+    e: &Event,
+    (element, held): (&Arc<str>, bool),
+    at_ms: u64,
+) {
+    let before = changes.len();
+    push_changes(changes, element.clone(), e, at_ms, held);
+    let n = (changes.len() - before) as u64;
+    tally.changes_queued += n;
+    if held {
+        tally.standby_held += n;
+    }
+}
+
 fn push_changes(out: &mut Vec<Change>, element: Arc<str>, e: &Event, at_ms: u64, standby: bool) {
     let ty = e.object.type_name.clone();
     let change = |scope: Scope, reason: Option<String>| Change {

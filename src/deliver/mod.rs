@@ -77,8 +77,8 @@ pub struct ElementView {
     pub last: Option<(u64, String)>,
 }
 
-/// What the lanes share.
-struct Lanes {
+/// The dispatcher and its lanes: what they share, and the owner of the lanes' threads.
+pub struct Deliverer {
     queue: Arc<Queue>,
     client: Arc<SharedClient>,
     settings: DeliverySettings,
@@ -87,11 +87,6 @@ struct Lanes {
     counters: Arc<Counters>,
     shutdown: Shutdown,
     elements: Mutex<HashMap<Arc<str>, ElementState>>,
-}
-
-/// The dispatcher, and the owner of the lanes' threads.
-pub struct Deliverer {
-    lanes: Lanes,
 }
 
 impl Deliverer {
@@ -103,25 +98,22 @@ impl Deliverer {
         context: &Context,
     ) -> Self {
         Deliverer {
-            lanes: Lanes {
-                queue,
-                client,
-                settings,
-                deadletter,
-                refusals: RefusalLog::default(),
-                counters: context.counters.clone(),
-                shutdown: context.shutdown.clone(),
-                elements: Mutex::new(HashMap::new()),
-            },
+            queue,
+            client,
+            settings,
+            deadletter,
+            refusals: RefusalLog::default(),
+            counters: context.counters.clone(),
+            shutdown: context.shutdown.clone(),
+            elements: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Starts the lanes and dispatches until `stop` is set; returns when every lane has ended
+    /// Starts the lanes and dispatches until the service stops; returns when every lane has ended
     /// (a lane inside a request ends within `smgr.timeout.ms`). Runs again after a panic
     /// ([`crate::supervise`]): keys a lost run had in flight are due again.
     pub fn run(&self) {
-        let lanes = &self.lanes;
-        lanes.queue.release_in_flight();
+        self.queue.release_in_flight();
         let (jobs, rx) = crossbeam_channel::unbounded::<Job>();
         std::thread::scope(|scope| {
             // Lanes start as they are needed (one per element with keys in flight, at most
@@ -130,11 +122,11 @@ impl Deliverer {
                 let rx = rx.clone();
                 std::thread::Builder::new()
                     .name(format!("omcmsync-post{i}"))
-                    .spawn_scoped(scope, move || lanes.work(&rx, i as u64))
+                    .spawn_scoped(scope, move || self.work(&rx, i as u64))
                     .map_err(|e| logging::error(&format!("delivery: cannot start lane {i}: {e}")))
                     .is_ok()
             };
-            lanes.dispatch(&jobs, add_lane);
+            self.dispatch(&jobs, add_lane);
             // The lanes finish what was handed out (at stop: back to the queue) and end.
             drop(jobs);
         });
@@ -152,13 +144,13 @@ struct Job<'l> {
 /// ended, panicked, or the batch never reached a lane), which wakes the dispatcher to look
 /// at the element again.
 struct InFlight<'l> {
-    lanes: &'l Lanes,
+    lanes: &'l Deliverer,
     element: Arc<str>,
 }
 
 impl<'l> InFlight<'l> {
     /// Marks `element` busy; returns the mark and how many elements are busy now.
-    fn mark(lanes: &'l Lanes, element: &Arc<str>) -> (Self, usize) {
+    fn mark(lanes: &'l Deliverer, element: &Arc<str>) -> (Self, usize) {
         let mut state = lanes.state();
         state.entry(element.clone()).or_default().busy = true;
         let busy = state.values().filter(|s| s.busy).count();
@@ -182,8 +174,7 @@ impl Deliverer {
     /// Each element's delivery state now, by name.
     pub fn view(&self) -> Vec<(Arc<str>, ElementView)> {
         let now = sched_now_ms();
-        self.lanes
-            .state()
+        self.state()
             .iter()
             .map(|(el, s)| {
                 let view = ElementView {
@@ -198,7 +189,7 @@ impl Deliverer {
     }
 }
 
-impl Lanes {
+impl Deliverer {
     fn state(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, ElementState>> {
         self.elements.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -260,7 +251,7 @@ impl Lanes {
     }
 
     /// One lane: posts the batches it is handed until the dispatcher is gone and none is
-    /// left (at stop, [`Lanes::send_pass`] puts them back without a request).
+    /// left (at stop, [`Deliverer::send_pass`] puts them back without a request).
     fn work(&self, jobs: &Receiver<Job<'_>>, lane: u64) {
         let mut jitter = Jitter::new(now_ms() ^ lane.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         for Job { batch, mark } in jobs.iter() {
@@ -399,7 +390,7 @@ impl Lanes {
                 .element_resync_ms = Some(sched_now_ms());
         }
         self.queue
-            .delivered(items.iter().map(|(k, e)| (k.clone(), e.seq)).collect());
+            .done(items.iter().map(|(k, e)| (k.clone(), e.seq)).collect());
     }
 
     /// The keys wait `delay` and are sent again.
@@ -441,7 +432,7 @@ impl Lanes {
             .fetch_add(items.len() as u64, Ordering::Relaxed);
         self.refusals.refused(element, why, sched_now_ms());
         self.queue
-            .delivered(items.iter().map(|(k, e)| (k.clone(), e.seq)).collect());
+            .done(items.iter().map(|(k, e)| (k.clone(), e.seq)).collect());
     }
 
     /// SMGR answered (2xx, or a refusal of the request itself): the element is reachable and

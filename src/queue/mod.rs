@@ -102,11 +102,11 @@ impl std::error::Error for QueueError {}
 /// What the lock guards: the log and the map, mutated together.
 struct State {
     log: Log,
-    map: Replay,
+    map: Ledger,
 }
 
-/// The map and the next sequence number: what the log's records rebuild.
-struct Replay {
+/// What the log's records build: the pending keys and the next sequence number.
+struct Ledger {
     pending: Pending,
     next_seq: u64,
 }
@@ -132,7 +132,7 @@ fn summarise(pending: &Pending) -> BTreeMap<String, ElementKeys> {
 /// changing anything (`omcmsync status --offline`, the packages' purge and erase), and what
 /// reading found (damaged lines).
 pub fn summary_offline(dir: &Path) -> io::Result<(BTreeMap<String, ElementKeys>, Recovery)> {
-    let mut map = Replay {
+    let mut map = Ledger {
         pending: Pending::new(0, usize::MAX),
         next_seq: 1,
     };
@@ -142,7 +142,7 @@ pub fn summary_offline(dir: &Path) -> io::Result<(BTreeMap<String, ElementKeys>,
     Ok((summarise(&map.pending), recovery))
 }
 
-impl Replay {
+impl Ledger {
     /// Applies one record: a written one on the live path (`now`: the scheduling clock), or
     /// one read back at start (`now` = `u64::MAX`: the records' own times schedule). Returns
     /// the due time an `add` set.
@@ -248,6 +248,21 @@ pub struct Queue {
     _lock: DirLock,
 }
 
+/// What damage to the log may have lost is not known: every element it names (or, naming
+/// none, every configured one) gets a full resync.
+fn resync_damaged(map: &mut Ledger, recovery: &mut Recovery, fallback: &[String]) {
+    let named: std::collections::BTreeSet<&String> = recovery
+        .elements
+        .iter()
+        .chain(&recovery.damaged_elements)
+        .collect();
+    recovery.resynced = match named.is_empty() {
+        true => fallback.to_vec(),
+        false => named.into_iter().cloned().collect(),
+    };
+    map.resync_elements(&recovery.resynced, "queue damaged");
+}
+
 impl Queue {
     /// Takes the state directory's lock, opens the log in it, rebuilds the pending keys from
     /// it, and starts the queue's thread. A damaged log (or one missing where the directory
@@ -259,7 +274,7 @@ impl Queue {
         let lock = DirLock::take(dir)?;
         let epoch = Epoch::load(dir);
         let log_found = std::fs::metadata(dir.join("queue.log")).is_ok_and(|m| m.len() > 0);
-        let mut map = Replay {
+        let mut map = Ledger {
             pending: Pending::new(config.window_ms, config.burst_threshold),
             next_seq: 1,
         };
@@ -269,16 +284,7 @@ impl Queue {
         recovery.missing = epoch.is_some() && !log_found;
         let damaged = recovery.bad_lines > 0 || recovery.missing;
         if damaged {
-            let named: std::collections::BTreeSet<&String> = recovery
-                .elements
-                .iter()
-                .chain(&recovery.damaged_elements)
-                .collect();
-            recovery.resynced = match named.is_empty() {
-                true => config.fallback_elements.clone(),
-                false => named.into_iter().cloned().collect(),
-            };
-            map.resync_elements(&recovery.resynced, "queue damaged");
+            resync_damaged(&mut map, &mut recovery, &config.fallback_elements);
         }
         // Times in the log came from the last run's clocks: if the wall clock was stepped back
         // since, no key may wait longer than a window from now.
@@ -386,9 +392,10 @@ impl Queue {
             .take_due(now_ms, max_per_element, ready_at)
     }
 
-    /// System Manager has these keys, each as of the sequence number its request carried.
-    /// The `done` records need no fsync of their own: losing one only sends a key again.
-    pub fn delivered(&self, keys: Vec<(Key, u64)>) {
+    /// These keys are done, each as of the sequence number its request carried: delivered,
+    /// dead-lettered, or expired on a standby. The `done` records need no fsync of their own:
+    /// losing one only sends a key again.
+    pub fn done(&self, keys: Vec<(Key, u64)>) {
         if keys.is_empty() {
             return;
         }
@@ -433,7 +440,7 @@ impl Queue {
     pub fn expire(&self, cutoff_ms: u64) -> usize {
         let old = self.lock().map.pending.older_than(cutoff_ms);
         let n = old.len();
-        self.delivered(old);
+        self.done(old);
         n
     }
 
@@ -634,7 +641,7 @@ mod tests {
             .map(|(k, e)| (k.clone(), e.seq))
             .collect();
         assert_eq!(sent.len(), 4);
-        q.delivered(sent);
+        q.done(sent);
         drop(q); // the writer finishes what it was given
         let (q, recovery) = Queue::open(&config(dir.path())).unwrap();
         assert_eq!(recovery.bad_lines, 0);
@@ -674,7 +681,7 @@ mod tests {
         q.submit(vec![change("cm", "1", 1)]).unwrap();
         let due = q.take_due(10, 10, |_| 0);
         let seq = due[0].items[0].1.seq;
-        q.delivered(vec![(due[0].items[0].0.clone(), seq)]);
+        q.done(vec![(due[0].items[0].0.clone(), seq)]);
         drop(q);
         let (q, _) = Queue::open(&config(dir.path())).unwrap();
         assert!(q.is_empty());
