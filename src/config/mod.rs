@@ -246,6 +246,16 @@ pub enum Start {
     AwaitingSiteFile(ConfigError),
 }
 
+/// The values an action's parameters come to: its `config.file`'s in place of its own, as
+/// [`Config::from_values`] merges them (`omcmsync check` reads a few itself). Unknown names
+/// are left out.
+pub fn merged_values<'a>(
+    values: impl IntoIterator<Item = (&'a str, Value)>,
+) -> Result<HashMap<&'static str, Value>, ConfigError> {
+    let (given, _) = SiteFile::merge(Given::new(values))?;
+    Ok(given.0)
+}
+
 /// The given values by parameter name; each is taken once by the field it configures.
 struct Given(HashMap<&'static str, Value>);
 

@@ -25,50 +25,18 @@ fn main() -> ExitCode {
             format,
             offline,
         } => {
-            let status = omcmsync::control::Request::Status;
+            let state_dir = &dir.state_dir;
             if offline {
-                operator::offline_status(&dir.state_dir, json)
+                operator::offline_status(state_dir, json)
             } else if check {
-                probe::check(&dir.state_dir, &thresholds)
+                probe::check(state_dir, &thresholds)
             } else if format.is_some() {
-                probe::openmetrics(&dir.state_dir)
+                probe::openmetrics(state_dir)
             } else {
-                if json {
-                    // As the module says it, fields this release does not know included.
-                    operator::run(&dir.state_dir, status, |a: &serde_json::Value| {
-                        println!("{a}")
-                    })
-                } else {
-                    operator::run(&dir.state_dir, status, operator::show_status)
-                }
+                status(state_dir, json)
             }
         }
-        Command::Deadletter { action } => {
-            let filter_of = |f: cli::DeadletterFilter| omcmsync::deliver::Filter {
-                element: f.element,
-                since_ms: f.since,
-            };
-            let (dir, request, requeue) = match action {
-                DeadletterAction::List { dir, filter, limit } => {
-                    let filter = filter_of(filter);
-                    let limit = limit as usize;
-                    (
-                        dir,
-                        omcmsync::control::Request::DeadLetters { filter, limit },
-                        false,
-                    )
-                }
-                DeadletterAction::Requeue { dir, filter } => {
-                    let filter = filter_of(filter);
-                    (dir, omcmsync::control::Request::Requeue { filter }, true)
-                }
-            };
-            if requeue {
-                operator::run(&dir.state_dir, request, operator::show_requeued)
-            } else {
-                operator::run(&dir.state_dir, request, operator::show_records)
-            }
-        }
+        Command::Deadletter { action } => deadletter(action),
         Command::Resync {
             dir,
             element,
@@ -94,22 +62,60 @@ fn main() -> ExitCode {
                 omcmsync::omprog::run(c, std::io::stdin().lock(), std::io::stdout().lock())
             }),
         ),
-        Command::Completions { shell } => {
-            let shell = match shell {
-                Shell::Bash => clap_complete::Shell::Bash,
-                Shell::Zsh => clap_complete::Shell::Zsh,
-                Shell::Fish => clap_complete::Shell::Fish,
-            };
-            clap_complete::generate(
-                shell,
-                &mut Cli::command(),
-                "omcmsync",
-                &mut std::io::stdout(),
-            );
-            ExitCode::SUCCESS
-        }
+        Command::Completions { shell } => completions(shell),
         Command::Manpages { dir } => done("manpages", manpages::write(&dir)),
     }
+}
+
+/// `omcmsync status`: for a person, or the module's answer as it says it (`--json`: fields
+/// this release does not know included).
+fn status(state_dir: &std::path::Path, json: bool) -> ExitCode {
+    let request = omcmsync::control::Request::Status;
+    if json {
+        operator::run(state_dir, request, |a: &serde_json::Value| println!("{a}"))
+    } else {
+        operator::run(state_dir, request, operator::show_status)
+    }
+}
+
+/// `omcmsync deadletter list|requeue`.
+fn deadletter(action: DeadletterAction) -> ExitCode {
+    use omcmsync::control::Request;
+    let filter_of = |f: cli::DeadletterFilter| omcmsync::deliver::Filter {
+        element: f.element,
+        since_ms: f.since,
+    };
+    match action {
+        DeadletterAction::List { dir, filter, limit } => {
+            let filter = filter_of(filter);
+            let request = Request::DeadLetters {
+                filter,
+                limit: limit as usize,
+            };
+            operator::run(&dir.state_dir, request, operator::show_records)
+        }
+        DeadletterAction::Requeue { dir, filter } => {
+            let request = Request::Requeue {
+                filter: filter_of(filter),
+            };
+            operator::run(&dir.state_dir, request, operator::show_requeued)
+        }
+    }
+}
+
+fn completions(shell: Shell) -> ExitCode {
+    let shell = match shell {
+        Shell::Bash => clap_complete::Shell::Bash,
+        Shell::Zsh => clap_complete::Shell::Zsh,
+        Shell::Fish => clap_complete::Shell::Fish,
+    };
+    clap_complete::generate(
+        shell,
+        &mut Cli::command(),
+        "omcmsync",
+        &mut std::io::stdout(),
+    );
+    ExitCode::SUCCESS
 }
 
 /// A subcommand's result as an exit status: errors printed, status 2.

@@ -105,13 +105,24 @@ pub fn show_status(a: &Status) {
 /// `omcmsync status --offline`: the state directory read without a module (the default
 /// dead-letter file, `STATE_DIR/deadletter.json`, and its older half).
 pub fn offline_status(state_dir: &Path, json: bool) -> ExitCode {
-    let (keys, recovery) = match omcmsync::queue::summary_offline(state_dir) {
-        Ok(read) => read,
+    let offline = match read_offline(state_dir) {
+        Ok(offline) => offline,
         Err(e) => {
             eprintln!("omcmsync: {}: {e}", state_dir.join("queue.log").display());
             return ExitCode::from(1);
         }
     };
+    if json {
+        println!("{}", serde_json::to_string(&offline).unwrap_or_default());
+    } else {
+        show_offline(&offline);
+    }
+    ExitCode::SUCCESS
+}
+
+/// What the state directory holds, per element.
+fn read_offline(state_dir: &Path) -> std::io::Result<Offline> {
+    let (keys, recovery) = omcmsync::queue::summary_offline(state_dir)?;
     let store = omcmsync::deliver::DeadLetters::new(
         &state_dir.join("deadletter.json"),
         u64::MAX,
@@ -123,7 +134,7 @@ pub fn offline_status(state_dir: &Path, json: bool) -> ExitCode {
     let mut names: Vec<&String> = keys.keys().chain(dead.keys()).collect();
     names.sort();
     names.dedup();
-    let elements: Vec<OfflineElement> = names
+    let elements = names
         .iter()
         .map(|name| {
             let k = keys.get(*name).cloned().unwrap_or_default();
@@ -135,24 +146,23 @@ pub fn offline_status(state_dir: &Path, json: bool) -> ExitCode {
             }
         })
         .collect();
-    let pending: usize = keys.values().map(|k| k.pending).sum();
-    let deadletters: u64 = dead.values().sum();
-    if json {
-        let answer = Offline {
-            offline: true,
-            state_dir: state_dir.display().to_string(),
-            pending,
-            deadletters,
-            damaged_lines: recovery.bad_lines,
-            elements,
-        };
-        println!("{}", serde_json::to_string(&answer).unwrap_or_default());
-        return ExitCode::SUCCESS;
-    }
+    Ok(Offline {
+        offline: true,
+        state_dir: state_dir.display().to_string(),
+        pending: keys.values().map(|k| k.pending).sum(),
+        deadletters: dead.values().sum(),
+        damaged_lines: recovery.bad_lines,
+        elements,
+    })
+}
+
+fn show_offline(o: &Offline) {
     println!(
-        "state.dir {} (read without a module): {pending} change(s) pending, {deadletters} dead-lettered{}",
-        state_dir.display(),
-        match recovery.bad_lines {
+        "state.dir {} (read without a module): {} change(s) pending, {} dead-lettered{}",
+        o.state_dir,
+        o.pending,
+        o.deadletters,
+        match o.damaged_lines {
             0 => String::new(),
             n => format!(", {n} damaged line(s) in queue.log"),
         }
@@ -161,7 +171,7 @@ pub fn offline_status(state_dir: &Path, json: bool) -> ExitCode {
         "{:<16} {:>8} {:>9} {:>5}",
         "ELEMENT", "PENDING", "OLDEST", "DEAD"
     );
-    for e in &elements {
+    for e in &o.elements {
         println!(
             "{:<16} {:>8} {:>9} {:>5}",
             e.name,
@@ -170,7 +180,6 @@ pub fn offline_status(state_dir: &Path, json: bool) -> ExitCode {
             e.deadletters
         );
     }
-    ExitCode::SUCCESS
 }
 
 /// `omcmsync status --offline --json`.

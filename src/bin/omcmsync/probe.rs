@@ -156,104 +156,103 @@ fn label(v: &str) -> String {
 }
 
 fn metrics(a: &Status) -> String {
-    let f = figures(a);
-    // One sample per element of `metric`, its value from the element's status.
-    let per_element = |metric: &str, value: &dyn Fn(&ElementStatus) -> String| -> Vec<String> {
-        let sample = |e: &ElementStatus| {
-            let name = label(&e.name);
-            format!("omcmsync_{metric}{{element=\"{name}\"}} {}", value(e))
-        };
-        a.elements.iter().map(sample).collect()
+    let mut out = gauges(a);
+    out.extend(counters(a));
+    out.push("# EOF\n".to_owned());
+    out.concat()
+}
+
+/// One sample per element of `metric`, its value from the element's status.
+fn per_element(a: &Status, metric: &str, value: impl Fn(&ElementStatus) -> String) -> Vec<String> {
+    let sample = |e: &ElementStatus| {
+        let name = label(&e.name);
+        format!("omcmsync_{metric}{{element=\"{name}\"}} {}", value(e))
     };
+    a.elements.iter().map(sample).collect()
+}
+
+/// The families of what is now: up, per element, the role, the problems.
+fn gauges(a: &Status) -> Vec<String> {
+    let f = figures(a);
+    let role = ["active", "standby", "unknown"].map(|r| {
+        let is = u8::from(f.role == r || (r == "unknown" && !f.role_known()));
+        format!("omcmsync_role{{role=\"{r}\"}} {is}")
+    });
+    let age = |e: &ElementStatus| (e.oldest_age_ms.unwrap_or(0) as f64 / 1000.0).to_string();
+    let gauge = |name: &str, help: &str, samples: &[String]| family(name, "gauge", help, samples);
+    vec![
+        gauge(
+            "up",
+            "1 when the module answered.",
+            &["omcmsync_up 1".into()],
+        ),
+        gauge(
+            "pending",
+            "Changes waiting for delivery (pending or in flight).",
+            &per_element(a, "pending", |e| (e.pending + e.in_flight).to_string()),
+        ),
+        gauge(
+            "held",
+            "Changes held while this node is standby.",
+            &per_element(a, "held", |e| e.held.to_string()),
+        ),
+        "# UNIT omcmsync_oldest_pending_age_seconds seconds\n".to_owned(),
+        gauge(
+            "oldest_pending_age_seconds",
+            "How long the oldest waiting change has waited.",
+            &per_element(a, "oldest_pending_age_seconds", age),
+        ),
+        gauge(
+            "deadletters",
+            "Requests System Manager refused for good, in the dead-letter store.",
+            &per_element(a, "deadletters", |e| e.deadletters.to_string()),
+        ),
+        gauge(
+            "role",
+            "The HA role as last read (1 for the role in force).",
+            &role,
+        ),
+        gauge(
+            "degraded",
+            "Parameters the module runs without (omcmsync status names them).",
+            &[format!("omcmsync_degraded {}", f.degraded.len())],
+        ),
+    ]
+}
+
+/// The counter families: POSTs and requests by outcome.
+fn counters(a: &Status) -> Vec<String> {
     let counter = |name: &str| a.counters.get(name).copied().unwrap_or(0);
-    let by_outcome = |metric: &str, pairs: &[(&str, &str)]| -> Vec<String> {
+    let by_outcome = |metric: &str, help: &str, pairs: &[(&str, &str)]| {
         let sample = |(outcome, c): &(&str, &str)| {
             format!(
                 "omcmsync_{metric}_total{{outcome=\"{outcome}\"}} {}",
                 counter(c)
             )
         };
-        pairs.iter().map(sample).collect()
+        let samples: Vec<String> = pairs.iter().map(sample).collect();
+        family(metric, "counter", help, &samples)
     };
-    let role = ["active", "standby", "unknown"].map(|r| {
-        let is = u8::from(f.role == r || (r == "unknown" && !f.role_known()));
-        format!("omcmsync_role{{role=\"{r}\"}} {is}")
-    });
-    [
-        family(
-            "up",
-            "gauge",
-            "1 when the module answered.",
-            &["omcmsync_up 1".into()],
-        ),
-        family(
-            "pending",
-            "gauge",
-            "Changes waiting for delivery (pending or in flight).",
-            &per_element("pending", &|e| (e.pending + e.in_flight).to_string()),
-        ),
-        family(
-            "held",
-            "gauge",
-            "Changes held while this node is standby.",
-            &per_element("held", &|e| e.held.to_string()),
-        ),
-        "# UNIT omcmsync_oldest_pending_age_seconds seconds\n".to_owned(),
-        family(
-            "oldest_pending_age_seconds",
-            "gauge",
-            "How long the oldest waiting change has waited.",
-            &per_element("oldest_pending_age_seconds", &|e| {
-                (e.oldest_age_ms.unwrap_or(0) as f64 / 1000.0).to_string()
-            }),
-        ),
-        family(
-            "deadletters",
-            "gauge",
-            "Requests System Manager refused for good, in the dead-letter store.",
-            &per_element("deadletters", &|e| e.deadletters.to_string()),
-        ),
-        family(
-            "role",
-            "gauge",
-            "The HA role as last read (1 for the role in force).",
-            &role,
-        ),
-        family(
-            "degraded",
-            "gauge",
-            "Parameters the module runs without (omcmsync status names them).",
-            &[format!("omcmsync_degraded {}", f.degraded.len())],
-        ),
-        family(
+    vec![
+        by_outcome(
             "posts",
-            "counter",
             "POSTs to System Manager, by outcome.",
-            &by_outcome(
-                "posts",
-                &[
-                    ("ok", "posts.ok"),
-                    ("retried", "posts.retried"),
-                    ("unauthorized", "posts.unauthorized"),
-                    ("split", "posts.split"),
-                ],
-            ),
+            &[
+                ("ok", "posts.ok"),
+                ("retried", "posts.retried"),
+                ("unauthorized", "posts.unauthorized"),
+                ("split", "posts.split"),
+            ],
         ),
-        family(
+        by_outcome(
             "requests",
-            "counter",
             "Resync requests, by outcome.",
-            &by_outcome(
-                "requests",
-                &[
-                    ("delivered", "requests.delivered"),
-                    ("deadlettered", "requests.deadlettered"),
-                ],
-            ),
+            &[
+                ("delivered", "requests.delivered"),
+                ("deadlettered", "requests.deadlettered"),
+            ],
         ),
-        "# EOF\n".to_owned(),
     ]
-    .concat()
 }
 
 #[cfg(test)]

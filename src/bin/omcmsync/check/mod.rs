@@ -4,38 +4,37 @@
 //! `rsyslogd -N1 -o`, so includes are resolved), with their `config.file`'s values, or from
 //! such a file alone (the omprog mode's).
 
-use std::net::{TcpStream, ToSocketAddrs};
+use std::collections::HashMap;
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::Duration;
 
-use omcmsync::config::{
-    file, Config, ConfigError, ElementsSource, HaMode, Transport, Value, ELEMENTS_PATH,
-};
+use omcmsync::config::{Config, ConfigError, ElementsSource, HaMode, Value};
 use omcmsync::deliver::SmgrClient;
-use omcmsync::elements::{literal, parse_elements_lenient, system_lookup, ElementSpec};
+use omcmsync::elements::{literal, system_lookup, ElementSpec};
 
 mod rsyslog_conf;
+mod smgr;
+mod state_dir;
 mod user;
 
-/// Less free space than this in state.dir fails: an outage's backlog has to fit.
-const MIN_FREE: u64 = 64 << 20;
+use smgr::{smgr, smgr_elements};
+use state_dir::state_dir;
 
 #[derive(Default)]
-struct Report {
+pub(crate) struct Report {
     failed: bool,
 }
 
 impl Report {
-    fn pass(&mut self, what: &str, detail: &str) {
+    pub(crate) fn pass(&mut self, what: &str, detail: &str) {
         println!("PASS  {what:<16} {detail}");
     }
 
-    fn warn(&mut self, what: &str, detail: &str, fix: &str) {
+    pub(crate) fn warn(&mut self, what: &str, detail: &str, fix: &str) {
         println!("WARN  {what:<16} {detail}\n      {:<16} fix: {fix}", "");
     }
 
-    fn fail(&mut self, what: &str, detail: &str, fix: &str) {
+    pub(crate) fn fail(&mut self, what: &str, detail: &str, fix: &str) {
         self.failed = true;
         println!("FAIL  {what:<16} {detail}\n      {:<16} fix: {fix}", "");
     }
@@ -100,10 +99,7 @@ fn shared_state_dirs(report: &mut Report, actions: &[Action], labels: &[String])
         .iter()
         .map(|a| {
             let params = site_values(&a.params).ok()?;
-            let dir = params
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case("state.dir"));
-            let dir = dir.map_or(omcmsync::config::DEFAULT_STATE_DIR, |(_, v)| v.as_str());
+            let dir = text(&params, "state.dir").unwrap_or(omcmsync::config::DEFAULT_STATE_DIR);
             // One directory however it is spelt (a trailing slash, `.` parts, a link).
             let dir = Path::new(dir);
             let dir = dir
@@ -148,21 +144,22 @@ fn omprog_file(file: &Path) -> Action {
     }
 }
 
-/// The action's parameters with its `config.file`'s values in place (they override the
-/// action's own, as in the module), so every check sees what the module will use.
-fn site_values(params: &[(String, String)]) -> Result<Vec<(String, String)>, ConfigError> {
-    let mut out: Vec<(String, String)> = Vec::new();
-    for (name, value) in params {
-        if name.eq_ignore_ascii_case("config.file") {
-            for (name, value) in file::read(Value::Text(value.clone()))? {
-                out.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
-                out.push((name.to_owned(), value));
-            }
-        } else if !out.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
-            out.push((name.clone(), value.clone()));
-        }
+/// The action's parameters with its `config.file`'s values in place, as the module merges
+/// them, so every check sees what the module will use.
+fn site_values(params: &[(String, String)]) -> Result<HashMap<&'static str, Value>, ConfigError> {
+    omcmsync::config::merged_values(
+        params
+            .iter()
+            .map(|(n, v)| (n.as_str(), Value::Text(v.clone()))),
+    )
+}
+
+/// A text value of `values`.
+fn text<'v>(values: &'v HashMap<&'static str, Value>, name: &str) -> Option<&'v str> {
+    match values.get(name)? {
+        Value::Text(v) => Some(v),
+        Value::Int(_) => None,
     }
-    Ok(out)
 }
 
 fn check_action(report: &mut Report, action: &Action, label: &str) {
@@ -190,19 +187,7 @@ fn check_action(report: &mut Report, action: &Action, label: &str) {
         &format!("valid{label}, state.dir {}", config.state_dir.display()),
     );
     if let Some(max) = action.max_message_size {
-        let line = config.limits.max_line as u64;
-        if max < line {
-            report.warn(
-                "maxMessageSize",
-                &format!("rsyslog's maxMessageSize ({max}) is below line.maxlength ({line}): rsyslog cuts longer messages, and a command across the cut is lost"),
-                &format!("global(maxMessageSize=\"{}\") or line.maxlength=\"{max}\"", line.next_power_of_two()),
-            );
-        } else {
-            report.pass(
-                "maxMessageSize",
-                &format!("rsyslog's maxMessageSize ({max}) is at least line.maxlength ({line})"),
-            );
-        }
+        message_size(report, max, config.limits.max_line as u64);
     }
     cleartext(report, &params, &config);
     expiry(report, &config);
@@ -227,6 +212,22 @@ fn check_action(report: &mut Report, action: &Action, label: &str) {
         element_hosts(report, spec);
     }
     ha(report, &config, &client);
+}
+
+/// rsyslog's maxMessageSize against line.maxlength: a command across rsyslog's cut is lost.
+fn message_size(report: &mut Report, max: u64, line: u64) {
+    if max < line {
+        report.warn(
+            "maxMessageSize",
+            &format!("rsyslog's maxMessageSize ({max}) is below line.maxlength ({line}): rsyslog cuts longer messages, and a command across the cut is lost"),
+            &format!("global(maxMessageSize=\"{}\") or line.maxlength=\"{max}\"", line.next_power_of_two()),
+        );
+    } else {
+        report.pass(
+            "maxMessageSize",
+            &format!("rsyslog's maxMessageSize ({max}) is at least line.maxlength ({line})"),
+        );
+    }
 }
 
 /// The files a HUP reads again, as the user rsyslogd drops to: rsyslog reads the configuration
@@ -294,89 +295,9 @@ fn expiry(report: &mut Report, config: &Config) {
     }
 }
 
-fn state_dir(report: &mut Report, dir: &Path, rsyslog_user: Option<&str>) {
-    let what = "state.dir";
-    let shown = dir.display();
-    let probe_dir =
-        if dir.is_dir() {
-            dir
-        } else {
-            match dir.parent().filter(|p| p.is_dir()) {
-                Some(parent) => parent,
-                None => return report.fail(
-                    what,
-                    &format!("{shown} does not exist, nor its parent"),
-                    "create it for rsyslogd's user (packaging: /usr/libexec/omcmsync/setup-dirs)",
-                ),
-            }
-        };
-    let probe = probe_dir.join(format!(".omcmsync-check-{}", std::process::id()));
-    if let Err(e) = std::fs::write(&probe, b"") {
-        return report.fail(
-            what,
-            &format!("{} is not writable ({e})", probe_dir.display()),
-            "make it writable by rsyslogd's user (chown; mode 0700)",
-        );
-    }
-    let _ = std::fs::remove_file(&probe);
-    if let Some(name) = rsyslog_user {
-        if let Err(e) = user::may_write(name, probe_dir) {
-            return report.fail(
-                what,
-                &format!(
-                    "{} is not writable by rsyslogd's user {name}: {e}",
-                    probe_dir.display()
-                ),
-                &format!(
-                    "chown {name} {} (the packages: /usr/libexec/omcmsync/setup-dirs)",
-                    probe_dir.display()
-                ),
-            );
-        }
-    }
-    const REMOTE: &[(i64, &str)] = &[
-        (0x6969, "NFS"),
-        (0x517B, "SMB"),
-        (0xFF53_4D42, "CIFS"),
-        (0xFE53_4D42, "SMB2"),
-        (0x6573_5546, "FUSE"),
-        (0x00C3_6400, "Ceph"),
-    ];
-    if let Ok(fs) = rustix::fs::statfs(probe_dir) {
-        if let Some((_, name)) = REMOTE.iter().find(|(m, _)| *m == fs.f_type) {
-            return report.fail(
-                what,
-                &format!("{shown} is on {name}: flock and fsync are not to be trusted there"),
-                "a directory on a local file system",
-            );
-        }
-    }
-    let free = rustix::fs::statvfs(probe_dir)
-        .map(|v| v.f_bavail.saturating_mul(v.f_frsize))
-        .unwrap_or(u64::MAX);
-    if free < MIN_FREE {
-        return report.fail(
-            what,
-            &format!("{shown}: only {} MiB free", free >> 20),
-            "free space there (an outage's backlog is kept in queue.log)",
-        );
-    }
-    let created = if dir.is_dir() {
-        ""
-    } else {
-        " (created at start)"
-    };
-    report.pass(
-        what,
-        &format!("{shown}{created}: writable, local, {} MiB free", free >> 20),
-    );
-}
-
 /// `smgr.allowcleartext="on"` with a secret and an `http://` URL: allowed, but said.
-fn cleartext(report: &mut Report, params: &[(String, String)], config: &Config) {
-    let allowed = params.iter().any(|(n, v)| {
-        n.eq_ignore_ascii_case("smgr.allowcleartext") && v.eq_ignore_ascii_case("on")
-    });
+fn cleartext(report: &mut Report, params: &HashMap<&'static str, Value>, config: &Config) {
+    let allowed = text(params, "smgr.allowcleartext").is_some_and(|v| v.eq_ignore_ascii_case("on"));
     let client = &config.client;
     if allowed && client.has_credentials() && client.base_url.scheme() == "http" {
         report.warn(
@@ -387,184 +308,6 @@ fn cleartext(report: &mut Report, params: &[(String, String)], config: &Config) 
             ),
             "an https:// smgr.url (smgr.tls.cacert for its CA), then drop smgr.allowcleartext",
         );
-    }
-}
-
-/// TCP, TLS and authentication; true when System Manager answered.
-fn smgr(report: &mut Report, client: &SmgrClient) -> bool {
-    let settings = client.settings();
-    if let Transport::Command(program) = &settings.transport {
-        report.pass(
-            "smgr.command",
-            &format!("{} is executable", program.display()),
-        );
-        return false;
-    }
-    let url = &settings.base_url;
-    let host = url.host_str().unwrap_or_default().trim_matches(['[', ']']);
-    let port = url.port_or_known_default().unwrap_or(443);
-    let addrs: Vec<_> = match (host, port).to_socket_addrs() {
-        Ok(a) => a.collect(),
-        Err(e) => {
-            report.fail(
-                "smgr tcp",
-                &format!("{host} does not resolve ({e})"),
-                "correct smgr.url's host, or DNS / /etc/hosts",
-            );
-            return false;
-        }
-    };
-    let timeout = settings.timeout.min(Duration::from_secs(10));
-    let Some(stream) = addrs
-        .iter()
-        .find_map(|a| TcpStream::connect_timeout(a, timeout).ok())
-    else {
-        report.fail(
-            "smgr tcp",
-            &format!("no connection to {host} port {port}"),
-            "start System Manager, or correct smgr.url; check firewalls between this host and it",
-        );
-        return false;
-    };
-    report.pass("smgr tcp", &format!("connected to {host} port {port}"));
-    if let Some(tls) = &settings.tls_config {
-        if let Err((e, why)) = tls_handshake(stream, tls.0.clone(), host, timeout) {
-            let fix = match why {
-                Handshake::ServerNotTrusted => {
-                    "smgr.tls.cacert must name the CA that signed System Manager's certificate"
-                }
-                Handshake::RefusedByServer => "System Manager refused this host's TLS: check smgr.tls.mycert and smgr.tls.myprivkey against the CA System Manager trusts",
-                Handshake::Failed => "check that smgr.url names System Manager's HTTPS port, and the smgr.tls.* files",
-            };
-            report.fail("smgr tls", &e, fix);
-            return false;
-        }
-        let client_cert = if settings.tls.my_cert.is_some() {
-            ", client certificate accepted"
-        } else {
-            ""
-        };
-        report.pass(
-            "smgr tls",
-            &format!("handshake verified against the CA{client_cert}"),
-        );
-    }
-    let probe = client.url(ELEMENTS_PATH);
-    match client.get_status(&probe) {
-        Ok(status @ (401 | 403)) => {
-            report.fail(
-                "smgr auth",
-                &format!("GET {probe} answered HTTP {status}: credentials refused"),
-                "smgr.tokenfile (or smgr.user and smgr.passwordfile) and the account's rights",
-            );
-            false
-        }
-        Ok(status) => {
-            report.pass(
-                "smgr auth",
-                &format!("GET {probe} answered HTTP {status} (credentials not refused)"),
-            );
-            true
-        }
-        Err(e) => {
-            report.fail(
-                "smgr auth",
-                &format!("GET {probe}: {e}"),
-                "System Manager's API must answer under smgr.url",
-            );
-            false
-        }
-    }
-}
-
-/// What a failed handshake means for the operator, from rustls's own error.
-enum Handshake {
-    /// This host did not trust System Manager's certificate.
-    ServerNotTrusted,
-    /// System Manager sent an alert: it refused this host (its client certificate).
-    RefusedByServer,
-    Failed,
-}
-
-impl Handshake {
-    fn of(e: &std::io::Error) -> Handshake {
-        match e.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
-            Some(rustls::Error::InvalidCertificate(_)) => Handshake::ServerNotTrusted,
-            Some(rustls::Error::AlertReceived(_)) => Handshake::RefusedByServer,
-            _ => Handshake::Failed,
-        }
-    }
-}
-
-fn tls_handshake(
-    mut stream: TcpStream,
-    config: std::sync::Arc<rustls::ClientConfig>,
-    host: &str,
-    timeout: Duration,
-) -> Result<(), (String, Handshake)> {
-    let failed = |e: String| (e, Handshake::Failed);
-    let name = rustls::pki_types::ServerName::try_from(host.to_owned())
-        .map_err(|e| failed(format!("{host}: {e}")))?;
-    let mut conn =
-        rustls::ClientConnection::new(config, name).map_err(|e| failed(e.to_string()))?;
-    stream
-        .set_read_timeout(Some(timeout))
-        .map_err(|e| failed(e.to_string()))?;
-    while conn.is_handshaking() {
-        conn.complete_io(&mut stream)
-            .map_err(|e| (format!("TLS handshake: {e}"), Handshake::of(&e)))?;
-    }
-    // A TLS 1.3 server judges the client certificate after the handshake: its refusal is an
-    // alert that arrives within moments, session tickets are not.
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
-    for _ in 0..3 {
-        match conn.complete_io(&mut stream) {
-            Ok(_) => continue,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                break
-            }
-            Err(e) => return Err((format!("TLS after the handshake: {e}"), Handshake::of(&e))),
-        }
-    }
-    Ok(())
-}
-
-fn smgr_elements(report: &mut Report, client: &SmgrClient) -> Vec<ElementSpec> {
-    let url = client.url(ELEMENTS_PATH);
-    let list = client
-        .get_json(&url, client.settings().timeout)
-        .and_then(|v| parse_elements_lenient(&v.to_string()));
-    match list {
-        Ok((specs, rejected)) if rejected.is_empty() => {
-            report.pass("elements", &format!("{} from {url}", specs.len()));
-            specs
-        }
-        Ok((specs, rejected)) => {
-            report.warn(
-                "elements",
-                &format!(
-                    "{} from {url}, {} skipped: {}",
-                    specs.len(),
-                    rejected.len(),
-                    rejected.join("; ")
-                ),
-                "correct those entries in System Manager",
-            );
-            specs
-        }
-        Err(e) => {
-            report.fail(
-                "elements",
-                &format!("{url}: {e}"),
-                "System Manager must serve the element list (elements.source=\"smgr\"), or use elements.file",
-            );
-            Vec::new()
-        }
     }
 }
 
