@@ -100,7 +100,8 @@ pub fn parse_rules(json: &str) -> Result<Vec<ObjectRule>, String> {
         .collect()
 }
 
-fn parse_rule(v: &Value) -> Result<ObjectRule, String> {
+/// The rule's name and aliases: words of printable ASCII, the first starting with a letter.
+fn rule_names(v: &Value) -> Result<(String, Vec<String>), String> {
     let name = v
         .get("name")
         .and_then(Value::as_str)
@@ -133,42 +134,64 @@ fn parse_rule(v: &Value) -> Result<ObjectRule, String> {
             })
             .collect::<Result<_, _>>()?,
     };
-    let id = match v.get("id").map(|s| s.as_str()) {
-        None | Some(Some("required")) => IdRule::Required,
-        Some(Some("optional")) => IdRule::Optional,
-        Some(Some("none")) => IdRule::None,
-        Some(other) => {
-            return Err(format!(
-                "\"id\" {other:?}: expected \"required\", \"optional\" or \"none\""
-            ))
-        }
-    };
-    let shape = match v.get("shape").map(|s| s.as_str()) {
-        None | Some(Some("digits")) => IdShape::Digits,
-        Some(Some("dial")) => IdShape::Dial,
-        Some(Some("location")) => IdShape::Location,
-        Some(Some("name")) => IdShape::Name,
-        Some(other) => {
-            return Err(format!(
-                "\"shape\" {other:?}: expected \"digits\", \"dial\", \"location\" or \"name\""
-            ))
-        }
-    };
-    let scope = match v.get("scope").map(|s| s.as_str()) {
-        None | Some(Some("object")) => ResyncLevel::Object,
-        Some(Some("element")) => ResyncLevel::Element,
-        Some(other) => {
-            return Err(format!(
-                "\"scope\" {other:?}: expected \"object\" or \"element\""
-            ))
-        }
-    };
+    Ok((name.to_owned(), aliases))
+}
+
+fn parse_rule(v: &Value) -> Result<ObjectRule, String> {
+    let (name, aliases) = rule_names(v)?;
+    use IdShape::*;
+    let id = choice(
+        v,
+        "id",
+        &[
+            ("required", IdRule::Required),
+            ("optional", IdRule::Optional),
+            ("none", IdRule::None),
+        ],
+    )?;
+    let shape = choice(
+        v,
+        "shape",
+        &[
+            ("digits", Digits),
+            ("dial", Dial),
+            ("location", Location),
+            ("name", Name),
+        ],
+    )?;
+    let scope = choice(
+        v,
+        "scope",
+        &[
+            ("object", ResyncLevel::Object),
+            ("element", ResyncLevel::Element),
+        ],
+    )?;
     Ok(ObjectRule {
-        name: name.to_owned(),
+        name,
         aliases,
         id,
         shape,
         scope,
+    })
+}
+
+/// An optional field naming one of `choices`; absent, the first.
+fn choice<T: Copy>(v: &Value, field: &str, choices: &[(&str, T)]) -> Result<T, String> {
+    let given = v.get(field).map(Value::as_str);
+    let found = match given {
+        None => Some(choices[0].1),
+        Some(Some(name)) => choices.iter().find(|(n, _)| *n == name).map(|(_, t)| *t),
+        Some(None) => None,
+    };
+    found.ok_or_else(|| {
+        let names: Vec<String> = choices.iter().map(|(n, _)| format!("\"{n}\"")).collect();
+        let expected = match names.split_last() {
+            Some((last, [])) => last.clone(),
+            Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+            None => "nothing".into(),
+        };
+        format!("\"{field}\" {:?}: expected {expected}", given.flatten())
     })
 }
 

@@ -428,47 +428,49 @@ impl Config {
             window: g.millis("coalesce.window.ms", 5000, 0, 3_600_000)?,
             fsync_every: g.millis("queue.fsync.ms", 200, 0, 60_000)?,
             burst_threshold: g.number("burst.threshold", 500, 1, 1_000_000)? as usize,
-            delivery: DeliverySettings {
-                max_requests: g.number("batch.maxrequests", 100, 1, 10_000)? as usize,
-                parallel: g.number("delivery.parallel", 4, 1, 64)? as usize,
-                retry_initial: g.millis("retry.initial.ms", 1000, 10, 3_600_000)?,
-                retry_max: g.millis("retry.max.ms", 300_000, 10, 86_400_000)?,
-                element_cooldown: g.millis("resync.element.cooldown.ms", 600_000, 0, 86_400_000)?,
-            },
+            delivery: delivery_settings(g)?,
             deadletter_file: g
                 .path("deadletter.file")?
                 .unwrap_or_else(|| state_dir.join("deadletter.json")),
             deadletter_max: g.number("deadletter.max.mb", 256, 1, 1 << 20)? << 20,
             state_dir,
             rules: rules_source(g, load)?,
-            limits: {
-                let d = Limits::default();
-                Limits {
-                    max_line: g.number("line.maxlength", d.max_line as u64, 1, 1 << 20)? as usize,
-                    max_duplicate: g.number(
-                        "duplicate.maxcount",
-                        d.max_duplicate.into(),
-                        1,
-                        100_000,
-                    )? as u32,
-                }
-            },
+            limits: limits(g)?,
             trace_file: g.path("trace.file")?,
             capture_file: g.path("capture.file")?,
             capture_max: g.number("capture.max", 1000, 1, 1_000_000)?,
         };
         config.ha.label = format!("state.dir {}", config.state_dir.display());
         cleartext_credentials(g, &config)?;
-        if config.delivery.retry_initial > config.delivery.retry_max {
-            let ms = config.delivery.retry_initial.as_millis().to_string();
-            return Err(invalid(
-                "retry.initial.ms",
-                Value::Text(ms),
-                "at most retry.max.ms",
-            ));
-        }
         Ok(config)
     }
+}
+
+fn delivery_settings(g: &mut Given) -> Result<DeliverySettings, ConfigError> {
+    let settings = DeliverySettings {
+        max_requests: g.number("batch.maxrequests", 100, 1, 10_000)? as usize,
+        parallel: g.number("delivery.parallel", 4, 1, 64)? as usize,
+        retry_initial: g.millis("retry.initial.ms", 1000, 10, 3_600_000)?,
+        retry_max: g.millis("retry.max.ms", 300_000, 10, 86_400_000)?,
+        element_cooldown: g.millis("resync.element.cooldown.ms", 600_000, 0, 86_400_000)?,
+    };
+    if settings.retry_initial > settings.retry_max {
+        let ms = settings.retry_initial.as_millis().to_string();
+        return Err(invalid(
+            "retry.initial.ms",
+            Value::Text(ms),
+            "at most retry.max.ms",
+        ));
+    }
+    Ok(settings)
+}
+
+fn limits(g: &mut Given) -> Result<Limits, ConfigError> {
+    let d = Limits::default();
+    Ok(Limits {
+        max_line: g.number("line.maxlength", d.max_line as u64, 1, 1 << 20)? as usize,
+        max_duplicate: g.number("duplicate.maxcount", d.max_duplicate.into(), 1, 100_000)? as u32,
+    })
 }
 
 fn elements_source(g: &mut Given, strict: bool, max: usize) -> Result<ElementsSource, ConfigError> {
@@ -631,7 +633,29 @@ fn ha_settings(g: &mut Given, load: bool) -> Result<HaSettings, ConfigError> {
             }
         }
     }
-    let mode = match mode {
+    let mode = ha_mode(g, mode, load)?;
+    let process_when_unknown = match g.take("ha.onunknown") {
+        Some(v) => choice("ha.onunknown", v, &["process", "drop"])? == "process",
+        None => true,
+    };
+    let standby_hold = match g.take("ha.standby") {
+        Some(v) => choice("ha.standby", v, &["hold", "drop"])? == "hold",
+        None => true,
+    };
+    Ok(HaSettings {
+        mode,
+        interval: g.millis("ha.interval.ms", 5000, 100, 3_600_000)?,
+        process_when_unknown,
+        standby_hold,
+        standby_retain: g.millis("ha.standby.retain.ms", 86_400_000, 1000, 30 * 86_400_000)?,
+        holddown: g.millis("ha.holddown.ms", 0, 0, 3_600_000)?,
+        label: String::new(),
+    })
+}
+
+/// The role's source `mode` names, and what it needs.
+fn ha_mode(g: &mut Given, mode: &str, load: bool) -> Result<HaMode, ConfigError> {
+    Ok(match mode {
         "file" => HaMode::File(path(
             "ha.file",
             g.required(
@@ -656,23 +680,6 @@ fn ha_settings(g: &mut Given, load: bool) -> Result<HaSettings, ConfigError> {
             HaMode::Command(cmd)
         }
         _ => HaMode::Always,
-    };
-    let process_when_unknown = match g.take("ha.onunknown") {
-        Some(v) => choice("ha.onunknown", v, &["process", "drop"])? == "process",
-        None => true,
-    };
-    let standby_hold = match g.take("ha.standby") {
-        Some(v) => choice("ha.standby", v, &["hold", "drop"])? == "hold",
-        None => true,
-    };
-    Ok(HaSettings {
-        mode,
-        interval: g.millis("ha.interval.ms", 5000, 100, 3_600_000)?,
-        process_when_unknown,
-        standby_hold,
-        standby_retain: g.millis("ha.standby.retain.ms", 86_400_000, 1000, 30 * 86_400_000)?,
-        holddown: g.millis("ha.holddown.ms", 0, 0, 3_600_000)?,
-        label: String::new(),
     })
 }
 

@@ -299,46 +299,19 @@ impl DeadLetters {
         requeue: impl FnOnce(Vec<Change>) -> bool,
     ) -> std::io::Result<Requeued> {
         let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        let mut taken = Requeued::default();
-        let (mut seen, mut changes) = (HashSet::new(), Vec::new());
+        let mut taking = Taking {
+            filter,
+            taken: Requeued::default(),
+            seen: HashSet::new(),
+            changes: Vec::new(),
+        };
         let mut rewritten = Vec::new();
         for half in [&self.older, &self.path] {
-            if !half.exists() {
-                continue;
+            if half.exists() {
+                rewritten.push((taking.split(half)?, half.clone()));
             }
-            let mut tmp = half.as_os_str().to_owned();
-            tmp.push(".requeue");
-            let tmp = PathBuf::from(tmp);
-            let mut kept = BufWriter::new(crate::private::create(&tmp)?);
-            let mut write_error = None;
-            each_line(half, 0, |line| {
-                match serde_json::from_slice::<Record>(line) {
-                    Ok(record) if filter.matches(&record.element, &record.time) => {
-                        taken.records += 1;
-                        if taken.first.len() < MAX_LISTED {
-                            taken
-                                .first
-                                .push((record.element.clone(), record.idempotency_key.clone()));
-                        }
-                        changes.extend(
-                            changes_of(&record)
-                                .into_iter()
-                                .filter(|c| seen.insert((c.key.clone(), c.verb, c.login.clone()))),
-                        );
-                    }
-                    _ => {
-                        if let Err(e) = kept.write_all(line).and_then(|()| kept.write_all(b"\n")) {
-                            write_error.get_or_insert(e);
-                        }
-                    }
-                }
-            })?;
-            if let Some(e) = write_error {
-                return Err(e);
-            }
-            kept.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-            rewritten.push((tmp, half.clone()));
         }
+        let Taking { taken, changes, .. } = taking;
         if taken.records == 0 || !requeue(changes) {
             for (tmp, _) in &rewritten {
                 let _ = std::fs::remove_file(tmp);
@@ -357,6 +330,59 @@ impl DeadLetters {
         renamed?;
         self.sync_dir()?;
         Ok(taken)
+    }
+}
+
+/// A requeue going through the store: the records it takes, and their changes.
+struct Taking<'f> {
+    filter: &'f Filter,
+    taken: Requeued,
+    seen: HashSet<(Key, Verb, Option<ShortText>)>,
+    changes: Vec<Change>,
+}
+
+impl Taking<'_> {
+    /// Takes the selected records of `half`, and writes the others to a file beside it,
+    /// synced; returns that file (renamed over `half` once the queue has the changes).
+    fn split(&mut self, half: &Path) -> std::io::Result<PathBuf> {
+        let mut tmp = half.as_os_str().to_owned();
+        tmp.push(".requeue");
+        let tmp = PathBuf::from(tmp);
+        let mut kept = BufWriter::new(crate::private::create(&tmp)?);
+        let mut write_error = None;
+        each_line(half, 0, |line| {
+            match serde_json::from_slice::<Record>(line) {
+                Ok(record) if self.filter.matches(&record.element, &record.time) => {
+                    self.take(record)
+                }
+                _ => {
+                    if let Err(e) = kept.write_all(line).and_then(|()| kept.write_all(b"\n")) {
+                        write_error.get_or_insert(e);
+                    }
+                }
+            }
+        })?;
+        if let Some(e) = write_error {
+            return Err(e);
+        }
+        kept.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        Ok(tmp)
+    }
+
+    fn take(&mut self, record: Record) {
+        let taken = &mut self.taken;
+        taken.records += 1;
+        if taken.first.len() < MAX_LISTED {
+            taken
+                .first
+                .push((record.element.clone(), record.idempotency_key.clone()));
+        }
+        let seen = &mut self.seen;
+        self.changes.extend(
+            changes_of(&record)
+                .into_iter()
+                .filter(|c| seen.insert((c.key.clone(), c.verb, c.login.clone()))),
+        );
     }
 }
 

@@ -12,42 +12,7 @@ use super::{Action, Report};
 const RSYSLOG_DEFAULT_MAX_MESSAGE: u64 = 8096;
 
 pub fn actions(report: &mut Report, conf: &Path, rsyslogd: &str) -> Vec<Action> {
-    let full = std::env::temp_dir().join(format!("omcmsync-check-{}.conf", std::process::id()));
-    let out = Command::new(rsyslogd)
-        .args(["-N1", "-o"])
-        .arg(&full)
-        .arg("-f")
-        .arg(conf)
-        .output();
-    let text = std::fs::read_to_string(&full);
-    let _ = std::fs::remove_file(&full);
-    let out = match out {
-        Ok(out) => out,
-        Err(e) => {
-            report.fail(
-                "rsyslogd -N1",
-                &format!("cannot run {rsyslogd}: {e}"),
-                "install rsyslog, or name it with --rsyslogd PATH",
-            );
-            return Vec::new();
-        }
-    };
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if out.status.success() {
-        report.pass("rsyslogd -N1", &format!("{} is valid", conf.display()));
-    } else {
-        let errors: Vec<&str> = stderr
-            .lines()
-            .filter(|l| !l.contains("config validation run"))
-            .take(5)
-            .collect();
-        report.fail(
-            "rsyslogd -N1",
-            &format!("{} is refused: {}", conf.display(), errors.join(" | ")),
-            "what rsyslogd names above",
-        );
-    }
-    let Ok(text) = text else {
+    let Some(text) = validated(report, conf, rsyslogd) else {
         return Vec::new();
     };
     let max = max_message_size(&text).unwrap_or(RSYSLOG_DEFAULT_MAX_MESSAGE);
@@ -76,6 +41,47 @@ pub fn actions(report: &mut Report, conf: &Path, rsyslogd: &str) -> Vec<Action> 
             })
         })
         .collect()
+}
+
+/// `rsyslogd -N1` on `conf`, said; the whole configuration as rsyslogd read it (`-o`:
+/// includes resolved), when it could write it.
+fn validated(report: &mut Report, conf: &Path, rsyslogd: &str) -> Option<String> {
+    let full = std::env::temp_dir().join(format!("omcmsync-check-{}.conf", std::process::id()));
+    let out = Command::new(rsyslogd)
+        .args(["-N1", "-o"])
+        .arg(&full)
+        .arg("-f")
+        .arg(conf)
+        .output();
+    let text = std::fs::read_to_string(&full);
+    let _ = std::fs::remove_file(&full);
+    let out = match out {
+        Ok(out) => out,
+        Err(e) => {
+            report.fail(
+                "rsyslogd -N1",
+                &format!("cannot run {rsyslogd}: {e}"),
+                "install rsyslog, or name it with --rsyslogd PATH",
+            );
+            return None;
+        }
+    };
+    if out.status.success() {
+        report.pass("rsyslogd -N1", &format!("{} is valid", conf.display()));
+    } else {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let errors: Vec<&str> = stderr
+            .lines()
+            .filter(|l| !l.contains("config validation run"))
+            .take(5)
+            .collect();
+        report.fail(
+            "rsyslogd -N1",
+            &format!("{} is refused: {}", conf.display(), errors.join(" | ")),
+            "what rsyslogd names above",
+        );
+    }
+    text.ok()
 }
 
 /// The configuration file of an omprog action that runs `omcmsync omprog --config FILE`.
