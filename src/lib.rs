@@ -64,6 +64,7 @@ mod rsyslog;
 pub mod sample;
 mod scan;
 pub mod service;
+pub mod smgr;
 pub mod supervise;
 pub mod text;
 pub mod tls;

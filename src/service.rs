@@ -13,12 +13,13 @@ use std::time::{Duration, Instant};
 use crate::config::{Config, ElementsSource, HaMode};
 use crate::control::Control;
 use crate::counters::Counters;
-use crate::deliver::{DeadLetters, Deliverer, SharedClient};
+use crate::deliver::{DeadLetters, Deliverer};
 use crate::elements::{parse_elements_lenient, Elements, Refresher};
 use crate::ha::{self, Gate};
 use crate::logging;
 use crate::problems::Problems;
 use crate::queue::{Queue, QueueConfig, Recovery};
+use crate::smgr::SharedClient;
 use crate::supervise::{self, Context, Health, Shutdown};
 
 /// How often a failed start of the service is tried again.

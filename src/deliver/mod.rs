@@ -6,8 +6,6 @@
 //! until only the refused requests are left, and those are dead-lettered.
 
 mod backoff;
-mod client;
-mod command;
 mod deadletter;
 mod refusals;
 mod request;
@@ -21,10 +19,6 @@ use crossbeam_channel::{Receiver, Sender};
 use std::time::Duration;
 
 use self::backoff::Jitter;
-pub use self::client::{
-    path_segment, redact, truncate_at_char, Auth, ClientSettings, Outcome, SharedClient,
-    SmgrClient, StatusCodes,
-};
 pub use self::deadletter::{
     changes_of, DeadLetters, Filter, Listing, Record, Requeued, MAX_LISTED,
 };
@@ -37,6 +31,7 @@ use crate::counters::Counters;
 use crate::logging;
 use crate::queue::{DueBatch, Entry, Queue};
 use crate::resync::{Key, Scope, OPERATOR_RESYNC};
+use crate::smgr::{Delivery, Outcome, SharedClient, LOAD_RETRY};
 use crate::supervise::{self, Context, Shutdown};
 
 /// Due keys are taken for up to this many POSTs per element at once: finding them walks every
@@ -320,11 +315,16 @@ impl Deliverer {
         let d = &self.counters.delivery;
         let Some(client) = self.client.get() else {
             // The client went away between the dispatch and now: the keys wait.
-            self.retry_after(items, client::LOAD_RETRY);
+            self.retry_after(items, LOAD_RETRY);
             return;
         };
         let attempt = self.state().get(element).map_or(0, |s| s.failures) + 1;
-        let outcome = client.deliver(element, &request.json(), &request.idempotency_key, attempt);
+        let outcome = client.deliver(&Delivery {
+            element,
+            body: &request.json(),
+            idempotency_key: &request.idempotency_key,
+            attempt,
+        });
         self.state().entry(element.clone()).or_default().last =
             Some((now_ms(), client.describe(&outcome)));
         match outcome {

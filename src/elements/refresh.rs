@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use super::{parse_elements_lenient, ElementSpec, Elements};
 use crate::config::{ElementsSource, ELEMENTS_PATH};
-use crate::deliver::SharedClient;
 use crate::logging;
+use crate::smgr::SharedClient;
 use crate::supervise::Context;
 
 /// How often the element list is tried again while none is in force (System Manager's list
@@ -102,13 +102,12 @@ impl Refresher {
         let Some(client) = self.client.get() else {
             return; // The client's own problem is reported.
         };
-        let url = client.url(ELEMENTS_PATH);
-        let result = client
-            .get_text(&url, client.settings().timeout)
-            .and_then(|json| {
-                let (specs, rejected) = parse_elements_lenient(&json)?;
-                Ok(((self.elements.check_size(specs)?, rejected), json))
-            });
+        let api = client.api();
+        let url = api.url(ELEMENTS_PATH);
+        let result = api.get_text(&url, api.settings().timeout).and_then(|json| {
+            let (specs, rejected) = parse_elements_lenient(&json)?;
+            Ok(((self.elements.check_size(specs)?, rejected), json))
+        });
         let in_force = if self.elements.ready() {
             "keeping the list in force"
         } else {

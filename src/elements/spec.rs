@@ -79,7 +79,7 @@ pub const NAME_MAX: usize = 128;
 /// The one check of an element name, for the file and System Manager's list alike: 1 to
 /// [`NAME_MAX`] bytes, no control characters or white space, not `.` or `..`. Anything else
 /// goes, since the resync URL carries the name percent-encoded as one path segment
-/// ([`crate::deliver::path_segment`]).
+/// ([`crate::smgr::path_segment`]).
 pub fn check_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= NAME_MAX

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use crate::config::{HaMode, HaSettings};
 use crate::counters::Dropped;
-use crate::deliver::SmgrClient;
 use crate::logging;
+use crate::smgr::{Api, SmgrClient};
 
 /// What the gate does with an event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -172,7 +172,7 @@ impl Gate {
             HaMode::Always => Reading::known(Role::Active),
             HaMode::File(path) => from_file(path),
             HaMode::Http(url) => match client {
-                Some(client) => from_http(client, url.as_str(), limit),
+                Some(client) => from_http(client.api(), url.as_str(), limit),
                 None => Reading::unknown(
                     "ha.url: no System Manager client yet (see the smgr.* problem logged)".into(),
                 ),
@@ -275,13 +275,24 @@ fn from_file(path: &Path) -> Reading {
     }
 }
 
-fn from_http(client: &SmgrClient, url: &str, limit: Duration) -> Reading {
-    match client.get_json(url, limit) {
-        Ok(v) => match v.get("role").and_then(|r| r.as_str()) {
-            Some(role) => parse_role(role, "ha.url"),
-            None => Reading::unknown("ha.url answered without a \"role\" string".into()),
-        },
-        Err(e) => Reading::unknown(format!("ha.url: {}", client.redact(&e))),
+/// What `ha.url` answers: `{"role":"active"}` or `{"role":"standby"}` (docs/smgr-api.md).
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct RoleAnswer {
+    pub role: String,
+}
+
+fn from_http(api: &Api, url: &str, limit: Duration) -> Reading {
+    let answer = api
+        .get_text(url, limit)
+        .map(|text| serde_json::from_str::<RoleAnswer>(&text));
+    match answer {
+        Ok(Ok(answer)) => parse_role(&answer.role, "ha.url"),
+        // JSON, but no role in it.
+        Ok(Err(e)) if e.is_data() => {
+            Reading::unknown("ha.url answered without a \"role\" string".into())
+        }
+        Ok(Err(e)) => Reading::unknown(format!("ha.url: {}", api.redact(&e.to_string()))),
+        Err(e) => Reading::unknown(format!("ha.url: {}", api.redact(&e))),
     }
 }
 

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::Gate;
-use crate::deliver::SharedClient;
 use crate::logging;
 use crate::queue::Queue;
+use crate::smgr::SharedClient;
 use crate::supervise::Context;
 
 /// Reads the HA role every `ha.interval.ms`, and holds or releases the queue to match: a

@@ -9,8 +9,8 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use omcmsync::config::{Config, ConfigError, ElementsSource, HaMode, Value};
-use omcmsync::deliver::SmgrClient;
 use omcmsync::elements::{literal, system_lookup, ElementSpec};
+use omcmsync::smgr::SmgrClient;
 
 mod rsyslog_conf;
 mod smgr;

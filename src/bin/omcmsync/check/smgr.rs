@@ -4,8 +4,8 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use omcmsync::config::{Transport, ELEMENTS_PATH};
-use omcmsync::deliver::SmgrClient;
 use omcmsync::elements::{parse_elements_lenient, ElementSpec};
+use omcmsync::smgr::SmgrClient;
 
 use super::Report;
 
@@ -94,8 +94,8 @@ fn tls_check(
 
 /// An authenticated GET of the element list; true when the credentials were not refused.
 fn authorized(report: &mut Report, client: &SmgrClient) -> bool {
-    let probe = client.url(ELEMENTS_PATH);
-    match client.get_status(&probe) {
+    let probe = client.api().url(ELEMENTS_PATH);
+    match client.api().get_status(&probe) {
         Ok(status @ (401 | 403)) => {
             report.fail(
                 "smgr auth",
@@ -180,9 +180,10 @@ fn tls_handshake(
 }
 
 pub fn smgr_elements(report: &mut Report, client: &SmgrClient) -> Vec<ElementSpec> {
-    let url = client.url(ELEMENTS_PATH);
-    let list = client
-        .get_text(&url, client.settings().timeout)
+    let api = client.api();
+    let url = api.url(ELEMENTS_PATH);
+    let list = api
+        .get_text(&url, api.settings().timeout)
         .and_then(|text| parse_elements_lenient(&text));
     match list {
         Ok((specs, rejected)) if rejected.is_empty() => {

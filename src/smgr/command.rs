@@ -2,18 +2,50 @@
 //! POSTed (docs/smgr-api.md). The body is the same JSON on standard input; the element, the
 //! Idempotency-Key and the attempt are in the environment; the exit status is the answer.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
-use super::client::Outcome;
+use super::{Delivery, Outcome, Transport};
 use crate::program::{self, ProcessGroups, Program, Ran};
 use crate::text::one_line;
 
 /// EX_TEMPFAIL (sysexits.h): try again later.
 pub const RETRY_EXIT: u32 = 75;
 
+/// `smgr.transport="command"`: the site's program, run once per request.
+pub struct Command {
+    pub program: PathBuf,
+    /// `smgr.url`, for a program that posts somewhere under it.
+    pub smgr_url: String,
+    pub timeout: Duration,
+    /// Its runs, killed at stop.
+    pub programs: Arc<ProcessGroups>,
+}
+
+impl Transport for Command {
+    fn deliver(&self, d: &Delivery) -> Outcome {
+        let env = Env {
+            element: d.element,
+            idempotency_key: d.idempotency_key,
+            attempt: d.attempt,
+            smgr_url: &self.smgr_url,
+        };
+        let body = d.body.as_bytes();
+        deliver(&self.program, body, &env, self.timeout, &self.programs)
+    }
+
+    fn target(&self, _element: &str) -> String {
+        format!("smgr.command {}", self.program.display())
+    }
+
+    fn refusal(&self, status: u16) -> String {
+        format!("smgr.command refused a request (exit {status})")
+    }
+}
+
 /// What the program is told besides the body.
-pub struct Delivery<'a> {
+struct Env<'a> {
     pub element: &'a str,
     pub idempotency_key: &'a str,
     pub attempt: u32,
@@ -24,10 +56,10 @@ pub struct Delivery<'a> {
 /// Runs `program` for one request, bounded by `timeout`: 0 done, 75 retried, 126/127 (cannot
 /// run), a signal or the timeout retried (the fault is the site's, not the request's), any
 /// other exit refused for good with its standard error.
-pub fn deliver(
+fn deliver(
     program: &Path,
     body: &[u8],
-    d: &Delivery,
+    d: &Env,
     timeout: Duration,
     groups: &ProcessGroups,
 ) -> Outcome {
@@ -78,7 +110,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("seen");
         let script = script.replace("OUT", &out.display().to_string());
-        let d = Delivery {
+        let d = Env {
             element: "cm-east",
             idempotency_key: "omcmsync-0123",
             attempt: 3,
