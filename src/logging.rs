@@ -1,7 +1,7 @@
 //! Messages for the operator. Inside rsyslogd they go to rsyslog's own error log (so they show
 //! in `rsyslogd -N1` and the daemon's log like rsyslog's own); in the tools, to stderr.
 
-use std::sync::{Mutex, RwLock};
+use parking_lot::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,13 +18,13 @@ static SINK: RwLock<Option<Sink>> = RwLock::new(None);
 
 /// Sends messages to `sink` from now on (`None`: back to stderr).
 pub fn set_sink(sink: Option<Sink>) {
-    *SINK.write().unwrap_or_else(|e| e.into_inner()) = sink;
+    *SINK.write() = sink;
 }
 
 /// Logs one message, prefixed with `omcmsync: `.
 pub fn log(level: Level, msg: &str) {
     let msg = format!("omcmsync: {msg}");
-    match *SINK.read().unwrap_or_else(|e| e.into_inner()) {
+    match *SINK.read() {
         Some(sink) => sink(level, &msg),
         None => eprintln!("{msg}"),
     }
@@ -72,7 +72,7 @@ impl log::Log for Bridge {
         if !self.enabled(record.metadata()) {
             return;
         }
-        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let mut last = self.last.lock();
         let held = match *last {
             Some((at, held)) if at.elapsed() < LIBRARY_EVERY => {
                 *last = Some((at, held + 1));
@@ -107,7 +107,7 @@ mod tests {
     #[test]
     fn library_warnings_are_forwarded_once_a_minute() {
         static SEEN: Mutex<Vec<String>> = Mutex::new(Vec::new());
-        set_sink(Some(|_, m| SEEN.lock().unwrap().push(m.to_owned())));
+        set_sink(Some(|_, m| SEEN.lock().push(m.to_owned())));
         bridge_libraries();
         bridge_libraries();
         log::warn!(target: "rustls::test", "first");
@@ -116,7 +116,6 @@ mod tests {
         set_sink(None);
         let seen: Vec<String> = SEEN
             .lock()
-            .unwrap()
             .iter()
             .filter(|m| m.contains("rustls::test"))
             .cloned()

@@ -6,9 +6,10 @@
 //! active? an ignored login?), turn it into changes ([`Pipeline::read`]); once the changes are
 //! on disk, count and write the record files ([`Pipeline::committed`]).
 
+use parking_lot::Mutex;
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::classify::Limits;
@@ -51,7 +52,7 @@ impl LateRules {
     fn try_read(&self) -> Option<Classifier> {
         let path = self.path.as_deref()?;
         {
-            let mut last = self.last_try.lock().unwrap_or_else(|e| e.into_inner());
+            let mut last = self.last_try.lock();
             if last.is_some_and(|t| t.elapsed() < RULES_RETRY) {
                 return None;
             }

@@ -8,9 +8,10 @@
 //! Keyed by the parameter: the store holds at most one entry per parameter, however long the
 //! host stays broken and however often the problem is seen.
 
+use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::clock::now_ms;
@@ -61,8 +62,8 @@ impl Problems {
         }
     }
 
-    fn entries(&self) -> std::sync::MutexGuard<'_, BTreeMap<&'static str, Entry>> {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    fn entries(&self) -> parking_lot::MutexGuard<'_, BTreeMap<&'static str, Entry>> {
+        self.entries.lock()
     }
 
     /// `param` has a problem now: logged when it is new or different, reminded at most every

@@ -8,11 +8,12 @@
 //! (`waitpid(-1)` on SIGCHLD), so waiting for the program ourselves would race rsyslog for its
 //! status, and mostly lose.
 
+use parking_lot::Mutex;
 use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
-use std::sync::{mpsc, Mutex};
+use std::sync::mpsc;
 use std::time::Duration;
 
 /// At most this much of a program's standard error is kept (dead-letter file, logs).
@@ -37,8 +38,8 @@ pub struct Program<'a> {
 pub struct ProcessGroups(Mutex<HashSet<i32>>);
 
 impl ProcessGroups {
-    fn set(&self) -> std::sync::MutexGuard<'_, HashSet<i32>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    fn set(&self) -> parking_lot::MutexGuard<'_, HashSet<i32>> {
+        self.0.lock()
     }
 
     /// Kills every group still running, children and all (the module stops: no program it

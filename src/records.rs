@@ -9,11 +9,12 @@
 //! after a HUP the lines already in the file count (rsyslog's own logrotate HUPs daily
 //! whether or not this file was rotated), a new file starts from none.
 
+use parking_lot::Mutex;
 use std::borrow::Cow;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -174,8 +175,8 @@ impl RecordFile {
         state.counted = false;
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> parking_lot::MutexGuard<'_, State> {
+        self.state.lock()
     }
 }
 

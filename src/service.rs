@@ -5,8 +5,9 @@
 //! a failed start again, and stops it when the action is freed; what is queued stays on disk
 //! for the next start. [`Service`] is the running part.
 
+use parking_lot::{Condvar, Mutex};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -70,8 +71,8 @@ impl Lifecycle {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, LifecycleState> {
-        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> parking_lot::MutexGuard<'_, LifecycleState> {
+        self.inner.state.lock()
     }
 
     /// Starts the service in a thread of its own unless it runs, is starting, or failed less
@@ -130,12 +131,8 @@ impl Lifecycle {
                 return None;
             }
             // A start ending notifies; the element list is looked at again every 10 ms.
-            state = self
-                .inner
-                .changed
-                .wait_timeout(state, left.min(Duration::from_millis(10)))
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            let wait = left.min(Duration::from_millis(10));
+            self.inner.changed.wait_for(&mut state, wait);
         }
     }
 
@@ -175,7 +172,7 @@ impl LifecycleInner {
                 &format!("cannot start: {e}; rsyslog keeps the messages (the action is suspended) and the start is tried again every 5 s"),
             ),
         }
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.state.lock();
         state.starting = false;
         let late = match result {
             Ok(service) if state.stopped => Some(service),

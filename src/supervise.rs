@@ -5,10 +5,11 @@
 //! and batches are answered SUSPENDED (rsyslog keeps them) instead of being committed into a
 //! queue that nothing drains or syncs.
 
+use parking_lot::{Condvar, Mutex};
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -63,7 +64,7 @@ struct ShutdownState {
 impl Shutdown {
     /// Stops: every [`Shutdown::wait`] returns now and every later one at once.
     pub fn trigger(&self) {
-        let _guard = self.0.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let _guard = self.0.lock.lock();
         self.0.set.store(true, Ordering::Relaxed);
         self.0.changed.notify_all();
     }
@@ -74,12 +75,11 @@ impl Shutdown {
 
     /// Waits up to `timeout` for the stop; true when stopping.
     pub fn wait(&self, timeout: Duration) -> bool {
-        let guard = self.0.lock.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = self
-            .0
+        let mut guard = self.0.lock.lock();
+        let state = &self.0;
+        state
             .changed
-            .wait_timeout_while(guard, timeout, |_| !self.is_set())
-            .unwrap_or_else(|e| e.into_inner());
+            .wait_while_for(&mut guard, |_| !state.set.load(Ordering::Relaxed), timeout);
         self.is_set()
     }
 }

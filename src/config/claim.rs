@@ -3,9 +3,9 @@
 //! before the queue's lock would refuse it at start. Two processes are kept apart by that lock
 //! (`queue::dir`).
 
+use parking_lot::Mutex;
 use std::collections::BTreeSet;
 use std::path::{Component, Path, PathBuf};
-use std::sync::Mutex;
 
 use super::values::invalid;
 use super::{ConfigError, Value};
@@ -20,7 +20,7 @@ impl StateDirClaim {
     /// Claims `dir` for one action, or names the parameter when another action has it.
     pub fn take(dir: &Path) -> Result<StateDirClaim, ConfigError> {
         let key = std::fs::canonicalize(dir).unwrap_or_else(|_| lexical(dir));
-        let mut claimed = CLAIMED.lock().unwrap_or_else(|e| e.into_inner());
+        let mut claimed = CLAIMED.lock();
         if !claimed.insert(key.clone()) {
             return Err(invalid(
                 "state.dir",
@@ -35,10 +35,7 @@ impl StateDirClaim {
 
 impl Drop for StateDirClaim {
     fn drop(&mut self) {
-        CLAIMED
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.0);
+        CLAIMED.lock().remove(&self.0);
     }
 }
 

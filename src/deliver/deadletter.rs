@@ -9,13 +9,14 @@
 //! records out of the store (each half rewritten beside it and renamed over it), so a crash
 //! between the two leaves a record that is requeued again: at least once, like every change.
 
+use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -171,7 +172,7 @@ impl DeadLetters {
         };
         let mut line = serde_json::to_vec(&record).map_err(std::io::Error::other)?;
         line.push(b'\n');
-        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let _guard = self.lock.lock();
         let written = self
             .make_room(line.len() as u64)
             .and_then(|()| crate::private::append(&self.path)?.write_all(&line));
@@ -227,7 +228,7 @@ impl DeadLetters {
 
     /// The newest `limit` records `filter` selects (oldest first), and how many it selects.
     pub fn list(&self, filter: &Filter, limit: usize) -> std::io::Result<Listing> {
-        let _one = self.listing.lock().unwrap_or_else(|e| e.into_inner());
+        let _one = self.listing.lock();
         let mut listing = Listing::default();
         let mut newest = VecDeque::new();
         for half in [&self.older, &self.path] {
@@ -251,7 +252,7 @@ impl DeadLetters {
     /// Records per element. Reads only what was appended since the last count, unless a half
     /// was replaced (a new half, a requeue) since.
     pub fn counts(&self) -> std::io::Result<BTreeMap<String, u64>> {
-        let mut tally = self.tally.lock().unwrap_or_else(|e| e.into_inner());
+        let mut tally = self.tally.lock();
         let generation = self.generation.load(Ordering::SeqCst);
         if tally.generation != generation {
             *tally = Tally {
@@ -298,7 +299,7 @@ impl DeadLetters {
         filter: &Filter,
         requeue: impl FnOnce(Vec<Change>) -> bool,
     ) -> std::io::Result<Requeued> {
-        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let _guard = self.lock.lock();
         let mut taking = Taking {
             filter,
             taken: Requeued::default(),

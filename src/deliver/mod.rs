@@ -10,10 +10,11 @@ mod deadletter;
 mod refusals;
 mod request;
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
 use std::time::Duration;
@@ -185,8 +186,8 @@ impl Deliverer {
 }
 
 impl Deliverer {
-    fn state(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, ElementState>> {
-        self.elements.lock().unwrap_or_else(|e| e.into_inner())
+    fn state(&self) -> parking_lot::MutexGuard<'_, HashMap<Arc<str>, ElementState>> {
+        self.elements.lock()
     }
 
     /// Takes due keys of the elements that may send now and hands each element's to a lane,

@@ -2,8 +2,9 @@
 //! most one a minute with how many followed, so that a System Manager refusing everything for
 //! days writes a line a minute, not one per request.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::logging;
 
@@ -25,7 +26,7 @@ pub struct RefusalLog {
 impl RefusalLog {
     /// A request of `element` refused for good (`why`) and recorded, at `now_ms`.
     pub fn refused(&self, element: &Arc<str>, why: String, now_ms: u64) {
-        let mut bursts = self.bursts.lock().unwrap_or_else(|e| e.into_inner());
+        let mut bursts = self.bursts.lock();
         match bursts.get_mut(element) {
             Some(burst) => {
                 burst.more += 1;
@@ -48,7 +49,7 @@ impl RefusalLog {
 
     /// Summarises the bursts whose minute is up; a burst with nothing new in its minute ends.
     pub fn tick(&self, now_ms: u64) {
-        let mut bursts = self.bursts.lock().unwrap_or_else(|e| e.into_inner());
+        let mut bursts = self.bursts.lock();
         bursts.retain(|element, burst| {
             if now_ms.saturating_sub(burst.logged_ms) < SUMMARY_MS {
                 return true;
@@ -71,7 +72,7 @@ impl RefusalLog {
     /// Elements with a burst open (for tests).
     #[cfg(test)]
     fn open(&self) -> Vec<(String, u64)> {
-        let bursts = self.bursts.lock().unwrap();
+        let bursts = self.bursts.lock();
         let mut v: Vec<_> = bursts
             .iter()
             .map(|(e, b)| (e.to_string(), b.more))

@@ -10,11 +10,12 @@ mod refresh;
 mod resolve;
 mod spec;
 
+use parking_lot::{Mutex, RwLock};
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::line::canonical;
@@ -179,18 +180,15 @@ impl Elements {
     /// `file`'s list, as the configuration read it just now: installed by the first reload.
     pub fn with_first_list(self, list: Option<Vec<ElementSpec>>) -> Self {
         if let (Some(path), Some(_)) = (&self.file, &list) {
-            *self.loaded_mtime.write().unwrap_or_else(|e| e.into_inner()) = mtime(path);
+            *self.loaded_mtime.write() = mtime(path);
         }
-        *self.first.lock().unwrap_or_else(|e| e.into_inner()) = list;
+        *self.first.lock() = list;
         self
     }
 
     /// The table in force (one read lock; cheap).
     pub fn current(&self) -> Arc<ElementTable> {
-        self.current
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.current.read().clone()
     }
 
     /// Asks the supervisor to reload at its next round (HUP).
@@ -213,7 +211,7 @@ impl Elements {
     /// table in force and is logged once per change of the file.
     pub fn reload(&self) {
         let Some(path) = &self.file else { return };
-        let first = self.first.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let first = self.first.lock().take();
         if let Some(specs) = first {
             self.install(&specs);
             return;
@@ -221,13 +219,9 @@ impl Elements {
         let stamp = mtime(path);
         match read_specs(path).and_then(|s| self.check_size(s)) {
             Ok(specs) => {
-                *self.loaded_mtime.write().unwrap_or_else(|e| e.into_inner()) = stamp;
-                *self.failed_mtime.write().unwrap_or_else(|e| e.into_inner()) = None;
-                let was = self
-                    .file_problem
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .take();
+                *self.loaded_mtime.write() = stamp;
+                *self.failed_mtime.write() = None;
+                let was = self.file_problem.lock().take();
                 if was.is_some() {
                     logging::info(&format!(
                         "elements.file {}: read again, {} element(s) in force",
@@ -238,11 +232,7 @@ impl Elements {
                 self.install(&specs);
             }
             Err(e) => {
-                let before = self
-                    .failed_mtime
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .replace(stamp);
+                let before = self.failed_mtime.write().replace(stamp);
                 if before != Some(stamp) {
                     let in_force = if self.ready() {
                         "keeping the elements in force"
@@ -251,7 +241,7 @@ impl Elements {
                     };
                     let why = format!("elements.file {e}; {in_force}");
                     logging::error(&why);
-                    *self.file_problem.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
+                    *self.file_problem.lock() = Some(why);
                 }
             }
         }
@@ -259,10 +249,7 @@ impl Elements {
 
     /// Why the file could not be read the last time, until it can.
     pub fn file_problem(&self) -> Option<String> {
-        self.file_problem
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.file_problem.lock().clone()
     }
 
     /// Reloads when the file changed since it was last read (or last failed to read), and
@@ -273,8 +260,8 @@ impl Elements {
         }
         let Some(path) = &self.file else { return };
         let stamp = mtime(path);
-        let seen = *self.loaded_mtime.read().unwrap_or_else(|e| e.into_inner());
-        let failed = *self.failed_mtime.read().unwrap_or_else(|e| e.into_inner());
+        let seen = *self.loaded_mtime.read();
+        let failed = *self.failed_mtime.read();
         if stamp != seen && failed != Some(stamp) {
             self.reload();
         }
@@ -284,14 +271,14 @@ impl Elements {
     /// returns how many addresses two elements claimed.
     pub fn install(&self, specs: &[ElementSpec]) -> usize {
         let specs = Arc::new(specs.to_vec());
-        *self.specs.lock().unwrap_or_else(|e| e.into_inner()) = specs.clone();
+        *self.specs.lock() = specs.clone();
         self.resolver.round(&host_names(&specs), ROUND_WAIT);
         self.rebuild()
     }
 
     /// Builds the table of the list in force from the addresses known now and swaps it in.
     fn rebuild(&self) -> usize {
-        let specs = self.specs.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let specs = self.specs.lock().clone();
         let names = host_names(&specs);
         let table = ElementTable::build(&specs, |h| self.resolver.addresses(h));
         let stale = self.resolver.stale(&names);
@@ -303,7 +290,7 @@ impl Elements {
             .collect();
         self.say_changes("conflicts", logging::Level::Error, &conflicts);
         let conflicts = table.conflicts.len();
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(table);
+        *self.current.write() = Arc::new(table);
         self.ready
             .store(self.resolver.answered(&names), Ordering::Relaxed);
         conflicts
@@ -312,10 +299,7 @@ impl Elements {
     /// Logs each host name that starts not resolving (or resolving only to what it had), and
     /// each that resolves again.
     fn report_unresolved(&self, unresolved: &[String], stale: &[String]) {
-        let mut said = self
-            .unresolved_said
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut said = self.unresolved_said.lock();
         let now: HashSet<&str> = unresolved.iter().chain(stale).map(String::as_str).collect();
         said.retain(|host| {
             let still = now.contains(host.as_str());
@@ -345,7 +329,7 @@ impl Elements {
     /// that are gone.
     pub fn say_changes(&self, kind: &'static str, level: logging::Level, problems: &[String]) {
         let now: HashSet<String> = problems.iter().cloned().collect();
-        let mut said = self.said.lock().unwrap_or_else(|e| e.into_inner());
+        let mut said = self.said.lock();
         let before = said.entry(kind).or_default();
         let new: Vec<&String> = problems.iter().filter(|p| !before.contains(*p)).collect();
         for msg in new.iter().take(SAID_AT_ONCE) {

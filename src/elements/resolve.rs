@@ -6,9 +6,10 @@
 //! flagged, so the table is rebuilt as soon as it arrives. A name whose lookup fails keeps the
 //! addresses it had: a DNS outage must not make a CM's lines unknown.
 
+use parking_lot::{Condvar, Mutex, MutexGuard};
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, ToSocketAddrs};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::line::canonical;
@@ -53,7 +54,7 @@ impl Resolver {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.shared.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.shared.state.lock()
     }
 
     /// Looks every name up again (a name still being looked up is not asked twice) and waits
@@ -82,12 +83,7 @@ impl Resolver {
             if left.is_zero() {
                 return;
             }
-            state = self
-                .shared
-                .answered
-                .wait_timeout(state, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            self.shared.answered.wait_for(&mut state, left);
         }
         state.late = false;
     }
@@ -121,7 +117,7 @@ impl Resolver {
 
 /// A lookup thread: answers queued names until none is left.
 fn resolve_queued(shared: &Shared, lookup: Lookup) {
-    let lock = || shared.state.lock().unwrap_or_else(|e| e.into_inner());
+    let lock = || shared.state.lock();
     loop {
         let Some(name) = ({
             let mut state = lock();

@@ -8,9 +8,9 @@ mod watch;
 pub use watch::Watch;
 
 use crate::program::{self, ProcessGroups, Program, Ran};
+use parking_lot::Mutex;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::config::{HaMode, HaSettings};
@@ -182,7 +182,7 @@ impl Gate {
         };
         let current = self.role();
         let switch = {
-            let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+            let mut next = self.next.lock();
             if first {
                 true
             } else if reading.role == current {

@@ -5,9 +5,10 @@
 //! `freeWrkrInstance` runs after `freeInstance`. Workers of one action run concurrently, so
 //! `Instance` is `Sync`; each worker's own calls are serialised by rsyslog.
 
+use parking_lot::Mutex;
 use std::ffi::{c_int, c_void, CStr};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 
 use super::abi::*;
 use super::guard::guarded;
@@ -179,10 +180,7 @@ unsafe extern "C" fn new_act_inst(
             return rc;
         }
         let instance = Arc::new(instance);
-        TO_ACTIVATE
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(Arc::downgrade(&instance));
+        TO_ACTIVATE.lock().push(Arc::downgrade(&instance));
         *inst = Arc::into_raw(instance) as *mut c_void;
         RS_RET_OK
     })
@@ -270,7 +268,7 @@ unsafe extern "C" fn cnf_ok(_mod_conf: *mut c_void) -> rsRetVal {
 /// what was queued before a restart is delivered even if no new message arrives.
 unsafe extern "C" fn activate_cnf(_mod_conf: *mut c_void) -> rsRetVal {
     guarded("activateCnf", RS_RET_OK, || {
-        let instances = std::mem::take(&mut *TO_ACTIVATE.lock().unwrap_or_else(|e| e.into_inner()));
+        let instances = std::mem::take(&mut *TO_ACTIVATE.lock());
         for instance in instances.iter().filter_map(Weak::upgrade) {
             Instance::activate(&instance);
         }

@@ -5,8 +5,9 @@
 //! own looks at the file twice a second (so what `state.dir` held before is delivered once it
 //! can be, CM quiet or not), and so does rsyslog's retry of the action.
 
+use parking_lot::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, TryLockError, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use super::guard::with_signals_blocked;
@@ -111,12 +112,9 @@ impl Instance {
             return Some(&running.action);
         }
         let awaiting = self.awaiting.as_ref()?;
-        let mut last = match awaiting.last.try_lock() {
-            Ok(last) => last,
-            // A panic while starting (caught at the boundary) must not end the retries.
-            Err(TryLockError::Poisoned(p)) => p.into_inner(),
-            Err(TryLockError::WouldBlock) => return None,
-        };
+        // parking_lot's lock is not poisoned: a panic while starting (caught at the
+        // boundary) does not end the retries.
+        let mut last = awaiting.last.try_lock()?;
         if last.0.elapsed() < LOOK_AGAIN {
             return None;
         }
@@ -159,8 +157,7 @@ impl Instance {
     fn register_stats(&self, action: &Action) {
         let n = STATS_OBJECTS.fetch_add(1, Ordering::Relaxed);
         let counters = action.counters().named();
-        *self.stats.lock().unwrap_or_else(|e| e.into_inner()) =
-            StatsObject::register(&object_name(n), &counters);
+        *self.stats.lock() = StatsObject::register(&object_name(n), &counters);
     }
 }
 

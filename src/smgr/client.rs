@@ -1,7 +1,8 @@
 //! The client in force: its [`Api`] and its [`Transport`], built from the settings and
 //! replaced as a whole when its files are read again.
 
-use std::sync::{Arc, Mutex, RwLock};
+use parking_lot::{Mutex, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::command::Command;
@@ -40,23 +41,20 @@ impl SharedClient {
             last_try: Mutex::new(Instant::now()),
         };
         if let Ok(client) = shared.load() {
-            *shared.current.write().unwrap_or_else(|e| e.into_inner()) = Some(client);
+            *shared.current.write() = Some(client);
         }
         shared
     }
 
     /// The client in force, if one could be built.
     pub fn get(&self) -> Option<Arc<SmgrClient>> {
-        self.current
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.current.read().clone()
     }
 
     /// Reads the files and builds a client; a failure is reported (once) under the parameter
     /// that names the file, a success clears what was reported.
     fn load(&self) -> Result<Arc<SmgrClient>, String> {
-        *self.last_try.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        *self.last_try.lock() = Instant::now();
         let loaded = self.configured.load().map_err(|e| (e.param, e.to_string()));
         let built = loaded.and_then(|s| {
             SmgrClient::with_programs(s, self.programs.clone()).map_err(|e| ("smgr.url", e))
@@ -81,12 +79,7 @@ impl SharedClient {
     /// by name and the client in force, if any, is kept.
     pub fn reload(&self) {
         if let Ok(client) = self.load() {
-            let had = self
-                .current
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .replace(client)
-                .is_some();
+            let had = self.current.write().replace(client).is_some();
             if had {
                 crate::logging::info("HUP: System Manager credentials and TLS files read again");
             }
@@ -101,12 +94,7 @@ impl SharedClient {
     /// Tries again, at most every [`LOAD_RETRY`], while no client could be built: a file
     /// that appears is noticed within seconds, without a HUP.
     pub fn retry_if_missing(&self) {
-        let due = self
-            .last_try
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .elapsed()
-            >= LOAD_RETRY;
+        let due = self.last_try.lock().elapsed() >= LOAD_RETRY;
         if due && self.get().is_none() {
             self.reload();
         }
