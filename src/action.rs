@@ -12,7 +12,8 @@ use crate::elements::{system_lookup, Elements};
 use crate::ha::Gate;
 use crate::pipeline::Pipeline;
 use crate::problems::Problems;
-use crate::service::Lifecycle;
+use crate::service::{Lifecycle, Shared};
+use crate::supervise::Hup;
 
 /// How long a batch waits for the service to be ready before it is answered SUSPENDED
 /// (rsyslog keeps it and retries; docs/design.md, "The start"). Short: rsyslog's shutdown
@@ -29,7 +30,8 @@ pub struct Suspend;
 pub struct Action {
     pipeline: Pipeline,
     service: Lifecycle,
-    elements: Arc<Elements>,
+    /// Set by [`Action::reopen`], taken by the service's element refresher.
+    hup: Arc<Hup>,
     counters: Arc<Counters>,
     problems: Arc<Problems>,
 }
@@ -57,16 +59,18 @@ impl Action {
             counters.clone(),
             problems.clone(),
         );
+        let hup = Arc::new(Hup::default());
+        let shared = Shared {
+            elements,
+            gate,
+            counters: counters.clone(),
+            problems: problems.clone(),
+            hup: hup.clone(),
+        };
         Action {
             pipeline,
-            service: Lifecycle::new(
-                config,
-                elements.clone(),
-                gate,
-                counters.clone(),
-                problems.clone(),
-            ),
-            elements,
+            service: Lifecycle::new(config, shared),
+            hup,
             counters,
             problems,
         }
@@ -130,7 +134,7 @@ impl Action {
     /// them (names resolve there, never on rsyslog's main thread, where HUP runs).
     pub fn reopen(&self) {
         self.pipeline.reopen_records();
-        self.elements.request_reload();
+        self.hup.request();
     }
 
     /// Keys waiting for delivery (0 before start).

@@ -21,7 +21,7 @@ use crate::logging;
 use crate::problems::Problems;
 use crate::queue::{Queue, QueueConfig, Recovery};
 use crate::smgr::SharedClient;
-use crate::supervise::{self, Context, Health, Shutdown};
+use crate::supervise::{self, Context, Health, Hup, Shutdown};
 
 /// How often a failed start of the service is tried again.
 const RESTART_EVERY: Duration = Duration::from_secs(5);
@@ -31,12 +31,21 @@ pub struct Lifecycle {
     inner: Arc<LifecycleInner>,
 }
 
+/// What an action shares with its service, made once per action: a restart of the service
+/// keeps them.
+#[derive(Clone)]
+pub struct Shared {
+    pub elements: Arc<Elements>,
+    pub gate: Arc<Gate>,
+    pub counters: Arc<Counters>,
+    pub problems: Arc<Problems>,
+    /// Set by the action on HUP, taken by the element refresher.
+    pub hup: Arc<Hup>,
+}
+
 struct LifecycleInner {
     config: Config,
-    elements: Arc<Elements>,
-    gate: Arc<Gate>,
-    counters: Arc<Counters>,
-    problems: Arc<Problems>,
+    shared: Shared,
     state: Mutex<LifecycleState>,
     /// A start ended (ran or failed).
     changed: Condvar,
@@ -51,20 +60,11 @@ struct LifecycleState {
 }
 
 impl Lifecycle {
-    pub fn new(
-        config: Config,
-        elements: Arc<Elements>,
-        gate: Arc<Gate>,
-        counters: Arc<Counters>,
-        problems: Arc<Problems>,
-    ) -> Self {
+    pub fn new(config: Config, shared: Shared) -> Self {
         Lifecycle {
             inner: Arc::new(LifecycleInner {
                 config,
-                elements,
-                gate,
-                counters,
-                problems,
+                shared,
                 state: Mutex::default(),
                 changed: Condvar::new(),
             }),
@@ -117,7 +117,8 @@ impl Lifecycle {
                 if s.health.failed() {
                     return None;
                 }
-                if self.inner.elements.ready() && self.inner.gate.decides_now() {
+                let shared = &self.inner.shared;
+                if shared.elements.ready() && shared.gate.decides_now() {
                     return Some(s.queue.clone());
                 }
             } else {
@@ -158,16 +159,11 @@ impl LifecycleInner {
     /// One start, on the start thread: the queue (recovery reads the whole log) and the
     /// threads, which read the element list and the HA role.
     fn start_now(&self) {
-        let result = Service::start(
-            &self.config,
-            self.elements.clone(),
-            self.gate.clone(),
-            self.counters.clone(),
-            self.problems.clone(),
-        );
+        let result = Service::start(&self.config, &self.shared);
+        let problems = &self.shared.problems;
         match &result {
-            Ok(_) => self.problems.clear("state.dir"),
-            Err(e) => self.problems.report(
+            Ok(_) => problems.clear("state.dir"),
+            Err(e) => problems.report(
                 "state.dir",
                 &format!("cannot start: {e}; rsyslog keeps the messages (the action is suspended) and the start is tried again every 5 s"),
             ),
@@ -206,24 +202,19 @@ struct Parts {
     deadletters: Arc<DeadLetters>,
     elements: Arc<Elements>,
     gate: Arc<Gate>,
+    hup: Arc<Hup>,
 }
 
 impl Service {
     /// Opens the queue in `state.dir` and starts delivery, the HA watch, the element list's
     /// refresher and the control socket.
-    pub fn start(
-        config: &Config,
-        elements: Arc<Elements>,
-        gate: Arc<Gate>,
-        counters: Arc<Counters>,
-        problems: Arc<Problems>,
-    ) -> Result<Service, String> {
+    pub fn start(config: &Config, shared: &Shared) -> Result<Service, String> {
         let dir = &config.state_dir;
         crate::private::create_dir_all(dir)
             .map_err(|e| format!("state.dir {}: {e}", dir.display()))?;
         let context = Context {
-            counters,
-            problems,
+            counters: shared.counters.clone(),
+            problems: shared.problems.clone(),
             ..Context::default()
         };
         let queue = Arc::new(open_queue(config, &context)?);
@@ -240,8 +231,9 @@ impl Service {
                 context.counters.clone(),
             )),
             queue,
-            elements,
-            gate,
+            elements: shared.elements.clone(),
+            gate: shared.gate.clone(),
+            hup: shared.hup.clone(),
         };
         let threads = spawn_threads(config, &parts, &context).map_err(|e| e.to_string())?;
         Ok(Service {
@@ -297,6 +289,7 @@ fn spawn_threads(
         refresh: config.elements_refresh,
         cache: config.state_dir.join("elements.json"),
         elements: p.elements.clone(),
+        hup: p.hup.clone(),
         context: context.clone(),
     };
     let c = || context.clone();

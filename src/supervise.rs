@@ -49,6 +49,23 @@ impl std::fmt::Debug for Context {
     }
 }
 
+/// A HUP for the service: requested by the action on rsyslog's main thread, taken by the
+/// element refresher's thread, which reads the element list and the SMGR client's files again
+/// (DNS and file reads never on rsyslog's main thread).
+#[derive(Default)]
+pub struct Hup(AtomicBool);
+
+impl Hup {
+    pub fn request(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether a HUP came since the last call.
+    pub fn take(&self) -> bool {
+        self.0.swap(false, Ordering::Relaxed)
+    }
+}
+
 /// A service's stop signal: set once, and waited on where a thread would otherwise sleep, so
 /// that a stop ends every wait at once instead of at the next poll.
 #[derive(Clone, Default)]

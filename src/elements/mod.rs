@@ -6,162 +6,62 @@
 //! bounded, off the hot path), and the table built from both is swapped as a whole, so the hot
 //! path takes one read lock per batch and never waits for DNS.
 
+mod file;
 mod refresh;
 mod resolve;
+mod said;
 mod spec;
+mod table;
 
-use parking_lot::{Mutex, RwLock};
-use std::collections::{HashMap, HashSet};
-use std::net::IpAddr;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use crate::line::canonical;
+use parking_lot::{Mutex, RwLock};
+
 use crate::logging;
 
+use self::file::ListFile;
+use self::said::Said;
 pub use refresh::Refresher;
 pub use resolve::{system_lookup, Lookup, Resolver};
 pub use spec::{
     check_name, literal, parse_elements, parse_elements_lenient, read_specs, ElementSpec, NAME_MAX,
 };
-
-/// New problems of one kind logged one by one; more are summed up in one line.
-const SAID_AT_ONCE: usize = 5;
+pub use table::{Element, ElementTable};
 
 /// How long one round of lookups holds up the supervisor; answers after it are picked up
 /// within 100 ms of their arrival.
 const ROUND_WAIT: Duration = Duration::from_secs(2);
 
-/// One element, ready for the hot path.
-#[derive(Debug)]
-pub struct Element {
-    pub name: Arc<str>,
-    pub notify: bool,
-    /// Lower-cased: logins compare case-insensitively.
-    ignore_logins: Vec<String>,
-}
-
-impl Element {
-    /// A change by this login is System Manager's own, echoed back by CM.
-    pub fn ignores_login(&self, login: &str) -> bool {
-        self.ignore_logins
-            .iter()
-            .any(|l| l.eq_ignore_ascii_case(login))
-    }
-}
-
-/// Elements by sender address.
-#[derive(Debug, Default)]
-pub struct ElementTable {
-    elements: Vec<Element>,
-    by_addr: HashMap<IpAddr, usize>,
-    /// Host names that resolved to nothing at the last refresh.
-    pub unresolved: Vec<String>,
-    /// Addresses two elements claim (the first keeps it), as messages naming both.
-    pub conflicts: Vec<String>,
-}
-
-impl ElementTable {
-    /// Builds the table; `resolve` turns a host name into addresses.
-    pub fn build(specs: &[ElementSpec], resolve: impl Fn(&str) -> Vec<IpAddr>) -> Self {
-        let mut table = ElementTable::default();
-        for spec in specs {
-            let index = table.elements.len();
-            table.elements.push(Element {
-                name: spec.name.as_str().into(),
-                notify: spec.notify,
-                ignore_logins: spec
-                    .ignore_logins
-                    .iter()
-                    .map(|l| l.to_ascii_lowercase())
-                    .collect(),
-            });
-            for host in &spec.hosts {
-                let addrs = match literal(host) {
-                    Some(ip) => vec![ip],
-                    None => resolve(host).into_iter().map(canonical).collect(),
-                };
-                if addrs.is_empty() {
-                    table.unresolved.push(host.clone());
-                }
-                for addr in addrs {
-                    let owner = *table.by_addr.entry(addr).or_insert(index);
-                    if owner != index {
-                        table.conflicts.push(format!(
-                            "address {addr} ({host}) of '{}' belongs to '{}' already; it stays '{}''s",
-                            spec.name, table.elements[owner].name, table.elements[owner].name
-                        ));
-                    }
-                }
-            }
-        }
-        table
-    }
-
-    /// The elements' names, in the list's order.
-    pub fn names(&self) -> impl Iterator<Item = &Arc<str>> {
-        self.elements.iter().map(|e| &e.name)
-    }
-
-    /// The element a sender belongs to.
-    pub fn lookup(&self, sender: IpAddr) -> Option<&Element> {
-        self.by_addr
-            .get(&canonical(sender))
-            .map(|&i| &self.elements[i])
-    }
-}
-
-/// The element list of one action: from `elements.file` (read by the supervisor at start, on
+/// The element list of one action: from `elements.file` (read by the refresher at start, on
 /// HUP, when the file changes, and on every refresh, names resolved again) or installed by the
-/// supervisor from System Manager's list.
+/// refresher from System Manager's list. The table in force, and what builds it: the list, its
+/// host names' addresses ([`Resolver`]), the file ([`ListFile`]) and what was said ([`Said`]).
 pub struct Elements {
-    file: Option<PathBuf>,
+    file: Option<ListFile>,
     resolver: Resolver,
-    /// Set by HUP, served by the supervisor thread (reading and resolving can block on DNS:
-    /// not on rsyslog's main thread).
-    reload_requested: AtomicBool,
     current: RwLock<Arc<ElementTable>>,
     /// The list in force, as written: rebuilt into a table when a late lookup answers.
     specs: Mutex<Arc<Vec<ElementSpec>>>,
-    /// The file's list as the configuration read it: the first reload installs it instead of
-    /// reading the file again.
-    first: Mutex<Option<Vec<ElementSpec>>>,
     /// A list is in force and every host name in it has been answered once.
     ready: AtomicBool,
     /// The most elements a list may hold (`elements.max`).
     max: usize,
-    loaded_mtime: RwLock<Option<SystemTime>>,
-    /// The mtime (`None`: no file) of the last read that failed: logged once per change.
-    failed_mtime: RwLock<Option<Option<SystemTime>>>,
-    /// Why the last read of the file failed, until one succeeds (`omcmsync status`).
-    file_problem: Mutex<Option<String>>,
-    /// Host names reported as not resolving (or as kept from an earlier answer): each is
-    /// logged when it enters that state, not at every refresh.
-    unresolved_said: Mutex<HashSet<String>>,
-    /// Problems logged, by kind, as of the last list: each is said once when it appears,
-    /// forgotten once it is gone (so the set is bounded by the list in force).
-    said: Mutex<HashMap<&'static str, HashSet<String>>>,
+    said: Mutex<Said>,
 }
 
 impl Elements {
     /// No list yet: System Manager's list arrives later, or `file` is read by the first
     /// [`Elements::reload`]. `lookup` resolves host names ([`system_lookup`] but in tests).
-    pub fn new(file: Option<&Path>, lookup: Lookup) -> Self {
+    pub fn new(file: Option<&std::path::Path>, lookup: Lookup) -> Self {
         Elements {
-            file: file.map(Path::to_owned),
+            file: file.map(ListFile::new),
             resolver: Resolver::new(lookup),
-            reload_requested: AtomicBool::default(),
             current: RwLock::default(),
             specs: Mutex::default(),
-            first: Mutex::default(),
             ready: AtomicBool::default(),
             max: usize::MAX,
-            loaded_mtime: RwLock::new(None),
-            failed_mtime: RwLock::new(None),
-            file_problem: Mutex::default(),
-            unresolved_said: Mutex::default(),
             said: Mutex::default(),
         }
     }
@@ -179,26 +79,15 @@ impl Elements {
 
     /// `file`'s list, as the configuration read it just now: installed by the first reload.
     pub fn with_first_list(self, list: Option<Vec<ElementSpec>>) -> Self {
-        if let (Some(path), Some(_)) = (&self.file, &list) {
-            *self.loaded_mtime.write() = mtime(path);
+        if let Some(file) = &self.file {
+            file.set_first(list);
         }
-        *self.first.lock() = list;
         self
     }
 
     /// The table in force (one read lock; cheap).
     pub fn current(&self) -> Arc<ElementTable> {
         self.current.read().clone()
-    }
-
-    /// Asks the supervisor to reload at its next round (HUP).
-    pub fn request_reload(&self) {
-        self.reload_requested.store(true, Ordering::Relaxed);
-    }
-
-    /// Whether a reload was asked for since the last call.
-    pub fn take_reload_request(&self) -> bool {
-        self.reload_requested.swap(false, Ordering::Relaxed)
     }
 
     /// Whether the element list is in force: installed, and every host name in it answered
@@ -210,59 +99,24 @@ impl Elements {
     /// Reads the file again and resolves every name again. A missing or broken file keeps the
     /// table in force and is logged once per change of the file.
     pub fn reload(&self) {
-        let Some(path) = &self.file else { return };
-        let first = self.first.lock().take();
-        if let Some(specs) = first {
+        let Some(file) = &self.file else { return };
+        if let Some(specs) = file.read(|s| self.check_size(s), self.ready()) {
             self.install(&specs);
-            return;
-        }
-        let stamp = mtime(path);
-        match read_specs(path).and_then(|s| self.check_size(s)) {
-            Ok(specs) => {
-                *self.loaded_mtime.write() = stamp;
-                *self.failed_mtime.write() = None;
-                let was = self.file_problem.lock().take();
-                if was.is_some() {
-                    logging::info(&format!(
-                        "elements.file {}: read again, {} element(s) in force",
-                        path.display(),
-                        specs.len()
-                    ));
-                }
-                self.install(&specs);
-            }
-            Err(e) => {
-                let before = self.failed_mtime.write().replace(stamp);
-                if before != Some(stamp) {
-                    let in_force = if self.ready() {
-                        "keeping the elements in force"
-                    } else {
-                        "holding what arrives (rsyslog keeps it) until the file can be read"
-                    };
-                    let why = format!("elements.file {e}; {in_force}");
-                    logging::error(&why);
-                    *self.file_problem.lock() = Some(why);
-                }
-            }
         }
     }
 
     /// Why the file could not be read the last time, until it can.
     pub fn file_problem(&self) -> Option<String> {
-        self.file_problem.lock().clone()
+        self.file.as_ref()?.problem()
     }
 
     /// Reloads when the file changed since it was last read (or last failed to read), and
-    /// rebuilds the table when a lookup answered late. Cheap: the supervisor calls it often.
+    /// rebuilds the table when a lookup answered late. Cheap: the refresher calls it often.
     pub fn reload_if_changed(&self) {
         if self.resolver.take_late() {
             self.rebuild();
         }
-        let Some(path) = &self.file else { return };
-        let stamp = mtime(path);
-        let seen = *self.loaded_mtime.read();
-        let failed = *self.failed_mtime.read();
-        if stamp != seen && failed != Some(stamp) {
+        if self.file.as_ref().is_some_and(ListFile::changed) {
             self.reload();
         }
     }
@@ -282,13 +136,16 @@ impl Elements {
         let names = host_names(&specs);
         let table = ElementTable::build(&specs, |h| self.resolver.addresses(h));
         let stale = self.resolver.stale(&names);
-        self.report_unresolved(&table.unresolved, &stale);
         let conflicts: Vec<String> = table
             .conflicts
             .iter()
             .map(|c| format!("elements: {c}"))
             .collect();
-        self.say_changes("conflicts", logging::Level::Error, &conflicts);
+        {
+            let mut said = self.said.lock();
+            said.report_unresolved(&table.unresolved, &stale);
+            said.say_changes("conflicts", logging::Level::Error, &conflicts);
+        }
         let conflicts = table.conflicts.len();
         *self.current.write() = Arc::new(table);
         self.ready
@@ -296,56 +153,10 @@ impl Elements {
         conflicts
     }
 
-    /// Logs each host name that starts not resolving (or resolving only to what it had), and
-    /// each that resolves again.
-    fn report_unresolved(&self, unresolved: &[String], stale: &[String]) {
-        let mut said = self.unresolved_said.lock();
-        let now: HashSet<&str> = unresolved.iter().chain(stale).map(String::as_str).collect();
-        said.retain(|host| {
-            let still = now.contains(host.as_str());
-            if !still {
-                logging::info(&format!("elements: host '{host}' resolves again"));
-            }
-            still
-        });
-        for host in unresolved {
-            if said.insert(host.clone()) {
-                logging::warning(&format!(
-                    "elements: host '{host}' does not resolve; its lines are not known as any element's; looked up again at every refresh"
-                ));
-            }
-        }
-        for host in stale {
-            if said.insert(host.clone()) {
-                logging::warning(&format!(
-                    "elements: host '{host}' did not resolve at the last refresh; keeping the addresses it had"
-                ));
-            }
-        }
-    }
-
     /// Logs the problems of `kind` (say, the list's skipped entries) that were not there the
-    /// last time, at most [`SAID_AT_ONCE`] of them and a count of the rest, and forgets those
-    /// that are gone.
+    /// last time ([`Said::say_changes`]).
     pub fn say_changes(&self, kind: &'static str, level: logging::Level, problems: &[String]) {
-        let now: HashSet<String> = problems.iter().cloned().collect();
-        let mut said = self.said.lock();
-        let before = said.entry(kind).or_default();
-        let new: Vec<&String> = problems.iter().filter(|p| !before.contains(*p)).collect();
-        for msg in new.iter().take(SAID_AT_ONCE) {
-            logging::log(level, msg);
-        }
-        if new.len() > SAID_AT_ONCE {
-            logging::log(
-                level,
-                &format!(
-                    "elements: and {} more like these ({} in all now)",
-                    new.len() - SAID_AT_ONCE,
-                    now.len()
-                ),
-            );
-        }
-        *before = now;
+        self.said.lock().say_changes(kind, level, problems);
     }
 }
 
@@ -362,12 +173,10 @@ fn host_names(specs: &[ElementSpec]) -> Vec<&str> {
     names
 }
 
-fn mtime(path: &Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
-}
-
 #[cfg(test)]
 mod tests {
+    use std::net::IpAddr;
+
     use super::*;
 
     const SAMPLE: &str = r#"{"elements":[

@@ -9,7 +9,7 @@ use super::{parse_elements_lenient, ElementSpec, Elements};
 use crate::config::{ElementsSource, ELEMENTS_PATH};
 use crate::logging;
 use crate::smgr::SharedClient;
-use crate::supervise::Context;
+use crate::supervise::{Context, Hup};
 
 /// How often the element list is tried again while none is in force (System Manager's list
 /// failed to come at start; every line waits for it).
@@ -24,6 +24,8 @@ pub struct Refresher {
     /// Where System Manager's list is kept for the next start (`state.dir/elements.json`).
     pub cache: PathBuf,
     pub elements: Arc<Elements>,
+    /// The action's HUP: read the list and the client's files again.
+    pub hup: Arc<Hup>,
     pub context: Context,
 }
 
@@ -40,7 +42,7 @@ impl Refresher {
             crate::faults::panic_once("omcmsync-supervise");
             let now = Instant::now();
             // HUP asked for both: the element list, and the credentials and TLS files.
-            let hup = self.elements.take_reload_request();
+            let hup = self.hup.take();
             if hup {
                 self.client.reload();
             } else {
