@@ -387,13 +387,6 @@ impl Drop for Service {
         self.gate.kill_programs();
         self.client.kill_programs();
         let deadline = Instant::now() + Duration::from_millis(500);
-        for t in self.threads.drain(..) {
-            while !t.is_finished() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            if t.is_finished() {
-                let _ = t.join();
-            }
-        }
+        supervise::join_until(self.threads.drain(..), deadline);
     }
 }

@@ -119,6 +119,19 @@ pub fn report(thread: &str, payload: &(dyn Any + Send), counters: &Counters, wha
     ));
 }
 
+/// Joins each of `threads` that ends before `deadline`; one that does not is left to finish
+/// on its own (detached), so that a stop never waits longer than the caller allows.
+pub fn join_until(threads: impl IntoIterator<Item = JoinHandle<()>>, deadline: Instant) {
+    for t in threads {
+        while !t.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if t.is_finished() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// Spawns `body` as thread `name` and runs it again whenever it panics, until it returns or
 /// the service stops; gives up (marking the service failed) when it keeps panicking.
 pub fn spawn(

@@ -512,15 +512,8 @@ impl Drop for Queue {
     /// hold up rsyslog's shutdown.
     fn drop(&mut self) {
         self.shared.durability.stop();
-        if let Some(t) = self.thread.take() {
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-            while !t.is_finished() && std::time::Instant::now() < deadline {
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
-            if t.is_finished() {
-                let _ = t.join();
-            }
-        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        supervise::join_until(self.thread.take(), deadline);
     }
 }
 
