@@ -11,33 +11,43 @@
 //!          line      split a rendered template line into sender, hostname, time, message
 //!          classify  read the message: an Event (verb, object, id, who, from where) or a Reason
 //!          filter    known CM sender (elements), notifications on, node active (ha), echo
-//!          records   trace and capture files for the operator, once the batch is committed
+//!          records   trace and capture files (their record types), once the batch is committed
 //!     -> queue     make the batch's changes durable before rsyslog hears "committed"
-//!   -> deliver   POST due keys to System Manager, per element, with backoff
+//!   -> deliver   the dispatcher hands each element's due keys to a lane (crossbeam-channel),
+//!                builds the request (ResyncBody), backs off, dead-letters refusals
+//!     -> smgr      System Manager's client: the Api (URLs, credentials, GETs) and the
+//!                  Transport (HTTP or the site's program) a request goes out by
 //! ```
 //!
 //! The background: `service` (the `Lifecycle` that starts, restarts and stops the service off
-//! rsyslog's threads, and the `Service` itself: the queue and the delivery, HA and supervisor
-//! threads), `supervise` (how every background thread runs: a panic is caught, logged, counted
-//! and the thread restarted), `queue` (durable coalescing; its thread fsyncs and compacts),
-//! `deliver` (the SMGR client, the request builder, backoff, the dispatcher and its
-//! per-element lanes), `elements` (which sender is which CM: the list as written, host names
-//! looked up in parallel off the hot path), `ha` (is this node active), `resync` (keys,
-//! changes, and the fields of their records), `control` (the socket in `state.dir` through
-//! which the operator's tools read and act on the running module, never a second writer) and
-//! `program` (a site's program run bounded: `ha.command`, `smgr.command`; every run killed at
-//! stop), and `problems` (what the host lacks for the action: a file, a program, a
-//! certificate, an answer; the action runs degraded meanwhile, each problem said once). `omprog` runs the same action under rsyslog's
+//! rsyslog's threads, and the `Service` it runs: the queue and the threads, built in one
+//! place), `supervise` (how every background thread runs: one `Context` with the `Shutdown`
+//! signal they wait on, a panic caught, logged, counted and the thread restarted; the action's
+//! `Hup`), `queue` (durable coalescing; its thread fsyncs and compacts), `elements` (which
+//! sender is which CM: the table the hot path reads, the list's file, host names looked up in
+//! parallel, and the `Refresher` thread that keeps them current), `ha` (is this node active:
+//! the `Gate`, and the `Watch` thread that holds or releases the queue), `resync` (keys,
+//! changes, and their fields' serde form), `control` (the socket in `state.dir` through which
+//! the operator's tools read and act on the running module, never a second writer; its
+//! requests and answers as types in `control::wire`), `program` (a site's program run
+//! bounded: `ha.command`, `smgr.command`; every run killed at stop), and `problems` (what the
+//! host lacks for the action: a file, a program, a certificate, an answer; the action runs
+//! degraded meanwhile, each problem said once). `omprog` runs the same action under rsyslog's
 //! omprog.
 //!
 //! Alongside: `clock` (the wall clock for what is written down, the monotonic clock that
-//! schedules, RFC 3339 in and out), `config` (every parameter, validated in one place; what reaching System Manager
-//! takes, in `config::smgr`), `tls` (TLS files to one rustls configuration), `private` (files
-//! the module creates are its user's alone), `counters` (what happened, as atomics), `logging`
-//! (rsyslog's error log inside the daemon, stderr elsewhere), `scan` (the 32-bytes-at-a-time
-//! byte tests under `line` and `classify`), `text` (log lines cut to size: a leaf), `sample` (synthetic CM traffic for benchmarks,
-//! load tests and the demo) and, in test builds only, `faults` (hooks that make the module
-//! fail where no outside action can).
+//! schedules, RFC 3339 in and out), `config` (every parameter, validated in one place; what
+//! reaching System Manager takes, in `config::smgr`), `tls` (TLS files to one rustls
+//! configuration), `private` (files the module creates are its user's alone, replaced
+//! atomically), `counters` (what happened, as atomics), `logging` (rsyslog's error log inside
+//! the daemon, stderr elsewhere; rustls's and ureq's warnings forwarded), `scan` (the
+//! 32-bytes-at-a-time byte tests under `line` and `classify`), `text` (log lines cut to size,
+//! credentials blanked: a leaf), `sample` (synthetic CM traffic for benchmarks, load tests
+//! and the demo) and, in test builds only, `faults` (hooks that make the module fail where no
+//! outside action can).
+//!
+//! Every JSON the module writes or reads is one serde type shared by its writer and readers
+//! (docs/design.md, "Wire formats").
 
 pub mod action;
 pub mod classify;
