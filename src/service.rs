@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::config::{Config, ElementsSource, HaMode};
-use crate::control::Control;
+use crate::control::{self, Control};
 use crate::counters::Counters;
 use crate::deliver::{DeadLetters, Deliverer};
 use crate::elements::{parse_elements_lenient, Elements, Refresher};
@@ -191,6 +191,8 @@ pub struct Service {
     /// Whose programs (`ha.command`, `smgr.command`) are killed at stop.
     gate: Arc<Gate>,
     client: Arc<SharedClient>,
+    hup: Arc<Hup>,
+    state_dir: std::path::PathBuf,
     shutdown: Shutdown,
     threads: Vec<JoinHandle<()>>,
 }
@@ -241,6 +243,8 @@ impl Service {
             health: context.health,
             gate: parts.gate,
             client: parts.client,
+            hup: parts.hup,
+            state_dir: config.state_dir.clone(),
             shutdown: context.shutdown,
             threads,
         })
@@ -383,6 +387,11 @@ impl Drop for Service {
     /// module is never unloaded: `getKeepType`). The others end their wait at the signal.
     fn drop(&mut self) {
         self.shutdown.trigger();
+        // Threads asleep on their own signals: the dispatcher on the queue, the refresher on
+        // the HUP flag, the control thread in accept.
+        self.queue.wake();
+        self.hup.nudge();
+        control::wake(&self.state_dir);
         // No program the module started outlives it: a thread waiting for one ends at once.
         self.gate.kill_programs();
         self.client.kill_programs();

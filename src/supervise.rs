@@ -51,18 +51,37 @@ impl std::fmt::Debug for Context {
 
 /// A HUP for the service: requested by the action on rsyslog's main thread, taken by the
 /// element refresher's thread, which reads the element list and the SMGR client's files again
-/// (DNS and file reads never on rsyslog's main thread).
+/// (DNS and file reads never on rsyslog's main thread). The refresher sleeps on it.
 #[derive(Default)]
-pub struct Hup(AtomicBool);
+pub struct Hup {
+    requested: AtomicBool,
+    lock: Mutex<()>,
+    woken: Condvar,
+}
 
 impl Hup {
     pub fn request(&self) {
-        self.0.store(true, Ordering::Relaxed);
+        self.requested.store(true, Ordering::Relaxed);
+        self.nudge();
+    }
+
+    /// Wakes the thread waiting in [`Hup::wait`] without a HUP (its service stops).
+    pub fn nudge(&self) {
+        let _guard = self.lock.lock();
+        self.woken.notify_all();
     }
 
     /// Whether a HUP came since the last call.
     pub fn take(&self) -> bool {
-        self.0.swap(false, Ordering::Relaxed)
+        self.requested.swap(false, Ordering::Relaxed)
+    }
+
+    /// Waits up to `timeout` for a HUP or a nudge.
+    pub fn wait(&self, timeout: Duration) {
+        let mut guard = self.lock.lock();
+        if !self.requested.load(Ordering::Relaxed) {
+            self.woken.wait_for(&mut guard, timeout);
+        }
     }
 }
 

@@ -34,6 +34,12 @@ pub fn socket_path(state_dir: &Path) -> PathBuf {
     state_dir.join(SOCKET)
 }
 
+/// Wakes the control thread of the module that runs with `state_dir` out of its `accept`
+/// (it stops): a connection that asks nothing.
+pub fn wake(state_dir: &Path) {
+    let _ = UnixStream::connect(socket_path(state_dir));
+}
+
 /// Why a question got no answer.
 #[derive(Debug)]
 pub enum AskError {

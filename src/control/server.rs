@@ -95,18 +95,22 @@ impl Control {
         let listener = UnixListener::bind(&tmp)?;
         std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
         std::fs::rename(&tmp, &path)?;
-        listener.set_nonblocking(true)?;
         Ok(listener)
     }
 
     fn serve(&self, listener: &UnixListener) {
         let clients = AtomicUsize::new(0);
         std::thread::scope(|scope| {
+            // accept blocks: the service's stop wakes it with a connection of its own.
             while !self.context.shutdown.is_set() {
                 let Ok((mut stream, _)) = listener.accept() else {
-                    self.context.shutdown.wait(Duration::from_millis(50));
+                    // Out of descriptors, say: not a reason to spin.
+                    self.context.shutdown.wait(Duration::from_millis(100));
                     continue;
                 };
+                if self.context.shutdown.is_set() {
+                    break;
+                }
                 if clients.fetch_add(1, Ordering::Relaxed) >= MAX_CLIENTS {
                     clients.fetch_sub(1, Ordering::Relaxed);
                     let busy = Failure::json("busy: too many operator commands at once, try again");

@@ -43,6 +43,9 @@ const POSTS_PER_PASS: usize = 16;
 /// this many milliseconds (spread, so that a recovering System Manager is not hit at once).
 const SPREAD_MS: u64 = 1000;
 
+/// The dispatcher's longest sleep with nothing due: whatever changes wakes it sooner.
+const IDLE_WAIT_MS: u64 = 3_600_000;
+
 /// A refused request whose record could not be written is sent again after this long (and
 /// recorded when System Manager refuses it again and the store can take it).
 const UNRECORDED_RETRY: Duration = Duration::from_secs(5);
@@ -196,8 +199,6 @@ impl Deliverer {
         let per_pass = self.settings.max_requests.saturating_mul(POSTS_PER_PASS);
         let mut running = 0;
         while !self.shutdown.is_set() {
-            self.counters
-                .set_queue_gauges(self.queue.len() as u64, self.queue.log_bytes());
             self.refusals.tick(sched_now_ms());
             if self.client.get().is_none() {
                 // Degraded: no client can be built (a certificate, a secret, the program is
@@ -215,14 +216,9 @@ impl Deliverer {
                 .queue
                 .take_due(now, per_pass, |el| ready.get(el).copied().unwrap_or(0));
             if due.is_empty() {
-                // Keys due but their elements busy or backed off: a lane's end wakes us.
-                let wait = match self.queue.next_due_ms() {
-                    Some(t) if t > now => (t - now).min(250),
-                    Some(_) => 100,
-                    None => 250,
-                };
-                self.queue
-                    .wait_for_changes(Duration::from_millis(wait.max(10)));
+                // Nothing to send now: sleep until a key is due, a refusal summary is, or the
+                // queue says something changed (a new key, a lane's end, a stop).
+                self.queue.wait_for_changes(self.idle_wait(now));
                 continue;
             }
             // With keys just taken in flight: the restart must find them again.
@@ -244,6 +240,22 @@ impl Deliverer {
                 }
             }
         }
+    }
+
+    /// How long the dispatcher may sleep at `now` with nothing to send: until the next due
+    /// key (keys due already wait for a busy element's lane, whose end wakes the queue) or
+    /// refusal summary; without either, until the queue wakes it.
+    fn idle_wait(&self, now: u64) -> Duration {
+        let next = [self.queue.next_due_ms(), self.refusals.next_tick_ms()]
+            .into_iter()
+            .flatten()
+            .min();
+        let ms = match next {
+            Some(t) if t > now => t - now,
+            Some(_) => 100,
+            None => IDLE_WAIT_MS,
+        };
+        Duration::from_millis(ms.clamp(10, IDLE_WAIT_MS))
     }
 
     /// One lane: posts the batches it is handed until the dispatcher is gone and none is

@@ -69,6 +69,12 @@ impl RefusalLog {
         });
     }
 
+    /// When [`RefusalLog::tick`] has something to do next (scheduling clock), if ever.
+    pub fn next_tick_ms(&self) -> Option<u64> {
+        let bursts = self.bursts.lock();
+        bursts.values().map(|b| b.logged_ms + SUMMARY_MS).min()
+    }
+
     /// Elements with a burst open (for tests).
     #[cfg(test)]
     fn open(&self) -> Vec<(String, u64)> {

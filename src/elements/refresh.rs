@@ -11,6 +11,10 @@ use crate::logging;
 use crate::smgr::SharedClient;
 use crate::supervise::{Context, Hup};
 
+/// How often the refresher looks at the file's time stamp, at late DNS answers and, while none
+/// could be built, at the SMGR client's files.
+const LOOK_EVERY: Duration = Duration::from_secs(1);
+
 /// How often the element list is tried again while none is in force (System Manager's list
 /// failed to come at start; every line waits for it).
 const FIRST_LIST_RETRY: Duration = Duration::from_secs(2);
@@ -67,8 +71,9 @@ impl Refresher {
                     None => ctx.problems.forget("elements.file"),
                 }
             }
-            // HUP and the file's changes are looked for this often.
-            ctx.shutdown.wait(Duration::from_millis(100));
+            // A HUP or a stop wakes it at once; the file's changes, late DNS answers and a
+            // client that could not be built are looked at every second.
+            self.hup.wait(LOOK_EVERY);
         }
     }
 

@@ -217,6 +217,7 @@ struct Shared {
     durability: Durability,
     /// A log that cannot be written (a full disk) is reported here, summarised.
     problems: Arc<crate::problems::Problems>,
+    counters: Arc<crate::counters::Counters>,
 }
 
 impl Shared {
@@ -233,8 +234,13 @@ impl Shared {
         }
     }
 
+    /// The log's size and the keys pending, for stats: kept by every write and compaction,
+    /// so that no thread has to wake up to refresh them.
     fn note_log_bytes(&self, state: &State) {
-        self.log_bytes.store(state.log.bytes(), Ordering::Relaxed);
+        let bytes = state.log.bytes();
+        self.log_bytes.store(bytes, Ordering::Relaxed);
+        let keys = state.map.pending.len() as u64;
+        self.counters.set_queue_gauges(keys, bytes);
     }
 }
 
@@ -308,7 +314,9 @@ impl Queue {
             wake_at_ms: AtomicU64::new(0),
             durability: Durability::default(),
             problems: config.context.problems.clone(),
+            counters: config.context.counters.clone(),
         });
+        shared.note_log_bytes(&shared.state.lock());
         let thread_shared = shared.clone();
         let fsync_every = config.fsync_every;
         let thread = supervise::spawn("omcmsync-queue", config.context.clone(), move || {
