@@ -321,7 +321,7 @@ fn resync(
         .and_then(Value::as_array)
         .map_or(0, Vec::len);
     let record = json!({
-        "time": omcmsync::clock::rfc3339(omcmsync::clock::now_ms()),
+        "time": now_rfc3339(),
         "element": element,
         "path": path,
         "tls": tls,
@@ -342,6 +342,13 @@ fn resync(
     let mut r = Response::json(200, json!({"accepted": requests}));
     r.trickle_ms = fault.trickle_ms;
     Some(r)
+}
+
+/// Now, as omcmsync writes times (`2026-11-25T10:15:02.123Z`): RFC 3339 in UTC, milliseconds.
+fn now_rfc3339() -> String {
+    let t = time::OffsetDateTime::now_utc();
+    let (h, m, s, ms) = t.to_hms_milli();
+    format!("{}T{h:02}:{m:02}:{s:02}.{ms:03}Z", t.date())
 }
 
 /// The fault that applies to this request (the default: none), used up by one; `None` while
