@@ -17,6 +17,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use clap::{ArgGroup, Args, Parser, Subcommand};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::{json, Value};
@@ -65,17 +66,60 @@ struct State {
 
 type Shared = Arc<Mutex<State>>;
 
+/// System Manager's stand-in for omcmsync's tests, demo and trials (docs/smgr-api.md).
+#[derive(Parser)]
+#[command(name = "smgr-sim", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the resync API, the element list and the HA role; print `listening http=ADDR
+    /// https=ADDR` once ready.
+    Serve(ServeArgs),
+    /// Write a throwaway PKI into DIR: ca.pem, server.pem, client.pem (expired-client.pem,
+    /// expiring-client.pem), other-ca.pem, other-server.pem, each with its -key.pem.
+    GenCerts { dir: PathBuf },
+}
+
+#[derive(Args)]
+#[command(group(ArgGroup::new("listener").required(true).multiple(true).args(["http", "https"])))]
+struct ServeArgs {
+    /// Serve plain HTTP on ADDR (port 0: any free one).
+    #[arg(long, value_name = "ADDR")]
+    http: Option<String>,
+    /// Serve HTTPS on ADDR (port 0: any free one).
+    #[arg(long, value_name = "ADDR", requires_all = ["cert", "key"])]
+    https: Option<String>,
+    /// The HTTPS server's certificate chain (PEM).
+    #[arg(long, value_name = "F", requires = "https")]
+    cert: Option<PathBuf>,
+    /// The HTTPS server's private key (PEM).
+    #[arg(long, value_name = "F", requires = "https")]
+    key: Option<PathBuf>,
+    /// Require a client certificate issued by this CA (PEM).
+    #[arg(long, value_name = "F", requires = "https")]
+    client_ca: Option<PathBuf>,
+    /// Append each accepted resync POST to FILE as one JSON line.
+    #[arg(long, value_name = "FILE")]
+    record: Option<PathBuf>,
+    /// The element list GET /inventory/cm/v1/elements answers (404 without).
+    #[arg(long, value_name = "FILE")]
+    elements: Option<PathBuf>,
+    /// The role GET /ha answers until POST /sim/role changes it.
+    #[arg(long, value_name = "ROLE", default_value = "active", value_parser = ["active", "standby"])]
+    role: String,
+    /// Answer 401 to every request outside /sim/ without `Authorization: Bearer T`.
+    #[arg(long, value_name = "T")]
+    token: Option<String>,
+}
+
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.first().map(String::as_str) {
-        Some("gen-certs") => match args.get(1) {
-            Some(dir) => certs::generate(std::path::Path::new(dir)),
-            None => Err("usage: smgr-sim gen-certs DIR".into()),
-        },
-        Some("serve") => serve(&args[1..]),
-        _ => Err("usage: smgr-sim serve [--http ADDR] [--https ADDR --cert F --key F [--client-ca F]] \
-                  [--record FILE] [--elements FILE] [--role active|standby] [--token T] | smgr-sim gen-certs DIR"
-            .into()),
+    let result = match Cli::parse().command {
+        Command::Serve(args) => serve(args),
+        Command::GenCerts { dir } => certs::generate(&dir),
     };
     if let Err(e) = result {
         eprintln!("smgr-sim: {e}");
@@ -83,55 +127,29 @@ fn main() {
     }
 }
 
-fn serve(args: &[String]) -> Result<(), String> {
-    let mut opts = std::collections::HashMap::new();
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        let value = it.next().ok_or(format!("{flag} needs a value"))?;
-        opts.insert(flag.trim_start_matches("--").to_owned(), value.clone());
-    }
+fn serve(args: ServeArgs) -> Result<(), String> {
+    let record = args.record.as_ref().map(|p| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .map_err(|e| format!("{}: {e}", p.display()))
+    });
     let state = Arc::new(Mutex::new(State {
-        role: opts.get("role").cloned().unwrap_or_else(|| "active".into()),
-        elements: opts.get("elements").map(PathBuf::from),
-        token: opts.get("token").cloned(),
-        record: match opts.get("record") {
-            Some(p) => Some(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(p)
-                    .map_err(|e| format!("{p}: {e}"))?,
-            ),
-            None => None,
-        },
+        role: args.role.clone(),
+        elements: args.elements.clone(),
+        token: args.token.clone(),
+        record: record.transpose()?,
         ..State::default()
     }));
-    let mut listening = Vec::new();
-    let mut threads = Vec::new();
-    if let Some(addr) = opts.get("http") {
-        let listener = TcpListener::bind(addr).map_err(|e| format!("{addr}: {e}"))?;
-        listening.push(format!(
-            "http={}",
-            listener.local_addr().map_err(|e| e.to_string())?
-        ));
-        let state = state.clone();
-        threads.push(std::thread::spawn(move || accept(listener, None, state)));
+    let mut listeners = Vec::new();
+    if let Some(addr) = &args.http {
+        listeners.push(listen("http", addr, None, &state)?);
     }
-    if let Some(addr) = opts.get("https") {
-        let tls = server_tls(&opts)?;
-        let listener = TcpListener::bind(addr).map_err(|e| format!("{addr}: {e}"))?;
-        listening.push(format!(
-            "https={}",
-            listener.local_addr().map_err(|e| e.to_string())?
-        ));
-        let state = state.clone();
-        threads.push(std::thread::spawn(move || {
-            accept(listener, Some(tls), state)
-        }));
+    if let Some(addr) = &args.https {
+        listeners.push(listen("https", addr, Some(server_tls(&args)?), &state)?);
     }
-    if threads.is_empty() {
-        return Err("give --http ADDR and/or --https ADDR".into());
-    }
+    let (listening, threads): (Vec<_>, Vec<_>) = listeners.into_iter().unzip();
     println!("listening {}", listening.join(" "));
     std::io::stdout().flush().map_err(|e| e.to_string())?;
     threads.into_iter().for_each(|t| {
@@ -140,34 +158,34 @@ fn serve(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-fn server_tls(
-    opts: &std::collections::HashMap<String, String>,
-) -> Result<Arc<rustls::ServerConfig>, String> {
-    let need = |k: &str| opts.get(k).ok_or(format!("--https needs --{k}"));
-    let certs = CertificateDer::pem_file_iter(need("cert")?)
+/// Binds `addr` and accepts on a thread of its own; returns `scheme=ADDR` (the port bound).
+fn listen(
+    scheme: &str,
+    addr: &str,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    state: &Shared,
+) -> Result<(String, std::thread::JoinHandle<()>), String> {
+    let listener = TcpListener::bind(addr).map_err(|e| format!("{addr}: {e}"))?;
+    let bound = listener.local_addr().map_err(|e| e.to_string())?;
+    let state = state.clone();
+    let thread = std::thread::spawn(move || accept(listener, tls, state));
+    Ok((format!("{scheme}={bound}"), thread))
+}
+
+fn server_tls(args: &ServeArgs) -> Result<Arc<rustls::ServerConfig>, String> {
+    let (Some(cert), Some(key)) = (&args.cert, &args.key) else {
+        return Err("--https needs --cert and --key".into());
+    };
+    let certs = CertificateDer::pem_file_iter(cert)
         .and_then(|i| i.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| e.to_string())?;
-    let key = PrivateKeyDer::from_pem_file(need("key")?).map_err(|e| e.to_string())?;
+        .map_err(|e| format!("{}: {e}", cert.display()))?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?;
-    let builder = match opts.get("client-ca") {
-        Some(ca) => {
-            let mut roots = rustls::RootCertStore::empty();
-            for c in CertificateDer::pem_file_iter(ca).map_err(|e| e.to_string())? {
-                roots
-                    .add(c.map_err(|e| e.to_string())?)
-                    .map_err(|e| e.to_string())?;
-            }
-            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-                Arc::new(roots),
-                provider,
-            )
-            .build()
-            .map_err(|e| e.to_string())?;
-            builder.with_client_cert_verifier(verifier)
-        }
+    let builder = match &args.client_ca {
+        Some(ca) => builder.with_client_cert_verifier(client_verifier(ca, provider)?),
         None => builder.with_no_client_auth(),
     };
     Ok(Arc::new(
@@ -175,6 +193,22 @@ fn server_tls(
             .with_single_cert(certs, key)
             .map_err(|e| e.to_string())?,
     ))
+}
+
+/// Client certificates issued by the CA in `ca` required.
+fn client_verifier(
+    ca: &std::path::Path,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(ca).map_err(|e| format!("{}: {e}", ca.display()))? {
+        roots
+            .add(c.map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+    }
+    rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+        .build()
+        .map_err(|e| e.to_string())
 }
 
 fn accept(listener: TcpListener, tls: Option<Arc<rustls::ServerConfig>>, state: Shared) {
