@@ -22,7 +22,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::{json, Value};
 
-use http::{read_request, write_response, Request, Response};
+use http::{read_request, write_response, ReadError, Request, Response};
 
 /// A fault to inject into resync POSTs.
 #[derive(Clone, Debug, Default)]
@@ -236,12 +236,14 @@ fn handle<S: std::io::Read + Write>(
     tls: bool,
     state: &Shared,
 ) {
-    let Some(request) = read_request(&mut stream) else {
-        return;
+    let response = match read_request(&mut stream) {
+        Ok(request) => match route(&request, peer, tls, state) {
+            Some(response) => response,
+            None => return, // a fault: dropped unanswered
+        },
+        Err(ReadError::Bad(why)) => Response::json(400, json!({ "error": why })),
+        Err(ReadError::Gone) => return,
     };
-    let Some(response) = route(&request, peer, tls, state) else {
-        return;
-    }; // dropped
     let _ = write_response(&mut stream, &response);
 }
 
