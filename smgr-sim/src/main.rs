@@ -337,7 +337,10 @@ fn resync(
         .rsplit('/')
         .next()
         .unwrap_or("");
-    let element = percent_decode(segment);
+    // Bad escapes kept as they are, invalid UTF-8 replaced: the element as omcmsync meant it.
+    let element = percent_encoding::percent_decode_str(segment)
+        .decode_utf8_lossy()
+        .into_owned();
     let ids: Vec<&str> = body
         .get("requests")
         .and_then(Value::as_array)
@@ -431,29 +434,4 @@ fn refusal(req: &Request, fault: &Fault, status: u16) -> Response {
     });
     r.trickle_ms = fault.trickle_ms;
     r
-}
-
-/// `%XX` escapes decoded (the element segment of the resync path); bad escapes kept as they are.
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        match (
-            b[i],
-            b.get(i + 1).and_then(|&c| hex(c)),
-            b.get(i + 2).and_then(|&c| hex(c)),
-        ) {
-            (b'%', Some(h), Some(l)) => {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-            }
-            (c, _, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
