@@ -20,12 +20,15 @@ use std::time::{Duration, Instant};
 use clap::{ArgGroup, Args, Parser, Subcommand};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use http::{read_request, write_response, ReadError, Request, Response};
 
-/// A fault to inject into resync POSTs.
-#[derive(Clone, Debug, Default)]
+/// A fault to inject into resync POSTs: the body of `POST /sim/fault` (absent fields: no
+/// such fault).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 struct Fault {
     /// Answer with this status (and Retry-After) instead of 200.
     status: Option<u16>,
@@ -216,28 +219,32 @@ fn accept(listener: TcpListener, tls: Option<Arc<rustls::ServerConfig>>, state: 
         let (tls, state) = (tls.clone(), state.clone());
         std::thread::spawn(move || {
             let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
-            let peer = stream.peer_addr().ok();
+            let peer = Peer {
+                addr: stream.peer_addr().ok(),
+                tls: tls.is_some(),
+            };
             match tls {
-                None => handle(stream, peer, false, &state),
+                None => handle(stream, peer, &state),
                 Some(cfg) => {
                     let Ok(conn) = rustls::ServerConnection::new(cfg) else {
                         return;
                     };
-                    handle(rustls::StreamOwned::new(conn, stream), peer, true, &state)
+                    handle(rustls::StreamOwned::new(conn, stream), peer, &state)
                 }
             }
         });
     }
 }
 
-fn handle<S: std::io::Read + Write>(
-    mut stream: S,
-    peer: Option<SocketAddr>,
+/// Who sent a request, for its record.
+struct Peer {
+    addr: Option<SocketAddr>,
     tls: bool,
-    state: &Shared,
-) {
+}
+
+fn handle<S: std::io::Read + Write>(mut stream: S, peer: Peer, state: &Shared) {
     let response = match read_request(&mut stream) {
-        Ok(request) => match route(&request, peer, tls, state) {
+        Ok(request) => match route(&request, &peer, state) {
             Some(response) => response,
             None => return, // a fault: dropped unanswered
         },
@@ -252,54 +259,17 @@ fn lock(state: &Shared) -> std::sync::MutexGuard<'_, State> {
 }
 
 /// `None`: drop the connection without an answer.
-fn route(req: &Request, peer: Option<SocketAddr>, tls: bool, state: &Shared) -> Option<Response> {
+fn route(req: &Request, peer: &Peer, state: &Shared) -> Option<Response> {
     let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
     let path = req.path.split('?').next().unwrap_or("");
-    if let Some(token) = &lock(state).token {
-        let bearer = format!("Bearer {token}");
-        if !path.starts_with("/sim/") && req.header("authorization") != Some(bearer.as_str()) {
-            return Some(Response::json(401, json!({"error": "not authenticated"})));
-        }
+    if !path.starts_with("/sim/") && !authorized(req, state) {
+        return Some(Response::json(401, json!({"error": "not authenticated"})));
     }
     Some(match (req.method.as_str(), path) {
-        ("POST", "/sim/fault") => {
-            let mut s = lock(state);
-            if body.get("clear").is_some() {
-                s.faults.clear();
-                s.down_until = None;
-            } else if let Some(secs) = body.get("down_s").and_then(Value::as_f64) {
-                s.down_until = Some(Instant::now() + Duration::from_secs_f64(secs));
-            } else {
-                let u = |k: &str| body.get(k).and_then(Value::as_u64);
-                let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_owned);
-                s.faults.push(Fault {
-                    status: u("status").map(|v| v as u16),
-                    retry_after: u("retry_after"),
-                    retry_after_date_s: u("retry_after_date_s"),
-                    body: text("body"),
-                    echo_headers: body
-                        .get("echo_headers")
-                        .and_then(Value::as_bool)
-                        .unwrap_or(false),
-                    id: text("id"),
-                    trickle_ms: u("trickle_ms").unwrap_or(0),
-                    drop: body.get("drop").and_then(Value::as_bool).unwrap_or(false),
-                    delay_ms: u("delay_ms").unwrap_or(0),
-                    element: body
-                        .get("element")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned),
-                    times: u("times"),
-                });
-            }
-            Response::json(200, json!({"ok": true}))
-        }
+        ("POST", "/sim/fault") => fault_command(&body, state),
         ("POST", "/sim/role") => {
-            lock(state).role = body
-                .get("role")
-                .and_then(Value::as_str)
-                .unwrap_or("active")
-                .to_owned();
+            let role = body.get("role").and_then(Value::as_str);
+            lock(state).role = role.unwrap_or("active").to_owned();
             Response::json(200, json!({"ok": true}))
         }
         ("GET", "/sim/stats") => {
@@ -307,29 +277,61 @@ fn route(req: &Request, peer: Option<SocketAddr>, tls: bool, state: &Shared) -> 
             Response::json(200, json!({"received": s.received, "items": s.items}))
         }
         ("GET", "/ha") => Response::json(200, json!({"role": lock(state).role})),
-        ("GET", "/inventory/cm/v1/elements") => {
-            let path = lock(state).elements.clone();
-            match path.and_then(|p| std::fs::read_to_string(p).ok()) {
-                Some(text) => Response {
-                    status: 200,
-                    body: text,
-                    retry_after: None,
-                    trickle_ms: 0,
-                },
-                None => Response::json(404, json!({"error": "no elements configured"})),
-            }
-        }
-        ("POST", p) if p.ends_with("/resync") => return resync(req, p, &body, peer, tls, state),
+        ("GET", "/inventory/cm/v1/elements") => elements(state),
+        ("POST", p) if p.ends_with("/resync") => return resync(req, p, &body, peer, state),
         _ => Response::json(404, json!({"error": "not found"})),
     })
+}
+
+/// Without `--token`, everyone; with it, `Authorization: Bearer T` only.
+fn authorized(req: &Request, state: &Shared) -> bool {
+    match &lock(state).token {
+        Some(token) => req.header("authorization") == Some(format!("Bearer {token}").as_str()),
+        None => true,
+    }
+}
+
+/// `POST /sim/fault`: `{"clear":true}` removes every fault, `{"down_s":N}` leaves resync
+/// POSTs unanswered for N seconds, anything else is a [`Fault`] to add.
+fn fault_command(body: &Value, state: &Shared) -> Response {
+    let mut s = lock(state);
+    if body.get("clear").is_some() {
+        s.faults.clear();
+        s.down_until = None;
+    } else if let Some(secs) = body.get("down_s") {
+        match secs.as_f64().map(Duration::try_from_secs_f64) {
+            Some(Ok(d)) => s.down_until = Some(Instant::now() + d),
+            _ => return Response::json(400, json!({"error": "down_s: seconds, 0 or more"})),
+        }
+    } else {
+        match Fault::deserialize(body) {
+            Ok(fault) if fault.times != Some(0) => s.faults.push(fault),
+            Ok(_) => return Response::json(400, json!({"error": "times: 1 or more"})),
+            Err(e) => return Response::json(400, json!({"error": format!("fault: {e}")})),
+        }
+    }
+    Response::json(200, json!({"ok": true}))
+}
+
+/// `GET /inventory/cm/v1/elements`: the `--elements` file as it is now.
+fn elements(state: &Shared) -> Response {
+    let path = lock(state).elements.clone();
+    match path.and_then(|p| std::fs::read_to_string(p).ok()) {
+        Some(text) => Response {
+            status: 200,
+            body: text,
+            retry_after: None,
+            trickle_ms: 0,
+        },
+        None => Response::json(404, json!({"error": "no elements configured"})),
+    }
 }
 
 fn resync(
     req: &Request,
     path: &str,
     body: &Value,
-    peer: Option<SocketAddr>,
-    tls: bool,
+    peer: &Peer,
     state: &Shared,
 ) -> Option<Response> {
     let segment = path
@@ -341,9 +343,8 @@ fn resync(
     let element = percent_encoding::percent_decode_str(segment)
         .decode_utf8_lossy()
         .into_owned();
-    let ids: Vec<&str> = body
-        .get("requests")
-        .and_then(Value::as_array)
+    let requests = body.get("requests").and_then(Value::as_array);
+    let ids: Vec<&str> = requests
         .map(|r| r.iter().filter_map(|i| i.get("id")?.as_str()).collect())
         .unwrap_or_default();
     // Down: no answer at all.
@@ -355,32 +356,37 @@ fn resync(
     if let Some(status) = fault.status {
         return Some(refusal(req, &fault, status));
     }
-    let requests = body
-        .get("requests")
-        .and_then(Value::as_array)
-        .map_or(0, Vec::len);
-    let record = json!({
-        "time": now_rfc3339(),
-        "element": element,
-        "path": path,
-        "tls": tls,
-        "peer": peer.map(|p| p.to_string()),
-        "idempotency_key": req.header("idempotency-key"),
-        "authorization": req.header("authorization"),
-        "body": body,
-    });
+    let count = requests.map_or(0, Vec::len);
+    record(
+        state,
+        count,
+        &json!({
+            "time": now_rfc3339(),
+            "element": element,
+            "path": path,
+            "tls": peer.tls,
+            "peer": peer.addr.map(|p| p.to_string()),
+            "idempotency_key": req.header("idempotency-key"),
+            "authorization": req.header("authorization"),
+            "body": body,
+        }),
+    );
+    let mut r = Response::json(200, json!({"accepted": count}));
+    r.trickle_ms = fault.trickle_ms;
+    Some(r)
+}
+
+/// Counts an accepted POST of `items` requests and appends its record to `--record`.
+fn record(state: &Shared, items: usize, record: &Value) {
     let mut s = lock(state);
     s.received += 1;
-    s.items += requests as u64;
+    s.items += items as u64;
     if let Some(f) = &mut s.record {
         // One write per record: `writeln!` on the file wrote each JSON token separately.
         let mut line = record.to_string().into_bytes();
         line.push(b'\n');
         let _ = f.write_all(&line);
     }
-    let mut r = Response::json(200, json!({"accepted": requests}));
-    r.trickle_ms = fault.trickle_ms;
-    Some(r)
 }
 
 /// Now, as omcmsync writes times (`2026-11-25T10:15:02.123Z`): RFC 3339 in UTC, milliseconds.
@@ -434,4 +440,22 @@ fn refusal(req: &Request, fault: &Fault, status: u16) -> Response {
     });
     r.trickle_ms = fault.trickle_ms;
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fault_commands() {
+        let state = Shared::default();
+        let status = |body: Value| fault_command(&body, &state).status;
+        assert_eq!(status(json!({"status": 503, "times": 2})), 200);
+        assert_eq!(status(json!({"status": 503, "retry-after": 2})), 400);
+        assert_eq!(status(json!({"drop": true, "times": 0})), 400);
+        assert_eq!(status(json!({"down_s": -1})), 400);
+        assert_eq!(lock(&state).faults.len(), 1);
+        assert_eq!(status(json!({"clear": true})), 200);
+        assert!(lock(&state).faults.is_empty());
+    }
 }
