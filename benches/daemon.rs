@@ -20,6 +20,7 @@
 //!
 //!     cargo bench --bench daemon            (OMCM_BENCH_SCALE=0.1 for a quick look)
 //!
+//! Build the simulator first, `cargo build --release -p smgr-sim`: a workspace member of its own.
 //! Figures go to docs/benchmarks.md; nothing here asserts a time.
 
 #[path = "../tests/common/mod.rs"]

@@ -533,8 +533,6 @@ pub fn read_json_lines(path: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// A throwaway PKI from `smgr-sim gen-certs` in the test's `name` directory (ca.pem,
-/// server.pem, client.pem, other-ca.pem, other-server.pem and their keys); returns its path.
 /// The `omcmsync` program rsyslogd runs (omprog's): `$OMCMSYNC_BIN` (the test command sets the
 /// packaged one for its version matrix, whose older roots lack this host's glibc), else the
 /// one cargo built with this test.
@@ -584,8 +582,28 @@ pub fn install_etc(dir: &TestDir) {
     std::fs::copy(etc.join("tls/ca.pem"), etc.join("tls/smgr-ca.pem")).unwrap();
 }
 
+/// smgr-sim, a workspace member of its own (cargo's `CARGO_BIN_EXE_*` names only this
+/// package's programs): the one built beside this test, in `target/<profile>/`.
+pub fn smgr_sim_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    // target/<profile>/deps/<test>-<hash>
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test's profile directory")
+        .join("smgr-sim");
+    assert!(
+        bin.is_file(),
+        "{} is missing: build it with `cargo build -p smgr-sim` (`--release` for benches)",
+        bin.display()
+    );
+    bin
+}
+
+/// A throwaway PKI from `smgr-sim gen-certs` in the test's `name` directory (ca.pem,
+/// server.pem, client.pem, other-ca.pem, other-server.pem and their keys); returns its path.
 pub fn gen_certs(dir: &TestDir, name: &str) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_smgr-sim"))
+    let out = Command::new(smgr_sim_bin())
         .arg("gen-certs")
         .arg(dir.path(name))
         .output()
@@ -617,7 +635,7 @@ impl Sim {
     /// Starts it with HTTP on `http_addr`.
     pub fn start_on(dir: &TestDir, http_addr: &str, args: &[&str]) -> Sim {
         let record = dir.path("smgr-requests.json");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_smgr-sim"))
+        let mut child = Command::new(smgr_sim_bin())
             .args(["serve", "--http", http_addr, "--record"])
             .arg(&record)
             .args(args)

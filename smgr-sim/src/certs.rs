@@ -34,8 +34,8 @@ pub fn generate(dir: &Path) -> Result<(), String> {
                     }
                     "expiring-client" => {
                         params.not_before = rcgen::date_time_ymd(2020, 1, 1);
-                        let (y, m, d) = days_from_now(10);
-                        params.not_after = rcgen::date_time_ymd(y, m, d);
+                        params.not_after =
+                            time::OffsetDateTime::now_utc() + time::Duration::days(10);
                     }
                     _ => {}
                 }
@@ -44,13 +44,6 @@ pub fn generate(dir: &Path) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// The date (UTC) `days` from today: year, month, day.
-fn days_from_now(days: u64) -> (i32, u8, u8) {
-    let day = omcmsync::clock::rfc3339(omcmsync::clock::now_ms() + days * 86_400_000);
-    let n = |r: std::ops::Range<usize>| day[r].parse::<i32>().unwrap_or(1);
-    (n(0..4), n(5..7) as u8, n(8..10) as u8)
 }
 
 fn ca(name: &str) -> Result<CertifiedIssuer<'static, KeyPair>, String> {
