@@ -37,19 +37,58 @@ impl std::fmt::Debug for TlsConfig {
     }
 }
 
-/// Builds the client configuration; errors name the file and what is wrong with it.
-pub fn client_config(files: &TlsFiles) -> Result<TlsConfig, String> {
+/// Why the TLS files give no client configuration: the parameter whose file is wrong, and
+/// what is wrong with it (naming the file).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsError {
+    /// `smgr.tls.cacert`, `smgr.tls.mycert` or `smgr.tls.myprivkey`; None: no file in
+    /// particular.
+    pub param: Option<&'static str>,
+    pub why: String,
+}
+
+impl TlsError {
+    fn of(param: &'static str) -> impl Fn(String) -> TlsError {
+        move |why| TlsError {
+            param: Some(param),
+            why,
+        }
+    }
+
+    fn general(why: impl ToString) -> TlsError {
+        TlsError {
+            param: None,
+            why: why.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for TlsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.why)
+    }
+}
+
+impl From<TlsError> for String {
+    fn from(e: TlsError) -> String {
+        e.why
+    }
+}
+
+/// Builds the client configuration; an error names the parameter and its file.
+pub fn client_config(files: &TlsFiles) -> Result<TlsConfig, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?;
+        .map_err(TlsError::general)?;
     let mut roots = RootCertStore::empty();
     match &files.ca_cert {
         Some(path) => {
-            for cert in read_certs(path)? {
+            let ca = TlsError::of("smgr.tls.cacert");
+            for cert in read_certs(path).map_err(&ca)? {
                 roots
                     .add(cert)
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                    .map_err(|e| ca(format!("{}: {e}", path.display())))?;
             }
         }
         None => {
@@ -60,16 +99,23 @@ pub fn client_config(files: &TlsFiles) -> Result<TlsConfig, String> {
     let builder = builder.with_root_certificates(roots);
     let config = match (&files.my_cert, &files.my_key) {
         (Some(cert), Some(key)) => {
-            let key =
-                PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
-            let chain = read_certs(cert)?;
-            valid_now(cert, &chain[0])?;
+            let (mine, my_key) = (
+                TlsError::of("smgr.tls.mycert"),
+                TlsError::of("smgr.tls.myprivkey"),
+            );
+            let key = PrivateKeyDer::from_pem_file(key)
+                .map_err(|e| my_key(format!("{}: {e}", key.display())))?;
+            let chain = read_certs(cert).map_err(&mine)?;
+            valid_now(cert, &chain[0]).map_err(&mine)?;
             builder
                 .with_client_auth_cert(chain, key)
-                .map_err(|e| e.to_string())?
+                .map_err(|e| mine(e.to_string()))?
         }
         (None, None) => builder.with_no_client_auth(),
-        _ => return Err("smgr.tls.mycert and smgr.tls.myprivkey go together".into()),
+        _ => {
+            let why = "smgr.tls.mycert and smgr.tls.myprivkey go together".to_owned();
+            return Err(TlsError::of("smgr.tls.mycert")(why));
+        }
     };
     Ok(TlsConfig(Arc::new(config)))
 }

@@ -296,14 +296,10 @@ fn load_tls(tls: &TlsFiles) -> Result<TlsConfig, ConfigError> {
         }
     }
     client_config(tls).map_err(|e| {
-        // The error names the file; the parameter is the one that gave it.
-        let (param, path) = given
-            .iter()
-            .find(|(_, p)| e.contains(&p.display().to_string()))
-            .map_or(("smgr.url", None), |(param, p)| (*param, Some(*p)));
+        let path = given.iter().find(|(p, _)| Some(*p) == e.param);
         ConfigError {
-            param,
-            value: path.map(|p| p.display().to_string()),
+            param: e.param.unwrap_or("smgr.url"),
+            value: path.map(|(_, p)| p.display().to_string()),
             expected: format!("usable TLS files: {e}"),
         }
     })
