@@ -17,6 +17,9 @@
 //!    size), both over a start on an empty state directory.
 //! 7. standby: the outage's flood heard by a standby that holds it, then promoted: RSS growth,
 //!    state.dir size, and the time from the promotion to the last request at the simulator.
+//! 8. idle: rsyslogd with nothing to do, without the module and with the shipped configuration
+//!    (ha.mode `always`): CPU ticks and context switches in a minute, all threads and the
+//!    module's own.
 //!
 //!     cargo bench --bench daemon            (OMCM_BENCH_SCALE=0.1 for a quick look)
 //!
@@ -1080,6 +1083,93 @@ fn latency() {
     assert!(d.stop(Duration::from_secs(60)).success());
 }
 
+/// Per thread of `pid`, by name: (CPU ticks, context switches), each summed over the threads
+/// of one name.
+fn thread_activity(pid: i32) -> std::collections::BTreeMap<String, (u64, u64)> {
+    let mut out = std::collections::BTreeMap::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let p = task.path();
+        let (Ok(comm), Ok(stat), Ok(status)) = (
+            std::fs::read_to_string(p.join("comm")),
+            std::fs::read_to_string(p.join("stat")),
+            std::fs::read_to_string(p.join("status")),
+        ) else {
+            continue;
+        };
+        let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..]
+            .split_whitespace()
+            .collect();
+        let ticks = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        let switches: u64 = status
+            .lines()
+            .filter(|l| l.contains("ctxt_switches:"))
+            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .sum();
+        let e = out.entry(comm.trim().to_owned()).or_insert((0, 0));
+        e.0 += ticks;
+        e.1 += switches;
+    }
+    out
+}
+
+/// 8. idle: rsyslogd with nothing to do, without the module (`stop`) and with the shipped
+/// configuration (ha.mode `always`, nothing pending), each watched for a minute after it has
+/// settled: CPU ticks and context switches (a wakeup each, nearly) of all its threads, and of
+/// each of the module's.
+fn idle() {
+    let window = Duration::from_secs(scale(60) as u64);
+    println!(
+        "== 8. idle: rsyslogd with nothing to do, {} s after 5 s to settle",
+        window.as_secs()
+    );
+    for setup in [Setup::Stop, Setup::Shipped] {
+        let dir = TestDir::new();
+        let sim = Sim::start(&dir, &[]);
+        let ports = Ports::free();
+        let d = Daemon::start_config(
+            &dir,
+            ports,
+            &setup_config(&dir, ports, sim.url(), setup, ""),
+        );
+        std::thread::sleep(Duration::from_secs(5));
+        let before = thread_activity(d.pid());
+        std::thread::sleep(window);
+        let after = thread_activity(d.pid());
+        assert!(d.stop(Duration::from_secs(60)).success());
+        let delta = |name: &String, (t, s): &(u64, u64)| {
+            let (t0, s0) = before.get(name).copied().unwrap_or((0, 0));
+            (t - t0, s - s0)
+        };
+        let (ticks, switches) = after
+            .iter()
+            .map(|(n, v)| delta(n, v))
+            .fold((0, 0), |(a, b), (t, s)| (a + t, b + s));
+        let secs = window.as_secs_f64();
+        println!(
+            "   {:<10} {} threads: {ticks} CPU ticks, {:.0} context switches per minute ({:.2} a second)",
+            setup.name(),
+            after.len(),
+            switches as f64 * 60.0 / secs,
+            switches as f64 / secs
+        );
+        let module: Vec<String> = after
+            .iter()
+            .filter(|(n, _)| n.starts_with("omcmsync"))
+            .map(|(n, v)| {
+                let (t, s) = delta(n, v);
+                format!("{n} {:.2}/s {t} ticks", s as f64 / secs)
+            })
+            .collect();
+        if !module.is_empty() {
+            println!("     the module's threads: {}", module.join(", "));
+        }
+    }
+}
+
 fn main() {
     // `cargo test --all-targets` runs benches too: do nothing then.
     if std::env::args().any(|a| a == "--bench") || std::env::var_os("OMCM_BENCH").is_some() {
@@ -1097,6 +1187,7 @@ fn main() {
             ("recovery", recovery),
             ("standby", standby),
             ("instructions", instructions),
+            ("idle", idle),
         ] {
             if which.is_empty() || which.split(',').any(|w| w == name) {
                 f();
