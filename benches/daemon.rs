@@ -1116,10 +1116,10 @@ fn thread_activity(pid: i32) -> std::collections::BTreeMap<String, (u64, u64)> {
     out
 }
 
-/// 8. idle: rsyslogd with nothing to do, without the module (`stop`) and with the shipped
-/// configuration (ha.mode `always`, nothing pending), each watched for a minute after it has
-/// settled: CPU ticks and context switches (a wakeup each, nearly) of all its threads, and of
-/// each of the module's.
+/// Step 8, idle: rsyslogd with nothing to do, without the module (`stop`) and with the
+/// shipped configuration (ha.mode `always`, nothing pending), each watched for a minute after
+/// it has settled: CPU ticks and context switches (a wakeup each, nearly) of all its threads,
+/// and of each of the module's.
 fn idle() {
     let window = Duration::from_secs(scale(60) as u64);
     println!(
