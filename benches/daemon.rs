@@ -117,22 +117,11 @@ fn stat_cpu_seconds(stat: &str) -> f64 {
 
 /// CPU seconds of each thread of a process, by thread name (threads of one name summed).
 fn thread_cpu_seconds(pid: i32) -> std::collections::BTreeMap<String, f64> {
-    let mut out = std::collections::BTreeMap::new();
-    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    thread_activity(pid)
         .into_iter()
-        .flatten()
-        .flatten()
-    {
-        let p = task.path();
-        let (Ok(comm), Ok(stat)) = (
-            std::fs::read_to_string(p.join("comm")),
-            std::fs::read_to_string(p.join("stat")),
-        ) else {
-            continue;
-        };
-        *out.entry(comm.trim().to_owned()).or_default() += stat_cpu_seconds(&stat);
-    }
-    out
+        .map(|(name, (ticks, _))| (name, ticks as f64 / tick))
+        .collect()
 }
 
 /// The last 256 KiB of a file (polling must not cost rsyslogd much CPU by rereading everything;

@@ -391,7 +391,12 @@ impl Drop for Service {
         // the HUP flag, the control thread in accept.
         self.queue.wake();
         self.hup.nudge();
-        control::wake(&self.state_dir);
+        // On a thread of its own: a connect to a socket nobody accepts on (a control thread
+        // given up after its panics) could block, and this runs on rsyslog's shutdown path.
+        let dir = self.state_dir.clone();
+        let _ = std::thread::Builder::new()
+            .name("omcmsync-wake".into())
+            .spawn(move || control::wake(&dir));
         // No program the module started outlives it: a thread waiting for one ends at once.
         self.gate.kill_programs();
         self.client.kill_programs();
