@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::config::{Config, ElementsSource, HaMode};
-use crate::control::{self, Control};
+use crate::control::{Control, Listening};
 use crate::counters::Counters;
 use crate::deliver::{DeadLetters, Deliverer};
 use crate::elements::{parse_elements_lenient, Elements, Refresher};
@@ -192,7 +192,7 @@ pub struct Service {
     gate: Arc<Gate>,
     client: Arc<SharedClient>,
     hup: Arc<Hup>,
-    state_dir: std::path::PathBuf,
+    listening: Arc<Listening>,
     shutdown: Shutdown,
     threads: Vec<JoinHandle<()>>,
 }
@@ -205,6 +205,7 @@ struct Parts {
     elements: Arc<Elements>,
     gate: Arc<Gate>,
     hup: Arc<Hup>,
+    listening: Arc<Listening>,
 }
 
 impl Service {
@@ -236,6 +237,7 @@ impl Service {
             elements: shared.elements.clone(),
             gate: shared.gate.clone(),
             hup: shared.hup.clone(),
+            listening: Arc::default(),
         };
         let threads = spawn_threads(config, &parts, &context).map_err(|e| e.to_string())?;
         Ok(Service {
@@ -244,7 +246,7 @@ impl Service {
             gate: parts.gate,
             client: parts.client,
             hup: parts.hup,
-            state_dir: config.state_dir.clone(),
+            listening: parts.listening,
             shutdown: context.shutdown,
             threads,
         })
@@ -277,6 +279,7 @@ fn spawn_threads(
             .collect(),
         trace_file: config.trace_file.clone(),
         context: context.clone(),
+        listening: p.listening.clone(),
     };
     // The role has a thread of its own: a check that hangs (bounded by smgr.timeout.ms or
     // ha.interval.ms) holds up neither the element list nor HUP's reloads. Batches are held
@@ -389,14 +392,11 @@ impl Drop for Service {
         self.shutdown.trigger();
         // Threads asleep on their own signals: the dispatcher on the queue, the refresher on
         // the HUP flag, the control thread in accept.
+        // Threads asleep on their own signals: the dispatcher on the queue, the refresher on
+        // the HUP flag, the control thread in accept.
         self.queue.wake();
         self.hup.nudge();
-        // On a thread of its own: a connect to a socket nobody accepts on (a control thread
-        // given up after its panics) could block, and this runs on rsyslog's shutdown path.
-        let dir = self.state_dir.clone();
-        let _ = std::thread::Builder::new()
-            .name("omcmsync-wake".into())
-            .spawn(move || control::wake(&dir));
+        self.listening.close();
         // No program the module started outlives it: a thread waiting for one ends at once.
         self.gate.kill_programs();
         self.client.kill_programs();

@@ -55,7 +55,8 @@ impl std::fmt::Debug for Context {
 #[derive(Default)]
 pub struct Hup {
     requested: AtomicBool,
-    lock: Mutex<()>,
+    /// A nudge (its service stops) not yet seen by [`Hup::wait`].
+    nudged: Mutex<bool>,
     woken: Condvar,
 }
 
@@ -65,9 +66,9 @@ impl Hup {
         self.nudge();
     }
 
-    /// Wakes the thread waiting in [`Hup::wait`] without a HUP (its service stops).
+    /// Ends the refresher's current or next [`Hup::wait`] without a HUP (its service stops).
     pub fn nudge(&self) {
-        let _guard = self.lock.lock();
+        *self.nudged.lock() = true;
         self.woken.notify_all();
     }
 
@@ -76,12 +77,14 @@ impl Hup {
         self.requested.swap(false, Ordering::Relaxed)
     }
 
-    /// Waits up to `timeout` for a HUP or a nudge.
+    /// Waits up to `timeout` for a HUP or a nudge; one that came since the last wait ends it
+    /// at once.
     pub fn wait(&self, timeout: Duration) {
-        let mut guard = self.lock.lock();
-        if !self.requested.load(Ordering::Relaxed) {
-            self.woken.wait_for(&mut guard, timeout);
+        let mut nudged = self.nudged.lock();
+        if !*nudged {
+            self.woken.wait_for(&mut nudged, timeout);
         }
+        *nudged = false;
     }
 }
 

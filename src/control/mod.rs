@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
 
-pub use self::server::Control;
+pub use self::server::{Control, Listening};
 pub use self::wire::{
     Answer, DeadLetterList, ElementStatus, Failure, ProblemStatus, QueueStatus, Queued, Request,
     Requeued, Status,
@@ -32,12 +32,6 @@ const MAX_REQUEST: u64 = 64 * 1024;
 
 pub fn socket_path(state_dir: &Path) -> PathBuf {
     state_dir.join(SOCKET)
-}
-
-/// Wakes the control thread of the module that runs with `state_dir` out of its `accept`
-/// (it stops): a connection that asks nothing.
-pub fn wake(state_dir: &Path) {
-    let _ = UnixStream::connect(socket_path(state_dir));
 }
 
 /// Why a question got no answer.

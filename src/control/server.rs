@@ -42,6 +42,24 @@ const IDLE_SHOWN: usize = 1000;
 /// How long one connection may take, from accept to its answer written.
 const CONNECTION_BUDGET: Duration = Duration::from_secs(2);
 
+/// The control socket as the service's stop reaches it: shut down for reading, the control
+/// thread's blocking `accept` returns, whatever became of the socket's path meanwhile.
+#[derive(Default)]
+pub struct Listening(parking_lot::Mutex<Option<UnixListener>>);
+
+impl Listening {
+    fn listen(&self, listener: &UnixListener) {
+        *self.0.lock() = listener.try_clone().ok();
+    }
+
+    /// Ends the control thread's `accept` (the service stops).
+    pub fn close(&self) {
+        if let Some(listener) = self.0.lock().take() {
+            let _ = rustix::net::shutdown(&listener, rustix::net::Shutdown::Read);
+        }
+    }
+}
+
 /// What the control thread answers from.
 pub struct Control {
     pub state_dir: PathBuf,
@@ -54,6 +72,8 @@ pub struct Control {
     pub types: Vec<String>,
     pub trace_file: Option<PathBuf>,
     pub context: Context,
+    /// Closed by the service's stop.
+    pub listening: Arc<Listening>,
 }
 
 impl Control {
@@ -65,6 +85,7 @@ impl Control {
         loop {
             match self.bind() {
                 Ok(listener) => {
+                    self.listening.listen(&listener);
                     self.serve(&listener);
                     let _ = std::fs::remove_file(&path);
                     return;
@@ -101,16 +122,13 @@ impl Control {
     fn serve(&self, listener: &UnixListener) {
         let clients = AtomicUsize::new(0);
         std::thread::scope(|scope| {
-            // accept blocks: the service's stop wakes it with a connection of its own.
+            // accept blocks: the service's stop ends it (`Listening::close`).
             while !self.context.shutdown.is_set() {
                 let Ok((mut stream, _)) = listener.accept() else {
-                    // Out of descriptors, say: not a reason to spin.
+                    // Shut down, or out of descriptors: not a reason to spin.
                     self.context.shutdown.wait(Duration::from_millis(100));
                     continue;
                 };
-                if self.context.shutdown.is_set() {
-                    break;
-                }
                 if clients.fetch_add(1, Ordering::Relaxed) >= MAX_CLIENTS {
                     clients.fetch_sub(1, Ordering::Relaxed);
                     let busy = Failure::json("busy: too many operator commands at once, try again");
@@ -410,4 +428,27 @@ fn read_request(mut stream: &UnixStream, deadline: Instant) -> Result<String, St
     }
     let end = line.iter().position(|&b| b == b'\n').unwrap_or(line.len());
     String::from_utf8(line[..end].to_vec()).map_err(|_| "request is not UTF-8".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The stop's shutdown ends a blocking accept, though nothing connects.
+    #[test]
+    fn closing_ends_a_blocking_accept() {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = UnixListener::bind(dir.path().join("s")).unwrap();
+        let listening = Arc::new(Listening::default());
+        listening.listen(&listener);
+        let accepting = std::thread::spawn(move || listener.accept().is_err());
+        std::thread::sleep(Duration::from_millis(100));
+        listening.close();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !accepting.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(accepting.is_finished(), "accept still blocked");
+        assert!(accepting.join().unwrap(), "accept returned a connection");
+    }
 }

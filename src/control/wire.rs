@@ -70,8 +70,10 @@ impl Failure {
     }
 }
 
-/// `status`: the module, then each element.
+/// `status`: the module, then each element. Read leniently (missing fields default): a CLI
+/// and a module of different releases still understand each other.
 #[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Status {
     pub version: String,
     pub pid: u32,
@@ -92,6 +94,7 @@ pub struct Status {
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct QueueStatus {
     pub keys: usize,
     pub log_bytes: u64,
@@ -101,6 +104,7 @@ pub struct QueueStatus {
 
 /// One element's row.
 #[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ElementStatus {
     pub name: String,
     /// In the element list in force (false: only keys or dead letters name it).
@@ -120,6 +124,7 @@ pub struct ElementStatus {
 
 /// A degraded parameter ([`crate::problems`]).
 #[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ProblemStatus {
     pub param: String,
     pub what: String,

@@ -199,6 +199,8 @@ impl Deliverer {
         let per_pass = self.settings.max_requests.saturating_mul(POSTS_PER_PASS);
         let mut running = 0;
         while !self.shutdown.is_set() {
+            // Before looking: a change from here on ends the wait below at once.
+            let seen = self.queue.changes();
             self.refusals.tick(sched_now_ms());
             if self.client.get().is_none() {
                 // Degraded: no client can be built (a certificate, a secret, the program is
@@ -218,7 +220,7 @@ impl Deliverer {
             if due.is_empty() {
                 // Nothing to send now: sleep until a key is due, a refusal summary is, or the
                 // queue says something changed (a new key, a lane's end, a stop).
-                self.queue.wait_for_changes(self.idle_wait(now));
+                self.queue.wait_for_changes(seen, self.idle_wait(now));
                 continue;
             }
             // With keys just taken in flight: the restart must find them again.

@@ -11,6 +11,11 @@ use crate::logging;
 use crate::smgr::SharedClient;
 use crate::supervise::{Context, Hup};
 
+/// A HUP is handled this long after it came, once rsyslog is done with it: rsyslog 8.2102
+/// writes the internal messages logged while it runs its HUP (what the reload says) only when
+/// its main loop next wakes, which can be minutes later; after the HUP the line wakes it.
+const HUP_SETTLE: Duration = Duration::from_millis(200);
+
 /// How often the refresher looks at the file's time stamp, at late DNS answers and, while none
 /// could be built, at the SMGR client's files.
 const LOOK_EVERY: Duration = Duration::from_secs(1);
@@ -47,7 +52,12 @@ impl Refresher {
             let now = Instant::now();
             // HUP asked for both: the element list, and the credentials and TLS files.
             let hup = self.hup.take();
+            if hup && ctx.shutdown.wait(HUP_SETTLE) {
+                return;
+            }
             if hup {
+                // The calls of a HUP's other actions, come meanwhile, are this one.
+                self.hup.take();
                 self.client.reload();
             } else {
                 self.client.retry_if_missing();

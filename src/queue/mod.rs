@@ -210,8 +210,13 @@ struct Shared {
     state: Mutex<State>,
     /// Signalled when a change becomes due before the delivery thread meant to wake up.
     added: Condvar,
-    /// When the delivery thread will look again by itself (ms since the epoch).
+    /// When the delivery thread will look again by itself (ms since the epoch); `u64::MAX`
+    /// while it is awake, so that every write then counts as a change.
     wake_at_ms: AtomicU64,
+    /// Changes the delivery thread must look at, counted under the queue's lock: a wait that
+    /// starts after one it has not seen returns at once, so none is lost between the thread's
+    /// look at the queue and its sleep.
+    changes: AtomicU64,
     /// Bytes in the log, for stats.
     log_bytes: AtomicU64,
     durability: Durability,
@@ -227,11 +232,17 @@ impl Shared {
         self.note_log_bytes(state);
         // Under a flood of changes the delivery thread is not woken per batch.
         if earliest_due < self.wake_at_ms.load(Ordering::Relaxed) {
-            self.added.notify_all();
+            self.changed();
         }
         if state.wants_compaction() {
             self.durability.compact();
         }
+    }
+
+    /// Something the delivery thread must look at; called with the queue's lock held.
+    fn changed(&self) {
+        self.changes.fetch_add(1, Ordering::Relaxed);
+        self.added.notify_all();
     }
 
     /// The log's size and the keys pending, for stats: kept by every write and compaction,
@@ -311,7 +322,8 @@ impl Queue {
             log_bytes: AtomicU64::new(state.log.bytes()),
             state: Mutex::new(state),
             added: Condvar::new(),
-            wake_at_ms: AtomicU64::new(0),
+            wake_at_ms: AtomicU64::new(u64::MAX),
+            changes: AtomicU64::new(0),
             durability: Durability::default(),
             problems: config.context.problems.clone(),
             counters: config.context.counters.clone(),
@@ -434,12 +446,9 @@ impl Queue {
 
     /// This node is active: every held key is due now; returns how many were released.
     pub fn release(&self) -> usize {
-        let released = self
-            .lock()
-            .map
-            .pending
-            .release(crate::clock::sched_now_ms());
-        self.shared.added.notify_all();
+        let mut state = self.lock();
+        let released = state.map.pending.release(crate::clock::sched_now_ms());
+        self.shared.changed();
         released
     }
 
@@ -454,8 +463,9 @@ impl Queue {
 
     /// `element`'s keys that wait for a backoff are due at `at_ms` at the latest.
     pub fn hasten(&self, element: &str, at_ms: u64) {
-        self.lock().map.pending.hasten(element, at_ms);
-        self.shared.added.notify_all();
+        let mut state = self.lock();
+        state.map.pending.hasten(element, at_ms);
+        self.shared.changed();
     }
 
     /// These keys' request failed; they wait until `retry_at_ms`.
@@ -471,19 +481,31 @@ impl Queue {
         self.lock().map.pending.release_in_flight();
     }
 
-    /// Waits until a change becomes due earlier than `timeout` from now, or `timeout` passes.
-    pub fn wait_for_changes(&self, timeout: Duration) {
-        let mut state = self.lock();
-        let wake_at = crate::clock::sched_now_ms() + timeout.as_millis() as u64;
-        self.shared.wake_at_ms.store(wake_at, Ordering::Relaxed);
-        self.shared.added.wait_for(&mut state, timeout);
+    /// The changes counted so far, for [`Queue::wait_for_changes`]: read before looking at
+    /// the queue.
+    pub fn changes(&self) -> u64 {
+        self.shared.changes.load(Ordering::Relaxed)
     }
 
-    /// An element that was busy may send again: the next [`Queue::take_due`] looks at every
-    /// key again, and a [`Queue::wait_for_changes`] returns now.
+    /// Waits until a change becomes due earlier than `timeout` from now, or `timeout` passes;
+    /// returns at once when a change came since [`Queue::changes`] said `seen`.
+    pub fn wait_for_changes(&self, seen: u64, timeout: Duration) {
+        let mut state = self.lock();
+        if self.shared.changes.load(Ordering::Relaxed) == seen {
+            let wake_at = crate::clock::sched_now_ms() + timeout.as_millis() as u64;
+            self.shared.wake_at_ms.store(wake_at, Ordering::Relaxed);
+            self.shared.added.wait_for(&mut state, timeout);
+        }
+        self.shared.wake_at_ms.store(u64::MAX, Ordering::Relaxed);
+    }
+
+    /// An element that was busy may send again, or the service stops: the next
+    /// [`Queue::take_due`] looks at every key again, and a [`Queue::wait_for_changes`] returns
+    /// now.
     pub fn wake(&self) {
-        self.lock().map.pending.recheck();
-        self.shared.added.notify_all();
+        let mut state = self.lock();
+        state.map.pending.recheck();
+        self.shared.changed();
     }
 
     pub fn next_due_ms(&self) -> Option<u64> {
@@ -559,6 +581,34 @@ mod tests {
             fallback_elements: vec!["cm-a".into(), "cm-b".into()],
             start_held: false,
         }
+    }
+
+    /// A change between the delivery thread's look at the queue and its wait is not lost:
+    /// the wait returns at once (a new key, a lane's end, a release, a stop).
+    #[test]
+    fn a_change_before_the_wait_ends_it_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (q, _) = Queue::open(&config(dir.path())).unwrap();
+        let long = Duration::from_secs(30);
+        let changes: [&dyn Fn(&Queue); 4] = [
+            &|q| q.wake(),
+            &|q| q.submit(vec![change("cm-a", "1", 5)]).unwrap(),
+            &|q| {
+                q.release();
+            },
+            &|q| q.hasten("cm-a", 0),
+        ];
+        for change_it in changes {
+            let seen = q.changes();
+            change_it(&q);
+            let t = Instant::now();
+            q.wait_for_changes(seen, long);
+            assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        }
+        // Nothing since: the wait lasts.
+        let t = Instant::now();
+        q.wait_for_changes(q.changes(), Duration::from_millis(300));
+        assert!(t.elapsed() >= Duration::from_millis(250));
     }
 
     /// The element-level keys a damaged log asked for, by element.
