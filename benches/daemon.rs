@@ -308,6 +308,15 @@ fn shipped_parts(dir: &TestDir, smgr_url: &str, extra: &str) -> (String, String)
 /// A whole rsyslog config for `setup`. Each ruleset first copies the end marker to `end.log`,
 /// so that every setup pays for the same one-comparison filter and `stop` has an end to see.
 fn setup_config(dir: &TestDir, ports: Ports, smgr_url: &str, setup: Setup, extra: &str) -> String {
+    // `OMCM_BENCH_TEMPLATE='...'`: a template `omcmsync_bench` beside the shipped one, for
+    // `OMCM_BENCH_MODULE='template="omcmsync_bench"'` (what another line format costs).
+    let bench_template = std::env::var("OMCM_BENCH_TEMPLATE").map_or(String::new(), |t| {
+        format!("template(name=\"omcmsync_bench\" type=\"string\" string=\"{t}\")\n")
+    });
+    bench_template + &setup_text(dir, ports, smgr_url, setup, extra)
+}
+
+fn setup_text(dir: &TestDir, ports: Ports, smgr_url: &str, setup: Setup, extra: &str) -> String {
     let marker = format!(
         r#"if $syslogtag == "omcm-end:" then action(type="omfile" file="{}")"#,
         dir.p("end.log")
@@ -618,12 +627,13 @@ fn instructions() {
         // A window longer than the run: what the throughput runs measure, where no key
         // becomes due before the flood is in (delivery is counted apart, by the coalescing
         // and outage steps).
+        let extra = std::env::var("OMCM_BENCH_MODULE").unwrap_or_default();
         let text = setup_config(
             &dir,
             ports,
             sim.url(),
             setup,
-            r#"coalesce.window.ms="3600000""#,
+            &format!(r#"coalesce.window.ms="3600000" {extra}"#),
         );
         let d = Daemon::start_wrapped(&dir, ports, &text, &wrapper);
         let toggle = |on: &str| {
@@ -657,8 +667,15 @@ fn instructions() {
         total / (lines + 1) as f64
     };
     // Omprog, last in ALL, is left out: callgrind would count rsyslogd without its program.
-    let setups = &Setup::ALL[..Setup::ALL.len() - 1];
+    // `OMCM_BENCH_SETUPS=empty-action,shipped`: only those.
+    let only = std::env::var("OMCM_BENCH_SETUPS").unwrap_or_default();
+    let setups: Vec<Setup> = Setup::ALL[..Setup::ALL.len() - 1]
+        .iter()
+        .copied()
+        .filter(|s| only.is_empty() || only.split(',').any(|o| o == s.name()))
+        .collect();
     let counts: Vec<f64> = setups.iter().map(|s| count(*s)).collect();
+    let of = |s: &Setup| setups.iter().position(|x| x == s).map(|i| counts[i]);
     let row: Vec<String> = setups
         .iter()
         .zip(&counts)
@@ -666,14 +683,9 @@ fn instructions() {
         .collect();
     let ratios: Vec<String> = COMPARISONS
         .iter()
-        .filter(|(a, b, _)| a.index() < counts.len() && b.index() < counts.len())
-        .map(|(a, b, _)| {
-            format!(
-                "{}/{} {:.3}",
-                a.name(),
-                b.name(),
-                counts[a.index()] / counts[b.index()]
-            )
+        .filter_map(|(a, b, _)| {
+            let ratio = of(a)? / of(b)?;
+            Some(format!("{}/{} {ratio:.3}", a.name(), b.name()))
         })
         .collect();
     println!(
