@@ -30,7 +30,9 @@
 //! changes, and their fields' serde form), `control` (the socket in `state.dir` through which
 //! the operator's tools read and act on the running module, never a second writer; its
 //! requests and answers as types in `control::wire`), `program` (a site's program run
-//! bounded: `ha.command`, `smgr.command`; every run killed at stop), and `problems` (what the
+//! bounded: `ha.command`, `smgr.command`; every run killed at stop), `ossi` (the line grammar
+//! of CM's SAT for programs: read-only requests and replies, for reading CM's own history;
+//! no SSH in it), and `problems` (what the
 //! host lacks for the action: a file, a program, a certificate, an answer; the action runs
 //! degraded meanwhile, each problem said once). `omprog` runs the same action under rsyslog's
 //! omprog.
@@ -63,6 +65,7 @@ pub mod ha;
 pub mod line;
 pub mod logging;
 pub mod omprog;
+pub mod ossi;
 pub mod pipeline;
 mod private;
 pub mod problems;
