@@ -89,9 +89,10 @@ pub fn ask<A: DeserializeOwned>(
 fn read_answer<A: DeserializeOwned>(line: &str) -> Result<A, AskError> {
     let not_read = |e: serde_json::Error| AskError::Failed(format!("the module's answer: {e}"));
     let answer: Value = serde_json::from_str(line).map_err(not_read)?;
-    if answer["ok"] != true {
-        let failure = Failure::deserialize(&answer).map_err(not_read)?;
-        let why = failure.error.unwrap_or_else(|| "no reason given".into());
+    // Every answer says ok or not, and why not (`Failure`); an ok one is `A`.
+    let head = Failure::deserialize(&answer).map_err(not_read)?;
+    if !head.ok {
+        let why = head.error.unwrap_or_else(|| "no reason given".into());
         return Err(AskError::Failed(why));
     }
     A::deserialize(&answer).map_err(not_read)
