@@ -79,12 +79,10 @@ struct Reading {
 impl Reading {
     fn ids(&mut self, rest: &str) {
         let ids: Vec<String> = rest.split('\t').map(str::to_owned).collect();
-        if !self.any_values {
-            self.ids.push(ids);
-        } else if self.lines < self.ids.len() {
-            self.ids[self.lines] = ids;
-        } else {
-            self.ids.push(ids);
+        // Inside a record, an `f` line relabels the position of the record's next `d` line.
+        match self.ids.get_mut(self.lines) {
+            Some(at) if self.any_values => *at = ids,
+            _ => self.ids.push(ids),
         }
     }
 
