@@ -121,7 +121,8 @@ impl Refresher {
         };
         let api = client.api();
         let url = api.url(ELEMENTS_PATH);
-        let result = api.get_text(&url, api.settings().timeout).and_then(|json| {
+        let got = api.get_text(&url, api.settings().timeout);
+        let result = got.map_err(|e| e.to_string()).and_then(|json| {
             let (specs, rejected) = parse_elements_lenient(&json)?;
             Ok(((self.elements.check_size(specs)?, rejected), json))
         });

@@ -292,7 +292,7 @@ fn from_http(api: &Api, url: &str, limit: Duration) -> Reading {
             Reading::unknown("ha.url answered without a \"role\" string".into())
         }
         Ok(Err(e)) => Reading::unknown(format!("ha.url: {}", api.redact(&e.to_string()))),
-        Err(e) => Reading::unknown(format!("ha.url: {}", api.redact(&e))),
+        Err(e) => Reading::unknown(format!("ha.url: {e}")),
     }
 }
 

@@ -12,6 +12,7 @@ use crate::config::{ClientSettings, Transport as TransportSetting};
 use crate::problems::Problems;
 use crate::program::ProcessGroups;
 use crate::text::truncate_at_char;
+use crate::tls::TlsError;
 
 /// The client the lanes, the HA watcher and the element-list fetch share, replaced as a whole
 /// when its files are read again (HUP). None while what the settings name on the host is
@@ -57,7 +58,8 @@ impl SharedClient {
         *self.last_try.lock() = Instant::now();
         let loaded = self.configured.load().map_err(|e| (e.param, e.to_string()));
         let built = loaded.and_then(|s| {
-            SmgrClient::with_programs(s, self.programs.clone()).map_err(|e| ("smgr.url", e))
+            SmgrClient::with_programs(s, self.programs.clone())
+                .map_err(|e| (e.param.unwrap_or("smgr.url"), e.why))
         });
         for param in CLIENT_PARAMS {
             if built.as_ref().err().is_none_or(|(p, _)| *p != param) {
@@ -118,7 +120,7 @@ pub struct SmgrClient {
 }
 
 impl SmgrClient {
-    pub fn new(settings: ClientSettings) -> Result<Self, String> {
+    pub fn new(settings: ClientSettings) -> Result<Self, TlsError> {
         SmgrClient::with_programs(settings, Arc::default())
     }
 
@@ -126,7 +128,7 @@ impl SmgrClient {
     pub fn with_programs(
         settings: ClientSettings,
         programs: Arc<ProcessGroups>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, TlsError> {
         let api = Arc::new(Api::new(settings)?);
         let s = api.settings();
         let transport: Box<dyn Transport> = match &s.transport {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::outcome::answer_text;
 use super::{path_segment, retry_after, Delivery, Outcome, Transport};
 use crate::config::{Auth, ClientSettings};
-use crate::tls::client_config;
+use crate::tls::{client_config, TlsError};
 
 /// `smgr.url` and what reaching it takes. Every request to System Manager is built here.
 pub struct Api {
@@ -16,7 +16,7 @@ pub struct Api {
 }
 
 impl Api {
-    pub fn new(settings: ClientSettings) -> Result<Self, String> {
+    pub fn new(settings: ClientSettings) -> Result<Self, TlsError> {
         let mut builder = ureq::AgentBuilder::new()
             .timeout_connect(settings.timeout.min(Duration::from_secs(10)))
             .timeout(settings.timeout)
@@ -115,31 +115,66 @@ impl Api {
     }
 
     /// The status System Manager answers a GET of `url` with, credentials sent: what
-    /// `omcmsync check` learns about authentication. Transport errors are `Err`.
-    pub fn get_status(&self, url: &str) -> Result<u16, String> {
+    /// `omcmsync check` learns about authentication. Only [`GetError::Unreachable`] is an error.
+    pub fn get_status(&self, url: &str) -> Result<u16, GetError> {
         match self.request("GET", url).call() {
             Ok(resp) => Ok(resp.status()),
             Err(ureq::Error::Status(status, _)) => Ok(status),
-            Err(ureq::Error::Transport(t)) => Err(self.redact(&t.to_string())),
+            Err(ureq::Error::Transport(t)) => {
+                Err(GetError::Unreachable(self.redact(&t.to_string())))
+            }
         }
     }
 
-    /// GETs a JSON document under the base URL (the HA role), within `limit` (and
-    /// `smgr.timeout.ms`).
-    pub fn get_json(&self, url: &str, limit: Duration) -> Result<serde_json::Value, String> {
-        let text = self.get_text(url, limit)?;
-        serde_json::from_str(&text).map_err(|e| e.to_string())
-    }
-
-    /// GETs a document under the base URL as text (the element list), within `limit` (and
-    /// `smgr.timeout.ms`).
-    pub fn get_text(&self, url: &str, limit: Duration) -> Result<String, String> {
-        self.request("GET", url)
+    /// GETs a document under the base URL as text (the element list, the HA role), within
+    /// `limit` (and `smgr.timeout.ms`). Anything but a 2xx answer is an error.
+    pub fn get_text(&self, url: &str, limit: Duration) -> Result<String, GetError> {
+        let answer = self
+            .request("GET", url)
             .timeout(limit.min(self.settings.timeout))
-            .call()
-            .map_err(|e| e.to_string())?
-            .into_string()
-            .map_err(|e| e.to_string())
+            .call();
+        match answer {
+            Ok(resp) if (200..300).contains(&resp.status()) => resp
+                .into_string()
+                .map_err(|e| GetError::Body(self.redact(&e.to_string()))),
+            Ok(resp) => Err(GetError::Status(resp.status())),
+            Err(ureq::Error::Status(status, _)) => Err(GetError::Status(status)),
+            Err(ureq::Error::Transport(t)) => {
+                Err(GetError::Unreachable(self.redact(&t.to_string())))
+            }
+        }
+    }
+}
+
+/// Why a GET from System Manager gave no document; its text is already redacted of
+/// credentials.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GetError {
+    /// Not reached: the name, the connection, TLS or the time limit.
+    Unreachable(String),
+    /// Answered, with a status other than 2xx (redirects are not followed).
+    Status(u16),
+    /// Answered, but the body could not be read as text (too long, not UTF-8, cut short).
+    Body(String),
+}
+
+impl GetError {
+    /// System Manager refused the credentials.
+    pub fn refused_credentials(&self) -> bool {
+        matches!(self, GetError::Status(401 | 403))
+    }
+}
+
+impl std::fmt::Display for GetError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GetError::Unreachable(why) => f.write_str(why),
+            GetError::Status(status @ (401 | 403)) => {
+                write!(f, "HTTP {status}: credentials refused")
+            }
+            GetError::Status(status) => write!(f, "HTTP {status}"),
+            GetError::Body(why) => write!(f, "answer not readable: {why}"),
+        }
     }
 }
 
@@ -157,5 +192,73 @@ impl Transport for Http {
 
     fn refusal(&self, status: u16) -> String {
         format!("System Manager refused a request with HTTP {status}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::StatusCodes;
+    use std::io::{Read, Write};
+
+    /// An API on a loopback server that answers each connection with the next of `answers`.
+    fn api_answering(answers: &[&'static str]) -> (Api, std::thread::JoinHandle<()>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let answers = answers.to_vec();
+        let server = std::thread::spawn(move || {
+            for answer in answers {
+                let (mut conn, _) = listener.accept().unwrap();
+                let mut request = [0u8; 4096];
+                let _ = conn.read(&mut request);
+                conn.write_all(answer.as_bytes()).unwrap();
+            }
+        });
+        let settings = ClientSettings {
+            transport: crate::config::Transport::Http,
+            base_url: url::Url::parse(&format!("http://127.0.0.1:{port}")).unwrap(),
+            resync_path: "/r/{element}".into(),
+            tls: crate::tls::TlsFiles::default(),
+            tls_config: None,
+            auth: Auth::Bearer("s3cr3t".into()),
+            secret_file: None,
+            timeout: Duration::from_secs(5),
+            codes: StatusCodes::default(),
+        };
+        (Api::new(settings).unwrap(), server)
+    }
+
+    #[test]
+    fn a_get_is_a_document_only_with_2xx() {
+        let (api, server) = api_answering(&[
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n[]",
+            "HTTP/1.1 302 Found\r\nLocation: /x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n[]",
+            "HTTP/1.1 401 No\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            "HTTP/1.1 500 No\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        ]);
+        let url = api.url("/e");
+        let get = || api.get_text(&url, Duration::from_secs(5));
+        assert_eq!(get(), Ok("[]".into()));
+        assert_eq!(get(), Err(GetError::Status(302)));
+        let refused = get().unwrap_err();
+        assert!(refused.refused_credentials(), "{refused:?}");
+        assert_eq!(refused.to_string(), "HTTP 401: credentials refused");
+        assert_eq!(get().unwrap_err().to_string(), "HTTP 500");
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn an_unreachable_smgr_is_told_apart_from_an_answer() {
+        let (api, server) = api_answering(&[]);
+        server.join().unwrap(); // The listener is closed: nothing answers on its port.
+        let url = api.url("/e");
+        assert!(matches!(
+            api.get_text(&url, Duration::from_secs(5)),
+            Err(GetError::Unreachable(_))
+        ));
+        assert!(matches!(
+            api.get_status(&url),
+            Err(GetError::Unreachable(_))
+        ));
     }
 }

@@ -11,7 +11,7 @@ mod outcome;
 
 pub use client::{SharedClient, SmgrClient, LOAD_RETRY};
 pub use command::RETRY_EXIT;
-pub use http::Api;
+pub use http::{Api, GetError};
 pub use outcome::{retry_after, Outcome, ANSWER_BYTES};
 
 /// One request as a transport hands it on.

@@ -198,7 +198,11 @@ fn check_action(report: &mut Report, action: &Action, label: &str) {
     let client = match SmgrClient::new(config.client.clone()) {
         Ok(c) => c,
         Err(e) => {
-            report.fail("smgr", &e, "the smgr.tls.* files (docs/configuration.md)");
+            let fix = match e.param {
+                Some(param) => format!("{param} (docs/configuration.md)"),
+                None => "the smgr.tls.* files (docs/configuration.md)".into(),
+            };
+            report.fail("smgr", &e.why, &fix);
             return;
         }
     };

@@ -182,9 +182,18 @@ fn tls_handshake(
 pub fn smgr_elements(report: &mut Report, client: &SmgrClient) -> Vec<ElementSpec> {
     let api = client.api();
     let url = api.url(ELEMENTS_PATH);
-    let list = api
-        .get_text(&url, api.settings().timeout)
-        .and_then(|text| parse_elements_lenient(&text));
+    let list = match api.get_text(&url, api.settings().timeout) {
+        Ok(text) => parse_elements_lenient(&text),
+        Err(e) if e.refused_credentials() => {
+            report.fail(
+                "elements",
+                &format!("{url}: {e}"),
+                "the account in smgr.tokenfile (or smgr.user) must be allowed to read the element list",
+            );
+            return Vec::new();
+        }
+        Err(e) => Err(e.to_string()),
+    };
     match list {
         Ok((specs, rejected)) if rejected.is_empty() => {
             report.pass("elements", &format!("{} from {url}", specs.len()));
