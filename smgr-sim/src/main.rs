@@ -23,6 +23,10 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use omcmsync::deliver::ResyncBody;
+use omcmsync::ha::RoleAnswer;
+use omcmsync::resync::Scope;
+
 use http::{read_request, write_response, ReadError, Request, Response};
 
 /// A fault to inject into resync POSTs: the body of `POST /sim/fault` (absent fields: no
@@ -276,7 +280,10 @@ fn route(req: &Request, peer: &Peer, state: &Shared) -> Option<Response> {
             let s = lock(state);
             Response::json(200, json!({"received": s.received, "items": s.items}))
         }
-        ("GET", "/ha") => Response::json(200, json!({"role": lock(state).role})),
+        ("GET", "/ha") => {
+            let role = lock(state).role.clone();
+            Response::json(200, json!(RoleAnswer { role }))
+        }
         ("GET", "/inventory/cm/v1/elements") => elements(state),
         ("POST", p) if p.ends_with("/resync") => return resync(req, p, &body, peer, state),
         _ => Response::json(404, json!({"error": "not found"})),
@@ -343,10 +350,22 @@ fn resync(
     let element = percent_encoding::percent_decode_str(segment)
         .decode_utf8_lossy()
         .into_owned();
-    let requests = body.get("requests").and_then(Value::as_array);
-    let ids: Vec<&str> = requests
-        .map(|r| r.iter().filter_map(|i| i.get("id")?.as_str()).collect())
-        .unwrap_or_default();
+    // Read as omcmsync's own type (what it declares it sends); recorded as it came.
+    let posted = match serde_json::from_slice::<ResyncBody>(&req.body) {
+        Ok(posted) => posted,
+        Err(e) => {
+            let why = format!("not a resync request body: {e}");
+            return Some(Response::json(400, json!({ "error": why })));
+        }
+    };
+    let ids: Vec<&str> = posted
+        .requests
+        .iter()
+        .filter_map(|item| match &item.scope {
+            Scope::Object { id, .. } => Some(id.as_str()),
+            _ => None,
+        })
+        .collect();
     // Down: no answer at all.
     let fault = take_fault(state, &element, &ids)?;
     std::thread::sleep(Duration::from_millis(fault.delay_ms));
@@ -356,7 +375,7 @@ fn resync(
     if let Some(status) = fault.status {
         return Some(refusal(req, &fault, status));
     }
-    let count = requests.map_or(0, Vec::len);
+    let count = posted.requests.len();
     record(
         state,
         count,
@@ -457,5 +476,34 @@ mod tests {
         assert_eq!(lock(&state).faults.len(), 1);
         assert_eq!(status(json!({"clear": true})), 200);
         assert!(lock(&state).faults.is_empty());
+    }
+
+    #[test]
+    fn a_resync_body_is_read_as_omcmsync_declares_it() {
+        let state = Shared::default();
+        let post = |body: &str| {
+            let req = Request {
+                method: "POST".into(),
+                path: "/inventory/cm/v1/elements/cm%2Deast/resync".into(),
+                headers: Vec::new(),
+                body: body.as_bytes().to_vec(),
+            };
+            let peer = Peer {
+                addr: None,
+                tls: false,
+            };
+            route(&req, &peer, &state).map(|r| r.status)
+        };
+        let good =
+            r#"{"element":"cm-east","requests":[{"scope":"object","type":"station","id":"1001"}]}"#;
+        assert_eq!(post(good), Some(200));
+        assert_eq!(post(r#"{"element":"cm-east"}"#), Some(400));
+        assert_eq!(
+            post(r#"{"element":"cm-east","requests":[{"scope":"galaxy"}]}"#),
+            Some(400)
+        );
+        assert_eq!(post("ÿ not json"), Some(400));
+        let s = lock(&state);
+        assert_eq!((s.received, s.items), (1, 1));
     }
 }
