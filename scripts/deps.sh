@@ -10,7 +10,8 @@
 #   man-db                    renders the packaged man pages in the packaging test (man -l)
 #   logrotate                 runs the shipped logrotate file in its test
 #   python3-prometheus-client parses `omcmsync status --format openmetrics` in its test
-omcm_packages="rsyslog rsyslog-gnutls libclang-dev valgrind binutils python3 rpm rpm2cpio cpio debootstrap checkpolicy semodule-utils apparmor libfaketime man-db logrotate python3-prometheus-client"
+#   openssh-server openssh-client  a real sshd in front of the CM stand-in, ssh-keygen (tests/ossi.rs)
+omcm_packages="openssh-server openssh-client rsyslog rsyslog-gnutls libclang-dev valgrind binutils python3 rpm rpm2cpio cpio debootstrap checkpolicy semodule-utils apparmor libfaketime man-db logrotate python3-prometheus-client"
 
 omcm_install_deps() {
     local missing=()
@@ -22,7 +23,16 @@ omcm_install_deps() {
         local sudo=""
         [ "$(id -u)" -eq 0 ] || sudo="sudo"
         $sudo apt-get update -qq
+        # No service of a package installed here is started (openssh-server's sshd on port 22,
+        # rsyslog's): the tests start their own daemons. policy-rc.d says so to invoke-rc.d.
+        local policy=/usr/sbin/policy-rc.d own_policy=""
+        if [ ! -e "$policy" ]; then
+            printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+            $sudo chmod 755 "$policy"
+            own_policy=1
+        fi
         DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+        [ -z "$own_policy" ] || $sudo rm -f "$policy"
     fi
     # The distribution's rsyslog service is not ours to run: tests start their own daemons.
     command -v cargo >/dev/null || { echo "cargo not found: install the Rust toolchain (rustup)"; exit 1; }

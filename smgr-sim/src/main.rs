@@ -3,12 +3,15 @@
 //!     smgr-sim serve [--http ADDR] [--https ADDR --cert F --key F [--client-ca F]]
 //!                    [--record FILE] [--elements FILE] [--role active|standby] [--token T]
 //!     smgr-sim gen-certs DIR
+//!     smgr-sim cm --scenario FILE [--log FILE]
 //!
 //! Serves the resync contract over HTTP and HTTPS (optionally requiring client certificates),
 //! the elements list and the HA role, records every resync POST as one JSON line, and injects
 //! faults on command (`POST /sim/fault`). Prints `listening http=ADDR https=ADDR` once ready.
+//! `cm` is a CM SAT stand-in speaking OSSI on standard input and output, for sshd to run.
 
 mod certs;
+mod cm;
 mod http;
 
 use std::io::Write;
@@ -89,6 +92,15 @@ enum Command {
     /// Write a throwaway PKI into DIR: ca.pem, server.pem, client.pem (expired-client.pem,
     /// expiring-client.pem), other-ca.pem, other-server.pem, each with its -key.pem.
     GenCerts { dir: PathBuf },
+    /// Speak OSSI as CM's SAT on standard input and output (sshd's ForceCommand), as FILE
+    /// (JSON: history, clock, faults) says, read at each session.
+    Cm {
+        #[arg(long, value_name = "FILE")]
+        scenario: PathBuf,
+        /// Append each command received to FILE.
+        #[arg(long, value_name = "FILE")]
+        log: Option<PathBuf>,
+    },
 }
 
 #[derive(Args)]
@@ -127,6 +139,7 @@ fn main() {
     let result = match Cli::parse().command {
         Command::Serve(args) => serve(args),
         Command::GenCerts { dir } => certs::generate(&dir),
+        Command::Cm { scenario, log } => cm::run(&scenario, log.as_deref()),
     };
     if let Err(e) = result {
         eprintln!("smgr-sim: {e}");

@@ -1,12 +1,14 @@
 //! Reading one OSSI reply: whatever CM (or anything on its port) sends, never a panic.
 
+use serde::{Deserialize, Serialize};
+
 /// The code of the error line CM answers a list that matches nothing with
 /// (`1 00000000 29cf No records match ...`): no records, not a failure.
 pub const NO_RECORDS: &str = "29cf";
 
 /// One value of a record, with the field id its `f` line gave it (None: a value beyond the
 /// ids). Ids can repeat within a reply: a record is a list, not a map.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Field {
     pub id: Option<String>,
     pub value: String,
@@ -15,7 +17,7 @@ pub struct Field {
 pub type Record = Vec<Field>;
 
 /// An `e` line: error number, the field it is about (zeros when none), a 4-hex code, text.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorLine {
     pub number: String,
     pub field: String,
@@ -24,7 +26,7 @@ pub struct ErrorLine {
 }
 
 /// One reply, as far as it went.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reply {
     pub records: Vec<Record>,
     pub errors: Vec<ErrorLine>,

@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+pub mod cm;
 pub mod packages;
 
 use std::io::Write;
@@ -582,19 +583,24 @@ pub fn install_etc(dir: &TestDir) {
     std::fs::copy(etc.join("tls/ca.pem"), etc.join("tls/smgr-ca.pem")).unwrap();
 }
 
-/// smgr-sim, a workspace member of its own (cargo's `CARGO_BIN_EXE_*` names only this
-/// package's programs): the one built beside this test, in `target/<profile>/`.
+/// smgr-sim, a workspace member of its own: see [`workspace_bin`].
 pub fn smgr_sim_bin() -> PathBuf {
+    workspace_bin("smgr-sim")
+}
+
+/// A program of another workspace member (cargo's `CARGO_BIN_EXE_*` names only this package's
+/// programs): the one built beside this test, in `target/<profile>/`.
+pub fn workspace_bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("the test's own path");
     // target/<profile>/deps/<test>-<hash>
     let bin = exe
         .parent()
         .and_then(Path::parent)
         .expect("the test's profile directory")
-        .join("smgr-sim");
+        .join(name);
     assert!(
         bin.is_file(),
-        "{} is missing: build it with `cargo build -p smgr-sim` (`--release` for benches)",
+        "{} is missing: build it with `cargo build -p {name}` (`--release` for benches)",
         bin.display()
     );
     bin
