@@ -876,7 +876,7 @@ fn recovery() {
                     login: Some("dadmin".into()),
                     reason: None,
                     at_ms: now,
-                    standby: false,
+                    origin: omcmsync::resync::Origin::Heard,
                 })
                 .collect(),
         )

@@ -129,7 +129,7 @@ fn map_bytes_per_key(keys: usize) -> f64 {
             login: Some("dadmin".into()),
             reason: None,
             at_ms: 1_764_065_702_123 + seq,
-            standby: false,
+            origin: omcmsync::resync::Origin::Heard,
         };
         pending.merge(change, seq, u64::MAX);
     }

@@ -22,7 +22,7 @@ use crate::ha::{Admission, Gate};
 use crate::line::{Malformed, ReceivedLine};
 use crate::problems::Problems;
 use crate::records::{LineRecord, RecordFile};
-use crate::resync::{Change, Key, Scope, ShortText};
+use crate::resync::{Change, Key, Origin, Scope, ShortText};
 
 /// How often a `rules.file` that could not be read at start is looked for.
 const RULES_RETRY: Duration = Duration::from_secs(1);
@@ -304,7 +304,8 @@ fn queue_event(
     at_ms: u64,
 ) {
     let before = changes.len();
-    push_changes(changes, element.clone(), e, at_ms, held);
+    let origin = if held { Origin::Standby } else { Origin::Heard };
+    push_changes(changes, element.clone(), e, at_ms, origin);
     let n = (changes.len() - before) as u64;
     tally.changes_queued += n;
     if held {
@@ -312,7 +313,7 @@ fn queue_event(
     }
 }
 
-fn push_changes(out: &mut Vec<Change>, element: Arc<str>, e: &Event, at_ms: u64, standby: bool) {
+fn push_changes(out: &mut Vec<Change>, element: Arc<str>, e: &Event, at_ms: u64, origin: Origin) {
     let ty = e.object.type_name.clone();
     let change = |scope: Scope, reason: Option<String>| Change {
         key: Key {
@@ -323,7 +324,7 @@ fn push_changes(out: &mut Vec<Change>, element: Arc<str>, e: &Event, at_ms: u64,
         login: e.login.map(ShortText::from),
         reason,
         at_ms,
-        standby,
+        origin,
     };
     match e.target {
         Target::Object(id) => out.push(change(Scope::Object { ty, id: id.into() }, None)),

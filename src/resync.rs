@@ -31,8 +31,40 @@ pub enum Scope {
     Element,
 }
 
-/// The `origin` of a change heard while this node was standby (log records and requests).
-pub const ORIGIN_STANDBY: &str = "standby";
+/// Where the knowledge of a change came from: `origin` in the queue log and in requests
+/// (absent: heard by syslog on the active node). A key takes the greatest of its changes'
+/// origins: heard beats found by reconciliation (it was not missed after all), and a change
+/// heard on a standby marks the key as such.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Origin {
+    /// Not heard: found in CM's own history by a reconciliation.
+    Reconcile,
+    #[default]
+    Heard,
+    /// Heard while this node was standby (held until it is active).
+    Standby,
+}
+
+impl Origin {
+    /// Its `origin` value; none for a change heard on the active node.
+    pub fn name(self) -> Option<&'static str> {
+        match self {
+            Origin::Reconcile => Some("reconcile"),
+            Origin::Heard => None,
+            Origin::Standby => Some("standby"),
+        }
+    }
+
+    /// Reads an `origin` value; one a newer release wrote and this one does not know is
+    /// taken as heard.
+    pub fn from_name(name: Option<&str>) -> Origin {
+        match name {
+            Some("reconcile") => Origin::Reconcile,
+            Some("standby") => Origin::Standby,
+            _ => Origin::Heard,
+        }
+    }
+}
 
 /// The reason of a resync an operator asked for (`omcmsync resync`).
 pub const OPERATOR_RESYNC: &str = "operator resync";
@@ -54,8 +86,7 @@ pub struct Change {
     pub reason: Option<String>,
     /// When rsyslog received it, milliseconds since the Unix epoch.
     pub at_ms: u64,
-    /// Heard while this node was standby (held until it is active; `origin: "standby"`).
-    pub standby: bool,
+    pub origin: Origin,
 }
 
 /// The verbs that touched a key: a bit per verb (a `BTreeSet` allocated a node per key).

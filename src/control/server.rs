@@ -28,7 +28,7 @@ use crate::ha::Gate;
 use crate::logging;
 use crate::queue::Queue;
 use crate::records::{OperatorRecord, RecordFile};
-use crate::resync::{Change, Key, Scope};
+use crate::resync::{Change, Key, Origin, Scope};
 use crate::supervise::Context;
 
 /// Connections served at once; one more is answered "busy" and closed.
@@ -366,7 +366,7 @@ impl Control {
             reason: (!matches!(scope, Scope::Object { .. }))
                 .then(|| crate::resync::OPERATOR_RESYNC.into()),
             at_ms: now_ms(),
-            standby: false,
+            origin: Origin::Heard,
         };
         if let Err(e) = self.queue.submit_synced(vec![change]) {
             return Failure::json(&format!("the queue refused the request: {e}"));

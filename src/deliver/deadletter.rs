@@ -27,7 +27,7 @@ use crate::counters::Counters;
 use crate::deliver::{ResyncBody, ResyncItem};
 use crate::logging;
 use crate::problems::Problems;
-use crate::resync::{Change, Key, ShortText};
+use crate::resync::{Change, Key, Origin, ShortText};
 
 /// A line longer than this is not a record (ours are a few kilobytes): skipped, never held.
 const MAX_RECORD: u64 = 4 << 20;
@@ -490,7 +490,7 @@ pub fn changes_of(record: &Record) -> Vec<Change> {
                         login: login.clone(),
                         reason: reason.clone(),
                         at_ms: now,
-                        standby: false,
+                        origin: Origin::Heard,
                     });
                 }
             }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::rfc3339;
 use crate::queue::Entry;
-use crate::resync::{Key, Scope, ShortText, VerbSet, ORIGIN_STANDBY};
+use crate::resync::{Key, Scope, ShortText, VerbSet};
 
 /// The body of one POST: one element's requests (docs/smgr-api.md). The dead-letter store and
 /// smgr-sim read it back with this type; `R` lets a reader take the requests one at a time
@@ -83,7 +83,7 @@ fn item(scope: &Scope, entry: &Entry) -> ResyncItem {
         count: entry.count,
         first_seen: rfc3339(entry.first_ms),
         last_seen: rfc3339(entry.last_ms),
-        origin: entry.standby.then(|| ORIGIN_STANDBY.to_owned()),
+        origin: entry.origin.name().map(str::to_owned),
     }
 }
 
@@ -125,6 +125,7 @@ fn idempotency_key(
 mod tests {
     use super::*;
     use crate::classify::Verb;
+    use crate::resync::Origin;
 
     fn station(id: &str, seq: u64) -> (Key, Entry) {
         let key = Key {
@@ -144,7 +145,7 @@ mod tests {
             last_ms: 1_764_065_702_123,
             due_ms: 0,
             in_flight: false,
-            standby: false,
+            origin: Origin::Heard,
         };
         (key, entry)
     }

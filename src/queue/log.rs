@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::pending::{Entry, Logins};
 use crate::classify::Verb;
-use crate::resync::{Change, Key, Scope, VerbSet, ORIGIN_STANDBY};
+use crate::resync::{Change, Key, Origin, Scope, VerbSet};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Record {
@@ -337,10 +337,10 @@ enum Line<'a> {
     },
 }
 
-/// `origin` as records hold it: only a change heard on a standby says where it came from.
+/// `origin` as records hold it: absent for a change heard on the active node.
 #[cfg(test)]
-fn origin(standby: bool) -> Option<Cow<'static, str>> {
-    standby.then_some(Cow::Borrowed(ORIGIN_STANDBY))
+fn origin(origin: Origin) -> Option<Cow<'static, str>> {
+    origin.name().map(Cow::Borrowed)
 }
 
 #[cfg(test)]
@@ -356,7 +356,7 @@ impl<'a> Line<'a> {
                 login: change.login.as_deref().map(Cow::Borrowed),
                 reason: change.reason.as_deref().map(Cow::Borrowed),
                 at: change.at_ms,
-                origin: origin(change.standby),
+                origin: origin(change.origin),
             },
             Record::Done { seq, key } => Line::Done {
                 seq: *seq,
@@ -379,7 +379,7 @@ impl<'a> Line<'a> {
             first: entry.first_ms,
             last: entry.last_ms,
             due: entry.due_ms,
-            origin: origin(entry.standby),
+            origin: origin(entry.origin),
         }
     }
 }
@@ -405,7 +405,7 @@ impl Line<'_> {
                     login: login.map(|l| l.as_ref().into()),
                     reason: reason.map(Cow::into_owned),
                     at_ms: at,
-                    standby: standby(origin),
+                    origin: Origin::from_name(origin.as_deref()),
                 },
             },
             Line::Done { seq, el, scope } => Record::Done {
@@ -436,7 +436,7 @@ impl Line<'_> {
                     last_ms: last,
                     due_ms: due,
                     in_flight: false,
-                    standby: standby(origin),
+                    origin: Origin::from_name(origin.as_deref()),
                 },
             },
         }
@@ -448,10 +448,6 @@ fn key(el: Cow<str>, scope: Cow<Scope>) -> Key {
         element: Arc::from(el.as_ref()),
         scope: scope.into_owned(),
     }
-}
-
-fn standby(origin: Option<Cow<str>>) -> bool {
-    origin.as_deref() == Some(ORIGIN_STANDBY)
 }
 
 /// Appends `<crc> <json>\n`: [`Line`]'s JSON, written field by field straight into `out`.
@@ -473,7 +469,7 @@ fn encode(r: &Record, out: &mut Vec<u8>) {
             o.opt_str("login", change.login.as_deref());
             o.opt_str("reason", change.reason.as_deref());
             o.num("at", change.at_ms);
-            o.origin(change.standby);
+            o.origin(change.origin);
         }),
         Record::Done { seq, key } => framed(out, |o| {
             o.str("t", "done");
@@ -497,7 +493,7 @@ fn encode_entry(element: &str, scope: &Scope, entry: &Entry, out: &mut Vec<u8>) 
         o.num("first", entry.first_ms);
         o.num("last", entry.last_ms);
         o.num("due", entry.due_ms);
-        o.origin(entry.standby);
+        o.origin(entry.origin);
     })
 }
 
@@ -605,9 +601,9 @@ impl<'a> Object<'a> {
         }
     }
 
-    fn origin(&mut self, standby: bool) {
-        if standby {
-            self.str("origin", ORIGIN_STANDBY);
+    fn origin(&mut self, origin: Origin) {
+        if let Some(name) = origin.name() {
+            self.str("origin", name);
         }
     }
 
@@ -651,7 +647,7 @@ mod tests {
                 login: Some("dadmin".into()),
                 reason: None,
                 at_ms: 5,
-                standby: false,
+                origin: Origin::Heard,
             },
         }
     }
@@ -705,7 +701,7 @@ mod tests {
                     login: Some("d\u{e9}admin\t\u{1}".into()),
                     reason: Some("add next".into()),
                     at_ms: u64::MAX,
-                    standby: false,
+                    origin: Origin::Heard,
                 },
             },
             Record::Done {
@@ -727,7 +723,7 @@ mod tests {
                     last_ms: 2,
                     due_ms: 3,
                     in_flight: false,
-                    standby: true,
+                    origin: Origin::Standby,
                 },
             },
         ];
@@ -836,7 +832,11 @@ mod tests {
             last_ms: 1_764_065_762_456,
             due_ms: 1_764_065_765_000,
             in_flight: false,
-            standby,
+            origin: if standby {
+                Origin::Standby
+            } else {
+                Origin::Heard
+            },
         };
         let add =
             |seq, k: Key, verb, login: Option<&str>, reason: Option<&str>, standby| Record::Add {
@@ -847,7 +847,11 @@ mod tests {
                     login: login.map(Into::into),
                     reason: reason.map(Into::into),
                     at_ms: 1_764_065_702_123 + seq,
-                    standby,
+                    origin: if standby {
+                        Origin::Standby
+                    } else {
+                        Origin::Heard
+                    },
                 },
             };
         vec![
@@ -974,13 +978,17 @@ mod tests {
         })
     }
 
+    fn any_origin(n: u8) -> Origin {
+        [Origin::Reconcile, Origin::Heard, Origin::Standby][usize::from(n % 3)]
+    }
+
     fn any_add() -> impl proptest::strategy::Strategy<Value = Record> {
         use proptest::prelude::*;
         let verb = proptest::sample::select(Verb::ALL.to_vec());
         let (login, reason) = (proptest::option::of(text()), proptest::option::of(text()));
-        let times = any::<(u64, u64, bool)>();
+        let times = any::<(u64, u64, u8)>();
         (any_key(), verb, login, reason, times).prop_map(
-            |(key, verb, login, reason, (seq, at_ms, standby))| Record::Add {
+            |(key, verb, login, reason, (seq, at_ms, origin))| Record::Add {
                 seq,
                 change: Change {
                     key,
@@ -988,7 +996,7 @@ mod tests {
                     login: login.map(Into::into),
                     reason,
                     at_ms,
-                    standby,
+                    origin: any_origin(origin),
                 },
             },
         )
@@ -998,10 +1006,10 @@ mod tests {
         use proptest::prelude::*;
         let verbs = proptest::collection::vec(proptest::sample::select(Verb::ALL.to_vec()), 0..3);
         let logins = proptest::collection::vec(text(), 0..3);
-        let numbers = any::<(u64, u64, u64, u64, u64, bool)>();
+        let numbers = any::<(u64, u64, u64, u64, u64, u8)>();
         let reason = proptest::option::of(text());
         (any_key(), verbs, logins, reason, numbers).prop_map(
-            |(key, verbs, logins, reason, (seq, count, first_ms, last_ms, due_ms, standby))| {
+            |(key, verbs, logins, reason, (seq, count, first_ms, last_ms, due_ms, origin))| {
                 Record::Entry {
                     key,
                     entry: Entry {
@@ -1014,7 +1022,7 @@ mod tests {
                         last_ms,
                         due_ms,
                         in_flight: false,
-                        standby,
+                        origin: any_origin(origin),
                     },
                 }
             },

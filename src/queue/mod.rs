@@ -30,7 +30,7 @@ pub use self::log::Recovery;
 use self::log::{Log, Record};
 pub use self::pending::{DueBatch, Entry, Pending};
 use self::sync::Durability;
-use crate::resync::{Change, Key};
+use crate::resync::{Change, Key, Origin};
 use crate::supervise::{self, Context};
 
 /// The longest a worker waits for the queue (a compaction holding it, a slow disk, an fsync
@@ -177,7 +177,7 @@ impl Ledger {
                 login: None,
                 reason: Some(reason.to_owned()),
                 at_ms: crate::clock::now_ms(),
-                standby: false,
+                origin: Origin::Heard,
             };
             let seq = self.next_seq;
             self.apply(Record::Add { seq, change }, now);
@@ -567,7 +567,7 @@ mod tests {
             login: None,
             reason: None,
             at_ms: at,
-            standby: false,
+            origin: Origin::Heard,
         }
     }
 

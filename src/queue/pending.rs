@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use smallvec::SmallVec;
 
-use crate::resync::{Change, Key, Scope, ShortText, VerbSet};
+use crate::resync::{Change, Key, Origin, Scope, ShortText, VerbSet};
 
 /// At most this many logins are listed per request.
 const MAX_LOGINS: usize = 8;
@@ -31,8 +31,8 @@ pub struct Entry {
     pub due_ms: u64,
     /// A request for it is in flight (runtime only).
     pub in_flight: bool,
-    /// A change of it was heard while this node was standby.
-    pub standby: bool,
+    /// The greatest of its changes' origins.
+    pub origin: Origin,
 }
 
 /// The logins of one key.
@@ -168,13 +168,13 @@ impl Pending {
                     last_ms: at,
                     due_ms: sched_at + window_ms,
                     in_flight: false,
-                    standby: false,
+                    origin: change.origin,
                 })
             }
         };
         entry.seq = entry.seq.max(seq);
         entry.count += 1;
-        entry.standby |= change.standby;
+        entry.origin = entry.origin.max(change.origin);
         entry.verbs.insert(change.verb);
         if let Some(login) = &change.login {
             add_login(&mut entry.logins, login);
@@ -218,7 +218,7 @@ impl Pending {
                     m.first_ms = m.first_ms.min(e.first_ms);
                     m.last_ms = m.last_ms.max(e.last_ms);
                     m.due_ms = m.due_ms.min(e.due_ms);
-                    m.standby |= e.standby;
+                    m.origin = m.origin.max(e.origin);
                     m
                 }
             });
@@ -404,7 +404,7 @@ mod tests {
             login: Some("dadmin".into()),
             reason: None,
             at_ms: at,
-            standby: false,
+            origin: Origin::Heard,
         }
     }
 
@@ -413,6 +413,34 @@ mod tests {
             ty: "station".into(),
             id: id.into(),
         }
+    }
+
+    #[test]
+    fn a_key_takes_the_greatest_origin_of_its_changes() {
+        let mut p = Pending::new(0, 500);
+        let with = |id: &str, origin: Origin| Change {
+            origin,
+            ..change("cm", station(id), Verb::Change, 100)
+        };
+        p.merge(with("1", Origin::Reconcile), 1, u64::MAX);
+        p.merge(with("2", Origin::Reconcile), 2, u64::MAX);
+        p.merge(with("2", Origin::Heard), 3, u64::MAX);
+        p.merge(with("3", Origin::Standby), 4, u64::MAX);
+        p.merge(with("3", Origin::Reconcile), 5, u64::MAX);
+        let mut got: Vec<(Scope, Origin)> = p
+            .take_due(200, 100, |_| 0)
+            .remove(0)
+            .items
+            .into_iter()
+            .map(|(k, e)| (k.scope, e.origin))
+            .collect();
+        got.sort();
+        let want = [
+            (station("1"), Origin::Reconcile),
+            (station("2"), Origin::Heard),
+            (station("3"), Origin::Standby),
+        ];
+        assert_eq!(got, want);
     }
 
     #[test]
