@@ -12,6 +12,7 @@ use crate::elements::{system_lookup, Elements};
 use crate::ha::Gate;
 use crate::pipeline::Pipeline;
 use crate::problems::Problems;
+use crate::reconcile::Memory;
 use crate::service::{Lifecycle, Shared};
 use crate::supervise::Hup;
 
@@ -28,7 +29,9 @@ const START_WAIT: Duration = Duration::from_secs(60);
 pub struct Suspend;
 
 pub struct Action {
-    pipeline: Pipeline,
+    pipeline: Arc<Pipeline>,
+    /// What reconciliation remembers: the action tells it what was heard.
+    memory: Arc<Memory>,
     service: Lifecycle,
     /// Set by [`Action::reopen`], taken by the service's element refresher.
     hup: Arc<Hup>,
@@ -52,13 +55,14 @@ impl Action {
         let gate = Arc::new(Gate::new(config.ha.clone()));
         let counters: Arc<Counters> = Arc::default();
         let problems = Arc::new(Problems::new(counters.clone()));
-        let pipeline = Pipeline::new(
+        let pipeline = Arc::new(Pipeline::new(
             &config,
             elements.clone(),
             gate.clone(),
             counters.clone(),
             problems.clone(),
-        );
+        ));
+        let memory = Arc::new(Memory::new(config.reconcile.silence));
         let hup = Arc::new(Hup::default());
         let shared = Shared {
             elements,
@@ -66,9 +70,12 @@ impl Action {
             counters: counters.clone(),
             problems: problems.clone(),
             hup: hup.clone(),
+            memory: memory.clone(),
+            reader: pipeline.clone(),
         };
         Action {
             pipeline,
+            memory,
             service: Lifecycle::new(config, shared),
             hup,
             counters,
@@ -124,7 +131,10 @@ impl Action {
         let mut batch = self.pipeline.read(worker, lines).ok_or(Suspend)?;
         // A write that failed was reported by the queue (summarised: a full disk would
         // otherwise log at every retry).
-        queue.submit(batch.take_changes()).map_err(|_| Suspend)?;
+        let changes = batch.take_changes();
+        let heard = self.memory.heard_in(&changes);
+        queue.submit(changes).map_err(|_| Suspend)?;
+        self.memory.note(heard);
         self.pipeline.committed(batch);
         Ok(())
     }

@@ -46,6 +46,12 @@ pub struct Counters {
     /// resyncs an operator asked for (`omcmsync resync`).
     pub operator_requeued: AtomicU64,
     pub operator_resyncs: AtomicU64,
+    /// Reconciliation sessions that were judged; changes they found missed (requested,
+    /// marked reconcile); sessions that gave no judgement (CM unreachable, a login or host
+    /// key refused, a history that could not be read).
+    pub reconcile_runs: AtomicU64,
+    pub reconcile_missed: AtomicU64,
+    pub reconcile_failed: AtomicU64,
     /// Panics caught in background threads (each thread restarted, or given up).
     pub threads_restarted: AtomicU64,
     /// Parameters whose file, program or answer the host lacks now: the action runs degraded
@@ -235,6 +241,9 @@ impl Counters {
             ("ha.unknown".into(), &self.ha_unknown),
             ("operator.requeued".into(), &self.operator_requeued),
             ("operator.resyncs".into(), &self.operator_resyncs),
+            ("reconcile.runs".into(), &self.reconcile_runs),
+            ("reconcile.missed".into(), &self.reconcile_missed),
+            ("reconcile.failed".into(), &self.reconcile_failed),
             ("elements.rejected".into(), &d.elements_rejected),
             ("elements.conflicts".into(), &d.elements_conflicts),
             ("latency.ms.sum".into(), &d.latency_ms_sum),

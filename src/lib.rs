@@ -71,6 +71,7 @@ mod private;
 pub mod problems;
 pub mod program;
 pub mod queue;
+pub mod reconcile;
 pub mod records;
 pub mod resync;
 mod rsyslog;

@@ -21,6 +21,7 @@ use crate::elements::{ElementTable, Elements};
 use crate::ha::{Admission, Gate};
 use crate::line::{Malformed, ReceivedLine};
 use crate::problems::Problems;
+use crate::reconcile::HistoryReader;
 use crate::records::{LineRecord, RecordFile};
 use crate::resync::{Change, Key, Origin, Scope, ShortText};
 
@@ -275,6 +276,29 @@ impl Pipeline {
             .iter()
             .chain(&self.capture)
             .for_each(RecordFile::reopen);
+    }
+}
+
+/// A record of CM's own history, read by a reconciliation: classified as a received line, for
+/// the element it was read from (not by sender), its changes marked `reconcile`.
+impl HistoryReader for Pipeline {
+    fn changes(&self, element: &str, line: &str, at_ms: u64) -> Vec<Change> {
+        let Some(classifier) = self.classifier.get() else {
+            return Vec::new();
+        };
+        let Verdict::Event(e) = classifier.classify(line.as_bytes()) else {
+            return Vec::new();
+        };
+        let table = self.elements.current();
+        let Some(el) = table.get(element) else {
+            return Vec::new();
+        };
+        if !el.notify || e.login.is_some_and(|l| el.ignores_login(l)) {
+            return Vec::new();
+        }
+        let mut changes = Vec::new();
+        push_changes(&mut changes, el.name.clone(), &e, at_ms, Origin::Reconcile);
+        changes
     }
 }
 

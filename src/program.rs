@@ -115,8 +115,27 @@ fn detail(stderr: &str) -> String {
 
 /// Runs `p` and waits for it, at most `p.limit`; never panics.
 pub fn run(p: &Program) -> Ran {
+    run_with(p, false).0
+}
+
+/// At most this much of a program's standard output is kept by [`run_for_output`].
+pub const OUTPUT_BYTES: usize = 64 << 20;
+
+/// As [`run`], keeping what the program writes on its standard output (up to
+/// [`OUTPUT_BYTES`]): the OSSI client's report.
+pub fn run_for_output(p: &Program) -> (Ran, String) {
+    run_with(p, true)
+}
+
+fn run_with(p: &Program, keep_output: bool) -> (Ran, String) {
+    // The exit status comes last on standard output, after the program's own output (if kept).
+    let script = if keep_output {
+        "\"$@\"; printf '\\n%s\\n' $?"
+    } else {
+        "\"$@\" >/dev/null; echo $?"
+    };
     let mut cmd = Command::new("/bin/sh");
-    cmd.args(["-c", "\"$@\" >/dev/null; echo $?", "sh"])
+    cmd.args(["-c", script, "sh"])
         .args(p.argv)
         .process_group(0)
         .stdin(if p.input.is_some() {
@@ -131,7 +150,12 @@ pub fn run(p: &Program) -> Ran {
     }
     let mut child = match cmd.spawn() {
         Ok(child) => child,
-        Err(e) => return Ran::CannotStart(format!("cannot run /bin/sh: {e}")),
+        Err(e) => {
+            return (
+                Ran::CannotStart(format!("cannot run /bin/sh: {e}")),
+                String::new(),
+            )
+        }
     };
     // Standard input written, and the outputs read, on threads of their own: a program that
     // reads nothing, or writes much, must not block us past the limit.
@@ -143,9 +167,9 @@ pub fn run(p: &Program) -> Ran {
     }
     let group = child.id() as i32;
     p.groups.set().insert(group);
-    let status = read_on_thread(child.stdout.take(), usize::MAX);
+    let output = read_on_thread(child.stdout.take(), OUTPUT_BYTES);
     let stderr = read_on_thread(child.stderr.take(), STDERR_BYTES);
-    let answer = status.recv_timeout(p.limit).ok();
+    let answer = output.recv_timeout(p.limit).ok();
     if answer.is_none() {
         kill_group(group);
     }
@@ -153,15 +177,17 @@ pub fn run(p: &Program) -> Ran {
     // Reaped here, or by rsyslogd already.
     let _ = child.wait();
     let Some(answer) = answer else {
-        return Ran::TimedOut;
+        return (Ran::TimedOut, String::new());
     };
     // A grandchild that left the group may hold standard error open: not waited for long.
     let stderr = stderr
         .recv_timeout(Duration::from_millis(200))
         .unwrap_or_default();
-    match answer.trim().parse::<u32>() {
-        Ok(code) => Ran::Exited { code, stderr },
-        Err(_) => Ran::CannotStart("no exit status".into()),
+    let trimmed = answer.trim_end_matches('\n');
+    let (output, status) = trimmed.rsplit_once('\n').unwrap_or(("", trimmed));
+    match status.trim().parse::<u32>() {
+        Ok(code) => (Ran::Exited { code, stderr }, output.to_owned()),
+        Err(_) => (Ran::CannotStart("no exit status".into()), String::new()),
     }
 }
 
@@ -196,6 +222,27 @@ mod tests {
             limit: Duration::from_millis(limit_ms),
             groups: &ProcessGroups::default(),
         })
+    }
+
+    #[test]
+    fn the_output_is_kept_apart_from_the_status() {
+        let groups = ProcessGroups::default();
+        let ran = |script: &str| {
+            run_for_output(&Program {
+                argv: &["/bin/sh", "-c", script],
+                input: None,
+                env: &[],
+                limit: Duration::from_secs(10),
+                groups: &groups,
+            })
+        };
+        let (exited, output) = ran("printf 'a\\n7'; exit 3");
+        assert!(matches!(exited, Ran::Exited { code: 3, .. }), "{exited:?}");
+        assert_eq!(output, "a\n7");
+        let (exited, output) = ran("echo '{\"x\":1}'");
+        assert!(matches!(exited, Ran::Exited { code: 0, .. }), "{exited:?}");
+        assert_eq!(output.trim_end(), "{\"x\":1}");
+        assert_eq!(ran("true").1, "");
     }
 
     /// A stop kills what is running, children and all, without waiting for the limit.

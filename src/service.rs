@@ -19,7 +19,9 @@ use crate::elements::{parse_elements_lenient, Elements, Refresher};
 use crate::ha::{self, Gate};
 use crate::logging;
 use crate::problems::Problems;
+use crate::program::ProcessGroups;
 use crate::queue::{Queue, QueueConfig, Recovery};
+use crate::reconcile::{HistoryReader, Memory, Reconciler, Requests};
 use crate::smgr::SharedClient;
 use crate::supervise::{self, Context, Health, Hup, Shutdown};
 
@@ -41,6 +43,10 @@ pub struct Shared {
     pub problems: Arc<Problems>,
     /// Set by the action on HUP, taken by the element refresher.
     pub hup: Arc<Hup>,
+    /// What reconciliation remembers (the action notes what it hears), and how it reads a
+    /// history record (the action's pipeline).
+    pub memory: Arc<Memory>,
+    pub reader: Arc<dyn HistoryReader>,
 }
 
 struct LifecycleInner {
@@ -118,7 +124,10 @@ impl Lifecycle {
                     return None;
                 }
                 let shared = &self.inner.shared;
-                if shared.elements.ready() && shared.gate.decides_now() {
+                // The reconciler remembers what is heard of the elements it reconciles: it
+                // looks which those are first.
+                let looked = shared.memory.looked();
+                if shared.elements.ready() && shared.gate.decides_now() && looked {
                     return Some(s.queue.clone());
                 }
             } else {
@@ -193,6 +202,9 @@ pub struct Service {
     client: Arc<SharedClient>,
     hup: Arc<Hup>,
     listening: Arc<Listening>,
+    reconcile: Arc<Requests>,
+    /// The OSSI sessions running: killed at stop.
+    sessions: Arc<ProcessGroups>,
     shutdown: Shutdown,
     threads: Vec<JoinHandle<()>>,
 }
@@ -206,6 +218,10 @@ struct Parts {
     gate: Arc<Gate>,
     hup: Arc<Hup>,
     listening: Arc<Listening>,
+    memory: Arc<Memory>,
+    reader: Arc<dyn HistoryReader>,
+    reconcile: Arc<Requests>,
+    sessions: Arc<ProcessGroups>,
 }
 
 impl Service {
@@ -221,6 +237,11 @@ impl Service {
             ..Context::default()
         };
         let queue = Arc::new(open_queue(config, &context)?);
+        if let Some(damage) = shared.memory.open(dir.join("reconcile.json")) {
+            logging::warning(&format!(
+                "reconciliation's memory unreadable, started anew: {damage}; the next sessions may request changes that were heard"
+            ));
+        }
         let parts = Parts {
             // One client (one TLS configuration) for the lanes, the HA watch and the refresher.
             client: Arc::new(SharedClient::new(
@@ -238,6 +259,10 @@ impl Service {
             gate: shared.gate.clone(),
             hup: shared.hup.clone(),
             listening: Arc::default(),
+            memory: shared.memory.clone(),
+            reader: shared.reader.clone(),
+            reconcile: Arc::default(),
+            sessions: Arc::default(),
         };
         let threads = spawn_threads(config, &parts, &context).map_err(|e| e.to_string())?;
         Ok(Service {
@@ -247,6 +272,8 @@ impl Service {
             client: parts.client,
             hup: parts.hup,
             listening: parts.listening,
+            reconcile: parts.reconcile,
+            sessions: parts.sessions,
             shutdown: context.shutdown,
             threads,
         })
@@ -280,6 +307,8 @@ fn spawn_threads(
         trace_file: config.trace_file.clone(),
         context: context.clone(),
         listening: p.listening.clone(),
+        memory: p.memory.clone(),
+        reconcile: p.reconcile.clone(),
     };
     // The role has a thread of its own: a check that hangs (bounded by smgr.timeout.ms or
     // ha.interval.ms) holds up neither the element list nor HUP's reloads. Batches are held
@@ -299,12 +328,24 @@ fn spawn_threads(
         hup: p.hup.clone(),
         context: context.clone(),
     };
+    let reconciler = Reconciler {
+        settings: config.reconcile.clone(),
+        memory: p.memory.clone(),
+        elements: p.elements.clone(),
+        gate: p.gate.clone(),
+        queue: p.queue.clone(),
+        reader: p.reader.clone(),
+        requests: p.reconcile.clone(),
+        programs: p.sessions.clone(),
+        context: context.clone(),
+    };
     let c = || context.clone();
     Ok(vec![
         supervise::spawn("omcmsync-deliver", c(), move || deliverer.run())?,
         supervise::spawn("omcmsync-ha", c(), move || watch.run())?,
         supervise::spawn("omcmsync-supervise", c(), move || refresher.run())?,
         supervise::spawn("omcmsync-control", c(), move || control.run())?,
+        supervise::spawn("omcmsync-reconcile", c(), move || reconciler.run())?,
     ])
 }
 
@@ -391,15 +432,15 @@ impl Drop for Service {
     fn drop(&mut self) {
         self.shutdown.trigger();
         // Threads asleep on their own signals: the dispatcher on the queue, the refresher on
-        // the HUP flag, the control thread in accept.
-        // Threads asleep on their own signals: the dispatcher on the queue, the refresher on
-        // the HUP flag, the control thread in accept.
+        // the HUP flag, the control thread in accept, the reconciler on its requests.
         self.queue.wake();
         self.hup.nudge();
+        self.reconcile.nudge();
         self.listening.close();
         // No program the module started outlives it: a thread waiting for one ends at once.
         self.gate.kill_programs();
         self.client.kill_programs();
+        self.sessions.kill_all();
         let deadline = Instant::now() + Duration::from_millis(500);
         supervise::join_until(self.threads.drain(..), deadline);
     }

@@ -12,6 +12,7 @@
 
 mod claim;
 pub mod file;
+mod reconcile;
 mod smgr;
 mod values;
 
@@ -21,6 +22,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use self::claim::StateDirClaim;
+pub use self::reconcile::ReconcileSettings;
 pub use self::smgr::{Auth, ClientSettings, DeliverySettings, StatusCodes, Transport};
 use crate::classify::{parse_rules, Limits, ObjectRule};
 use crate::elements::{parse_elements, ElementSpec};
@@ -92,6 +94,15 @@ pub const PARAMS: &[(&str, Kind)] = &[
     ("trace.file", Kind::Text),
     ("capture.file", Kind::Text),
     ("capture.max", Kind::Word),
+    ("reconcile", Kind::Word),
+    ("reconcile.dir", Kind::Text),
+    ("reconcile.interval.ms", Kind::Word),
+    ("reconcile.silence.ms", Kind::Word),
+    ("reconcile.timeout.ms", Kind::Word),
+    ("reconcile.tolerance.ms", Kind::Word),
+    ("reconcile.program", Kind::Text),
+    ("reconcile.port", Kind::Word),
+    ("reconcile.term", Kind::Word),
 ];
 
 /// A parameter value as the configuration source delivered it.
@@ -215,6 +226,8 @@ pub struct Config {
     pub capture_file: Option<PathBuf>,
     /// How many lines the capture file takes in its lifetime (a rotated-away file starts anew).
     pub capture_max: u64,
+    /// Reading CM's own history for the changes syslog lost (`reconcile.*`).
+    pub reconcile: ReconcileSettings,
 }
 
 /// A rejected configuration: which parameter, what it held, and what would be right.
@@ -439,6 +452,7 @@ impl Config {
             trace_file: g.path("trace.file")?,
             capture_file: g.path("capture.file")?,
             capture_max: g.number("capture.max", 1000, 1, 1_000_000)?,
+            reconcile: reconcile::settings(g)?,
         };
         config.ha.label = format!("state.dir {}", config.state_dir.display());
         cleartext_credentials(g, &config)?;

@@ -20,8 +20,8 @@ use serde_json::Value;
 
 pub use self::server::{Control, Listening};
 pub use self::wire::{
-    Answer, DeadLetterList, ElementStatus, Failure, ProblemStatus, QueueStatus, Queued, Request,
-    Requeued, Status,
+    Answer, DeadLetterList, ElementStatus, Failure, ProblemStatus, QueueStatus, Queued,
+    ReconcileAsked, ReconcileStatus, Request, Requeued, Status,
 };
 
 /// The socket's name in `state.dir`.

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use serde_json::value::RawValue;
 
 use super::wire::{
-    Answer, DeadLetterList, ElementStatus, Failure, ProblemStatus, QueueStatus, Queued, Requeued,
-    Status,
+    Answer, DeadLetterList, ElementStatus, Failure, ProblemStatus, QueueStatus, Queued,
+    ReconcileAsked, ReconcileStatus, Requeued, Status,
 };
 use super::{socket_path, Request, MAX_REQUEST};
 use crate::classify::Verb;
@@ -27,6 +27,7 @@ use crate::elements::Elements;
 use crate::ha::Gate;
 use crate::logging;
 use crate::queue::Queue;
+use crate::reconcile::{Asked, Memory, Requests};
 use crate::records::{OperatorRecord, RecordFile};
 use crate::resync::{Change, Key, Origin, Scope};
 use crate::supervise::Context;
@@ -74,6 +75,9 @@ pub struct Control {
     pub context: Context,
     /// Closed by the service's stop.
     pub listening: Arc<Listening>,
+    /// Reconciliation: what it remembers, and where an operator's request goes.
+    pub memory: Arc<Memory>,
+    pub reconcile: Arc<Requests>,
 }
 
 impl Control {
@@ -182,6 +186,7 @@ impl Control {
             Request::DeadLetters { filter, limit } => self.dead_letters(&filter, limit),
             Request::Requeue { filter } => self.requeue(&filter),
             Request::Resync { element, scope } => self.resync(element, scope),
+            Request::Reconcile { element, since_ms } => self.reconcile(element, since_ms),
         }
     }
 
@@ -244,7 +249,18 @@ impl Control {
                     seen: p.seen,
                 })
                 .collect(),
+            reconcile: self.reconcile_rows(),
         }
+    }
+
+    fn reconcile_rows(&self) -> Vec<ReconcileStatus> {
+        let rows = self.memory.summaries().into_iter();
+        rows.map(|(element, (last_heard, last_run))| ReconcileStatus {
+            element,
+            last_heard: (last_heard > 0).then(|| rfc3339(last_heard)),
+            last_run,
+        })
+        .collect()
     }
 
     /// One row per element: every configured one with something to show, idle ones up to
@@ -341,6 +357,28 @@ impl Control {
     }
 
     /// An operator's own request, through the same durable path as a change from CM.
+    /// Asks the reconciler for a session now; it runs on the reconciler's thread and its
+    /// result shows in the status.
+    fn reconcile(&self, element: Option<String>, since_ms: Option<u64>) -> String {
+        let reconciled: Vec<String> = self.memory.summaries().into_keys().collect();
+        let elements = match element {
+            Some(e) if reconciled.contains(&e) => vec![e],
+            Some(e) => {
+                return Failure::json(&format!(
+                    "'{e}' is not reconciled: it needs a directory of its own under reconcile.dir (docs/configuration.md)"
+                ))
+            }
+            None => reconciled,
+        };
+        for e in &elements {
+            self.reconcile.ask(Asked {
+                element: Some(e.clone()),
+                since_ms,
+            });
+        }
+        Answer::json(ReconcileAsked { elements })
+    }
+
     fn resync(&self, element: String, scope: Scope) -> String {
         let table = self.elements.current();
         if !table.names().any(|n| **n == *element) {

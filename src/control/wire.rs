@@ -31,6 +31,14 @@ pub enum Request {
         #[serde(flatten)]
         scope: Scope,
     },
+    /// Reconcile one element (or every reconciled one) now, from `since_ms` (or from where the
+    /// last session ended).
+    Reconcile {
+        #[serde(default)]
+        element: Option<String>,
+        #[serde(default)]
+        since_ms: Option<u64>,
+    },
 }
 
 fn max_listed() -> usize {
@@ -91,6 +99,25 @@ pub struct Status {
     /// Every counter by name, in the order impstats shows them.
     pub counters: IndexMap<String, u64>,
     pub problems: Vec<ProblemStatus>,
+    /// The reconciled elements, by name.
+    pub reconcile: Vec<ReconcileStatus>,
+}
+
+/// One reconciled element: when it was last heard, and its last session.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ReconcileStatus {
+    pub element: String,
+    /// RFC 3339; none: nothing heard since it is reconciled.
+    pub last_heard: Option<String>,
+    pub last_run: Option<crate::reconcile::RunSummary>,
+}
+
+/// The answer to a reconcile request: the elements whose session was asked for.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ReconcileAsked {
+    pub elements: Vec<String>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]

@@ -92,6 +92,14 @@ impl Elements {
 
     /// Whether the element list is in force: installed, and every host name in it answered
     /// once. Until then nobody knows whose lines arrive, and the action holds them.
+    /// The hosts of the element named `name` (none: no such element).
+    pub fn hosts(&self, name: &str) -> Vec<String> {
+        self.current()
+            .get(name)
+            .map(|e| e.hosts.clone())
+            .unwrap_or_default()
+    }
+
     pub fn ready(&self) -> bool {
         self.ready.load(Ordering::Relaxed)
     }

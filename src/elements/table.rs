@@ -13,6 +13,8 @@ use crate::line::canonical;
 pub struct Element {
     pub name: Arc<str>,
     pub notify: bool,
+    /// Its hosts as the list names them (CM's servers: where its SAT is reached too).
+    pub hosts: Vec<String>,
     /// Lower-cased: logins compare case-insensitively.
     ignore_logins: Vec<String>,
 }
@@ -46,6 +48,7 @@ impl ElementTable {
             table.elements.push(Element {
                 name: spec.name.as_str().into(),
                 notify: spec.notify,
+                hosts: spec.hosts.clone(),
                 ignore_logins: spec
                     .ignore_logins
                     .iter()
@@ -77,6 +80,11 @@ impl ElementTable {
     /// The elements' names, in the list's order.
     pub fn names(&self) -> impl Iterator<Item = &Arc<str>> {
         self.elements.iter().map(|e| &e.name)
+    }
+
+    /// The element named `name`.
+    pub fn get(&self, name: &str) -> Option<&Element> {
+        self.elements.iter().find(|e| &*e.name == name)
     }
 
     /// The element a sender belongs to.

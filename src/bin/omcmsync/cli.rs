@@ -72,6 +72,23 @@ pub enum Command {
         #[arg(long, value_name = "I", requires = "ty")]
         id: Option<String>,
     },
+    /// Reconcile now: read CM's own command history over OSSI and request every change in it
+    /// that syslog never delivered (elements with a directory under reconcile.dir). Waits for
+    /// the sessions and says what each found; exit status 0 when all were judged.
+    Reconcile {
+        #[command(flatten)]
+        dir: StateDir,
+        /// One element (default: every reconciled element).
+        #[arg(long, value_name = "E")]
+        element: Option<String>,
+        /// Compare this far back (90s, 30m, 2h, 1d) instead of from where the last session
+        /// ended.
+        #[arg(long, value_name = "AGO", value_parser = crate::reconcile::parse_since)]
+        since: Option<std::time::Duration>,
+        /// How long to wait for the sessions, in seconds.
+        #[arg(long, value_name = "S", default_value_t = 600)]
+        wait: u64,
+    },
     /// Check a setup before trusting it: the action's parameters, state.dir, the element
     /// hosts, System Manager (TCP, TLS, authentication) and the HA role. One line per check;
     /// exit status 0 only when all pass.

@@ -7,6 +7,7 @@ mod cli;
 mod manpages;
 mod operator;
 mod probe;
+mod reconcile;
 
 use std::process::ExitCode;
 
@@ -46,6 +47,17 @@ fn main() -> ExitCode {
             &dir.state_dir,
             operator::resync_request(element, ty, id),
             operator::show_queued,
+        ),
+        Command::Reconcile {
+            dir,
+            element,
+            since,
+            wait,
+        } => reconcile::run(
+            &dir.state_dir,
+            element,
+            since,
+            std::time::Duration::from_secs(wait),
         ),
         Command::Check {
             rsyslog_conf,

@@ -100,6 +100,17 @@ pub fn show_status(a: &Status) {
             a.elements_not_shown
         );
     }
+    for r in &a.reconcile {
+        let heard = r.last_heard.as_deref().unwrap_or("nothing yet");
+        let run = r
+            .last_run
+            .as_ref()
+            .map_or("no session yet".into(), crate::reconcile::describe);
+        println!(
+            "reconcile {}: last heard {heard}; last session {run}",
+            r.element
+        );
+    }
 }
 
 /// `omcmsync status --offline`: the state directory read without a module (the default

@@ -1,0 +1,310 @@
+//! One element's history judged against what was heard: the changes to request (marked
+//! `reconcile`), a whole resync when the history wrapped, and what the memory keeps.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::history::{read_history, CmClock, HistoryRecord};
+use super::matching::{compare, Found, Window};
+use super::memory::{ElementMemory, Judged, RunSummary};
+use super::session::{CLOCK, HISTORY};
+use super::HistoryReader;
+use crate::classify::Verb;
+use crate::ossi::CommandReply;
+use crate::resync::{Change, Key, Origin, Scope};
+
+const MINUTE_MS: u64 = 60_000;
+/// Each comparison starts this far before the point the last one reached: a record whose
+/// minute straddles that point is judged in both, and once only (its line is remembered).
+pub const OVERLAP_MS: u64 = 5 * MINUTE_MS;
+/// The reason of the element resync a wrapped history asks for.
+pub const WRAPPED: &str = "history wrapped";
+
+/// What to judge, and against what.
+pub struct Inputs<'a> {
+    pub element: &'a str,
+    pub replies: &'a [CommandReply],
+    /// When the session began (ms): the history holds every change made before it.
+    pub read_at: u64,
+    pub memory: &'a ElementMemory,
+    /// `omcmsync reconcile --since`: judge from here instead of where the last one ended.
+    pub since: Option<u64>,
+    pub tolerance_ms: u64,
+}
+
+/// The changes to queue and what the memory keeps of the judgement.
+pub struct Verdict {
+    pub changes: Vec<Change>,
+    pub judged: Judged,
+}
+
+/// Judges the history; `Err` says why the replies cannot be judged (nothing is requested).
+pub fn judge(
+    input: &Inputs,
+    reader: &dyn HistoryReader,
+    summary: RunSummary,
+) -> Result<Verdict, String> {
+    let reply = |command: &str| {
+        input
+            .replies
+            .iter()
+            .find(|r| r.command == command)
+            .map(|r| &r.reply)
+            .ok_or_else(|| format!("no reply to {command}"))
+    };
+    let clock = CmClock::read(reply(CLOCK)?, input.read_at)
+        .ok_or("CM's clock (display time) could not be read")?;
+    let history = reply(HISTORY)?;
+    if let Some(e) = history.failure() {
+        return Err(format!("list history: {} {}", e.code, e.text.trim()));
+    }
+    if !history.complete {
+        return Err("list history: the reply was cut short".into());
+    }
+    let (records, _unreadable) = read_history(history);
+    let window = Window {
+        from_ms: input
+            .since
+            .unwrap_or(input.memory.covered.saturating_sub(OVERLAP_MS)),
+        tolerance_ms: input.tolerance_ms,
+    };
+    let timed: Vec<(u64, &HistoryRecord)> = records
+        .iter()
+        .filter_map(|r| Some((clock.minute_ms(r)?, r)))
+        .collect();
+    let oldest = timed.iter().map(|(minute, _)| *minute).min();
+    let (found, lines) = new_changes(input, &timed, window, reader);
+    let heard: Vec<_> = input.memory.recent.iter().cloned().collect();
+    let comparison = compare(found, &heard, window);
+    let wrapped = window.wrapped(oldest);
+    let mut changes: Vec<Change> = comparison.missed.into_iter().map(|f| f.item).collect();
+    let summary = RunSummary {
+        records: records.len(),
+        heard: comparison.paired.len(),
+        missed: changes.len(),
+        wrapped,
+        ..summary
+    };
+    if wrapped {
+        changes.push(element_resync(input.element, input.read_at));
+    }
+    let keep_from = window
+        .from_ms
+        .min(input.read_at.saturating_sub(OVERLAP_MS))
+        .saturating_sub(2 * MINUTE_MS + 2 * input.tolerance_ms);
+    let paired = comparison.paired.iter().map(|&i| heard[i].clone());
+    Ok(Verdict {
+        changes,
+        judged: Judged {
+            covered: Some(input.read_at),
+            lines,
+            paired: paired.collect(),
+            keep_from,
+            summary,
+        },
+    })
+}
+
+/// The changes of the records in the window not judged before, and their lines.
+fn new_changes(
+    input: &Inputs,
+    timed: &[(u64, &HistoryRecord)],
+    window: Window,
+    reader: &dyn HistoryReader,
+) -> (Vec<Found<Change>>, Vec<(u64, String)>) {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (_, line) in &input.memory.judged {
+        *seen.entry(line.as_str()).or_default() += 1;
+    }
+    let mut found = Vec::new();
+    let mut lines = Vec::new();
+    for &(minute, record) in timed.iter().filter(|(m, _)| window.covers(*m)) {
+        let line = record.line();
+        if let Some(n) = seen.get_mut(line.as_str()).filter(|n| **n > 0) {
+            *n -= 1;
+            continue;
+        }
+        for change in reader.changes(input.element, &line, minute) {
+            found.push(Found {
+                minute_ms: minute,
+                scope: change.key.scope.clone(),
+                login: change.login.clone(),
+                item: change,
+            });
+        }
+        lines.push((minute, line));
+    }
+    (found, lines)
+}
+
+fn element_resync(element: &str, at_ms: u64) -> Change {
+    Change {
+        key: Key {
+            element: Arc::from(element),
+            scope: Scope::Element,
+        },
+        verb: Verb::Change,
+        login: None,
+        reason: Some(WRAPPED.into()),
+        at_ms,
+        origin: Origin::Reconcile,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ossi::{Field, Reply};
+    use crate::reconcile::matching::Heard;
+
+    /// Classifies `mm/dd hh:mm port login chan station ID` as a station change.
+    struct Stations;
+
+    impl HistoryReader for Stations {
+        fn changes(&self, element: &str, line: &str, at_ms: u64) -> Vec<Change> {
+            let words: Vec<&str> = line.split(' ').collect();
+            if words.get(4) != Some(&"chan") {
+                return Vec::new();
+            }
+            vec![Change {
+                key: Key {
+                    element: element.into(),
+                    scope: station(words[6]),
+                },
+                verb: Verb::Change,
+                login: Some(words[3].into()),
+                reason: None,
+                at_ms,
+                origin: Origin::Reconcile,
+            }]
+        }
+    }
+
+    fn station(id: &str) -> Scope {
+        Scope::Object {
+            ty: "station".into(),
+            id: id.into(),
+        }
+    }
+
+    fn reply(command: &str, records: &[Vec<&str>]) -> CommandReply {
+        let records = records
+            .iter()
+            .map(|r| {
+                r.iter()
+                    .map(|v| Field {
+                        id: None,
+                        value: v.to_string(),
+                    })
+                    .collect()
+            })
+            .collect();
+        CommandReply {
+            command: command.into(),
+            reply: Reply {
+                records,
+                complete: true,
+                ..Reply::default()
+            },
+        }
+    }
+
+    // 2026-12-06T10:15:30Z, CM in UTC.
+    const NOW: u64 = 1_796_552_130_000;
+
+    fn replies(ids: &[&str]) -> Vec<CommandReply> {
+        let mut history: Vec<Vec<&str>> = ids
+            .iter()
+            .map(|id| vec!["12/06", "10:15", "S1", "dadmin", "chan", "station", id])
+            .collect();
+        history.push(vec!["12/05", "09:00", "S1", "dadmin", "logn"]);
+        vec![
+            reply(CLOCK, &[vec!["2026", "12", "06", "10", "15", "30"]]),
+            reply(HISTORY, &history),
+        ]
+    }
+
+    fn run(replies: &[CommandReply], memory: &ElementMemory) -> Verdict {
+        let input = Inputs {
+            element: "cm",
+            replies,
+            read_at: NOW,
+            memory,
+            since: None,
+            tolerance_ms: 120_000,
+        };
+        judge(&input, &Stations, RunSummary::default()).unwrap()
+    }
+
+    fn ids(changes: &[Change]) -> Vec<String> {
+        changes
+            .iter()
+            .map(|c| match &c.key.scope {
+                Scope::Object { id, .. } => id.to_string(),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn what_was_not_heard_is_requested_once() {
+        let mut memory = ElementMemory {
+            covered: NOW - 60_000,
+            ..ElementMemory::default()
+        };
+        let heard = Heard {
+            at: NOW - 10_000,
+            scope: station("1"),
+            login: Some("dadmin".into()),
+        };
+        memory.recent.push_back(heard.clone());
+        let first = run(&replies(&["2", "1"]), &memory);
+        assert_eq!(ids(&first.changes), ["2"]);
+        assert_eq!(first.judged.paired, [heard]);
+        assert!(first.changes.iter().all(|c| c.origin == Origin::Reconcile));
+        // The next session reads the same records again, and one more: only that one is new.
+        memory.covered = NOW;
+        memory.judged = first.judged.lines;
+        memory.recent.clear();
+        let second = run(&replies(&["3", "2", "1"]), &memory);
+        assert_eq!(ids(&second.changes), ["3"]);
+        assert!(!second.judged.summary.wrapped);
+    }
+
+    #[test]
+    fn a_history_that_does_not_reach_back_resyncs_the_element() {
+        let memory = ElementMemory {
+            covered: NOW - 3_600_000,
+            ..ElementMemory::default()
+        };
+        let mut history = replies(&["1"]);
+        history[1].reply.records.pop(); // no old record
+        let v = run(&history, &memory);
+        assert!(v.judged.summary.wrapped);
+        let last = v.changes.last().unwrap();
+        assert_eq!(
+            (&last.key.scope, last.reason.as_deref()),
+            (&Scope::Element, Some(WRAPPED))
+        );
+        // A locked history or a cut reply judges nothing.
+        let mut locked = replies(&["1"]);
+        locked[1].reply.errors.push(crate::ossi::ErrorLine {
+            number: "1".into(),
+            field: "00000000".into(),
+            code: "2b3c".into(),
+            text: "has data locked".into(),
+        });
+        let input = Inputs {
+            element: "cm",
+            replies: &locked,
+            read_at: NOW,
+            memory: &memory,
+            since: None,
+            tolerance_ms: 120_000,
+        };
+        let e = judge(&input, &Stations, RunSummary::default())
+            .err()
+            .unwrap();
+        assert!(e.contains("has data locked"), "{e}");
+    }
+}

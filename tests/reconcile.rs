@@ -1,0 +1,193 @@
+//! Reconciliation end to end: the real rsyslogd with the module, the SMGR simulator, and a CM
+//! behind a real sshd (the stand-in plays its history). What syslog never delivered reaches
+//! System Manager marked `reconcile`, what it delivered is not asked for twice.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::cm::{CmSsh, PasswordBy, USER};
+use common::*;
+use serde_json::{json, Value};
+
+const WAIT: Duration = Duration::from_secs(90);
+const QUICK: &str = r#"coalesce.window.ms="200" retry.initial.ms="100" retry.max.ms="1000""#;
+
+/// CM's time now as its history writes it (the stand-in's clock is UTC): `mm/dd`, `hh:mm`.
+fn cm_minute() -> (String, String) {
+    let now = time::OffsetDateTime::now_utc();
+    (
+        format!("{:02}/{:02}", u8::from(now.month()), now.day()),
+        format!("{:02}:{:02}", now.hour(), now.minute()),
+    )
+}
+
+/// A `list history` record: `login` changed station `id` at `(date, time)`.
+fn record((date, time): &(String, String), login: &str, id: u64) -> Value {
+    json!([
+        date,
+        time,
+        "S00107",
+        login,
+        "chan",
+        "station",
+        id.to_string()
+    ])
+}
+
+/// An old record nothing judges (a login a day ago): the history reaches back past the start.
+fn old_login() -> Value {
+    let then = time::OffsetDateTime::now_utc() - time::Duration::days(1);
+    let date = format!("{:02}/{:02}", u8::from(then.month()), then.day());
+    json!([date, "09:00", "S00001", "dadmin", "logn", "", ""])
+}
+
+/// The element's OSSI access for `cm`, in `dir/ossi/cm-east/`.
+fn access(dir: &TestDir, cm: &CmSsh) -> String {
+    let el = dir.path("ossi/cm-east");
+    std::fs::create_dir_all(&el).unwrap();
+    std::fs::write(el.join("login"), format!("{USER}\n")).unwrap();
+    std::fs::copy(cm.path("password"), el.join("password")).unwrap();
+    std::fs::copy(cm.path("known_hosts"), el.join("known_hosts")).unwrap();
+    std::fs::write(el.join("hosts"), "127.0.0.1\n").unwrap();
+    format!(
+        r#"reconcile.dir="{}" reconcile.program="{}" reconcile.port="{}" reconcile.interval.ms="10000" reconcile.timeout.ms="5000""#,
+        dir.p("ossi"),
+        workspace_bin("omcmsync-ossi").display(),
+        cm.port
+    )
+}
+
+/// Each station's requests: how many, and their origins.
+fn by_station(items: &[Value]) -> BTreeMap<String, Vec<Option<String>>> {
+    let mut out: BTreeMap<String, Vec<Option<String>>> = BTreeMap::new();
+    for i in items.iter().filter(|i| i["scope"] == "object") {
+        let origin = i["origin"].as_str().map(str::to_owned);
+        out.entry(i["id"].as_str().unwrap().to_owned())
+            .or_default()
+            .push(origin);
+    }
+    out
+}
+
+fn counter(state: &std::path::Path, name: &str) -> u64 {
+    module_status(state, WAIT)["counters"][name]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+fn wait_counter(state: &std::path::Path, name: &str, at_least: u64) {
+    let deadline = std::time::Instant::now() + WAIT;
+    while counter(state, name) < at_least {
+        assert!(std::time::Instant::now() < deadline, "{name} < {at_least}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn changes_syslog_lost_arrive_marked_reconcile_and_none_twice() {
+    let dir = TestDir::new();
+    let cm = CmSsh::start(json!({}), PasswordBy::Password);
+    let sim = Sim::start(&dir, &[]);
+    let extra = format!("{QUICK} {}", access(&dir, &cm));
+    let d = Daemon::start(&dir, &action_to(&dir, sim.url(), &extra));
+    // 100 changes on CM; 70 of them reach the module by syslog, 30 are lost on the way.
+    let minute = cm_minute();
+    d.send_tcp(&(2000..2070).map(station_change).collect::<Vec<_>>());
+    let mut history: Vec<Value> = (2000..2100)
+        .rev()
+        .map(|id| record(&minute, "dadmin", id))
+        .collect();
+    history.push(old_login());
+    cm.set_scenario(json!({ "history": history }));
+    let items = sim.wait_items(WAIT, |i| by_station(i).len() == 100);
+    let stations = by_station(&items);
+    for id in 2000..2100 {
+        let origins = &stations[&id.to_string()];
+        let want = if id < 2070 {
+            None
+        } else {
+            Some("reconcile".to_string())
+        };
+        assert_eq!(origins, &vec![want], "station {id}");
+    }
+    // Counted once the session's changes are on disk: they may be delivered before that.
+    let state = dir.path("state");
+    wait_counter(&state, "reconcile.runs", 1);
+    assert_eq!(counter(&state, "reconcile.missed"), 30);
+    // The next sessions judge nothing again: no station is asked for twice.
+    let runs = counter(&state, "reconcile.runs");
+    wait_counter(&state, "reconcile.runs", runs + 1);
+    std::thread::sleep(Duration::from_secs(1));
+    let again = by_station(&sim.resync_items());
+    assert!(again.values().all(|o| o.len() == 1), "{again:?}");
+    assert_eq!(counter(&state, "reconcile.missed"), 30);
+    let status = omcmsync_cli(&state, &["status"]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(text.contains("reconcile cm-east: last heard"), "{text}");
+    d.stop(Duration::from_secs(10));
+}
+
+#[test]
+fn a_wrapped_history_resyncs_the_element_and_an_operator_can_ask() {
+    let dir = TestDir::new();
+    let cm = CmSsh::start(json!({}), PasswordBy::Password);
+    let sim = Sim::start(&dir, &[]);
+    let extra = format!("{QUICK} {}", access(&dir, &cm));
+    let d = Daemon::start(&dir, &action_to(&dir, sim.url(), &extra));
+    // Only this minute's records: the history does not reach back to two hours ago.
+    let minute = cm_minute();
+    cm.set_scenario(json!({ "history": [record(&minute, "dadmin", 3001)] }));
+    module_status(&dir.path("state"), WAIT);
+    let out = omcmsync_cli(
+        &dir.path("state"),
+        &[
+            "reconcile",
+            "--element",
+            "cm-east",
+            "--since",
+            "2h",
+            "--wait",
+            "60",
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("1 missed and requested; history wrapped"),
+        "{text}"
+    );
+    let items = sim.wait_items(WAIT, |i| i.iter().any(|x| x["scope"] == "element"));
+    let element = items.iter().find(|x| x["scope"] == "element").unwrap();
+    assert_eq!(
+        (&element["reason"], &element["origin"]),
+        (&json!("history wrapped"), &json!("reconcile"))
+    );
+    d.stop(Duration::from_secs(10));
+}
+
+#[test]
+fn a_refused_host_key_fails_alone_and_heard_changes_still_go() {
+    let dir = TestDir::new();
+    let cm = CmSsh::start(json!({}), PasswordBy::Password);
+    let sim = Sim::start(&dir, &[]);
+    let extra = format!("{QUICK} {}", access(&dir, &cm));
+    std::fs::copy(
+        cm.path("wrong_known_hosts"),
+        dir.path("ossi/cm-east/known_hosts"),
+    )
+    .unwrap();
+    let d = Daemon::start(&dir, &action_to(&dir, sim.url(), &extra));
+    d.send_tcp(&[station_change(4001)]);
+    sim.wait_items(WAIT, |i| object_ids(i, "cm-east").contains("4001"));
+    let out = omcmsync_cli(&dir.path("state"), &["reconcile", "--wait", "60"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success() && text.contains("host key"), "{text}");
+    assert!(cm.commands().is_empty(), "logged in: {:?}", cm.commands());
+    assert!(counter(&dir.path("state"), "reconcile.failed") >= 1);
+    dir.wait_log(&["reconcile cm-east: OSSI session:"]);
+    let started = std::time::Instant::now();
+    d.stop(Duration::from_secs(10));
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
