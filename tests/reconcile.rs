@@ -191,3 +191,86 @@ fn a_refused_host_key_fails_alone_and_heard_changes_still_go() {
     d.stop(Duration::from_secs(10));
     assert!(started.elapsed() < Duration::from_secs(10));
 }
+
+#[test]
+fn changes_made_while_rsyslogd_was_down_arrive_after_the_start() {
+    let dir = TestDir::new();
+    let cm = CmSsh::start(json!({}), PasswordBy::Password);
+    let sim = Sim::start(&dir, &[]);
+    let extra = format!("{QUICK} {}", access(&dir, &cm));
+    let config = action_to(&dir, sim.url(), &extra);
+    let d = Daemon::start(&dir, &config);
+    // Heard before the stop, and in CM's history too.
+    d.send_tcp(&(5000..5005).map(station_change).collect::<Vec<_>>());
+    sim.wait_items(WAIT, |i| object_ids(i, "cm-east").len() == 5);
+    d.stop(Duration::from_secs(10));
+    // CM changes while nobody listens; its history has all of it.
+    let minute = cm_minute();
+    let mut history: Vec<Value> = (5000..5012)
+        .rev()
+        .map(|id| record(&minute, "dadmin", id))
+        .collect();
+    history.push(old_login());
+    cm.set_scenario(json!({ "history": history }));
+    let d = Daemon::start(&dir, &config);
+    let items = sim.wait_items(WAIT, |i| object_ids(i, "cm-east").len() == 12);
+    let stations = by_station(&items);
+    for id in 5000..5012 {
+        let want = if id < 5005 {
+            None
+        } else {
+            Some("reconcile".to_string())
+        };
+        assert_eq!(stations[&id.to_string()], vec![want], "station {id}");
+    }
+    d.stop(Duration::from_secs(10));
+}
+
+#[test]
+fn a_hung_cm_is_bounded_and_stops_with_the_module() {
+    let dir = TestDir::new();
+    let cm = CmSsh::start(json!({"hang": true}), PasswordBy::Password);
+    let sim = Sim::start(&dir, &[]);
+    let extra = format!(
+        "{QUICK} {} reconcile.timeout.ms=\"1000\"",
+        access(&dir, &cm)
+    );
+    let d = Daemon::start(&dir, &action_to(&dir, sim.url(), &extra));
+    let state = dir.path("state");
+    // The session waits at most 1 s for each answer: it fails, counted, logged once.
+    let out = omcmsync_cli(&state, &["reconcile", "--wait", "60"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.status.success() && text.contains("no answer within 1 s"),
+        "{text}"
+    );
+    assert!(counter(&state, "reconcile.failed") >= 1);
+    d.send_tcp(&[station_change(6001)]);
+    sim.wait_items(WAIT, |i| object_ids(i, "cm-east").contains("6001"));
+    // Stopped during a session: the module does not wait for it, and no client is left.
+    let asked = omcmsync_cli(&state, &["reconcile", "--wait", "0"]);
+    assert!(!asked.status.success());
+    std::thread::sleep(Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    d.stop(Duration::from_secs(10));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let left = std::process::Command::new("pgrep")
+        .args(["-f", &cm.p("known_hosts")])
+        .output()
+        .unwrap();
+    assert!(
+        left.stdout.is_empty(),
+        "OSSI client left: {}",
+        String::from_utf8_lossy(&left.stdout)
+    );
+    let warnings = dir
+        .rsyslog_log()
+        .matches("reconcile cm-east: OSSI session")
+        .count();
+    assert_eq!(warnings, 1, "{}", dir.rsyslog_log());
+}

@@ -360,6 +360,11 @@ impl Control {
     /// Asks the reconciler for a session now; it runs on the reconciler's thread and its
     /// result shows in the status.
     fn reconcile(&self, element: Option<String>, since_ms: Option<u64>) -> String {
+        // Just after a start the reconciler may not have looked at the element list yet.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !self.memory.looked() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let reconciled: Vec<String> = self.memory.summaries().into_keys().collect();
         let elements = match element {
             Some(e) if reconciled.contains(&e) => vec![e],
