@@ -30,9 +30,12 @@
 //! changes, and their fields' serde form), `control` (the socket in `state.dir` through which
 //! the operator's tools read and act on the running module, never a second writer; its
 //! requests and answers as types in `control::wire`), `program` (a site's program run
-//! bounded: `ha.command`, `smgr.command`; every run killed at stop), `ossi` (the line grammar
-//! of CM's SAT for programs: read-only requests and replies, for reading CM's own history;
-//! no SSH in it), and `problems` (what the
+//! bounded: `ha.command`, `smgr.command`, the OSSI client; every run killed at stop), `ossi`
+//! (the line grammar of CM's SAT for programs: read-only requests, replies, one session as a
+//! script without I/O, and the report the OSSI client `omcmsync-ossi` prints; no SSH in it),
+//! `reconcile` (CM's own history against what was heard: the `Reconciler` thread runs a
+//! session per element, judges each record at minute resolution and queues what syslog lost,
+//! marked reconcile; its `Memory` in `state.dir`), and `problems` (what the
 //! host lacks for the action: a file, a program, a certificate, an answer; the action runs
 //! degraded meanwhile, each problem said once). `omprog` runs the same action under rsyslog's
 //! omprog.

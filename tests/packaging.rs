@@ -58,7 +58,8 @@ fn glibc_needed(elf: &Path) -> (u32, u32) {
 #[test]
 fn packaged_elf_files_need_glibc_2_28_at_most_and_are_stripped() {
     let p = packages();
-    for (package, expected) in [(&p.deb, 2), (&p.rpm, 2), (&p.sim_deb, 1), (&p.sim_rpm, 1)] {
+    // The module, the tool and the OSSI client; smgr-sim alone.
+    for (package, expected) in [(&p.deb, 3), (&p.rpm, 3), (&p.sim_deb, 1), (&p.sim_rpm, 1)] {
         let dir = TestDir::new();
         unpack(package, &dir.path("files"));
         let mut files = Vec::new();
@@ -74,6 +75,11 @@ fn packaged_elf_files_need_glibc_2_28_at_most_and_are_stripped() {
             .any(|f| f.ends_with("usr/libexec/omcmsync/smgr-sim"));
         assert_eq!(sim, expected == 1, "{}: {files:?}", package.display());
         assert!(!files.iter().any(|f| f.ends_with("usr/bin/smgr-sim")));
+        // The OSSI client, which reconcile.program names by default, is the module's.
+        let ossi = files
+            .iter()
+            .any(|f| f.ends_with("usr/libexec/omcmsync/ossi"));
+        assert_eq!(ossi, expected == 3, "{}: {files:?}", package.display());
         for elf in elves {
             let glibc = glibc_needed(elf);
             assert!(

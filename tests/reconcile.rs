@@ -274,3 +274,50 @@ fn a_hung_cm_is_bounded_and_stops_with_the_module() {
         .count();
     assert_eq!(warnings, 1, "{}", dir.rsyslog_log());
 }
+
+/// `omcmsync check --config FILE` for this test's module parameters, its output.
+fn check(dir: &TestDir, sim: &Sim, access: &str) -> String {
+    let mut params = format!(
+        "smgr.url={}\nelements.file={}\nstate.dir={}\n",
+        sim.url(),
+        dir.p("elements.json"),
+        dir.p("state")
+    );
+    // access() gives `name="value"` pairs.
+    for pair in access.split("\" ") {
+        let (name, value) = pair.split_once("=\"").unwrap();
+        params.push_str(&format!("{name}={}\n", value.trim_end_matches('"')));
+    }
+    std::fs::write(dir.path("site.conf"), params).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_omcmsync"))
+        .args(["check", "--config"])
+        .arg(dir.path("site.conf"))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn check_logs_into_each_element_and_prints_an_unknown_host_key() {
+    let dir = TestDir::new();
+    let cm = CmSsh::start(json!({"history": [old_login()]}), PasswordBy::Password);
+    let sim = Sim::start(&dir, &[]);
+    let access = access(&dir, &cm);
+    let text = check(&dir, &sim, &access);
+    assert!(text.contains("PASS  ossi cm-east"), "{text}");
+    assert!(text.contains("list history read"), "{text}");
+    std::fs::write(dir.path("ossi/cm-east/known_hosts"), "").unwrap();
+    let text = check(&dir, &sim, &access);
+    let line = format!("[127.0.0.1]:{} ssh-ed25519 ", cm.port);
+    assert!(
+        text.contains("FAIL  ossi cm-east") && text.contains(&line),
+        "{text}"
+    );
+    assert!(
+        text.contains("check the fingerprint with CM's administrator"),
+        "{text}"
+    );
+    std::fs::remove_file(dir.path("ossi/cm-east/password")).unwrap();
+    let text = check(&dir, &sim, &access);
+    assert!(text.contains("neither password nor key"), "{text}");
+}

@@ -19,7 +19,7 @@ pub use judge::{OVERLAP_MS, WRAPPED};
 pub use matching::{compare, Comparison, Found, Heard, Window};
 pub use memory::{ElementMemory, Memory, RunSummary, Saved, RECENT_MAX};
 pub use requests::{Asked, Requests, Trigger};
-pub use session::{Access, Secret, CLOCK, HISTORY};
+pub use session::{run as run_session, Access, Secret, CLOCK, HISTORY};
 pub use worker::Reconciler;
 
 use crate::resync::Change;

@@ -12,6 +12,7 @@ use omcmsync::config::{Config, ConfigError, ElementsSource, HaMode, Value};
 use omcmsync::elements::{literal, system_lookup, ElementSpec};
 use omcmsync::smgr::SmgrClient;
 
+mod ossi;
 mod rsyslog_conf;
 mod smgr;
 mod state_dir;
@@ -215,6 +216,7 @@ fn check_action(report: &mut Report, action: &Action, label: &str) {
     for spec in &specs {
         element_hosts(report, spec);
     }
+    ossi::ossi(report, &config.reconcile, &specs);
     ha(report, &config, &client);
 }
 
