@@ -21,9 +21,15 @@
 //!    (ha.mode `always`): CPU ticks and context switches in a minute, all threads and the
 //!    module's own.
 //!
+//! 9. reconcile: one reconciliation of a 1,000-record history (half of it heard by syslog), CM
+//!    behind a real sshd: the session's and the judging's time, rsyslogd's CPU and the OSSI
+//!    client's, rsyslogd's RSS growth; beside a 10-record history in the same run. Needs root
+//!    (sshd).
+//!
 //!     cargo bench --bench daemon            (OMCM_BENCH_SCALE=0.1 for a quick look)
 //!
-//! Build the simulator first, `cargo build --release -p smgr-sim`: a workspace member of its own.
+//! Build the simulator and the OSSI client first, `cargo build --release -p smgr-sim -p
+//! omcmsync-ossi`: workspace members of their own.
 //! Figures go to docs/benchmarks.md; nothing here asserts a time.
 
 #[path = "../tests/common/mod.rs"]
@@ -1171,6 +1177,122 @@ fn idle() {
     }
 }
 
+/// CPU seconds of `pid`'s children it has waited for (rsyslogd reaps the OSSI client).
+fn reaped_cpu_seconds(pid: i32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..]
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields[13].parse::<f64>().unwrap() + fields[14].parse::<f64>().unwrap();
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
+/// One reconciliation of a history of `records` (half heard by syslog), measured.
+fn reconcile_run(records: u64) {
+    use common::cm::{CmSsh, PasswordBy, USER};
+    let dir = TestDir::new();
+    let cm = CmSsh::start(serde_json::json!({}), PasswordBy::Password);
+    let sim = Sim::start(&dir, &[]);
+    let el = dir.path("ossi/cm-east");
+    std::fs::create_dir_all(&el).unwrap();
+    std::fs::write(el.join("login"), format!("{USER}\n")).unwrap();
+    std::fs::copy(cm.path("password"), el.join("password")).unwrap();
+    std::fs::copy(cm.path("known_hosts"), el.join("known_hosts")).unwrap();
+    std::fs::write(el.join("hosts"), "127.0.0.1\n").unwrap();
+    let extra = format!(
+        r#"reconcile.dir="{}" reconcile.program="{}" reconcile.port="{}" reconcile.interval.ms="86400000""#,
+        dir.p("ossi"),
+        workspace_bin("omcmsync-ossi").display(),
+        cm.port
+    );
+    let d = Daemon::start(&dir, &action_to(&dir, sim.url(), &extra));
+    let now = time::OffsetDateTime::now_utc();
+    let (date, minute) = (
+        format!("{:02}/{:02}", u8::from(now.month()), now.day()),
+        format!("{:02}:{:02}", now.hour(), now.minute()),
+    );
+    d.send_tcp(
+        &(0..records / 2)
+            .map(|i| station_change(10_000 + i))
+            .collect::<Vec<_>>(),
+    );
+    let mut history: Vec<serde_json::Value> = (0..records)
+        .map(|i| {
+            serde_json::json!([
+                date,
+                minute,
+                "S00107",
+                "dadmin",
+                "chan",
+                "station",
+                (10_000 + i).to_string()
+            ])
+        })
+        .collect();
+    history.push(serde_json::json!([
+        "01/01", "09:00", "S00001", "dadmin", "logn", "", ""
+    ]));
+    cm.set_scenario(serde_json::json!({ "history": history }));
+    sim.wait_items(Duration::from_secs(60), |i| i.len() as u64 >= records / 2);
+    let pid = d.pid();
+    let (cpu, reaped, rss) = (
+        cpu_seconds(pid),
+        reaped_cpu_seconds(pid),
+        rss_kib(pid, "VmRSS:"),
+    );
+    let out = omcmsync_cli(&dir.path("state"), &["reconcile", "--wait", "120"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let status = module_status(&dir.path("state"), Duration::from_secs(10));
+    let run = &status["reconcile"][0]["last_run"];
+    println!(
+        "   {records:>5} records: session {} ms, judging {} ms; rsyslogd {:.3} CPU-s (5 s settle included), the OSSI client {:.3} CPU-s; rsyslogd RSS {:+} KiB; {} heard, {} missed",
+        run["session_ms"],
+        run["judge_ms"],
+        cpu_seconds(pid) - cpu,
+        reaped_cpu_seconds(pid) - reaped,
+        rss_kib(pid, "VmRSS:") as i64 - rss as i64,
+        run["heard"],
+        run["missed"],
+    );
+    assert!(d.stop(Duration::from_secs(30)).success());
+    // The client alone, its own rusage (wait4): finer than rsyslogd's clock ticks.
+    let mut args = cm.password_args();
+    args.extend(["--command", "display time", "--command", "list history"].map(String::from));
+    let started = Instant::now();
+    let mut child = std::process::Command::new(workspace_bin("omcmsync-ossi"))
+        .args(&args)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let (cpu, max_rss) = wait_usage(child.id() as i32);
+    let _ = child.wait(); // reaped by wait4 already
+    println!(
+        "          the OSSI client alone: {} ms, {:.1} ms CPU, max RSS {max_rss} KiB",
+        started.elapsed().as_millis(),
+        cpu * 1000.0
+    );
+}
+
+/// Waits for child `pid`: its CPU seconds and max RSS (KiB).
+fn wait_usage(pid: i32) -> (f64, i64) {
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    let mut status = 0;
+    unsafe { libc::wait4(pid, &mut status, 0, &mut u) };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    (secs(u.ru_utime) + secs(u.ru_stime), u.ru_maxrss)
+}
+
+fn reconcile() {
+    println!("== 9. reconcile: one session and its judgement, CM behind a real sshd");
+    for records in [10, 1000] {
+        reconcile_run(records);
+    }
+}
+
 fn main() {
     // `cargo test --all-targets` runs benches too: do nothing then.
     if std::env::args().any(|a| a == "--bench") || std::env::var_os("OMCM_BENCH").is_some() {
@@ -1189,6 +1311,7 @@ fn main() {
             ("standby", standby),
             ("instructions", instructions),
             ("idle", idle),
+            ("reconcile", reconcile),
         ] {
             if which.is_empty() || which.split(',').any(|w| w == name) {
                 f();

@@ -12,7 +12,7 @@ use crate::elements::{system_lookup, Elements};
 use crate::ha::Gate;
 use crate::pipeline::Pipeline;
 use crate::problems::Problems;
-use crate::reconcile::Memory;
+use crate::reconcile::{Memory, Requests};
 use crate::service::{Lifecycle, Shared};
 use crate::supervise::Hup;
 
@@ -62,7 +62,8 @@ impl Action {
             counters.clone(),
             problems.clone(),
         ));
-        let memory = Arc::new(Memory::new(config.reconcile.silence));
+        let reconcile: Arc<Requests> = Arc::default();
+        let memory = Arc::new(Memory::new(config.reconcile.silence, reconcile.clone()));
         let hup = Arc::new(Hup::default());
         let shared = Shared {
             elements,
@@ -72,6 +73,7 @@ impl Action {
             hup: hup.clone(),
             memory: memory.clone(),
             reader: pipeline.clone(),
+            reconcile,
         };
         Action {
             pipeline,

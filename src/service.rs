@@ -47,6 +47,8 @@ pub struct Shared {
     /// history record (the action's pipeline).
     pub memory: Arc<Memory>,
     pub reader: Arc<dyn HistoryReader>,
+    /// What wakes the reconciler: an operator, a silence ended, a new role.
+    pub reconcile: Arc<Requests>,
 }
 
 struct LifecycleInner {
@@ -261,7 +263,7 @@ impl Service {
             listening: Arc::default(),
             memory: shared.memory.clone(),
             reader: shared.reader.clone(),
-            reconcile: Arc::default(),
+            reconcile: shared.reconcile.clone(),
             sessions: Arc::default(),
         };
         let threads = spawn_threads(config, &parts, &context).map_err(|e| e.to_string())?;
@@ -317,6 +319,7 @@ fn spawn_threads(
         client: p.client.clone(),
         gate: p.gate.clone(),
         queue: p.queue.clone(),
+        reconcile: p.reconcile.clone(),
         context: context.clone(),
     };
     let refresher = Refresher {

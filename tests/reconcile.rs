@@ -321,3 +321,68 @@ fn check_logs_into_each_element_and_prints_an_unknown_host_key() {
     let text = check(&dir, &sim, &access);
     assert!(text.contains("neither password nor key"), "{text}");
 }
+
+/// The element's last session in the module's status, once its trigger is `why`.
+fn wait_session(state: &std::path::Path, why: &str) -> Value {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let status = module_status(state, WAIT);
+        let run = status["reconcile"][0]["last_run"].clone();
+        if run["why"] == why {
+            return run;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {why} session: {run}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_standby_never_reads_cm_and_a_promotion_reconciles() {
+    let dir = TestDir::new();
+    let cm = CmSsh::start(json!({}), PasswordBy::Password);
+    let sim = Sim::start(&dir, &[]);
+    std::fs::write(dir.path("role"), "standby\n").unwrap();
+    let ha = format!(
+        r#"ha.mode="file" ha.file="{}" ha.interval.ms="200""#,
+        dir.p("role")
+    );
+    let extra = format!("{QUICK} {ha} {}", access(&dir, &cm));
+    let d = Daemon::start(&dir, &action_to(&dir, sim.url(), &extra));
+    let minute = cm_minute();
+    cm.set_scenario(json!({ "history": [record(&minute, "dadmin", 7001), old_login()] }));
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        cm.commands().is_empty(),
+        "a standby read CM: {:?}",
+        cm.commands()
+    );
+    std::fs::write(dir.path("role"), "active\n").unwrap();
+    let run = wait_session(&dir.path("state"), "promotion");
+    assert_eq!(run["missed"], 1, "{run}");
+    let items = sim.wait_items(WAIT, |i| object_ids(i, "cm-east").contains("7001"));
+    let station = items.iter().find(|i| i["id"] == "7001").unwrap();
+    assert_eq!(station["origin"], "reconcile");
+    d.stop(Duration::from_secs(10));
+}
+
+#[test]
+fn an_element_heard_after_a_silence_is_reconciled() {
+    let dir = TestDir::new();
+    let cm = CmSsh::start(json!({ "history": [old_login()] }), PasswordBy::Password);
+    let sim = Sim::start(&dir, &[]);
+    let extra = format!(
+        r#"{QUICK} {} reconcile.silence.ms="1000""#,
+        access(&dir, &cm)
+    );
+    let d = Daemon::start(&dir, &action_to(&dir, sim.url(), &extra));
+    d.send_tcp(&[station_change(8001)]);
+    sim.wait_items(WAIT, |i| object_ids(i, "cm-east").contains("8001"));
+    std::thread::sleep(Duration::from_millis(1500));
+    d.send_tcp(&[station_change(8002)]);
+    let run = wait_session(&dir.path("state"), "silence");
+    assert!(run["failed"].is_null(), "{run}");
+    d.stop(Duration::from_secs(10));
+}

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use super::Gate;
 use crate::logging;
 use crate::queue::Queue;
+use crate::reconcile::Requests;
 use crate::smgr::SharedClient;
 use crate::supervise::Context;
 
@@ -17,6 +18,8 @@ pub struct Watch {
     pub client: Arc<SharedClient>,
     pub gate: Arc<Gate>,
     pub queue: Arc<Queue>,
+    /// Woken when the role changes: a promotion reconciles.
+    pub reconcile: Arc<Requests>,
     pub context: Context,
 }
 
@@ -32,7 +35,11 @@ impl Watch {
         while !ctx.shutdown.is_set() {
             #[cfg(feature = "fault-hooks")]
             crate::faults::panic_once("omcmsync-ha");
+            let before = self.gate.role();
             let reading = self.gate.check(self.client.get().as_deref());
+            if self.gate.role() != before {
+                self.reconcile.nudge();
+            }
             if reading.role == crate::ha::Role::Unknown {
                 ctx.counters.ha_unknown.fetch_add(1, Ordering::Relaxed);
             }

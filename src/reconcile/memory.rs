@@ -11,9 +11,11 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::matching::Heard;
+use super::requests::Requests;
 use crate::resync::{Change, Origin};
 
 /// At most this many heard changes are kept per element; beyond it the oldest go (their
@@ -68,6 +70,11 @@ pub struct RunSummary {
     /// The history did not reach back far enough: the element was resynced whole.
     #[serde(default)]
     pub wrapped: bool,
+    /// How long the OSSI session took, and the judging after it (ms).
+    #[serde(default)]
+    pub session_ms: u64,
+    #[serde(default)]
+    pub judge_ms: u64,
     /// Why it gave no answer, if it did not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed: Option<String>,
@@ -81,15 +88,17 @@ pub struct Memory {
     /// The reconciler has looked once which elements it reconciles: until then a change
     /// heard could not be remembered, and batches wait ([`Memory::looked`]).
     looked: AtomicBool,
-    /// Elements heard again after `silence` without a change, for the reconciler to take.
+    /// Elements heard again after `silence` without a change, for the reconciler to take; it
+    /// is woken through `requests`.
     woke: Mutex<Vec<String>>,
     silence: Duration,
+    requests: Arc<Requests>,
 }
 
 impl Memory {
     /// An empty memory, until [`Memory::open`] reads the file (the action is built in
     /// `rsyslogd -N1` too, which opens nothing).
-    pub fn new(silence: Duration) -> Memory {
+    pub fn new(silence: Duration, requests: Arc<Requests>) -> Memory {
         Memory {
             path: Mutex::default(),
             elements: Mutex::default(),
@@ -97,6 +106,7 @@ impl Memory {
             looked: AtomicBool::new(false),
             woke: Mutex::default(),
             silence,
+            requests,
         }
     }
 
@@ -181,6 +191,7 @@ impl Memory {
             return;
         }
         let silence = self.silence.as_millis() as u64;
+        let mut woke = false;
         let mut elements = self.elements.lock();
         for (element, h) in heard {
             let Some(e) = elements.get_mut(&element) else {
@@ -188,6 +199,7 @@ impl Memory {
             };
             if e.last_heard > 0 && h.at > e.last_heard + silence {
                 self.woke.lock().push(element.clone());
+                woke = true;
             }
             e.last_heard = e.last_heard.max(h.at);
             if e.recent.len() == RECENT_MAX {
@@ -196,6 +208,10 @@ impl Memory {
             e.recent.push_back(h);
         }
         self.dirty.store(true, Ordering::Relaxed);
+        drop(elements);
+        if woke {
+            self.requests.nudge();
+        }
     }
 
     /// Elements heard again after a silence since the last call.

@@ -58,7 +58,9 @@ impl Plan {
             .get(element)
             .map_or(now, |l| (*l + interval).max(now));
         let entry = self.due.entry(element.to_owned()).or_insert((at, why));
-        if at < entry.0 {
+        // A trigger due no later than the schedule (or the schedule already due) names the
+        // session.
+        if at <= entry.0.max(now) {
             *entry = (at, why);
         }
     }
@@ -232,9 +234,11 @@ impl Reconciler {
         summary: RunSummary,
     ) -> Result<Judged, String> {
         let access = self.access(element)?;
+        let started = Instant::now();
         let (host, replies) =
             session::run(&access, &self.settings, &[CLOCK, HISTORY], &self.programs)
                 .map_err(|f| format!("OSSI session: {f}"))?;
+        let session_ms = started.elapsed().as_millis() as u64;
         if self.context.shutdown.wait(SETTLE) {
             return Err("stopped before the history was judged".into());
         }
@@ -249,9 +253,12 @@ impl Reconciler {
         };
         let summary = RunSummary {
             host: Some(host),
+            session_ms,
             ..summary
         };
-        let verdict = judge(&input, &*self.reader, summary)?;
+        let judging = Instant::now();
+        let mut verdict = judge(&input, &*self.reader, summary)?;
+        verdict.judged.summary.judge_ms = judging.elapsed().as_millis() as u64;
         self.queue
             .submit_synced(verdict.changes)
             .map_err(|e| format!("queueing what was missed: {e}"))?;
