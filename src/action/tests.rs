@@ -224,3 +224,51 @@ fn unusable_state_dir_suspends_instead_of_losing() {
     // state/sub's parent is a file: config check refuses it.
     assert!(Config::from_values(values).is_err());
 }
+
+/// A reconciliation reads CM's history records through the same classifier, for the element
+/// it read them from: SMGR's own login and an element with notifications off give nothing.
+#[test]
+fn history_records_are_classified_for_their_element() {
+    use crate::reconcile::HistoryReader;
+    use crate::resync::{Origin, Scope};
+    let f = Fixture::new();
+    let p = f.pipeline(&[]);
+    assert!(p.start());
+    let read = |element: &str, line: &str| p.pipeline.changes(element, line, 42);
+    let changes = read("cm-east", "12/06 10:15 S00107 dadmin chan station 1001");
+    assert_eq!(changes.len(), 1);
+    let c = &changes[0];
+    assert_eq!(
+        (c.origin, c.at_ms, c.login.as_deref()),
+        (Origin::Reconcile, 42, Some("dadmin"))
+    );
+    assert_eq!(
+        c.key.scope,
+        Scope::Object {
+            ty: "station".into(),
+            id: "1001".into()
+        }
+    );
+    assert_eq!(
+        read("cm-east", "12/06 10:15 TTI tti-m chan station 2002").len(),
+        1
+    );
+    assert_eq!(
+        read(
+            "cm-east",
+            "12/06 10:15 S3 dadmin dupl station 1 start 10 count 3"
+        )
+        .len(),
+        3
+    );
+    for (element, line) in [
+        ("cm-east", "12/06 10:15 S00107 smgr-sync chan station 1001"),
+        ("cm-off", "12/06 10:15 S00107 dadmin chan station 1001"),
+        ("cm-gone", "12/06 10:15 S00107 dadmin chan station 1001"),
+        ("cm-east", "12/06 10:15 S00107 dadmin list station"),
+        ("cm-east", "12/05 09:00 S00001 dadmin logn"),
+    ] {
+        assert!(read(element, line).is_empty(), "{element}: {line}");
+    }
+    p.stop();
+}
