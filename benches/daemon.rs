@@ -1187,8 +1187,9 @@ fn reaped_cpu_seconds(pid: i32) -> f64 {
     ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
 }
 
-/// One reconciliation of a history of `records` (half heard by syslog), measured.
-fn reconcile_run(records: u64) {
+/// CM behind sshd and rsyslogd with the module reconciling it; `records` station changes in
+/// CM's history, half of them heard by syslog (and delivered) before this returns.
+fn reconciling(records: u64) -> (TestDir, common::cm::CmSsh, Sim, Daemon) {
     use common::cm::{CmSsh, PasswordBy, USER};
     let dir = TestDir::new();
     let cm = CmSsh::start(serde_json::json!({}), PasswordBy::Password);
@@ -1207,10 +1208,8 @@ fn reconcile_run(records: u64) {
     );
     let d = Daemon::start(&dir, &action_to(&dir, sim.url(), &extra));
     let now = time::OffsetDateTime::now_utc();
-    let (date, minute) = (
-        format!("{:02}/{:02}", u8::from(now.month()), now.day()),
-        format!("{:02}:{:02}", now.hour(), now.minute()),
-    );
+    let date = format!("{:02}/{:02}", u8::from(now.month()), now.day());
+    let minute = format!("{:02}:{:02}", now.hour(), now.minute());
     d.send_tcp(
         &(0..records / 2)
             .map(|i| station_change(10_000 + i))
@@ -1234,6 +1233,12 @@ fn reconcile_run(records: u64) {
     ]));
     cm.set_scenario(serde_json::json!({ "history": history }));
     sim.wait_items(Duration::from_secs(60), |i| i.len() as u64 >= records / 2);
+    (dir, cm, sim, d)
+}
+
+/// One reconciliation of a history of `records` (half heard by syslog), measured.
+fn reconcile_run(records: u64) {
+    let (dir, cm, _sim, d) = reconciling(records);
     let pid = d.pid();
     let (cpu, reaped, rss) = (
         cpu_seconds(pid),

@@ -187,8 +187,8 @@ impl Counters {
         self.queue_bytes.store(bytes, Ordering::Relaxed);
     }
 
-    /// Every counter with its stats name, for rsyslog's impstats (docs/counters.md).
-    pub fn named(&self) -> Vec<(String, &AtomicU64)> {
+    /// The counters of what arrived: lines, batches, events by verb.
+    fn line_counters(&self) -> Vec<(String, &AtomicU64)> {
         let mut v: Vec<(String, &AtomicU64)> = vec![
             ("lines.received".into(), &self.lines_received),
             ("lines.malformed".into(), &self.lines_malformed),
@@ -200,6 +200,12 @@ impl Counters {
                 &self.events[*verb as usize],
             )
         }));
+        v
+    }
+
+    /// Every counter with its stats name, for rsyslog's impstats (docs/counters.md).
+    pub fn named(&self) -> Vec<(String, &AtomicU64)> {
+        let mut v = self.line_counters();
         v.extend(Reason::ALL.iter().map(|r| {
             (
                 format!("ignored.{}", r.as_str()),
@@ -241,13 +247,15 @@ impl Counters {
             ("ha.unknown".into(), &self.ha_unknown),
             ("operator.requeued".into(), &self.operator_requeued),
             ("operator.resyncs".into(), &self.operator_resyncs),
-            ("reconcile.runs".into(), &self.reconcile_runs),
-            ("reconcile.missed".into(), &self.reconcile_missed),
-            ("reconcile.failed".into(), &self.reconcile_failed),
             ("elements.rejected".into(), &d.elements_rejected),
             ("elements.conflicts".into(), &d.elements_conflicts),
             ("latency.ms.sum".into(), &d.latency_ms_sum),
             ("latency.ms.max".into(), &d.latency_ms_max),
+        ]);
+        v.extend([
+            ("reconcile.runs".into(), &self.reconcile_runs),
+            ("reconcile.missed".into(), &self.reconcile_missed),
+            ("reconcile.failed".into(), &self.reconcile_failed),
         ]);
         v
     }

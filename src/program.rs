@@ -134,21 +134,7 @@ fn run_with(p: &Program, keep_output: bool) -> (Ran, String) {
     } else {
         "\"$@\" >/dev/null; echo $?"
     };
-    let mut cmd = Command::new("/bin/sh");
-    cmd.args(["-c", script, "sh"])
-        .args(p.argv)
-        .process_group(0)
-        .stdin(if p.input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (name, value) in p.env {
-        cmd.env(name, value);
-    }
-    let mut child = match cmd.spawn() {
+    let mut child = match command(p, script).spawn() {
         Ok(child) => child,
         Err(e) => {
             return (
@@ -189,6 +175,25 @@ fn run_with(p: &Program, keep_output: bool) -> (Ran, String) {
         Ok(code) => (Ran::Exited { code, stderr }, output.to_owned()),
         Err(_) => (Ran::CannotStart("no exit status".into()), String::new()),
     }
+}
+
+/// `p` under the wrapper `script`, in a process group of its own.
+fn command(p: &Program, script: &str) -> Command {
+    let mut cmd = Command::new("/bin/sh");
+    cmd.args(["-c", script, "sh"])
+        .args(p.argv)
+        .process_group(0)
+        .stdin(if p.input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (name, value) in p.env {
+        cmd.env(name, value);
+    }
+    cmd
 }
 
 /// Reads `from` to its end on a thread, keeping at most `max` bytes (as text, cut at a

@@ -295,23 +295,7 @@ fn spawn_threads(
         p.deadletters.clone(),
         context,
     ));
-    let control = Control {
-        state_dir: config.state_dir.clone(),
-        queue: p.queue.clone(),
-        deliverer: deliverer.clone(),
-        gate: p.gate.clone(),
-        elements: p.elements.clone(),
-        deadletters: p.deadletters.clone(),
-        types: crate::classify::ObjectTable::with_rules(config.rules.rules())
-            .type_names()
-            .map(str::to_owned)
-            .collect(),
-        trace_file: config.trace_file.clone(),
-        context: context.clone(),
-        listening: p.listening.clone(),
-        memory: p.memory.clone(),
-        reconcile: p.reconcile.clone(),
-    };
+    let control = control(config, p, &deliverer, context);
     // The role has a thread of its own: a check that hangs (bounded by smgr.timeout.ms or
     // ha.interval.ms) holds up neither the element list nor HUP's reloads. Batches are held
     // until its first answer (`Lifecycle::queue`).
@@ -350,6 +334,27 @@ fn spawn_threads(
         supervise::spawn("omcmsync-control", c(), move || control.run())?,
         supervise::spawn("omcmsync-reconcile", c(), move || reconciler.run())?,
     ])
+}
+
+/// The control socket's side of the service.
+fn control(config: &Config, p: &Parts, deliverer: &Arc<Deliverer>, context: &Context) -> Control {
+    Control {
+        state_dir: config.state_dir.clone(),
+        queue: p.queue.clone(),
+        deliverer: deliverer.clone(),
+        gate: p.gate.clone(),
+        elements: p.elements.clone(),
+        deadletters: p.deadletters.clone(),
+        types: crate::classify::ObjectTable::with_rules(config.rules.rules())
+            .type_names()
+            .map(str::to_owned)
+            .collect(),
+        trace_file: config.trace_file.clone(),
+        context: context.clone(),
+        listening: p.listening.clone(),
+        memory: p.memory.clone(),
+        reconcile: p.reconcile.clone(),
+    }
 }
 
 /// Opens and recovers the queue in `state.dir`, saying what recovery found.

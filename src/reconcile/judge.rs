@@ -44,24 +44,7 @@ pub fn judge(
     reader: &dyn HistoryReader,
     summary: RunSummary,
 ) -> Result<Verdict, String> {
-    let reply = |command: &str| {
-        input
-            .replies
-            .iter()
-            .find(|r| r.command == command)
-            .map(|r| &r.reply)
-            .ok_or_else(|| format!("no reply to {command}"))
-    };
-    let clock = CmClock::read(reply(CLOCK)?, input.read_at)
-        .ok_or("CM's clock (display time) could not be read")?;
-    let history = reply(HISTORY)?;
-    if let Some(e) = history.failure() {
-        return Err(format!("list history: {} {}", e.code, e.text.trim()));
-    }
-    if !history.complete {
-        return Err("list history: the reply was cut short".into());
-    }
-    let (records, _unreadable) = read_history(history);
+    let (clock, records) = clock_and_history(input)?;
     let window = Window {
         from_ms: input
             .since
@@ -103,6 +86,28 @@ pub fn judge(
             summary,
         },
     })
+}
+
+/// CM's clock and its history's records, from the replies; `Err` when either cannot be used.
+fn clock_and_history(input: &Inputs) -> Result<(CmClock, Vec<HistoryRecord>), String> {
+    let reply = |command: &str| {
+        input
+            .replies
+            .iter()
+            .find(|r| r.command == command)
+            .map(|r| &r.reply)
+            .ok_or_else(|| format!("no reply to {command}"))
+    };
+    let clock = CmClock::read(reply(CLOCK)?, input.read_at)
+        .ok_or("CM's clock (display time) could not be read")?;
+    let history = reply(HISTORY)?;
+    if let Some(e) = history.failure() {
+        return Err(format!("list history: {} {}", e.code, e.text.trim()));
+    }
+    if !history.complete {
+        return Err("list history: the reply was cut short".into());
+    }
+    Ok((clock, read_history(history).0))
 }
 
 /// The changes of the records in the window not judged before, and their lines.

@@ -18,25 +18,7 @@ fn main() -> ExitCode {
     omcmsync::logging::bridge_libraries();
     let cli = Cli::parse();
     match cli.command {
-        Command::Status {
-            dir,
-            json,
-            check,
-            thresholds,
-            format,
-            offline,
-        } => {
-            let state_dir = &dir.state_dir;
-            if offline {
-                operator::offline_status(state_dir, json)
-            } else if check {
-                probe::check(state_dir, &thresholds)
-            } else if format.is_some() {
-                probe::openmetrics(state_dir)
-            } else {
-                status(state_dir, json)
-            }
-        }
+        status @ Command::Status { .. } => status_command(status),
         Command::Deadletter { action } => deadletter(action),
         Command::Resync {
             dir,
@@ -76,6 +58,31 @@ fn main() -> ExitCode {
         ),
         Command::Completions { shell } => completions(shell),
         Command::Manpages { dir } => done("manpages", manpages::write(&dir)),
+    }
+}
+
+/// `omcmsync status` and its forms: offline, a monitoring check, OpenMetrics, or the answer.
+fn status_command(command: Command) -> ExitCode {
+    let Command::Status {
+        dir,
+        json,
+        check,
+        thresholds,
+        format,
+        offline,
+    } = command
+    else {
+        return ExitCode::FAILURE;
+    };
+    let state_dir = &dir.state_dir;
+    if offline {
+        operator::offline_status(state_dir, json)
+    } else if check {
+        probe::check(state_dir, &thresholds)
+    } else if format.is_some() {
+        probe::openmetrics(state_dir)
+    } else {
+        status(state_dir, json)
     }
 }
 

@@ -100,7 +100,11 @@ pub fn show_status(a: &Status) {
             a.elements_not_shown
         );
     }
-    for r in &a.reconcile {
+    show_reconcile(&a.reconcile);
+}
+
+fn show_reconcile(rows: &[omcmsync::control::ReconcileStatus]) {
+    for r in rows {
         let heard = r.last_heard.as_deref().unwrap_or("nothing yet");
         let run = r
             .last_run
