@@ -1190,22 +1190,11 @@ fn reaped_cpu_seconds(pid: i32) -> f64 {
 /// CM behind sshd and rsyslogd with the module reconciling it; `records` station changes in
 /// CM's history, half of them heard by syslog (and delivered) before this returns.
 fn reconciling(records: u64) -> (TestDir, common::cm::CmSsh, Sim, Daemon) {
-    use common::cm::{CmSsh, PasswordBy, USER};
+    use common::cm::{CmSsh, PasswordBy};
     let dir = TestDir::new();
     let cm = CmSsh::start(serde_json::json!({}), PasswordBy::Password);
     let sim = Sim::start(&dir, &[]);
-    let el = dir.path("ossi/cm-east");
-    std::fs::create_dir_all(&el).unwrap();
-    std::fs::write(el.join("login"), format!("{USER}\n")).unwrap();
-    std::fs::copy(cm.path("password"), el.join("password")).unwrap();
-    std::fs::copy(cm.path("known_hosts"), el.join("known_hosts")).unwrap();
-    std::fs::write(el.join("hosts"), "127.0.0.1\n").unwrap();
-    let extra = format!(
-        r#"reconcile.dir="{}" reconcile.program="{}" reconcile.port="{}" reconcile.interval.ms="86400000""#,
-        dir.p("ossi"),
-        workspace_bin("omcmsync-ossi").display(),
-        cm.port
-    );
+    let extra = cm.reconcile_params(&dir.path(""), 86_400_000);
     let d = Daemon::start(&dir, &action_to(&dir, sim.url(), &extra));
     let now = time::OffsetDateTime::now_utc();
     let date = format!("{:02}/{:02}", u8::from(now.month()), now.day());

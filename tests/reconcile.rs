@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::cm::{CmSsh, PasswordBy, USER};
+use common::cm::{CmSsh, PasswordBy};
 use common::*;
 use serde_json::{json, Value};
 
@@ -43,20 +43,40 @@ fn old_login() -> Value {
     json!([date, "09:00", "S00001", "dadmin", "logn", "", ""])
 }
 
-/// The element's OSSI access for `cm`, in `dir/ossi/cm-east/`.
-fn access(dir: &TestDir, cm: &CmSsh) -> String {
-    let el = dir.path("ossi/cm-east");
-    std::fs::create_dir_all(&el).unwrap();
-    std::fs::write(el.join("login"), format!("{USER}\n")).unwrap();
-    std::fs::copy(cm.path("password"), el.join("password")).unwrap();
-    std::fs::copy(cm.path("known_hosts"), el.join("known_hosts")).unwrap();
-    std::fs::write(el.join("hosts"), "127.0.0.1\n").unwrap();
-    format!(
-        r#"reconcile.dir="{}" reconcile.program="{}" reconcile.port="{}" reconcile.interval.ms="10000" reconcile.timeout.ms="5000""#,
-        dir.p("ossi"),
-        workspace_bin("omcmsync-ossi").display(),
-        cm.port
-    )
+/// A CM playing `scenario` behind sshd, System Manager's stand-in, and the element's access
+/// to the CM (reconciled every 10 s).
+struct Setup {
+    dir: TestDir,
+    cm: CmSsh,
+    sim: Sim,
+    reconcile: String,
+}
+
+impl Setup {
+    fn new(scenario: Value) -> Setup {
+        let dir = TestDir::new();
+        let cm = CmSsh::start(scenario, PasswordBy::Password);
+        let sim = Sim::start(&dir, &[]);
+        let reconcile = cm.reconcile_params(&dir.path(""), 10_000);
+        Setup {
+            dir,
+            cm,
+            sim,
+            reconcile,
+        }
+    }
+
+    /// The action's parameters: quick windows, the reconciliation, `extra`.
+    fn params(&self, extra: &str) -> String {
+        format!("{QUICK} {} {extra}", self.reconcile)
+            .trim()
+            .to_owned()
+    }
+
+    fn start(&self, extra: &str) -> Daemon {
+        let action = action_to(&self.dir, self.sim.url(), &self.params(extra));
+        Daemon::start(&self.dir, &action)
+    }
 }
 
 /// Each station's requests: how many, and their origins.
@@ -87,11 +107,9 @@ fn wait_counter(state: &std::path::Path, name: &str, at_least: u64) {
 
 #[test]
 fn changes_syslog_lost_arrive_marked_reconcile_and_none_twice() {
-    let dir = TestDir::new();
-    let cm = CmSsh::start(json!({}), PasswordBy::Password);
-    let sim = Sim::start(&dir, &[]);
-    let extra = format!("{QUICK} {}", access(&dir, &cm));
-    let d = Daemon::start(&dir, &action_to(&dir, sim.url(), &extra));
+    let s = Setup::new(json!({}));
+    let d = s.start("");
+    let (dir, cm, sim) = (&s.dir, &s.cm, &s.sim);
     // 100 changes on CM; 70 of them reach the module by syslog, 30 are lost on the way.
     let minute = cm_minute();
     d.send_tcp(&(2000..2070).map(station_change).collect::<Vec<_>>());
@@ -131,11 +149,9 @@ fn changes_syslog_lost_arrive_marked_reconcile_and_none_twice() {
 
 #[test]
 fn a_wrapped_history_resyncs_the_element_and_an_operator_can_ask() {
-    let dir = TestDir::new();
-    let cm = CmSsh::start(json!({}), PasswordBy::Password);
-    let sim = Sim::start(&dir, &[]);
-    let extra = format!("{QUICK} {}", access(&dir, &cm));
-    let d = Daemon::start(&dir, &action_to(&dir, sim.url(), &extra));
+    let s = Setup::new(json!({}));
+    let d = s.start("");
+    let (dir, cm, sim) = (&s.dir, &s.cm, &s.sim);
     // Only this minute's records: the history does not reach back to two hours ago.
     let minute = cm_minute();
     cm.set_scenario(json!({ "history": [record(&minute, "dadmin", 3001)] }));
@@ -169,16 +185,14 @@ fn a_wrapped_history_resyncs_the_element_and_an_operator_can_ask() {
 
 #[test]
 fn a_refused_host_key_fails_alone_and_heard_changes_still_go() {
-    let dir = TestDir::new();
-    let cm = CmSsh::start(json!({}), PasswordBy::Password);
-    let sim = Sim::start(&dir, &[]);
-    let extra = format!("{QUICK} {}", access(&dir, &cm));
+    let s = Setup::new(json!({}));
+    let (dir, cm, sim) = (&s.dir, &s.cm, &s.sim);
     std::fs::copy(
         cm.path("wrong_known_hosts"),
         dir.path("ossi/cm-east/known_hosts"),
     )
     .unwrap();
-    let d = Daemon::start(&dir, &action_to(&dir, sim.url(), &extra));
+    let d = s.start("");
     d.send_tcp(&[station_change(4001)]);
     sim.wait_items(WAIT, |i| object_ids(i, "cm-east").contains("4001"));
     let out = omcmsync_cli(&dir.path("state"), &["reconcile", "--wait", "60"]);
@@ -194,12 +208,9 @@ fn a_refused_host_key_fails_alone_and_heard_changes_still_go() {
 
 #[test]
 fn changes_made_while_rsyslogd_was_down_arrive_after_the_start() {
-    let dir = TestDir::new();
-    let cm = CmSsh::start(json!({}), PasswordBy::Password);
-    let sim = Sim::start(&dir, &[]);
-    let extra = format!("{QUICK} {}", access(&dir, &cm));
-    let config = action_to(&dir, sim.url(), &extra);
-    let d = Daemon::start(&dir, &config);
+    let s = Setup::new(json!({}));
+    let (cm, sim) = (&s.cm, &s.sim);
+    let d = s.start("");
     // Heard before the stop, and in CM's history too.
     d.send_tcp(&(5000..5005).map(station_change).collect::<Vec<_>>());
     sim.wait_items(WAIT, |i| object_ids(i, "cm-east").len() == 5);
@@ -212,7 +223,7 @@ fn changes_made_while_rsyslogd_was_down_arrive_after_the_start() {
         .collect();
     history.push(old_login());
     cm.set_scenario(json!({ "history": history }));
-    let d = Daemon::start(&dir, &config);
+    let d = s.start("");
     let items = sim.wait_items(WAIT, |i| object_ids(i, "cm-east").len() == 12);
     let stations = by_station(&items);
     for id in 5000..5012 {
@@ -228,14 +239,9 @@ fn changes_made_while_rsyslogd_was_down_arrive_after_the_start() {
 
 #[test]
 fn a_hung_cm_is_bounded_and_stops_with_the_module() {
-    let dir = TestDir::new();
-    let cm = CmSsh::start(json!({"hang": true}), PasswordBy::Password);
-    let sim = Sim::start(&dir, &[]);
-    let extra = format!(
-        "{QUICK} {} reconcile.timeout.ms=\"1000\"",
-        access(&dir, &cm)
-    );
-    let d = Daemon::start(&dir, &action_to(&dir, sim.url(), &extra));
+    let s = Setup::new(json!({"hang": true}));
+    let d = s.start(r#"reconcile.timeout.ms="1000""#);
+    let (dir, cm, sim) = (&s.dir, &s.cm, &s.sim);
     let state = dir.path("state");
     // The session waits at most 1 s for each answer: it fails, counted, logged once.
     let out = omcmsync_cli(&state, &["reconcile", "--wait", "60"]);
@@ -283,7 +289,7 @@ fn check(dir: &TestDir, sim: &Sim, access: &str) -> String {
         dir.p("elements.json"),
         dir.p("state")
     );
-    // access() gives `name="value"` pairs.
+    // `name="value"` pairs.
     for pair in access.split("\" ") {
         let (name, value) = pair.split_once("=\"").unwrap();
         params.push_str(&format!("{name}={}\n", value.trim_end_matches('"')));
@@ -299,15 +305,14 @@ fn check(dir: &TestDir, sim: &Sim, access: &str) -> String {
 
 #[test]
 fn check_logs_into_each_element_and_prints_an_unknown_host_key() {
-    let dir = TestDir::new();
-    let cm = CmSsh::start(json!({"history": [old_login()]}), PasswordBy::Password);
-    let sim = Sim::start(&dir, &[]);
-    let access = access(&dir, &cm);
-    let text = check(&dir, &sim, &access);
+    let s = Setup::new(json!({"history": [old_login()]}));
+    let (dir, cm, sim) = (&s.dir, &s.cm, &s.sim);
+    let access = s.params("");
+    let text = check(dir, sim, &access);
     assert!(text.contains("PASS  ossi cm-east"), "{text}");
     assert!(text.contains("list history read"), "{text}");
     std::fs::write(dir.path("ossi/cm-east/known_hosts"), "").unwrap();
-    let text = check(&dir, &sim, &access);
+    let text = check(dir, sim, &access);
     let line = format!("[127.0.0.1]:{} ssh-ed25519 ", cm.port);
     assert!(
         text.contains("FAIL  ossi cm-east") && text.contains(&line),
@@ -318,7 +323,7 @@ fn check_logs_into_each_element_and_prints_an_unknown_host_key() {
         "{text}"
     );
     std::fs::remove_file(dir.path("ossi/cm-east/password")).unwrap();
-    let text = check(&dir, &sim, &access);
+    let text = check(dir, sim, &access);
     assert!(text.contains("neither password nor key"), "{text}");
 }
 
@@ -341,16 +346,13 @@ fn wait_session(state: &std::path::Path, why: &str) -> Value {
 
 #[test]
 fn a_standby_never_reads_cm_and_a_promotion_reconciles() {
-    let dir = TestDir::new();
-    let cm = CmSsh::start(json!({}), PasswordBy::Password);
-    let sim = Sim::start(&dir, &[]);
+    let s = Setup::new(json!({}));
+    let (dir, cm, sim) = (&s.dir, &s.cm, &s.sim);
     std::fs::write(dir.path("role"), "standby\n").unwrap();
-    let ha = format!(
+    let d = s.start(&format!(
         r#"ha.mode="file" ha.file="{}" ha.interval.ms="200""#,
         dir.p("role")
-    );
-    let extra = format!("{QUICK} {ha} {}", access(&dir, &cm));
-    let d = Daemon::start(&dir, &action_to(&dir, sim.url(), &extra));
+    ));
     let minute = cm_minute();
     cm.set_scenario(json!({ "history": [record(&minute, "dadmin", 7001), old_login()] }));
     std::thread::sleep(Duration::from_secs(3));
@@ -370,14 +372,9 @@ fn a_standby_never_reads_cm_and_a_promotion_reconciles() {
 
 #[test]
 fn an_element_heard_after_a_silence_is_reconciled() {
-    let dir = TestDir::new();
-    let cm = CmSsh::start(json!({ "history": [old_login()] }), PasswordBy::Password);
-    let sim = Sim::start(&dir, &[]);
-    let extra = format!(
-        r#"{QUICK} {} reconcile.silence.ms="1000""#,
-        access(&dir, &cm)
-    );
-    let d = Daemon::start(&dir, &action_to(&dir, sim.url(), &extra));
+    let s = Setup::new(json!({ "history": [old_login()] }));
+    let d = s.start(r#"reconcile.silence.ms="1000""#);
+    let (dir, sim) = (&s.dir, &s.sim);
     d.send_tcp(&[station_change(8001)]);
     sim.wait_items(WAIT, |i| object_ids(i, "cm-east").contains("8001"));
     std::thread::sleep(Duration::from_millis(1500));

@@ -97,6 +97,23 @@ impl CmSsh {
         args
     }
 
+    /// Writes the element's OSSI access to this CM into `dir/ossi/cm-east/` (the test user by
+    /// password, this sshd's host key) and returns the action's `reconcile.*` parameters.
+    pub fn reconcile_params(&self, dir: &Path, interval_ms: u64) -> String {
+        let el = dir.join("ossi/cm-east");
+        std::fs::create_dir_all(&el).unwrap();
+        std::fs::write(el.join("login"), format!("{USER}\n")).unwrap();
+        std::fs::copy(self.path("password"), el.join("password")).unwrap();
+        std::fs::copy(self.path("known_hosts"), el.join("known_hosts")).unwrap();
+        std::fs::write(el.join("hosts"), "127.0.0.1\n").unwrap();
+        format!(
+            r#"reconcile.dir="{}" reconcile.program="{}" reconcile.port="{}" reconcile.interval.ms="{interval_ms}""#,
+            dir.join("ossi").display(),
+            super::workspace_bin("omcmsync-ossi").display(),
+            self.port
+        )
+    }
+
     /// Runs `omcmsync-ossi` with `args`: its report, exit status, and how long it took.
     pub fn ossi(&self, args: &[String]) -> (SessionReport, i32, Duration) {
         let started = Instant::now();
