@@ -360,6 +360,11 @@ impl Control {
     /// Asks the reconciler for a session now; it runs on the reconciler's thread and its
     /// result shows in the status.
     fn reconcile(&self, element: Option<String>, since_ms: Option<u64>) -> String {
+        if self.gate.admission() != crate::ha::Admission::Process {
+            return Failure::json(
+                "this node is not active: the active node reconciles (a standby never reads CM)",
+            );
+        }
         // Just after a start the reconciler may not have looked at the element list yet.
         let deadline = Instant::now() + Duration::from_secs(5);
         while !self.memory.looked() && Instant::now() < deadline {

@@ -161,7 +161,12 @@ impl Dialogue {
             self.lines.clear();
             let reply: Reply = parse_reply(&text);
             let command = self.sent_command.take().unwrap_or_default();
-            self.replies.push(CommandReply { command, reply });
+            let at_ms = crate::clock::now_ms();
+            self.replies.push(CommandReply {
+                command,
+                at_ms,
+                reply,
+            });
             self.send_next(out);
         } else {
             self.lines.push(line.to_owned());

@@ -9,6 +9,10 @@ use super::reply::Reply;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommandReply {
     pub command: String,
+    /// When the reply ended, on the client's clock (ms since the epoch; 0: not known): what
+    /// CM's clock is read against.
+    #[serde(default)]
+    pub at_ms: u64,
     #[serde(flatten)]
     pub reply: Reply,
 }

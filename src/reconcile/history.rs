@@ -132,8 +132,10 @@ impl CmClock {
                 .ok()
                 .map(|d| PrimitiveDateTime::new(d, time))
         };
+        // Up to an hour after CM's now is this year's: the hour a DST change repeats.
+        let latest = self.cm_now + time::Duration::HOUR;
         let local = match at(year) {
-            Some(t) if t <= self.cm_now => t,
+            Some(t) if t <= latest => t,
             _ => at(year - 1)?,
         };
         let ms =

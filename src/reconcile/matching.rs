@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::resync::{Scope, ShortText};
 
 /// A change heard by syslog, as much as matching needs (and `state.dir/reconcile.json` keeps).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Heard {
     /// When rsyslog received it, ms since the epoch.
     pub at: u64,
@@ -45,19 +45,19 @@ const MINUTE_MS: u64 = 60_000;
 impl Window {
     /// The record's minute can hold a change at or after `from_ms`.
     pub fn covers(&self, minute_ms: u64) -> bool {
-        minute_ms + MINUTE_MS + self.tolerance_ms > self.from_ms
+        minute_ms.saturating_add(MINUTE_MS + self.tolerance_ms) > self.from_ms
     }
 
     /// `heard` can be the change recorded at `minute_ms`.
     fn pairs(&self, minute_ms: u64, heard: &Heard) -> bool {
-        heard.at + self.tolerance_ms >= minute_ms
-            && heard.at < minute_ms + MINUTE_MS + self.tolerance_ms
+        heard.at.saturating_add(self.tolerance_ms) >= minute_ms
+            && heard.at < minute_ms.saturating_add(MINUTE_MS + self.tolerance_ms)
     }
 
     /// The history does not reach back to the window's start: its oldest record is newer than
     /// the start (by more than the tolerance), so what came before it was overwritten.
     pub fn wrapped(&self, oldest_minute_ms: Option<u64>) -> bool {
-        oldest_minute_ms.is_some_and(|m| m > self.from_ms + self.tolerance_ms)
+        oldest_minute_ms.is_some_and(|m| m > self.from_ms.saturating_add(self.tolerance_ms))
     }
 }
 
@@ -95,11 +95,11 @@ pub fn compare<T>(mut found: Vec<Found<T>>, heard: &[Heard], window: Window) -> 
     Comparison { missed, paired }
 }
 
+/// Logins agree, or one side has none (a syslog line of the bare command names nobody).
 fn same_login(a: &Option<ShortText>, b: &Option<ShortText>) -> bool {
     match (a, b) {
         (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
-        (None, None) => true,
-        _ => false,
+        _ => true,
     }
 }
 

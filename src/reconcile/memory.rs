@@ -47,6 +47,10 @@ pub struct ElementMemory {
     pub judged: Vec<(u64, String)>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_run: Option<RunSummary>,
+    /// CM's clock minus ours at the last session (ms): a change (DST, a zone) widens the next
+    /// comparison by as much.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset_ms: Option<i64>,
 }
 
 /// One reconciliation, as `omcmsync status` shows it.
@@ -58,9 +62,11 @@ pub struct RunSummary {
     pub why: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
-    /// History records read.
+    /// History records read, and how many of them could not be read (unjudged).
     #[serde(default)]
     pub records: usize,
+    #[serde(default)]
+    pub unreadable: usize,
     /// Changes in the compared span that were heard.
     #[serde(default)]
     pub heard: usize,
@@ -254,11 +260,19 @@ impl Memory {
         if let Some(covered) = run.covered {
             e.covered = e.covered.max(covered);
         }
-        for used in &run.paired {
-            if let Some(at) = e.recent.iter().position(|h| h == used) {
-                e.recent.remove(at);
-            }
+        e.offset_ms = run.offset_ms.or(e.offset_ms);
+        // One pass, whatever the counts (the elements' lock is held).
+        let mut used: std::collections::HashMap<Heard, usize> = Default::default();
+        for h in run.paired {
+            *used.entry(h).or_default() += 1;
         }
+        e.recent.retain(|h| match used.get_mut(h) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                false
+            }
+            _ => true,
+        });
         e.judged.extend(run.lines);
         e.judged.retain(|(minute, _)| *minute >= run.keep_from);
         let excess = e.judged.len().saturating_sub(JUDGED_MAX);
@@ -295,6 +309,8 @@ pub struct Judged {
     pub lines: Vec<(u64, String)>,
     /// The heard changes that paired with a record.
     pub paired: Vec<Heard>,
+    /// CM's clock offset read by the session.
+    pub offset_ms: Option<i64>,
     pub keep_from: u64,
     pub summary: RunSummary,
 }

@@ -15,7 +15,7 @@ use super::HistoryReader;
 use crate::clock::{now_ms, rfc3339};
 use crate::config::ReconcileSettings;
 use crate::elements::Elements;
-use crate::ha::{Admission, Gate};
+use crate::ha::{Admission, Gate, Role};
 use crate::logging;
 use crate::program::ProcessGroups;
 use crate::queue::Queue;
@@ -96,13 +96,21 @@ impl Reconciler {
             let active = self.gate.admission() == Admission::Process;
             let watched = self.watched(&mut plan);
             if !active {
-                self.standby(&watched);
+                // An operator's request that came before the role changed is dropped: the
+                // control socket refuses them on a standby.
+                self.requests.take();
+                if self.gate.role() == Role::Standby {
+                    self.standby(&watched);
+                }
             } else {
                 self.mark_triggers(&mut plan, was_active == Some(false));
                 for asked in self.requests.take() {
                     self.operator(&asked, &watched);
                 }
                 for (element, why) in plan.take_due() {
+                    if self.context.shutdown.is_set() {
+                        break;
+                    }
                     self.session(&element, why, None);
                     plan.last.insert(element.clone(), Instant::now());
                     plan.mark(&element, Trigger::Schedule, self.settings.interval);
@@ -144,11 +152,14 @@ impl Reconciler {
             .map(|n| n.to_string())
             .collect();
         let now = now_ms();
+        // An element no longer reconciled leaves the plan (and the memory, below).
+        plan.due.retain(|name, _| names.contains(name));
+        plan.last.retain(|name, _| names.contains(name));
         for name in &names {
+            self.memory.watch(name, now);
             if plan.due.contains_key(name) || plan.last.contains_key(name) {
                 continue;
             }
-            self.memory.watch(name, now);
             let covered = self.memory.get(name).map_or(now, |m| m.covered);
             let interval = self.settings.interval.as_millis() as u64;
             if covered + interval < now {
@@ -190,6 +201,9 @@ impl Reconciler {
 
     fn operator(&self, asked: &Asked, watched: &[String]) {
         for name in watched {
+            if self.context.shutdown.is_set() {
+                return;
+            }
             if asked.element.as_ref().is_none_or(|e| e == name) {
                 self.session(name, Trigger::Operator, asked.since_ms);
             }
@@ -314,6 +328,7 @@ fn unjudged(summary: RunSummary) -> Judged {
         covered: None,
         lines: Vec::new(),
         paired: Vec::new(),
+        offset_ms: None,
         keep_from: 0,
         summary,
     }
