@@ -304,7 +304,7 @@ mod tests {
         ]
     }
 
-    fn run(replies: &[CommandReply], memory: &ElementMemory) -> Verdict {
+    fn judged(replies: &[CommandReply], memory: &ElementMemory) -> Result<Verdict, String> {
         let input = Inputs {
             element: "cm",
             replies,
@@ -313,7 +313,15 @@ mod tests {
             since: None,
             tolerance_ms: 120_000,
         };
-        judge(&input, &Stations, RunSummary::default()).unwrap()
+        judge(&input, &Stations, RunSummary::default())
+    }
+
+    fn run(replies: &[CommandReply], memory: &ElementMemory) -> Verdict {
+        judged(replies, memory).unwrap()
+    }
+
+    fn failure(replies: &[CommandReply], memory: &ElementMemory) -> String {
+        judged(replies, memory).err().unwrap()
     }
 
     fn ids(changes: &[Change]) -> Vec<String> {
@@ -408,17 +416,7 @@ mod tests {
                 value: "12/06/26".into(),
             }]);
         }
-        let input = Inputs {
-            element: "cm",
-            replies: &bad,
-            read_at: NOW,
-            memory: &memory,
-            since: None,
-            tolerance_ms: 120_000,
-        };
-        let e = judge(&input, &Stations, RunSummary::default())
-            .err()
-            .unwrap();
+        let e = failure(&bad, &memory);
         assert!(e.contains("3 of 5 records unreadable"), "{e}");
     }
 
@@ -445,17 +443,7 @@ mod tests {
             code: "2b3c".into(),
             text: "has data locked".into(),
         });
-        let input = Inputs {
-            element: "cm",
-            replies: &locked,
-            read_at: NOW,
-            memory: &memory,
-            since: None,
-            tolerance_ms: 120_000,
-        };
-        let e = judge(&input, &Stations, RunSummary::default())
-            .err()
-            .unwrap();
+        let e = failure(&locked, &memory);
         assert!(e.contains("has data locked"), "{e}");
     }
 }
