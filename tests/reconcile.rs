@@ -73,9 +73,12 @@ impl Setup {
             .to_owned()
     }
 
+    /// rsyslogd with the action, once its control socket answers (the CLI is used at once).
     fn start(&self, extra: &str) -> Daemon {
         let action = action_to(&self.dir, self.sim.url(), &self.params(extra));
-        Daemon::start(&self.dir, &action)
+        let d = Daemon::start(&self.dir, &action);
+        module_status(&self.dir.path("state"), WAIT);
+        d
     }
 }
 
@@ -184,7 +187,7 @@ fn a_wrapped_history_resyncs_the_element_and_an_operator_can_ask() {
 }
 
 #[test]
-fn a_refused_host_key_fails_alone_and_heard_changes_still_go() {
+fn a_refused_host_key_or_login_fails_alone_and_heard_changes_still_go() {
     let s = Setup::new(json!({}));
     let (dir, cm, sim) = (&s.dir, &s.cm, &s.sim);
     std::fs::copy(
@@ -201,6 +204,27 @@ fn a_refused_host_key_fails_alone_and_heard_changes_still_go() {
     assert!(cm.commands().is_empty(), "logged in: {:?}", cm.commands());
     assert!(counter(&dir.path("state"), "reconcile.failed") >= 1);
     dir.wait_log(&["reconcile cm-east: OSSI session:"]);
+    // The host key put right, a wrong password: refused, and the password said nowhere.
+    let el = dir.path("ossi/cm-east");
+    std::fs::copy(cm.path("known_hosts"), el.join("known_hosts")).unwrap();
+    std::fs::copy(cm.path("wrong_password"), el.join("password")).unwrap();
+    let out = omcmsync_cli(&dir.path("state"), &["reconcile", "--wait", "60"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.status.success() && text.contains("refused the login"),
+        "{text}"
+    );
+    dir.wait_log(&["refused the login"]);
+    assert!(!dir.rsyslog_log().contains("not-it") && !text.contains("not-it"));
+    // Files read at each session: the right password works at once, and that is said.
+    std::fs::copy(cm.path("password"), el.join("password")).unwrap();
+    let out = omcmsync_cli(&dir.path("state"), &["reconcile", "--wait", "60"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    dir.wait_log(&["reconcile cm-east: CM's history is read again"]);
     let started = std::time::Instant::now();
     d.stop(Duration::from_secs(10));
     assert!(started.elapsed() < Duration::from_secs(10));

@@ -94,7 +94,7 @@ fn done_since<'a>(
 ) -> Option<&'a RunSummary> {
     let row = rows.iter().find(|r| r.element == name)?;
     let run = row.last_run.as_ref()?;
-    (parse_rfc3339_ms(&run.at)? >= asked_at.saturating_sub(1000)).then_some(run)
+    (parse_rfc3339_ms(&run.at)? >= asked_at).then_some(run)
 }
 
 /// A session in a line, for `reconcile` and `status`.
