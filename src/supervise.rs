@@ -49,15 +49,38 @@ impl std::fmt::Debug for Context {
     }
 }
 
+/// A thread's wake-up: [`Wake::nudge`] ends its current or next [`Wake::wait`] (one nudge per
+/// wait, none lost between two waits). What the thread is woken for is its owner's business.
+#[derive(Default)]
+pub struct Wake {
+    /// A nudge not yet seen by [`Wake::wait`].
+    nudged: Mutex<bool>,
+    woken: Condvar,
+}
+
+impl Wake {
+    pub fn nudge(&self) {
+        *self.nudged.lock() = true;
+        self.woken.notify_all();
+    }
+
+    /// Waits up to `timeout` for a nudge; one that came since the last wait ends it at once.
+    pub fn wait(&self, timeout: Duration) {
+        let mut nudged = self.nudged.lock();
+        if !*nudged {
+            self.woken.wait_for(&mut nudged, timeout);
+        }
+        *nudged = false;
+    }
+}
+
 /// A HUP for the service: requested by the action on rsyslog's main thread, taken by the
 /// element refresher's thread, which reads the element list and the SMGR client's files again
 /// (DNS and file reads never on rsyslog's main thread). The refresher sleeps on it.
 #[derive(Default)]
 pub struct Hup {
     requested: AtomicBool,
-    /// A nudge (its service stops) not yet seen by [`Hup::wait`].
-    nudged: Mutex<bool>,
-    woken: Condvar,
+    wake: Wake,
 }
 
 impl Hup {
@@ -68,8 +91,7 @@ impl Hup {
 
     /// Ends the refresher's current or next [`Hup::wait`] without a HUP (its service stops).
     pub fn nudge(&self) {
-        *self.nudged.lock() = true;
-        self.woken.notify_all();
+        self.wake.nudge();
     }
 
     /// Whether a HUP came since the last call.
@@ -80,11 +102,7 @@ impl Hup {
     /// Waits up to `timeout` for a HUP or a nudge; one that came since the last wait ends it
     /// at once.
     pub fn wait(&self, timeout: Duration) {
-        let mut nudged = self.nudged.lock();
-        if !*nudged {
-            self.woken.wait_for(&mut nudged, timeout);
-        }
-        *nudged = false;
+        self.wake.wait(timeout);
     }
 }
 

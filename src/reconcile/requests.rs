@@ -1,8 +1,10 @@
 //! The reconciler's mailbox: what asks for a session (a promotion, an element heard after a
 //! silence, an operator) and the stop, each ending its wait at once.
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::Mutex;
 use std::time::Duration;
+
+use crate::supervise::Wake;
 
 /// What started a session, as `omcmsync status` shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,39 +39,28 @@ pub struct Asked {
 
 #[derive(Default)]
 pub struct Requests {
-    state: Mutex<State>,
-    woken: Condvar,
-}
-
-#[derive(Default)]
-struct State {
-    asked: Vec<Asked>,
-    nudged: bool,
+    asked: Mutex<Vec<Asked>>,
+    wake: Wake,
 }
 
 impl Requests {
     /// An operator asks (`omcmsync reconcile`).
     pub fn ask(&self, asked: Asked) {
-        self.state.lock().asked.push(asked);
+        self.asked.lock().push(asked);
         self.nudge();
     }
 
     /// Ends the reconciler's wait (its service stops, or something became due).
     pub fn nudge(&self) {
-        self.state.lock().nudged = true;
-        self.woken.notify_all();
+        self.wake.nudge();
     }
 
     /// Waits up to `timeout` for a request or a nudge; one since the last wait ends it at once.
     pub fn wait(&self, timeout: Duration) {
-        let mut state = self.state.lock();
-        if !state.nudged && state.asked.is_empty() {
-            self.woken.wait_for(&mut state, timeout);
-        }
-        state.nudged = false;
+        self.wake.wait(timeout);
     }
 
     pub fn take(&self) -> Vec<Asked> {
-        std::mem::take(&mut self.state.lock().asked)
+        std::mem::take(&mut *self.asked.lock())
     }
 }
