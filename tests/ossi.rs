@@ -68,6 +68,24 @@ fn list_history_and_the_clock_by_password() {
 }
 
 #[test]
+fn a_terminal_type_that_pages_is_answered_page_by_page() {
+    let cm = CmSsh::start(
+        json!({"history": history(40), "page_lines": 7}),
+        PasswordBy::Password,
+    );
+    let mut args = cm.password_args();
+    args.extend(["--term", "ossit"].map(String::from));
+    let (report, status, _) = cm.ossi(&args);
+    let got = replies(report);
+    assert_eq!(status, 0);
+    let reply = &got[0].reply;
+    assert_eq!((reply.records.len(), reply.unknown), (40, 0), "{reply:?}");
+    assert!(reply.complete);
+    assert_eq!(reply.records[39][6].value, "1039");
+    assert_eq!(cm.commands(), ["list history", "logoff"]);
+}
+
+#[test]
 fn keyboard_interactive_and_public_key_logins() {
     let cm = CmSsh::start(
         json!({"history": history(3)}),

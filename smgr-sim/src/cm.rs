@@ -24,6 +24,8 @@ pub struct Scenario {
     locked: bool,
     /// Wait this long before each reply.
     slow_ms: u64,
+    /// With the terminal type `ossit`: ask `more? [y]` after this many lines of a reply.
+    page_lines: usize,
     /// Say nothing after the terminal type: a hung CM (until the client leaves).
     hang: bool,
 }
@@ -60,8 +62,9 @@ pub fn run(scenario: &Path, log: Option<&Path>) -> Result<(), String> {
         return say("not an OSSI terminal type\n");
     }
     say("t\n")?;
+    let paging = term.trim() == "ossit" && cm.page_lines > 0;
     let mut command = None;
-    for line in lines {
+    while let Some(line) = lines.next() {
         let line = line.trim_end_matches('\r');
         if let Some(c) = line.strip_prefix('c') {
             command = Some(c.trim().to_owned());
@@ -76,7 +79,18 @@ pub fn run(scenario: &Path, log: Option<&Path>) -> Result<(), String> {
                 say("Proceed With Logoff [n]? ")?;
                 return Ok(());
             }
-            say(&reply(&cm, &c))?;
+            let text = reply(&cm, &c);
+            if !paging {
+                say(&text)?;
+                continue;
+            }
+            for (i, line) in text.lines().enumerate() {
+                if i > 0 && i % cm.page_lines == 0 {
+                    say("more? [y] ")?;
+                    lines.next();
+                }
+                say(&format!("{line}\n"))?;
+            }
         }
     }
     Ok(())

@@ -61,7 +61,11 @@ pub(super) fn settings(g: &mut Given) -> Result<ReconcileSettings, ConfigError> 
         None => d.enabled,
     };
     let term = match g.take("reconcile.term") {
-        Some(v) => choice("reconcile.term", v, &["ossi4", "ossie", "ossi3", "ossi"])?,
+        Some(v) => choice(
+            "reconcile.term",
+            v,
+            &["ossi4", "ossie", "ossi3", "ossi", "ossit"],
+        )?,
         None => d.term,
     };
     let program = match g.take("reconcile.program") {

@@ -16,6 +16,8 @@ const TERMINAL_PROMPT: &str = "Terminal Type";
 const NO_RESOURCES: &str = "Login resources unavailable";
 /// CM's question after `clogoff`.
 const LOGOFF_PROMPT: &str = "Proceed With Logoff";
+/// The question of a terminal type that pages (`ossit`: `more? [y]`), answered `y`.
+const MORE_PROMPT: &str = "more?";
 /// The longest reply read: `list history` is a few thousand short records.
 pub const REPLY_MAX_BYTES: usize = 8 << 20;
 /// The longest line, or prompt without its newline, kept while it is incomplete.
@@ -135,6 +137,10 @@ impl Dialogue {
                 self.partial.clear();
                 self.stage = Stage::Ready;
             }
+            Stage::Reply if is_more(text) => {
+                out.extend_from_slice(b"y\n");
+                self.partial.clear();
+            }
             Stage::Logoff if text.contains(LOGOFF_PROMPT) => {
                 out.extend_from_slice(b"y\n");
                 self.partial.clear();
@@ -150,7 +156,11 @@ impl Dialogue {
         if self.reply_bytes > REPLY_MAX_BYTES {
             return Err(protocol("a reply longer than 8 MiB"));
         }
-        if line.starts_with('c') {
+        if is_more(line) {
+            out.extend_from_slice(b"y\n");
+        } else if line == "y" {
+            // The echo of the answer to a page's question.
+        } else if line.starts_with('c') {
             // The request's echo (the terminal's, CM's, or both): the reply starts after it.
             self.lines.clear();
         } else if line == "t" && !self.lines.iter().any(|l| !l.is_empty()) {
@@ -189,6 +199,11 @@ impl Dialogue {
             }
         }
     }
+}
+
+/// A page's question: no OSSI line starts with `m`.
+fn is_more(text: &str) -> bool {
+    text.trim_start().get(..MORE_PROMPT.len()) == Some(MORE_PROMPT)
 }
 
 fn protocol(why: &str) -> SessionFailure {
@@ -260,6 +275,27 @@ mod tests {
         assert_eq!(replies.len(), 1);
         assert!(replies[0].reply.complete && replies[0].reply.failure().is_none());
         assert!(replies[0].reply.records.is_empty());
+    }
+
+    #[test]
+    fn a_paging_terminal_is_answered_at_each_page() {
+        let mut d = Dialogue::new("ossit", &["list history"]).unwrap();
+        let sent = play(
+            &mut d,
+            &[
+                PROMPT,
+                "ossit\r\nt\r\n",
+                "clist history\r\nt\r\nclist history\r\nf1\t2\r\nd12/05\t10:02\r\nmore",
+                "? [y] ",
+                "y\r\nn\r\nd12/05\t10:01\r\nmore? [y]\r\n",
+                "y\r\nn\r\nd12/04\t09:00\r\nt\r\n",
+            ],
+        )
+        .unwrap();
+        assert_eq!(sent, "ossit\nclist history\nt\ny\ny\nclogoff\nt\n");
+        let reply = &d.into_replies()[0].reply;
+        assert_eq!((reply.records.len(), reply.unknown), (3, 0));
+        assert_eq!(reply.records[2][0].value, "12/04");
     }
 
     #[test]
