@@ -137,6 +137,7 @@ impl Action {
         let heard = self.memory.heard_in(&changes);
         queue.submit(changes).map_err(|_| Suspend)?;
         self.memory.note(heard);
+        self.memory.spoke(batch.spoke(), crate::clock::now_ms());
         self.pipeline.committed(batch);
         Ok(())
     }

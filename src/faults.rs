@@ -4,7 +4,8 @@
 //! test sets it for the one rsyslogd it starts.
 
 /// `OMCM_FAULT_PANIC=<thread>`: that background thread panics once, the first time it passes
-/// its hook (`omcmsync-deliver`, `omcmsync-supervise`, `omcmsync-ha`, `omcmsync-queue`, `omcmsync-post`).
+/// its hook (`omcmsync-deliver`, `omcmsync-supervise`, `omcmsync-ha`, `omcmsync-queue`, `omcmsync-post`,
+/// `omcmsync-ossi`: a reconciliation session).
 pub fn panic_once(thread: &str) {
     use std::sync::atomic::{AtomicBool, Ordering};
     static FIRED: AtomicBool = AtomicBool::new(false);

@@ -75,12 +75,48 @@ pub struct Batch {
     changes: Vec<Change>,
     tally: Tally,
     records: BatchRecords,
+    /// The known elements that sent any line in the batch (reconciliation's silence).
+    spoke: Vec<Arc<str>>,
 }
 
 impl Batch {
     /// The changes to make durable.
     pub fn take_changes(&mut self) -> Vec<Change> {
         std::mem::take(&mut self.changes)
+    }
+
+    /// The known elements that sent a line (a change or not) in this batch.
+    pub fn spoke(&self) -> &[Arc<str>] {
+        &self.spoke
+    }
+}
+
+/// At most this many senders are told apart per batch by their bytes; lines from others are
+/// looked up one by one.
+const SENDERS_SEEN_MAX: usize = 16;
+
+/// The senders of a batch's lines: each distinct one looked up once, not each line.
+#[derive(Default)]
+struct Senders<'a> {
+    seen: Vec<&'a [u8]>,
+}
+
+impl<'a> Senders<'a> {
+    /// Notes the sender of `line` into `spoke` if it is a known element's and new here.
+    fn note(&mut self, line: &ReceivedLine<'a>, table: &ElementTable, spoke: &mut Vec<Arc<str>>) {
+        let bytes = line.sender_bytes();
+        if self.seen.contains(&bytes) {
+            return;
+        }
+        if self.seen.len() < SENDERS_SEEN_MAX {
+            self.seen.push(bytes);
+        }
+        let Some(el) = line.sender().ok().and_then(|ip| table.lookup(ip)) else {
+            return;
+        };
+        if !spoke.contains(&el.name) {
+            spoke.push(el.name.clone());
+        }
     }
 }
 
@@ -176,36 +212,48 @@ impl Pipeline {
                 capture_room: self.capture.as_ref().map_or(0, RecordFile::room),
                 ..BatchRecords::default()
             },
+            spoke: Vec::new(),
         };
         let table = self.elements.current();
         let admission = self.gate.admission();
+        let mut senders = Senders::default();
         for raw in lines {
-            self.read_line(&mut batch, classifier, (&table, admission), worker, raw);
+            let line = self.read_line(&mut batch, classifier, (&table, admission), worker, raw);
+            if let Some(line) = line {
+                senders.note(&line, &table, &mut batch.spoke);
+            }
         }
         Some(batch)
     }
 
-    fn read_line(
+    /// Reads one line into the batch; the line as split, unless it was malformed.
+    fn read_line<'a>(
         &self,
         batch: &mut Batch,
         classifier: &Classifier,
         (table, admission): (&ElementTable, Admission),
         worker: u64,
-        raw: &[u8],
-    ) {
+        raw: &'a [u8],
+    ) -> Option<ReceivedLine<'a>> {
         let tally = &mut batch.tally;
         let out = &mut batch.records;
         tally.lines_received += 1;
         let line = match ReceivedLine::parse(raw) {
             Ok(line) => line,
-            Err(why) => return self.malformed(tally, out, worker, raw, why),
+            Err(why) => {
+                self.malformed(tally, out, worker, raw, why);
+                return None;
+            }
         };
         let verdict = classifier.classify(line.message);
         let outcome = match &verdict {
             Verdict::Event(e) => {
                 let sender = match line.sender() {
                     Ok(sender) => sender,
-                    Err(why) => return self.malformed(tally, out, worker, raw, why),
+                    Err(why) => {
+                        self.malformed(tally, out, worker, raw, why);
+                        return None;
+                    }
                 };
                 tally.event(e.verb);
                 let outcome = filter(table, admission, sender, e);
@@ -241,6 +289,7 @@ impl Pipeline {
                 outcome.as_ref(),
             );
         }
+        Some(line)
     }
 
     fn malformed(

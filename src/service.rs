@@ -325,6 +325,7 @@ fn spawn_threads(
         requests: p.reconcile.clone(),
         programs: p.sessions.clone(),
         context: context.clone(),
+        findings: Default::default(),
     };
     let c = || context.clone();
     Ok(vec![

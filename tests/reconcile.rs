@@ -402,8 +402,105 @@ fn an_element_heard_after_a_silence_is_reconciled() {
     d.send_tcp(&[station_change(8001)]);
     sim.wait_items(WAIT, |i| object_ids(i, "cm-east").contains("8001"));
     std::thread::sleep(Duration::from_millis(1500));
-    d.send_tcp(&[station_change(8002)]);
+    // Any line ends the silence, not only a change: here a command that changes nothing.
+    let look = "11/25 10:16 SAT dadmin list station 8001";
+    d.send_tcp(&[syslog_line("cm-east", "cmdhist", look)]);
     let run = wait_session(&dir.path("state"), "silence");
     assert!(run["failed"].is_null(), "{run}");
+    d.stop(Duration::from_secs(10));
+}
+
+/// Whether an OSSI client is running for the element whose access is in `dir/ossi/<element>`.
+fn client_running(dir: &TestDir, element: &str) -> bool {
+    let known_hosts = dir.path(&format!("ossi/{element}/known_hosts"));
+    let found = std::process::Command::new("pgrep")
+        .args(["-f", &known_hosts.display().to_string()])
+        .output()
+        .unwrap();
+    !found.stdout.is_empty()
+}
+
+#[test]
+fn a_hung_cm_holds_up_no_other_element() {
+    let minute = cm_minute();
+    let s = Setup::new(json!({ "history": [record(&minute, "dadmin", 7101), old_login()] }));
+    // cm-west, on 127.0.0.2 (the same port), says nothing after the terminal type.
+    let west = CmSsh::start_on(
+        json!({"hang": true}),
+        PasswordBy::Password,
+        "127.0.0.2",
+        s.cm.port,
+    );
+    let (dir, sim) = (&s.dir, &s.sim);
+    west.reconcile_access(&dir.path(""), "cm-west");
+    let both = json!({"elements": [
+        {"name": "cm-east", "hosts": ["127.0.0.1"]},
+        {"name": "cm-west", "hosts": ["127.0.0.2"]},
+    ]});
+    std::fs::write(dir.path("elements.json"), both.to_string()).unwrap();
+    let d = s.start(r#"reconcile.timeout.ms="30000""#);
+    let state = dir.path("state");
+    // cm-west's session first; once it waits on the hung CM, cm-east is asked for.
+    omcmsync_cli(
+        &state,
+        &["reconcile", "--element", "cm-west", "--wait", "0"],
+    );
+    let deadline = std::time::Instant::now() + WAIT;
+    while !client_running(dir, "cm-west") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no session with cm-west"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let asked = [
+        "reconcile",
+        "--element",
+        "cm-east",
+        "--since",
+        "1h",
+        "--wait",
+        "0",
+    ];
+    omcmsync_cli(&state, &asked);
+    let items = sim.wait_items(WAIT, |i| object_ids(i, "cm-east").contains("7101"));
+    let station = items.iter().find(|i| i["id"] == "7101").unwrap();
+    assert_eq!(station["origin"], "reconcile");
+    // Still waiting on cm-west (its bound is 30 s a wait): cm-east did not wait for it.
+    assert!(client_running(dir, "cm-west"));
+    assert_eq!(counter(&state, "reconcile.failed"), 0);
+    d.stop(Duration::from_secs(10));
+    assert!(
+        !client_running(dir, "cm-west"),
+        "a client outlived the stop"
+    );
+}
+
+#[test]
+fn fault_hook_a_session_that_panics_counts_as_failed_and_the_next_one_runs() {
+    let minute = cm_minute();
+    let s = Setup::new(json!({ "history": [record(&minute, "dadmin", 7201), old_login()] }));
+    s.dir.set_env("OMCM_FAULT_PANIC", "omcmsync-ossi");
+    let d = s.start("");
+    let state = s.dir.path("state");
+    let ask = ["reconcile", "--since", "1h", "--wait", "60"];
+    let first = omcmsync_cli(&state, &ask);
+    let text = String::from_utf8_lossy(&first.stdout);
+    assert!(
+        !first.status.success() && text.contains("internal error"),
+        "{text}"
+    );
+    assert!(s
+        .dir
+        .rsyslog_log()
+        .contains("thread omcmsync-ossi panicked"));
+    let second = omcmsync_cli(&state, &ask);
+    let text = String::from_utf8_lossy(&second.stdout);
+    assert!(
+        second.status.success() && text.contains("1 missed and requested"),
+        "{text}"
+    );
+    s.sim
+        .wait_items(WAIT, |i| object_ids(i, "cm-east").contains("7201"));
     d.stop(Duration::from_secs(10));
 }

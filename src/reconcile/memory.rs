@@ -36,7 +36,7 @@ pub struct ElementMemory {
     /// Every history record whose pairing span ends by this time (ms) has been judged.
     #[serde(default)]
     pub covered: u64,
-    /// When the last change was heard from the element (ms; 0: never).
+    /// When the element last sent a line, a change or not (ms, our clock; 0: never).
     #[serde(default)]
     pub last_heard: u64,
     /// Changes heard lately, oldest first.
@@ -196,26 +196,42 @@ impl Memory {
         if heard.is_empty() {
             return;
         }
-        let silence = self.silence.as_millis() as u64;
-        let mut woke = false;
         let mut elements = self.elements.lock();
         for (element, h) in heard {
             let Some(e) = elements.get_mut(&element) else {
                 continue;
             };
-            if e.last_heard > 0 && h.at > e.last_heard + silence {
-                self.woke.lock().push(element.clone());
-                woke = true;
-            }
-            e.last_heard = e.last_heard.max(h.at);
             if e.recent.len() == RECENT_MAX {
                 e.recent.pop_front();
             }
             e.recent.push_back(h);
         }
         self.dirty.store(true, Ordering::Relaxed);
+    }
+
+    /// `spoke` sent lines at `now_ms` (a batch): one silent for longer than `silence` wakes
+    /// the reconciler (its connection may have lost lines meanwhile).
+    pub fn spoke(&self, spoke: &[Arc<str>], now_ms: u64) {
+        if spoke.is_empty() {
+            return;
+        }
+        let silence = self.silence.as_millis() as u64;
+        let mut woke = Vec::new();
+        let mut elements = self.elements.lock();
+        for element in spoke {
+            let Some(e) = elements.get_mut(&**element) else {
+                continue;
+            };
+            if e.last_heard > 0 && now_ms > e.last_heard + silence {
+                woke.push(element.to_string());
+            }
+            // Written with the next change of the memory (a session's at the latest): the
+            // time need not be exact on disk, and lines without changes write nothing.
+            e.last_heard = e.last_heard.max(now_ms);
+        }
         drop(elements);
-        if woke {
+        if !woke.is_empty() {
+            self.woke.lock().extend(woke);
             self.requests.nudge();
         }
     }
@@ -286,17 +302,19 @@ impl Memory {
 
     /// Writes the file if anything changed since it was last written.
     pub fn save_if_changed(&self) -> std::io::Result<()> {
+        // Held while writing: sessions in threads of their own save as they end.
+        let path = self.path.lock();
         if !self.dirty.swap(false, Ordering::Relaxed) {
             return Ok(());
         }
         let saved = Saved {
             elements: self.elements.lock().clone(),
         };
-        let Some(path) = self.path.lock().clone() else {
+        let Some(path) = &*path else {
             return Ok(());
         };
         let bytes = serde_json::to_vec(&saved).unwrap_or_default();
-        crate::private::replace(&path, &bytes).inspect_err(|_| {
+        crate::private::replace(path, &bytes).inspect_err(|_| {
             self.dirty.store(true, Ordering::Relaxed);
         })
     }

@@ -10,6 +10,7 @@ mod history;
 mod judge;
 mod matching;
 mod memory;
+mod plan;
 mod requests;
 mod session;
 mod worker;
@@ -20,7 +21,7 @@ pub use matching::{compare, Comparison, Found, Heard, Window};
 pub use memory::{ElementMemory, Memory, RunSummary, Saved, RECENT_MAX};
 pub use requests::{Asked, Requests, Trigger};
 pub use session::{run as run_session, Access, Secret, CLOCK, HISTORY};
-pub use worker::Reconciler;
+pub use worker::{Reconciler, SESSIONS_MAX};
 
 use crate::resync::Change;
 

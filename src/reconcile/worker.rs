@@ -1,14 +1,20 @@
-//! The thread `omcmsync-reconcile`: decides when each element is reconciled, runs its session,
-//! and queues what was missed. One session at a time; at most one per element every
-//! `reconcile.interval.ms` (an operator's request excepted); none on a standby.
+//! The thread `omcmsync-reconcile` decides when each element is reconciled ([`Plan`]) and
+//! starts its session in a thread of its own (`omcmsync-ossi`), which judges the history and
+//! queues what was missed. At most [`SESSIONS_MAX`] sessions at once and one per element, so a
+//! CM that hangs holds up no other; at most one per element every `reconcile.interval.ms` (an
+//! operator's request excepted); none on a standby.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::thread::{Scope, ScopedJoinHandle};
 use std::time::{Duration, Instant};
 
 use super::judge::{judge, Inputs};
 use super::memory::{Judged, Memory, RunSummary};
+use super::plan::{Due, Plan};
 use super::requests::{Asked, Requests, Trigger};
 use super::session::{self, Access, CLOCK, HISTORY};
 use super::HistoryReader;
@@ -19,7 +25,13 @@ use crate::ha::{Admission, Gate, Role};
 use crate::logging;
 use crate::program::ProcessGroups;
 use crate::queue::Queue;
-use crate::supervise::Context;
+use crate::supervise::{self, Context};
+
+/// Sessions at once, each with its own element (each is one `omcmsync-ossi` process).
+pub const SESSIONS_MAX: usize = 4;
+/// At most one line a quarter hour per element says that a session found missed changes; the
+/// ones between are summed into the next.
+const FINDINGS_EVERY: Duration = Duration::from_secs(900);
 
 /// How often the memory is written while it changes.
 const SAVE_EVERY: Duration = Duration::from_secs(10);
@@ -40,50 +52,16 @@ pub struct Reconciler {
     /// The sessions running: killed at stop.
     pub programs: Arc<ProcessGroups>,
     pub context: Context,
+    /// The findings not said yet, per element ([`FINDINGS_EVERY`]).
+    pub findings: Mutex<HashMap<String, Findings>>,
 }
 
-/// When each element is due, and why.
+/// Sessions that found missed changes since an element's last such line.
 #[derive(Default)]
-struct Plan {
-    due: HashMap<String, (Instant, Trigger)>,
-    last: HashMap<String, Instant>,
-}
-
-impl Plan {
-    /// Makes `element` due for `why`, at once or when the interval since its last session ends.
-    fn mark(&mut self, element: &str, why: Trigger, interval: Duration) {
-        let now = Instant::now();
-        let at = self
-            .last
-            .get(element)
-            .map_or(now, |l| (*l + interval).max(now));
-        let entry = self.due.entry(element.to_owned()).or_insert((at, why));
-        // A trigger due no later than the schedule (or the schedule already due) names the
-        // session.
-        if at <= entry.0.max(now) {
-            *entry = (at, why);
-        }
-    }
-
-    /// The elements due now, soonest first.
-    fn take_due(&mut self) -> Vec<(String, Trigger)> {
-        let now = Instant::now();
-        let mut due: Vec<(String, Instant, Trigger)> = self
-            .due
-            .iter()
-            .filter(|(_, (at, _))| *at <= now)
-            .map(|(e, (at, why))| (e.clone(), *at, *why))
-            .collect();
-        due.sort_by_key(|(_, at, _)| *at);
-        for (e, _, _) in &due {
-            self.due.remove(e);
-        }
-        due.into_iter().map(|(e, _, why)| (e, why)).collect()
-    }
-
-    fn next(&self) -> Option<Instant> {
-        self.due.values().map(|(at, _)| *at).min()
-    }
+pub struct Findings {
+    said: Option<Instant>,
+    sessions: u64,
+    missed: u64,
 }
 
 impl Reconciler {
@@ -92,47 +70,86 @@ impl Reconciler {
         // None until the first look: a start is not a promotion.
         let mut was_active: Option<bool> = None;
         let mut last_save = Instant::now();
-        while !self.context.shutdown.is_set() {
-            let active = self.gate.admission() == Admission::Process;
-            let watched = self.watched(&mut plan);
-            if !active {
-                // An operator's request that came before the role changed is dropped: the
-                // control socket refuses them on a standby.
-                self.requests.take();
-                if self.gate.role() == Role::Standby {
-                    self.standby(&watched);
-                }
-            } else {
-                self.mark_triggers(&mut plan, was_active == Some(false));
-                for asked in self.requests.take() {
-                    self.operator(&asked, &watched);
-                }
-                for (element, why) in plan.take_due() {
-                    if self.context.shutdown.is_set() {
-                        break;
+        // The sessions' threads borrow the reconciler; the scope ends when they all have (at
+        // a stop their programs are killed first).
+        std::thread::scope(|scope| {
+            let mut running: HashMap<String, ScopedJoinHandle<'_, ()>> = HashMap::new();
+            while !self.context.shutdown.is_set() {
+                self.ended(&mut plan, &mut running);
+                let active = self.gate.admission() == Admission::Process;
+                let watched = self.watched(&mut plan);
+                if !active {
+                    // An operator's request that came before the role changed is dropped:
+                    // the control socket refuses them on a standby.
+                    self.requests.take();
+                    if self.gate.role() == Role::Standby {
+                        self.standby(&watched);
                     }
-                    self.session(&element, why, None);
-                    plan.last.insert(element.clone(), Instant::now());
-                    plan.mark(&element, Trigger::Schedule, self.settings.interval);
+                } else {
+                    self.mark_triggers(&mut plan, was_active == Some(false));
+                    for asked in self.requests.take() {
+                        operator(&mut plan, &asked, &watched);
+                    }
+                    self.start_due(scope, &mut plan, &mut running);
                 }
+                was_active = Some(active);
+                if last_save.elapsed() >= SAVE_EVERY {
+                    self.save();
+                    last_save = Instant::now();
+                }
+                self.requests.wait(self.wait(&plan));
             }
-            was_active = Some(active);
-            if last_save.elapsed() >= SAVE_EVERY {
-                self.save();
-                last_save = Instant::now();
-            }
-            // Until the first look, batches wait for it: look again soon.
-            let most = if self.memory.looked() {
-                SAVE_EVERY
-            } else {
-                FIRST_LOOK
-            };
-            let wait = plan.next().map_or(most, |at| {
-                at.saturating_duration_since(Instant::now()).min(most)
-            });
-            self.requests.wait(wait.max(FIRST_LOOK));
-        }
+        });
         self.save();
+    }
+
+    /// Until the first look, batches wait for it: look again soon.
+    fn wait(&self, plan: &Plan) -> Duration {
+        let most = if self.memory.looked() {
+            SAVE_EVERY
+        } else {
+            FIRST_LOOK
+        };
+        let wait = plan.next().map_or(most, |at| {
+            at.saturating_duration_since(Instant::now()).min(most)
+        });
+        wait.max(FIRST_LOOK)
+    }
+
+    /// Sessions that ended: their elements go back on the schedule.
+    fn ended(&self, plan: &mut Plan, running: &mut HashMap<String, ScopedJoinHandle<'_, ()>>) {
+        running.retain(|element, session| {
+            let ended = session.is_finished();
+            if ended {
+                plan.mark(element, Trigger::Schedule, self.settings.interval);
+            }
+            !ended
+        });
+    }
+
+    /// Starts the sessions due, each in its own thread (inline if none can be made).
+    fn start_due<'s>(
+        &'s self,
+        scope: &'s Scope<'s, '_>,
+        plan: &mut Plan,
+        running: &mut HashMap<String, ScopedJoinHandle<'s, ()>>,
+    ) {
+        let room = SESSIONS_MAX.saturating_sub(running.len());
+        for (element, due) in plan.start_due(room, |e| running.contains_key(e)) {
+            if self.context.shutdown.is_set() {
+                return;
+            }
+            let name = element.clone();
+            let thread = std::thread::Builder::new()
+                .name("omcmsync-ossi".into())
+                .spawn_scoped(scope, move || self.session(&name, due));
+            match thread {
+                Ok(thread) => {
+                    running.insert(element, thread);
+                }
+                Err(_) => self.session(&element, due),
+            }
+        }
     }
 
     /// The elements with a directory under `reconcile.dir`, remembered; a new one is planned
@@ -153,11 +170,10 @@ impl Reconciler {
             .collect();
         let now = now_ms();
         // An element no longer reconciled leaves the plan (and the memory, below).
-        plan.due.retain(|name, _| names.contains(name));
-        plan.last.retain(|name, _| names.contains(name));
+        plan.retain(&names);
         for name in &names {
             self.memory.watch(name, now);
-            if plan.due.contains_key(name) || plan.last.contains_key(name) {
+            if plan.knows(name) {
                 continue;
             }
             let covered = self.memory.get(name).map_or(now, |m| m.covered);
@@ -166,8 +182,7 @@ impl Reconciler {
                 plan.mark(name, Trigger::Start, self.settings.interval);
             } else {
                 let wait = Duration::from_millis(covered + interval - now);
-                plan.due
-                    .insert(name.clone(), (Instant::now() + wait, Trigger::Schedule));
+                plan.schedule(name, Instant::now() + wait);
             }
         }
         self.memory.retain(&names);
@@ -186,7 +201,7 @@ impl Reconciler {
     }
 
     fn mark_triggers(&self, plan: &mut Plan, promoted: bool) {
-        let names: Vec<String> = plan.last.keys().chain(plan.due.keys()).cloned().collect();
+        let names = plan.names();
         if promoted {
             for name in &names {
                 plan.mark(name, Trigger::Promotion, self.settings.interval);
@@ -199,28 +214,27 @@ impl Reconciler {
         }
     }
 
-    fn operator(&self, asked: &Asked, watched: &[String]) {
-        for name in watched {
-            if self.context.shutdown.is_set() {
-                return;
-            }
-            if asked.element.as_ref().is_none_or(|e| e == name) {
-                self.session(name, Trigger::Operator, asked.since_ms);
-            }
-        }
-    }
-
     /// One session with `element` and its judgement.
-    fn session(&self, element: &str, why: Trigger, since: Option<u64>) {
+    fn session(&self, element: &str, due: Due) {
         let read_at = now_ms();
         let summary = RunSummary {
             at: rfc3339(read_at),
-            why: why.as_str().into(),
+            why: due.why.as_str().into(),
             ..RunSummary::default()
         };
         let before = self.memory.get(element).and_then(|m| m.last_run);
         let c = &self.context.counters;
-        let judged = match self.read_and_judge(element, read_at, since, summary.clone()) {
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            #[cfg(feature = "fault-hooks")]
+            crate::faults::panic_once("omcmsync-ossi");
+            self.read_and_judge(element, read_at, due.since, summary.clone())
+        }))
+        .unwrap_or_else(|panic| {
+            let next = "the session counts as failed";
+            supervise::report("omcmsync-ossi", &*panic, c, next);
+            Err("an internal error (a panic, logged)".into())
+        });
+        let judged = match outcome {
             Ok(judged) => {
                 c.reconcile_runs.fetch_add(1, Ordering::Relaxed);
                 c.reconcile_missed
@@ -238,6 +252,8 @@ impl Reconciler {
         self.say(element, before.as_ref(), &judged.summary);
         self.memory.judged(element, judged);
         self.save();
+        // The planner puts the element back on the schedule.
+        self.requests.nudge();
     }
 
     fn read_and_judge(
@@ -300,17 +316,30 @@ impl Reconciler {
             }
             None => {}
         }
-        if s.missed > 0 || s.wrapped {
-            let wrapped = if s.wrapped {
-                "; the history did not reach back far enough: the element is resynced whole"
-            } else {
-                ""
-            };
-            logging::info(&format!(
-                "reconcile {element} ({}): {} records, {} changes heard, {} missed and requested{wrapped}",
-                s.why, s.records, s.heard, s.missed
-            ));
+        if s.missed == 0 && !s.wrapped {
+            return;
         }
+        let mut findings = self.findings.lock();
+        let Some(earlier) = findings.entry(element.to_owned()).or_default().add(
+            s.missed as u64,
+            s.wrapped,
+            Instant::now(),
+        ) else {
+            return;
+        };
+        let wrapped = if s.wrapped {
+            "; the history did not reach back far enough: the element is resynced whole"
+        } else {
+            ""
+        };
+        let earlier = match earlier {
+            (0, _) => String::new(),
+            (n, missed) => format!(" ({n} sessions since the last such line found {missed} more)"),
+        };
+        logging::info(&format!(
+            "reconcile {element} ({}): {} records, {} changes heard, {} missed and requested{wrapped}{earlier}",
+            s.why, s.records, s.heard, s.missed
+        ));
     }
 
     fn save(&self) {
@@ -318,6 +347,36 @@ impl Reconciler {
             self.context
                 .problems
                 .report("state.dir", &format!("writing reconcile.json failed: {e}"));
+        }
+    }
+}
+
+impl Findings {
+    /// A session found `missed` changes (or a wrapped history, always said): the sessions and
+    /// changes found since the last line to say with it, or None to stay quiet.
+    fn add(&mut self, missed: u64, wrapped: bool, now: Instant) -> Option<(u64, u64)> {
+        let quiet = self
+            .said
+            .is_some_and(|said| now.duration_since(said) < FINDINGS_EVERY);
+        if quiet && !wrapped {
+            self.sessions += 1;
+            self.missed += missed;
+            return None;
+        }
+        let earlier = (self.sessions, self.missed);
+        *self = Findings {
+            said: Some(now),
+            ..Findings::default()
+        };
+        Some(earlier)
+    }
+}
+
+/// An operator asks for one element or all of them.
+fn operator(plan: &mut Plan, asked: &Asked, watched: &[String]) {
+    for name in watched {
+        if asked.element.as_ref().is_none_or(|e| e == name) {
+            plan.ask(name, asked.since_ms);
         }
     }
 }
@@ -331,5 +390,24 @@ fn unjudged(summary: RunSummary) -> Judged {
         offset_ms: None,
         keep_from: 0,
         summary,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn findings_are_said_once_a_quarter_hour_with_the_ones_between() {
+        let mut f = Findings::default();
+        let t0 = Instant::now();
+        assert_eq!(f.add(3, false, t0), Some((0, 0)));
+        assert_eq!(f.add(2, false, t0 + Duration::from_secs(300)), None);
+        assert_eq!(f.add(4, false, t0 + Duration::from_secs(600)), None);
+        // A wrapped history is always said.
+        assert_eq!(f.add(0, true, t0 + Duration::from_secs(700)), Some((2, 6)));
+        assert_eq!(f.add(1, false, t0 + Duration::from_secs(800)), None);
+        let later = t0 + Duration::from_secs(700) + FINDINGS_EVERY;
+        assert_eq!(f.add(5, false, later), Some((1, 1)));
     }
 }

@@ -26,12 +26,25 @@ pub enum PasswordBy {
 pub struct CmSsh {
     dir: tempfile::TempDir,
     sshd: Child,
+    /// The loopback address sshd listens on.
+    pub addr: &'static str,
     pub port: u16,
 }
 
 impl CmSsh {
-    /// sshd with the stand-in, playing `scenario` (smgr-sim's `cm` scenario JSON).
+    /// sshd on 127.0.0.1 with the stand-in, playing `scenario` (smgr-sim's `cm` scenario JSON).
     pub fn start(scenario: serde_json::Value, by: PasswordBy) -> CmSsh {
+        CmSsh::start_on(scenario, by, "127.0.0.1", super::free_port())
+    }
+
+    /// As [`CmSsh::start`], on `addr:port` (a second CM beside the first: the same port, as
+    /// `reconcile.port` is one for all elements).
+    pub fn start_on(
+        scenario: serde_json::Value,
+        by: PasswordBy,
+        addr: &'static str,
+        port: u16,
+    ) -> CmSsh {
         test_user();
         let dir = tempfile::Builder::new()
             .prefix("omcm-cm-")
@@ -51,11 +64,12 @@ impl CmSsh {
         .unwrap();
         std::fs::write(path.join("cm.log"), "").unwrap();
         chmod(&path.join("cm.log"), 0o666);
-        let port = super::free_port();
-        std::fs::write(path.join("sshd_config"), sshd_config(path, port, by)).unwrap();
+        let config = sshd_config(path, (addr, port), by);
+        std::fs::write(path.join("sshd_config"), config).unwrap();
         let mut cm = CmSsh {
             sshd: spawn_sshd(path),
             dir,
+            addr,
             port,
         };
         cm.set_scenario(scenario);
@@ -90,7 +104,7 @@ impl CmSsh {
 
     /// The arguments that log in as the test user by password.
     pub fn password_args(&self) -> Vec<String> {
-        let args = ["--host", "127.0.0.1", "--user", USER, "--password-file"];
+        let args = ["--host", self.addr, "--user", USER, "--password-file"];
         let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         args.extend([self.p("password"), "--port".into(), self.port.to_string()]);
         args.extend(["--known-hosts".into(), self.p("known_hosts")]);
@@ -100,18 +114,23 @@ impl CmSsh {
     /// Writes the element's OSSI access to this CM into `dir/ossi/cm-east/` (the test user by
     /// password, this sshd's host key) and returns the action's `reconcile.*` parameters.
     pub fn reconcile_params(&self, dir: &Path, interval_ms: u64) -> String {
-        let el = dir.join("ossi/cm-east");
+        self.reconcile_access(dir, "cm-east");
+        format!(
+            r#"reconcile.dir="{}" reconcile.program="{}" reconcile.port="{}" reconcile.interval.ms="{interval_ms}""#,
+            dir.join("ossi").display(),
+            super::ossi_bin().display(),
+            self.port
+        )
+    }
+
+    /// Writes `element`'s OSSI access to this CM into `dir/ossi/<element>/`.
+    pub fn reconcile_access(&self, dir: &Path, element: &str) {
+        let el = dir.join("ossi").join(element);
         std::fs::create_dir_all(&el).unwrap();
         std::fs::write(el.join("login"), format!("{USER}\n")).unwrap();
         std::fs::copy(self.path("password"), el.join("password")).unwrap();
         std::fs::copy(self.path("known_hosts"), el.join("known_hosts")).unwrap();
-        std::fs::write(el.join("hosts"), "127.0.0.1\n").unwrap();
-        format!(
-            r#"reconcile.dir="{}" reconcile.program="{}" reconcile.port="{}" reconcile.interval.ms="{interval_ms}""#,
-            dir.join("ossi").display(),
-            super::workspace_bin("omcmsync-ossi").display(),
-            self.port
-        )
+        std::fs::write(el.join("hosts"), format!("{}\n", self.addr)).unwrap();
     }
 
     /// Runs `omcmsync-ossi` with `args`: its report, exit status, and how long it took.
@@ -131,13 +150,13 @@ impl CmSsh {
     /// Writes a known-hosts file `name` that pins `key` for this sshd.
     fn pin(&self, key: &Path, name: &str) {
         let key = std::fs::read_to_string(key).unwrap();
-        let line = format!("[127.0.0.1]:{} {}", self.port, key.trim());
+        let line = format!("[{}]:{} {}", self.addr, self.port, key.trim());
         std::fs::write(self.path(name), line + "\n").unwrap();
     }
 
     fn wait_listening(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+        while TcpStream::connect((self.addr, self.port)).is_err() {
             if let Ok(Some(status)) = self.sshd.try_wait() {
                 let log = std::fs::read_to_string(self.path("sshd.log")).unwrap_or_default();
                 panic!("sshd exited ({status}): {log}");
@@ -169,7 +188,7 @@ fn keygen(path: &Path) {
     assert!(status.success());
 }
 
-fn sshd_config(dir: &Path, port: u16, by: PasswordBy) -> String {
+fn sshd_config(dir: &Path, (addr, port): (&str, u16), by: PasswordBy) -> String {
     let d = dir.display();
     let password = if by == PasswordBy::Password {
         "yes"
@@ -177,7 +196,7 @@ fn sshd_config(dir: &Path, port: u16, by: PasswordBy) -> String {
         "no"
     };
     format!(
-        "ListenAddress 127.0.0.1:{port}\nHostKey {d}/host_ed25519\nPidFile {d}/sshd.pid\n\
+        "ListenAddress {addr}:{port}\nHostKey {d}/host_ed25519\nPidFile {d}/sshd.pid\n\
          AuthorizedKeysFile {d}/authorized_keys\nStrictModes no\nAllowUsers root {USER}\n\
          PermitRootLogin prohibit-password\nPasswordAuthentication {password}\n\
          KbdInteractiveAuthentication yes\nUsePAM yes\nPermitTTY yes\nAllowTcpForwarding no\n\
@@ -226,18 +245,30 @@ fn test_user() {
                 .args(["-M", "-d", "/", "-s", "/bin/sh", USER])
                 .status()
                 .expect("useradd");
+            // Another test process may have made it meanwhile.
+            let exists = Command::new("id").arg(USER).output().unwrap().status;
             assert!(
-                made.success(),
+                made.success() || exists.success(),
                 "useradd {USER} (the OSSI tests run as root)"
             );
         }
-        let mut chpasswd = Command::new("chpasswd")
-            .stdin(Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        let stdin = chpasswd.stdin.as_mut().unwrap();
-        writeln!(stdin, "{USER}:{PASSWORD}").unwrap();
-        assert!(chpasswd.wait().unwrap().success());
+        // The version matrix's test processes run at once: /etc/shadow may be locked by
+        // another's chpasswd for a moment.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !set_password() {
+            assert!(Instant::now() < deadline, "chpasswd {USER}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
     });
+}
+
+fn set_password() -> bool {
+    let mut chpasswd = Command::new("chpasswd")
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    let stdin = chpasswd.stdin.as_mut().unwrap();
+    writeln!(stdin, "{USER}:{PASSWORD}").unwrap();
+    chpasswd.wait().unwrap().success()
 }

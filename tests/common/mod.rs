@@ -541,6 +541,12 @@ pub fn omcmsync_bin() -> String {
     std::env::var("OMCMSYNC_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_omcmsync").to_owned())
 }
 
+/// The OSSI client the module runs (`reconcile.program`): `$OMCMSYNC_OSSI` (the packaged one
+/// in the version matrix, as for [`omcmsync_bin`]), else the workspace's build.
+pub fn ossi_bin() -> PathBuf {
+    std::env::var_os("OMCMSYNC_OSSI").map_or_else(|| workspace_bin("omcmsync-ossi"), PathBuf::from)
+}
+
 /// The standard paths of the packages and the site moved into `dir`: `/etc/omcmsync` to
 /// `dir/etc`, `/usr/share/omcmsync` to `dir/share`, the state and log directories to
 /// `dir/state` and `dir/log`, `/usr/bin/omcmsync` to the built one.
@@ -589,8 +595,12 @@ pub fn smgr_sim_bin() -> PathBuf {
 }
 
 /// A program of another workspace member (cargo's `CARGO_BIN_EXE_*` names only this package's
-/// programs): the one built beside this test, in `target/<profile>/`.
+/// programs): the one in `$OMCM_TOOLS_DIR` (the test command points it at the packages' build,
+/// which it has made anyway), else the one built beside this test, in `target/<profile>/`.
 pub fn workspace_bin(name: &str) -> PathBuf {
+    if let Some(dir) = std::env::var_os("OMCM_TOOLS_DIR") {
+        return PathBuf::from(dir).join(name);
+    }
     let exe = std::env::current_exe().expect("the test's own path");
     // target/<profile>/deps/<test>-<hash>
     let bin = exe
