@@ -24,7 +24,8 @@ pub struct Scenario {
     locked: bool,
     /// Wait this long before each reply.
     slow_ms: u64,
-    /// With the terminal type `ossit`: ask `more? [y]` after this many lines of a reply.
+    /// With the terminal type `ossit`: ask `more (y)` after this many lines of a reply (the
+    /// shape ossi_tool3 expects: `\rmore..y.`).
     page_lines: usize,
     /// Say nothing after the terminal type: a hung CM (until the client leaves).
     hang: bool,
@@ -86,7 +87,7 @@ pub fn run(scenario: &Path, log: Option<&Path>) -> Result<(), String> {
             }
             for (i, line) in text.lines().enumerate() {
                 if i > 0 && i % cm.page_lines == 0 {
-                    say("more? [y] ")?;
+                    say("\rmore (y)")?;
                     lines.next();
                 }
                 say(&format!("{line}\n"))?;

@@ -16,8 +16,12 @@ const TERMINAL_PROMPT: &str = "Terminal Type";
 const NO_RESOURCES: &str = "Login resources unavailable";
 /// CM's question after `clogoff`.
 const LOGOFF_PROMPT: &str = "Proceed With Logoff";
-/// The question of a terminal type that pages (`ossit`: `more? [y]`), answered `y`.
-const MORE_PROMPT: &str = "more?";
+/// The question of a terminal type that pages (`ossit`), answered `y`. Its exact text is not
+/// public: ossi_tool3 expects `\rmore..y.`, the spec quotes `more? [y]`; any short line that
+/// starts with it and holds a `y` is taken for it (no OSSI line starts with `m`).
+const MORE_PROMPT: &str = "more";
+/// The longest text taken for a page's question.
+const MORE_MAX_BYTES: usize = 16;
 /// The longest reply read: `list history` is a few thousand short records.
 pub const REPLY_MAX_BYTES: usize = 8 << 20;
 /// The longest line, or prompt without its newline, kept while it is incomplete.
@@ -201,9 +205,15 @@ impl Dialogue {
     }
 }
 
-/// A page's question: no OSSI line starts with `m`.
+/// A page's question.
+/// A page's question, once whole: `more`, the `y`, and one character after it (ossi_tool3's
+/// `more..y.`), so that one read in pieces is not answered before its end.
 fn is_more(text: &str) -> bool {
-    text.trim_start().get(..MORE_PROMPT.len()) == Some(MORE_PROMPT)
+    let text = text.trim();
+    let Some(rest) = text.strip_prefix(MORE_PROMPT) else {
+        return false;
+    };
+    text.len() <= MORE_MAX_BYTES && rest.find('y').is_some_and(|y| y + 1 < rest.len())
 }
 
 fn protocol(why: &str) -> SessionFailure {
@@ -287,7 +297,7 @@ mod tests {
                 "ossit\r\nt\r\n",
                 "clist history\r\nt\r\nclist history\r\nf1\t2\r\nd12/05\t10:02\r\nmore",
                 "? [y] ",
-                "y\r\nn\r\nd12/05\t10:01\r\nmore? [y]\r\n",
+                "y\r\nn\r\nd12/05\t10:01\r\n\rmore (y)\r\n",
                 "y\r\nn\r\nd12/04\t09:00\r\nt\r\n",
             ],
         )
