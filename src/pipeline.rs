@@ -38,6 +38,8 @@ pub struct Pipeline {
     trace: Option<RecordFile>,
     capture: Option<RecordFile>,
     counters: Arc<Counters>,
+    /// Reconciliation is on: each batch notes which elements sent lines ([`Batch::spoke`]).
+    hears_senders: bool,
 }
 
 /// A `rules.file` that could not be read when the configuration was, looked for again.
@@ -182,6 +184,7 @@ impl Pipeline {
             elements,
             gate,
             counters,
+            hears_senders: config.reconcile.enabled,
         }
     }
 
@@ -219,7 +222,7 @@ impl Pipeline {
         let mut senders = Senders::default();
         for raw in lines {
             let line = self.read_line(&mut batch, classifier, (&table, admission), worker, raw);
-            if let Some(line) = line {
+            if let Some(line) = line.filter(|_| self.hears_senders) {
                 senders.note(&line, &table, &mut batch.spoke);
             }
         }
@@ -240,20 +243,14 @@ impl Pipeline {
         tally.lines_received += 1;
         let line = match ReceivedLine::parse(raw) {
             Ok(line) => line,
-            Err(why) => {
-                self.malformed(tally, out, worker, raw, why);
-                return None;
-            }
+            Err(why) => return self.malformed(tally, out, worker, raw, why),
         };
         let verdict = classifier.classify(line.message);
         let outcome = match &verdict {
             Verdict::Event(e) => {
                 let sender = match line.sender() {
                     Ok(sender) => sender,
-                    Err(why) => {
-                        self.malformed(tally, out, worker, raw, why);
-                        return None;
-                    }
+                    Err(why) => return self.malformed(tally, out, worker, raw, why),
                 };
                 tally.event(e.verb);
                 let outcome = filter(table, admission, sender, e);
@@ -292,18 +289,20 @@ impl Pipeline {
         Some(line)
     }
 
-    fn malformed(
+    /// Counts (and traces) a line that is not the template's: nothing more is read of it.
+    fn malformed<T>(
         &self,
         tally: &mut Tally,
         out: &mut BatchRecords,
         worker: u64,
         raw: &[u8],
         why: Malformed,
-    ) {
+    ) -> Option<T> {
         tally.lines_malformed += 1;
         if self.trace.is_some() {
             write_malformed(&mut out.trace, worker, raw, why);
         }
+        None
     }
 
     /// The batch's changes are durable: count it and write its records.

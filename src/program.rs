@@ -33,26 +33,49 @@ pub struct Program<'a> {
     pub groups: &'a ProcessGroups,
 }
 
-/// The process groups one owner (the HA gate, the SMGR client) has running now.
+/// The process groups one owner (the HA gate, the SMGR client, a service's OSSI sessions) has
+/// running now.
 #[derive(Debug, Default)]
-pub struct ProcessGroups(Mutex<HashSet<i32>>);
+pub struct ProcessGroups(Mutex<Groups>);
+
+#[derive(Debug, Default)]
+struct Groups {
+    running: HashSet<i32>,
+    /// [`ProcessGroups::close`]d: a group started after it is killed at once.
+    closed: bool,
+}
 
 impl ProcessGroups {
-    fn set(&self) -> parking_lot::MutexGuard<'_, HashSet<i32>> {
-        self.0.lock()
-    }
-
     /// Kills every group still running, children and all (the module stops: no program it
     /// started may outlive it). Their runs end as timed out.
     pub fn kill_all(&self) {
-        for &group in self.set().iter() {
+        for &group in self.0.lock().running.iter() {
             kill_group(group);
         }
     }
 
+    /// As [`ProcessGroups::kill_all`], for an owner that ends: a program whose start raced
+    /// the stop is killed as soon as its group is known.
+    pub fn close(&self) {
+        self.0.lock().closed = true;
+        self.kill_all();
+    }
+
+    fn enter(&self, group: i32) {
+        let mut groups = self.0.lock();
+        if groups.closed {
+            kill_group(group);
+        }
+        groups.running.insert(group);
+    }
+
+    fn leave(&self, group: i32) {
+        self.0.lock().running.remove(&group);
+    }
+
     #[cfg(test)]
     fn running(&self) -> usize {
-        self.set().len()
+        self.0.lock().running.len()
     }
 }
 
@@ -152,14 +175,14 @@ fn run_with(p: &Program, keep_output: bool) -> (Ran, String) {
         });
     }
     let group = child.id() as i32;
-    p.groups.set().insert(group);
+    p.groups.enter(group);
     let output = read_on_thread(child.stdout.take(), OUTPUT_BYTES);
     let stderr = read_on_thread(child.stderr.take(), STDERR_BYTES);
     let answer = output.recv_timeout(p.limit).ok();
     if answer.is_none() {
         kill_group(group);
     }
-    p.groups.set().remove(&group);
+    p.groups.leave(group);
     // Reaped here, or by rsyslogd already.
     let _ = child.wait();
     let Some(answer) = answer else {
@@ -281,6 +304,24 @@ mod tests {
         assert_eq!(groups.running(), 0);
         std::thread::sleep(Duration::from_millis(1500));
         assert!(!marker.exists(), "a child of the killed program ran on");
+    }
+
+    /// A program started after its owner closed (a start that raced the stop) is killed at
+    /// once, not left to run to its limit.
+    #[test]
+    fn a_program_started_after_close_is_killed_at_once() {
+        let groups = ProcessGroups::default();
+        groups.close();
+        let started = std::time::Instant::now();
+        let ran = run(&Program {
+            argv: &["/bin/sh", "-c", "sleep 30"],
+            input: None,
+            env: &[],
+            limit: Duration::from_secs(30),
+            groups: &groups,
+        });
+        assert!(!matches!(ran, Ran::Exited { code: 0, .. }), "{ran:?}");
+        assert!(started.elapsed() < Duration::from_secs(5));
     }
 
     #[test]

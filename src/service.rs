@@ -326,6 +326,7 @@ fn spawn_threads(
         programs: p.sessions.clone(),
         context: context.clone(),
         findings: Default::default(),
+        ended: Default::default(),
     };
     let c = || context.clone();
     Ok(vec![
@@ -449,7 +450,7 @@ impl Drop for Service {
         // No program the module started outlives it: a thread waiting for one ends at once.
         self.gate.kill_programs();
         self.client.kill_programs();
-        self.sessions.kill_all();
+        self.sessions.close();
         let deadline = Instant::now() + Duration::from_millis(500);
         supervise::join_until(self.threads.drain(..), deadline);
     }

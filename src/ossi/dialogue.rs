@@ -162,7 +162,7 @@ impl Dialogue {
         }
         if is_more(line) {
             out.extend_from_slice(b"y\n");
-        } else if line == "y" {
+        } else if line.trim() == "y" {
             // The echo of the answer to a page's question.
         } else if line.starts_with('c') {
             // The request's echo (the terminal's, CM's, or both): the reply starts after it.
@@ -209,7 +209,7 @@ impl Dialogue {
 /// A page's question, once whole: `more`, the `y`, and one character after it (ossi_tool3's
 /// `more..y.`), so that one read in pieces is not answered before its end.
 fn is_more(text: &str) -> bool {
-    let text = text.trim();
+    let text = text.trim_start().trim_end_matches(['\r', '\n']);
     let Some(rest) = text.strip_prefix(MORE_PROMPT) else {
         return false;
     };
@@ -306,6 +306,22 @@ mod tests {
         let reply = &d.into_replies()[0].reply;
         assert_eq!((reply.records.len(), reply.unknown), (3, 0));
         assert_eq!(reply.records[2][0].value, "12/04");
+    }
+
+    #[test]
+    fn a_page_question_is_taken_whole_in_any_shape() {
+        for whole in ["more? [y] ", "\rmore (y)", "more? y ", "\r more [y]\r\n"] {
+            assert!(is_more(whole), "{whole:?}");
+        }
+        for not in [
+            "more",
+            "more? [y",
+            "more? y",
+            "d12/05\tmore (y)",
+            "more than sixteen (y)",
+        ] {
+            assert!(!is_more(not), "{not:?}");
+        }
     }
 
     #[test]

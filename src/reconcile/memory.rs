@@ -47,6 +47,9 @@ pub struct ElementMemory {
     pub judged: Vec<(u64, String)>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_run: Option<RunSummary>,
+    /// `last_heard` when it last made the memory be written (ms; not in the file).
+    #[serde(skip)]
+    pub heard_saved: u64,
     /// CM's clock minus ours at the last session (ms): a change (DST, a zone) widens the next
     /// comparison by as much.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -225,9 +228,13 @@ impl Memory {
             if e.last_heard > 0 && now_ms > e.last_heard + silence {
                 woke.push(element.to_string());
             }
-            // Written with the next change of the memory (a session's at the latest): the
-            // time need not be exact on disk, and lines without changes write nothing.
             e.last_heard = e.last_heard.max(now_ms);
+            // On disk it may lag, but by less than half the silence: after a restart, an
+            // element that spoke just before is not taken for one that was silent.
+            if e.last_heard >= e.heard_saved + silence / 2 {
+                e.heard_saved = e.last_heard;
+                self.dirty.store(true, Ordering::Relaxed);
+            }
         }
         drop(elements);
         if !woke.is_empty() {

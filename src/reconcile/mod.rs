@@ -12,6 +12,7 @@ mod matching;
 mod memory;
 mod plan;
 mod requests;
+mod run;
 mod session;
 mod worker;
 

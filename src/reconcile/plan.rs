@@ -73,6 +73,11 @@ impl Plan {
         self.due.insert(element.to_owned(), due);
     }
 
+    /// `element`'s last session started `at` (before a restart: the interval holds across).
+    pub fn started(&mut self, element: &str, at: Instant) {
+        self.last.insert(element.to_owned(), at);
+    }
+
     /// An operator asks for `element` now, compared from `since` (ms) if given.
     pub fn ask(&mut self, element: &str, since: Option<u64>) {
         let due = Due {
@@ -102,9 +107,11 @@ impl Plan {
         due
     }
 
-    /// When the next session is due.
-    pub fn next(&self) -> Option<Instant> {
-        self.due.values().map(|d| d.at).min()
+    /// When the next session is due, of those `held` does not hold back (a session running, no
+    /// room, a standby).
+    pub fn next(&self, held: impl Fn(&str) -> bool) -> Option<Instant> {
+        let free = self.due.iter().filter(|(e, _)| !held(e));
+        free.map(|(_, d)| d.at).min()
     }
 }
 
@@ -124,7 +131,8 @@ mod tests {
         // A silence ended at once after: not before an interval since the start.
         plan.mark("cm1", Trigger::Silence, HOUR);
         assert!(plan.start_due(4, |_| false).is_empty());
-        assert!(plan.next().unwrap() > Instant::now() + HOUR / 2);
+        assert!(plan.next(|_| false).unwrap() > Instant::now() + HOUR / 2);
+        assert!(plan.next(|_| true).is_none());
         // An operator is not held, and a later trigger does not replace the request.
         plan.ask("cm1", Some(7));
         plan.mark("cm1", Trigger::Promotion, HOUR);

@@ -6,38 +6,28 @@
 
 use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::{Scope, ScopedJoinHandle};
 use std::time::{Duration, Instant};
 
-use super::judge::{judge, Inputs};
-use super::memory::{Judged, Memory, RunSummary};
-use super::plan::{Due, Plan};
+use super::memory::Memory;
+use super::plan::Plan;
 use super::requests::{Asked, Requests, Trigger};
-use super::session::{self, Access, CLOCK, HISTORY};
+use super::run::Findings;
 use super::HistoryReader;
-use crate::clock::{now_ms, rfc3339};
+use crate::clock::{now_ms, parse_rfc3339_ms};
 use crate::config::ReconcileSettings;
 use crate::elements::Elements;
 use crate::ha::{Admission, Gate, Role};
 use crate::logging;
 use crate::program::ProcessGroups;
 use crate::queue::Queue;
-use crate::supervise::{self, Context};
+use crate::supervise::Context;
 
 /// Sessions at once, each with its own element (each is one `omcmsync-ossi` process).
 pub const SESSIONS_MAX: usize = 4;
-/// At most one line a quarter hour per element says that a session found missed changes; the
-/// ones between are summed into the next.
-const FINDINGS_EVERY: Duration = Duration::from_secs(900);
-
 /// How often the memory is written while it changes.
 const SAVE_EVERY: Duration = Duration::from_secs(10);
-/// How long after a session its history is judged: syslog lines of the last changes before
-/// it may still be on their way.
-const SETTLE: Duration = Duration::from_secs(5);
 /// How often the reconciler looks for the element list before its first look.
 const FIRST_LOOK: Duration = Duration::from_millis(50);
 
@@ -52,17 +42,13 @@ pub struct Reconciler {
     /// The sessions running: killed at stop.
     pub programs: Arc<ProcessGroups>,
     pub context: Context,
-    /// The findings not said yet, per element ([`FINDINGS_EVERY`]).
+    /// The findings not said yet, per element ([`Findings`]).
     pub findings: Mutex<HashMap<String, Findings>>,
+    /// Elements whose session ended, for the planner to put back on the schedule.
+    pub ended: Mutex<Vec<String>>,
 }
 
-/// Sessions that found missed changes since an element's last such line.
-#[derive(Default)]
-pub struct Findings {
-    said: Option<Instant>,
-    sessions: u64,
-    missed: u64,
-}
+type Running<'s> = HashMap<String, ScopedJoinHandle<'s, ()>>;
 
 impl Reconciler {
     pub fn run(&self) {
@@ -73,15 +59,16 @@ impl Reconciler {
         // The sessions' threads borrow the reconciler; the scope ends when they all have (at
         // a stop their programs are killed first).
         std::thread::scope(|scope| {
-            let mut running: HashMap<String, ScopedJoinHandle<'_, ()>> = HashMap::new();
+            let mut running = Running::new();
             while !self.context.shutdown.is_set() {
                 self.ended(&mut plan, &mut running);
                 let active = self.gate.admission() == Admission::Process;
                 let watched = self.watched(&mut plan);
                 if !active {
-                    // An operator's request that came before the role changed is dropped:
-                    // the control socket refuses them on a standby.
+                    // An operator's request or a silence that came before the role changed is
+                    // dropped: the control socket refuses requests on a standby.
                     self.requests.take();
+                    self.memory.take_woken();
                     if self.gate.role() == Role::Standby {
                         self.standby(&watched);
                     }
@@ -97,34 +84,48 @@ impl Reconciler {
                     self.save();
                     last_save = Instant::now();
                 }
-                self.requests.wait(self.wait(&plan));
+                let startable = active && running.len() < SESSIONS_MAX;
+                let next = plan.next(|e| !startable || running.contains_key(e));
+                self.requests.wait(self.wait(next));
             }
         });
         self.save();
     }
 
-    /// Until the first look, batches wait for it: look again soon.
-    fn wait(&self, plan: &Plan) -> Duration {
+    /// Until the next session that can start (a session that ends wakes the planner too);
+    /// until the first look, batches wait for it: look again soon.
+    fn wait(&self, next: Option<Instant>) -> Duration {
         let most = if self.memory.looked() {
             SAVE_EVERY
         } else {
             FIRST_LOOK
         };
-        let wait = plan.next().map_or(most, |at| {
+        let wait = next.map_or(most, |at| {
             at.saturating_duration_since(Instant::now()).min(most)
         });
         wait.max(FIRST_LOOK)
     }
 
-    /// Sessions that ended: their elements go back on the schedule.
-    fn ended(&self, plan: &mut Plan, running: &mut HashMap<String, ScopedJoinHandle<'_, ()>>) {
-        running.retain(|element, session| {
-            let ended = session.is_finished();
-            if ended {
-                plan.mark(element, Trigger::Schedule, self.settings.interval);
+    /// Sessions that ended (said so, or their thread did): joined, and their elements back on
+    /// the schedule.
+    fn ended(&self, plan: &mut Plan, running: &mut Running<'_>) {
+        let mut ended = std::mem::take(&mut *self.ended.lock());
+        ended.extend(
+            running
+                .iter()
+                .filter(|(_, session)| session.is_finished())
+                .map(|(element, _)| element.clone()),
+        );
+        for element in ended {
+            let joined = running.remove(&element).map(|session| session.join());
+            if let Some(Err(panic)) = joined {
+                let why = crate::supervise::panic_message(&*panic);
+                logging::error(&format!(
+                    "reconcile {element}: the session's thread panicked: {why}"
+                ));
             }
-            !ended
-        });
+            plan.mark(&element, Trigger::Schedule, self.settings.interval);
+        }
     }
 
     /// Starts the sessions due, each in its own thread (inline if none can be made).
@@ -132,7 +133,7 @@ impl Reconciler {
         &'s self,
         scope: &'s Scope<'s, '_>,
         plan: &mut Plan,
-        running: &mut HashMap<String, ScopedJoinHandle<'s, ()>>,
+        running: &mut Running<'s>,
     ) {
         let room = SESSIONS_MAX.saturating_sub(running.len());
         for (element, due) in plan.start_due(room, |e| running.contains_key(e)) {
@@ -171,12 +172,27 @@ impl Reconciler {
         let now = now_ms();
         // An element no longer reconciled leaves the plan (and the memory, below).
         plan.retain(&names);
+        self.findings.lock().retain(|name, _| names.contains(name));
         for name in &names {
             self.memory.watch(name, now);
             if plan.knows(name) {
                 continue;
             }
-            let covered = self.memory.get(name).map_or(now, |m| m.covered);
+            let memory = self.memory.get(name).unwrap_or_default();
+            // The interval holds across restarts: from the last session's start.
+            let last = memory.last_run.and_then(|r| parse_rfc3339_ms(&r.at));
+            let ago = last
+                .and_then(|at| now.checked_sub(at))
+                .map(Duration::from_millis);
+            let began = ago.filter(|ago| *ago < self.settings.interval);
+            if let Some(began) = began.and_then(|ago| Instant::now().checked_sub(ago)) {
+                plan.started(name, began);
+            }
+            let covered = if memory.covered == 0 {
+                now
+            } else {
+                memory.covered
+            };
             let interval = self.settings.interval.as_millis() as u64;
             if covered + interval < now {
                 plan.mark(name, Trigger::Start, self.settings.interval);
@@ -214,161 +230,12 @@ impl Reconciler {
         }
     }
 
-    /// One session with `element` and its judgement.
-    fn session(&self, element: &str, due: Due) {
-        let read_at = now_ms();
-        let summary = RunSummary {
-            at: rfc3339(read_at),
-            why: due.why.as_str().into(),
-            ..RunSummary::default()
-        };
-        let before = self.memory.get(element).and_then(|m| m.last_run);
-        let c = &self.context.counters;
-        let outcome = catch_unwind(AssertUnwindSafe(|| {
-            #[cfg(feature = "fault-hooks")]
-            crate::faults::panic_once("omcmsync-ossi");
-            self.read_and_judge(element, read_at, due.since, summary.clone())
-        }))
-        .unwrap_or_else(|panic| {
-            let next = "the session counts as failed";
-            supervise::report("omcmsync-ossi", &*panic, c, next);
-            Err("an internal error (a panic, logged)".into())
-        });
-        let judged = match outcome {
-            Ok(judged) => {
-                c.reconcile_runs.fetch_add(1, Ordering::Relaxed);
-                c.reconcile_missed
-                    .fetch_add(judged.summary.missed as u64, Ordering::Relaxed);
-                judged
-            }
-            Err(why) => {
-                c.reconcile_failed.fetch_add(1, Ordering::Relaxed);
-                unjudged(RunSummary {
-                    failed: Some(why),
-                    ..summary
-                })
-            }
-        };
-        self.say(element, before.as_ref(), &judged.summary);
-        self.memory.judged(element, judged);
-        self.save();
-        // The planner puts the element back on the schedule.
-        self.requests.nudge();
-    }
-
-    fn read_and_judge(
-        &self,
-        element: &str,
-        read_at: u64,
-        since: Option<u64>,
-        summary: RunSummary,
-    ) -> Result<Judged, String> {
-        let access = self.access(element)?;
-        let started = Instant::now();
-        let (host, replies) =
-            session::run(&access, &self.settings, &[CLOCK, HISTORY], &self.programs)
-                .map_err(|f| format!("OSSI session: {f}"))?;
-        let session_ms = started.elapsed().as_millis() as u64;
-        if self.context.shutdown.wait(SETTLE) {
-            return Err("stopped before the history was judged".into());
-        }
-        let memory = self.memory.get(element).unwrap_or_default();
-        let input = Inputs {
-            element,
-            replies: &replies,
-            read_at,
-            memory: &memory,
-            since,
-            tolerance_ms: self.settings.tolerance.as_millis() as u64,
-        };
-        let summary = RunSummary {
-            host: Some(host),
-            session_ms,
-            ..summary
-        };
-        let judging = Instant::now();
-        let mut verdict = judge(&input, &*self.reader, summary)?;
-        verdict.judged.summary.judge_ms = judging.elapsed().as_millis() as u64;
-        self.queue
-            .submit_synced(verdict.changes)
-            .map_err(|e| format!("queueing what was missed: {e}"))?;
-        Ok(verdict.judged)
-    }
-
-    fn access(&self, element: &str) -> Result<Access, String> {
-        let hosts = self.elements.hosts(element);
-        let dir = self.settings.dir.join(element);
-        Access::read(&dir, &hosts)
-            .unwrap_or_else(|| Err(format!("{}: no directory", dir.display())))
-    }
-
-    /// Logs a session that found something, a failure once (until it changes), and the first
-    /// success after failures.
-    fn say(&self, element: &str, before: Option<&RunSummary>, s: &RunSummary) {
-        let failed_before = before.and_then(|b| b.failed.as_ref());
-        match &s.failed {
-            Some(why) if failed_before != Some(why) => logging::warning(&format!(
-                "reconcile {element}: {why}; tried again within reconcile.interval.ms, changes heard by syslog are delivered meanwhile"
-            )),
-            Some(_) => {}
-            None if failed_before.is_some() => {
-                logging::info(&format!("reconcile {element}: CM's history is read again"))
-            }
-            None => {}
-        }
-        if s.missed == 0 && !s.wrapped {
-            return;
-        }
-        let mut findings = self.findings.lock();
-        let Some(earlier) = findings.entry(element.to_owned()).or_default().add(
-            s.missed as u64,
-            s.wrapped,
-            Instant::now(),
-        ) else {
-            return;
-        };
-        let wrapped = if s.wrapped {
-            "; the history did not reach back far enough: the element is resynced whole"
-        } else {
-            ""
-        };
-        let earlier = match earlier {
-            (0, _) => String::new(),
-            (n, missed) => format!(" ({n} sessions since the last such line found {missed} more)"),
-        };
-        logging::info(&format!(
-            "reconcile {element} ({}): {} records, {} changes heard, {} missed and requested{wrapped}{earlier}",
-            s.why, s.records, s.heard, s.missed
-        ));
-    }
-
-    fn save(&self) {
+    pub(super) fn save(&self) {
         if let Err(e) = self.memory.save_if_changed() {
             self.context
                 .problems
                 .report("state.dir", &format!("writing reconcile.json failed: {e}"));
         }
-    }
-}
-
-impl Findings {
-    /// A session found `missed` changes (or a wrapped history, always said): the sessions and
-    /// changes found since the last line to say with it, or None to stay quiet.
-    fn add(&mut self, missed: u64, wrapped: bool, now: Instant) -> Option<(u64, u64)> {
-        let quiet = self
-            .said
-            .is_some_and(|said| now.duration_since(said) < FINDINGS_EVERY);
-        if quiet && !wrapped {
-            self.sessions += 1;
-            self.missed += missed;
-            return None;
-        }
-        let earlier = (self.sessions, self.missed);
-        *self = Findings {
-            said: Some(now),
-            ..Findings::default()
-        };
-        Some(earlier)
     }
 }
 
@@ -378,36 +245,5 @@ fn operator(plan: &mut Plan, asked: &Asked, watched: &[String]) {
         if asked.element.as_ref().is_none_or(|e| e == name) {
             plan.ask(name, asked.since_ms);
         }
-    }
-}
-
-/// What a failed session leaves: its summary, nothing judged.
-fn unjudged(summary: RunSummary) -> Judged {
-    Judged {
-        covered: None,
-        lines: Vec::new(),
-        paired: Vec::new(),
-        offset_ms: None,
-        keep_from: 0,
-        summary,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn findings_are_said_once_a_quarter_hour_with_the_ones_between() {
-        let mut f = Findings::default();
-        let t0 = Instant::now();
-        assert_eq!(f.add(3, false, t0), Some((0, 0)));
-        assert_eq!(f.add(2, false, t0 + Duration::from_secs(300)), None);
-        assert_eq!(f.add(4, false, t0 + Duration::from_secs(600)), None);
-        // A wrapped history is always said.
-        assert_eq!(f.add(0, true, t0 + Duration::from_secs(700)), Some((2, 6)));
-        assert_eq!(f.add(1, false, t0 + Duration::from_secs(800)), None);
-        let later = t0 + Duration::from_secs(700) + FINDINGS_EVERY;
-        assert_eq!(f.add(5, false, later), Some((1, 1)));
     }
 }

@@ -241,16 +241,26 @@ fn test_user() {
             .status
             .success();
         if !exists {
-            let made = Command::new("useradd")
+            // Another test process may be making it meanwhile (useradd then fails on a lock).
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while !Command::new("useradd")
                 .args(["-M", "-d", "/", "-s", "/bin/sh", USER])
                 .status()
-                .expect("useradd");
-            // Another test process may have made it meanwhile.
-            let exists = Command::new("id").arg(USER).output().unwrap().status;
-            assert!(
-                made.success() || exists.success(),
-                "useradd {USER} (the OSSI tests run as root)"
-            );
+                .expect("useradd")
+                .success()
+                && !Command::new("id")
+                    .arg(USER)
+                    .output()
+                    .unwrap()
+                    .status
+                    .success()
+            {
+                assert!(
+                    Instant::now() < deadline,
+                    "useradd {USER} (the OSSI tests run as root)"
+                );
+                std::thread::sleep(Duration::from_millis(200));
+            }
         }
         // The version matrix's test processes run at once: /etc/shadow may be locked by
         // another's chpasswd for a moment.
