@@ -11,6 +11,9 @@
 //! Then the coalescing map's memory per pending key (heap in use, from glibc's `mallinfo2`),
 //! the module's share of rsyslogd's memory during an SMGR outage.
 //!
+//! Then reconciliation's memory at its cap (50,000 heard changes of one element): how long a
+//! write of `reconcile.json` holds the lock the action's batches take, and the whole write.
+//!
 //! This isolates the module's own cost from rsyslog's and the VM's: the daemon benchmark shows
 //! the effect inside rsyslogd. Figures go to docs/benchmarks.md; nothing here asserts a time.
 
@@ -182,6 +185,63 @@ fn handoff(dir: &std::path::Path) {
     );
 }
 
+/// Reconciliation's memory with one element's heard changes at their cap: the median time of
+/// one element's copy (what a write of `reconcile.json` does under the lock batches take), of a
+/// whole write, and of one batch's note of 50 changes (the action's share), over 7 trials.
+fn memory_at_cap(dir: &std::path::Path) {
+    use omcmsync::reconcile::{Heard, Memory, RECENT_MAX};
+    let memory = Memory::new(std::time::Duration::from_secs(600), Default::default());
+    memory.open(dir.join("reconcile.json"));
+    memory.watch("cm-east", 1_764_065_702_123);
+    let station: std::sync::Arc<str> = "station".into();
+    let heard = |seq: u64| Heard {
+        at: 1_764_065_702_123 + seq,
+        scope: Scope::Object {
+            ty: station.clone(),
+            id: (1_000_000 + seq).to_string().into(),
+        },
+        login: Some("dadmin".into()),
+    };
+    memory.note(
+        (0..RECENT_MAX as u64)
+            .map(|i| ("cm-east".to_string(), heard(i)))
+            .collect(),
+    );
+    let median = |f: &mut dyn FnMut()| {
+        let mut times: Vec<f64> = (0..TRIALS)
+            .map(|_| {
+                let started = Instant::now();
+                f();
+                started.elapsed().as_secs_f64() * 1e3
+            })
+            .collect();
+        times.sort_by(f64::total_cmp);
+        times[TRIALS / 2]
+    };
+    let copy = median(&mut || drop(memory.get("cm-east")));
+    let mut seq = RECENT_MAX as u64;
+    let note = median(&mut || {
+        let batch = (seq..seq + 50)
+            .map(|i| ("cm-east".to_string(), heard(i)))
+            .collect();
+        memory.note(batch);
+        seq += 50;
+    });
+    // Each write after a change (a write of an unchanged memory does nothing).
+    let write = median(&mut || {
+        memory.note(vec![("cm-east".to_string(), heard(seq))]);
+        seq += 1;
+        memory.save_if_changed().unwrap();
+    });
+    let bytes = std::fs::metadata(dir.join("reconcile.json")).unwrap().len();
+    println!(
+        "reconcile memory, {RECENT_MAX} heard changes: copy under the lock {copy:.1} ms | whole write {write:.1} ms ({:.1} MB) | one batch's note of 50 {:.3} ms | copy / a batch's note {:.0}",
+        bytes as f64 / 1e6,
+        note,
+        copy / note
+    );
+}
+
 fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
@@ -231,4 +291,5 @@ fn main() {
         "coalescing map: {keys} pending keys, {:.0} heap bytes per key",
         map_bytes_per_key(keys)
     );
+    memory_at_cap(dir.path());
 }
