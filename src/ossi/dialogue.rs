@@ -141,7 +141,7 @@ impl Dialogue {
                 self.partial.clear();
                 self.stage = Stage::Ready;
             }
-            Stage::Reply if is_more(text) => {
+            Stage::Reply if is_more(text, false) => {
                 out.extend_from_slice(b"y\n");
                 self.partial.clear();
             }
@@ -160,7 +160,7 @@ impl Dialogue {
         if self.reply_bytes > REPLY_MAX_BYTES {
             return Err(protocol("a reply longer than 8 MiB"));
         }
-        if is_more(line) {
+        if is_more(line, true) {
             out.extend_from_slice(b"y\n");
         } else if line.trim() == "y" {
             // The echo of the answer to a page's question.
@@ -206,14 +206,16 @@ impl Dialogue {
 }
 
 /// A page's question.
-/// A page's question, once whole: `more`, the `y`, and one character after it (ossi_tool3's
-/// `more..y.`), so that one read in pieces is not answered before its end.
-fn is_more(text: &str) -> bool {
-    let text = text.trim_start().trim_end_matches(['\r', '\n']);
+/// A page's question: `more` and a `y`. A `line` (its end already taken off) is whole; text
+/// still without its newline is taken once a character follows the `y` (ossi_tool3's
+/// `more..y.`; a `\r` counts), so that a question read in pieces is not answered early.
+fn is_more(text: &str, line: bool) -> bool {
+    let text = text.trim_start();
     let Some(rest) = text.strip_prefix(MORE_PROMPT) else {
         return false;
     };
-    text.len() <= MORE_MAX_BYTES && rest.find('y').is_some_and(|y| y + 1 < rest.len())
+    let y = rest.find('y');
+    text.len() <= MORE_MAX_BYTES && y.is_some_and(|y| line || y + 1 < rest.len())
 }
 
 fn protocol(why: &str) -> SessionFailure {
@@ -310,9 +312,17 @@ mod tests {
 
     #[test]
     fn a_page_question_is_taken_whole_in_any_shape() {
-        for whole in ["more? [y] ", "\rmore (y)", "more? y ", "\r more [y]\r\n"] {
-            assert!(is_more(whole), "{whole:?}");
+        for whole in [
+            "more? [y] ",
+            "\rmore (y)",
+            "more? y ",
+            "\r more [y]\r\n",
+            "\rmore? y\r",
+        ] {
+            assert!(is_more(whole, false), "{whole:?}");
         }
+        // A line arrives without its end: a question that ends with its `y` is whole too.
+        assert!(is_more("more? y", true) && is_more("\rmore (y)", true));
         for not in [
             "more",
             "more? [y",
@@ -320,7 +330,7 @@ mod tests {
             "d12/05\tmore (y)",
             "more than sixteen (y)",
         ] {
-            assert!(!is_more(not), "{not:?}");
+            assert!(!is_more(not, false), "{not:?}");
         }
     }
 

@@ -179,8 +179,10 @@ impl Reconciler {
                 continue;
             }
             let memory = self.memory.get(name).unwrap_or_default();
-            // The interval holds across restarts: from the last session's start.
-            let last = memory.last_run.and_then(|r| parse_rfc3339_ms(&r.at));
+            // The interval holds across restarts: from the last session's start, if it read
+            // CM (a failed one, a stop's among them, compared nothing).
+            let last = memory.last_run.filter(|r| r.failed.is_none());
+            let last = last.and_then(|r| parse_rfc3339_ms(&r.at));
             let ago = last
                 .and_then(|at| now.checked_sub(at))
                 .map(Duration::from_millis);
